@@ -1,0 +1,55 @@
+"""Tenantry: the application factory. It only wires things together."""
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import config as config_module
+from app.extensions import csrf, db, limiter, login_manager, migrate
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, tenancy hooks, blueprints, CLI."""
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_path=str(config_module.BASE_DIR / "instance"),
+    )
+    app.config.update(config_module.load(overrides))
+    from app import database
+
+    database.resolve(app.config)
+
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config_module.BASE_DIR / "migrations"), compare_type=True)
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # sessions are server-side records
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from flask_sqlalchemy.session import Session as AppSession
+
+    from app.tenancy import scoping
+
+    scoping.install(AppSession)
+
+    from app import models  # noqa: F401  (every model registered on the metadata)
+    from app import ops
+    from app.tenancy import request as tenancy_request
+
+    ops.init_app(app)
+    tenancy_request.init_app(app)
+
+    from app.web import blueprints
+
+    blueprints.register(app)
+
+    from app import cli
+
+    cli.init_app(app)
+    return app

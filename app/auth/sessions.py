@@ -1,0 +1,129 @@
+"""Server-side sessions behind Flask-Login.
+
+The signed, host-only cookie holds only the id of a ``user_sessions`` row. The
+row is the authority: revoking it signs the user out on every host the
+sign-in reached (apex, each organization, custom domains).
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from flask import current_app, g, request, session
+from sqlalchemy import update
+
+from app.auth.models import UserSession
+from app.extensions import db, login_manager
+from app.util import parse_uuid, utcnow
+
+SESSION_KEY = "sid"
+# Refresh last_seen at most this often: a write per request would cost more
+# than the whole page.
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def start(user, impersonator_id=None) -> UserSession:
+    """Create a new server-side session for ``user`` and bind this host's cookie to it.
+
+    A new id at every log-in (no session fixation): anything the cookie held
+    before is dropped.
+    """
+    rec = UserSession(
+        user_id=user.id,
+        ip=client_ip(),
+        user_agent=(request.user_agent.string or "")[:400],
+        impersonator_id=impersonator_id,
+    )
+    db.session.add(rec)
+    db.session.flush()
+    bind_cookie(rec.id)
+    g.user_session = rec
+    return rec
+
+
+def bind_cookie(session_id: uuid.UUID) -> None:
+    """Point this host's cookie at ``session_id``, discarding the old cookie content."""
+    session.clear()
+    session[SESSION_KEY] = str(session_id)
+    session.permanent = True
+
+
+def is_valid(rec: UserSession | None) -> bool:
+    """True when the session exists, is not revoked, and is inside both lifetimes."""
+    if rec is None or rec.revoked_at is not None:
+        return False
+    now = utcnow()
+    cfg = current_app.config
+    if rec.last_seen_at + cfg["SESSION_IDLE_TIMEOUT"] < now:
+        return False
+    if rec.created_at + cfg["SESSION_ABSOLUTE_TIMEOUT"] < now:
+        return False
+    return True
+
+
+def revoke(rec: UserSession) -> None:
+    if rec.revoked_at is None:
+        rec.revoked_at = utcnow()
+
+
+def end_current() -> None:
+    """Sign out: revoke the server-side session (every host) and clear this cookie."""
+    rec = getattr(g, "user_session", None)
+    if rec is not None:
+        revoke(rec)
+    session.clear()
+
+
+def current() -> UserSession | None:
+    return getattr(g, "user_session", None)
+
+
+@login_manager.user_loader
+def _unused_user_loader(_user_id):
+    # We never store _user_id in the cookie; the request loader below is the path.
+    return None
+
+
+@login_manager.request_loader
+def load_from_cookie(_request):
+    """Flask-Login hook: the user of this request's valid session, or ``None``."""
+    sid = parse_uuid(session.get(SESSION_KEY))
+    if sid is None:
+        return None
+    rec = db.session.get(UserSession, sid)
+    if not is_valid(rec):
+        session.pop(SESSION_KEY, None)
+        return None
+    g.user_session = rec
+    now = utcnow()
+    if now - rec.last_seen_at > LAST_SEEN_RESOLUTION:
+        db.session.execute(
+            update(UserSession).where(UserSession.id == rec.id).values(last_seen_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        db.session.commit()
+    return rec.user
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    """Anonymous visitor on a page that needs a sign-in: off to the apex log-in.
+
+    An HTMX request gets 401 with ``HX-Redirect`` (a 302 would swap the log-in
+    form into whatever the request targeted).
+    """
+    from flask import make_response, redirect, url_for
+
+    from app.tenancy import hosts
+    from app.web.htmx import HX_REDIRECT, is_htmx
+
+    target = hosts.apex_url(url_for("auth.login", next=request.url))
+    if is_htmx() or request.headers.get("HX-Request") == "true":
+        resp = make_response("", 401)
+        resp.headers[HX_REDIRECT] = target
+        return resp
+    return redirect(target)

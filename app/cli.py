@@ -1,0 +1,64 @@
+"""Command-line tools: ``flask --app wsgi <command>``."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from sqlalchemy import create_engine
+
+from app.extensions import db
+
+
+def owner_engine():
+    """An engine on the owner connection (migrations, checks, maintenance)."""
+    return create_engine(current_app.config["DATABASE_URL"], poolclass=__import__("sqlalchemy.pool", fromlist=["NullPool"]).NullPool)
+
+
+def init_app(app) -> None:
+    @app.cli.command("demo")
+    def demo_command():
+        """Create the demo organizations and accounts (idempotent)."""
+        from app.demo import load_demo
+
+        summary = load_demo()
+        click.echo(summary)
+
+    @app.cli.command("create-superadmin")
+    @click.argument("email")
+    @click.option("--name", default="Super Admin")
+    @click.password_option(prompt="Password", confirmation_prompt=True)
+    def create_superadmin(email, name, password):
+        """Create (or promote) a platform super-admin."""
+        from app.auth.services import create_superadmin as create
+
+        try:
+            user, created = create(email, name, password)
+        except ValueError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        db.session.commit()
+        click.echo(f"{'created' if created else 'promoted'} super-admin {user.email}")
+
+    @app.cli.command("check")
+    def check_command():
+        """Report the security posture; exit non-zero when anything is wrong."""
+        from app.tenancy.rls import posture
+
+        role = current_app.config["DATABASE_RUNTIME_ROLE"]
+        engine = owner_engine()
+        with engine.connect() as conn:
+            rows = posture(conn, role)
+        bad = 0
+        for name, ok, detail in rows:
+            click.echo(f"[{'ok' if ok else 'FAIL'}] {name}{(' — ' + detail) if detail else ''}")
+            bad += 0 if ok else 1
+        click.echo(f"{len(rows) - bad} ok, {bad} failed")
+        engine.dispose()
+        sys.exit(1 if bad else 0)
+
+    @app.cli.command("db-url")
+    @click.option("--runtime", is_flag=True, help="The runtime role's URL instead of the owner's.")
+    def db_url(runtime):
+        """Print the database URL in use (for psql and scripts)."""
+        click.echo(current_app.config["SQLALCHEMY_DATABASE_URI" if runtime else "DATABASE_URL"])

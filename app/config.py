@@ -1,0 +1,120 @@
+"""Configuration. This module is the only code that reads the environment.
+
+Every setting has a development default so that a fresh checkout runs with no
+configuration at all; production sets at least ``SECRET_KEY``,
+``DATABASE_URL`` and ``SERVER_NAME``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _secret_key(instance_dir: Path) -> str:
+    """A stable development key: generated once and kept in ``instance/``.
+
+    Production must set ``SECRET_KEY``; a key written to disk is only for a
+    developer's machine, where it keeps sessions valid across restarts.
+    """
+    path = instance_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def load(overrides: dict | None = None) -> dict:
+    """Return the application's configuration as a plain dict.
+
+    ``overrides`` (used by tests) win over the environment.
+    """
+    env = os.environ
+    instance_dir = Path(env.get("TENANTRY_INSTANCE_DIR") or BASE_DIR / "instance")
+    env_name = env.get("TENANTRY_ENV", "development")
+    development = env_name in {"development", "test"}
+    server_name = env.get("SERVER_NAME", "localhost:5000")
+    cfg = {
+        "ENV_NAME": env_name,
+        "DEVELOPMENT": development,
+        "INSTANCE_DIR": str(instance_dir),
+        "SECRET_KEY": env.get("SECRET_KEY") or _secret_key(instance_dir),
+        # SERVER_NAME is the apex; organizations live at <slug>.<SERVER_NAME>.
+        # Flask's own SERVER_NAME is left unset on purpose: we resolve hosts
+        # ourselves (custom domains must work too).
+        "TENANTRY_SERVER_NAME": server_name.lower(),
+        "PREFERRED_URL_SCHEME": env.get("URL_SCHEME", "http" if development else "https"),
+        # Owner connection: migrations, the project-created runtime role.
+        "DATABASE_URL": env.get("DATABASE_URL") or None,
+        # Runtime connection (non-owner, no BYPASSRLS). Derived from
+        # DATABASE_URL with the runtime role when not given.
+        "DATABASE_RUNTIME_URL": env.get("DATABASE_RUNTIME_URL") or None,
+        "DATABASE_RUNTIME_ROLE": env.get("DATABASE_RUNTIME_ROLE", "tenantry_app"),
+        "DATABASE_RUNTIME_PASSWORD": env.get("DATABASE_RUNTIME_PASSWORD") or None,
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_size": _int(env.get("DATABASE_POOL_SIZE"), 5),
+        },
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "MAIL_URL": env.get("MAIL_URL") or None,
+        "MAIL_FROM": env.get("MAIL_FROM", "Tenantry <no-reply@tenantry.test>"),
+        "PORT": _int(env.get("PORT"), 5000),
+        # Sessions: server-side records; the cookie only carries their id.
+        "SESSION_COOKIE_NAME": "tenantry_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), not development),
+        # Host-only cookies: never a Domain attribute, so one organization's
+        # host never receives another's cookie.
+        "SESSION_COOKIE_DOMAIN": False,
+        "REMEMBER_COOKIE_DURATION": timedelta(seconds=0),
+        "SESSION_IDLE_TIMEOUT": timedelta(minutes=_int(env.get("SESSION_IDLE_MINUTES"), 60 * 8)),
+        "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=_int(env.get("SESSION_ABSOLUTE_HOURS"), 24 * 7)),
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int(env.get("SESSION_ABSOLUTE_HOURS"), 24 * 7)),
+        "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead
+        "WTF_CSRF_SSL_STRICT": not development,
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes"),
+        "LOGIN_ATTEMPTS_PER_IP": env.get("LOGIN_ATTEMPTS_PER_IP", "30 per 15 minutes"),
+        "HANDOFF_TOKEN_SECONDS": 60,
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "LOG_JSON": _bool(env.get("LOG_JSON"), not development),
+        "TRUSTED_PROXIES": _int(env.get("TRUSTED_PROXIES"), 0),
+        "ARGON2_TIME_COST": _int(env.get("ARGON2_TIME_COST"), 2),
+        "ARGON2_MEMORY_KIB": _int(env.get("ARGON2_MEMORY_KIB"), 19 * 1024),
+    }
+    if overrides:
+        cfg.update(overrides)
+    return cfg
+
+
+def test_database_url() -> str | None:
+    """The PostgreSQL the test suite should use instead of the embedded one."""
+    return os.environ.get("TEST_DATABASE_URL") or None
+
+
+def environ(name: str, default: str | None = None) -> str | None:
+    """Read one environment variable (for scripts that need a setting not in ``load``)."""
+    return os.environ.get(name, default)

@@ -1,0 +1,75 @@
+"""Where the database is: an embedded PostgreSQL or ``DATABASE_URL``.
+
+Two connections exist on purpose:
+
+* the **owner** URL (``DATABASE_URL``, or the embedded server's superuser)
+  runs migrations and owns every table;
+* the **runtime** URL is what the web app and workers use: the role
+  ``tenantry_app`` created by the migrations, which is not a superuser, has no
+  BYPASSRLS and owns nothing, so PostgreSQL row-level security applies to it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB_NAME = "tenantry"
+
+
+def embedded_owner_url(pgdata: Path, dbname: str = EMBEDDED_DB_NAME) -> str:
+    """Start (or reuse) the embedded PostgreSQL in ``pgdata``; return its owner URL.
+
+    The server keeps running while any process that asked for it is alive
+    (pgserver's reference counting), and the data directory is reused, so a
+    second ``make run`` finds the same database.
+    """
+    import pgserver  # imported lazily: production never needs it
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(pgdata))
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{dbname}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{dbname}";')
+    base = make_url(server.get_uri())
+    return str(
+        URL.create(
+            "postgresql+psycopg",
+            username=base.username or "postgres",
+            database=dbname,
+            query={"host": base.query.get("host") or str(pgdata)},
+        )
+    )
+
+
+def normalise(url: str) -> str:
+    """Use the psycopg 3 driver whatever scheme the operator wrote."""
+    u = make_url(url)
+    if u.drivername in {"postgres", "postgresql", "postgresql+psycopg2"}:
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def runtime_url(owner_url: str, role: str, password: str | None) -> str:
+    """The runtime role's URL: the owner's host and database, another user."""
+    u = make_url(normalise(owner_url)).set(username=role, password=password)
+    return u.render_as_string(hide_password=False)
+
+
+def resolve(config: dict) -> None:
+    """Fill ``DATABASE_URL`` (owner) and ``SQLALCHEMY_DATABASE_URI`` (runtime).
+
+    With no ``DATABASE_URL`` the embedded server in ``instance/pgdata`` is used.
+    """
+    owner = config.get("DATABASE_URL")
+    if not owner:
+        owner = embedded_owner_url(Path(config["INSTANCE_DIR"]) / "pgdata")
+        config["EMBEDDED_DATABASE"] = True
+    config["DATABASE_URL"] = normalise(owner)
+    config["SQLALCHEMY_DATABASE_URI"] = config.get("DATABASE_RUNTIME_URL") or runtime_url(
+        owner, config["DATABASE_RUNTIME_ROLE"], config.get("DATABASE_RUNTIME_PASSWORD")
+    )

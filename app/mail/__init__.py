@@ -1,0 +1,76 @@
+"""Outgoing mail: one ``send_mail()`` path for every message.
+
+With ``MAIL_URL`` (``smtp://user:pass@host:port``, ``smtps://…`` for implicit
+TLS, ``?starttls=1`` for STARTTLS) mail goes over SMTP. Without it, each
+message is written to ``instance/outbox/`` and listed by a development-only
+page, so nothing is lost and nothing leaves the machine.
+"""
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from flask import current_app, render_template
+
+log = logging.getLogger("tenantry.mail")
+
+
+def build(to: str, subject: str, template: str, **context) -> EmailMessage:
+    """Render ``templates/mail/<template>.txt`` and ``.html`` into one message."""
+    msg = EmailMessage()
+    msg["From"] = current_app.config["MAIL_FROM"]
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="tenantry.local")
+    context.setdefault("subject", subject)
+    msg.set_content(render_template(f"mail/{template}.txt", **context))
+    msg.add_alternative(render_template(f"mail/{template}.html", **context), subtype="html")
+    return msg
+
+
+def send_mail(to: str, subject: str, template: str, **context) -> EmailMessage:
+    """Send one message now (SMTP from ``MAIL_URL``, else the development outbox)."""
+    msg = build(to, subject, template, **context)
+    url = current_app.config.get("MAIL_URL")
+    if url:
+        _send_smtp(url, msg)
+    else:
+        _write_outbox(msg)
+    log.info("mail sent: %s to %s", template, to)
+    return msg
+
+
+def _send_smtp(url: str, msg: EmailMessage) -> None:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = parts.hostname or "localhost"
+    if parts.scheme == "smtps":
+        client = smtplib.SMTP_SSL(host, parts.port or 465, timeout=10, context=ssl.create_default_context())
+    else:
+        client = smtplib.SMTP(host, parts.port or 25, timeout=10)
+    with client:
+        if query.get("starttls", ["0"])[0] in ("1", "true"):
+            client.starttls(context=ssl.create_default_context())
+        if parts.username:
+            client.login(unquote(parts.username), unquote(parts.password or ""))
+        client.send_message(msg)
+
+
+def outbox_dir() -> Path:
+    return Path(current_app.config["INSTANCE_DIR"]) / "outbox"
+
+
+def _write_outbox(msg: EmailMessage) -> None:
+    folder = outbox_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    from app.util import utcnow
+
+    name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.eml"
+    (folder / name).write_bytes(bytes(msg))

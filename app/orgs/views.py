@@ -1,0 +1,97 @@
+"""The apex (landing, your organizations, create) and an organization's dashboard."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.auth.views import go_to
+from app.extensions import db
+from app.orgs.forms import OrganizationForm
+from app.rbac.decorators import login_only, public, require
+from app.tenancy import hosts
+from app.tenancy.services import OrgError, create_organization, my_memberships
+from app.web.htmx import render
+
+bp = Blueprint("orgs", __name__)
+
+
+@bp.get("/")
+@public
+def home():
+    """Apex: the landing page, or the signed-in user's organizations.
+
+    Straight to the organization when there is one (or the last used one);
+    on an organization host, the dashboard.
+    """
+    if g.get("org") is not None:
+        return redirect(url_for("orgs.dashboard"))
+    if not current_user.is_authenticated:
+        return render_template("orgs/landing.html")
+    memberships = my_memberships(current_user.id)
+    if request.args.get("pick") is None:
+        if len(memberships) == 1:
+            return go_to(hosts.org_url(memberships[0].org, url_for("orgs.dashboard")))
+        last = next((m for m in memberships if m.organization_id == current_user.last_org_id), None)
+        if last is not None:
+            return go_to(hosts.org_url(last.org, url_for("orgs.dashboard")))
+    return render_template("orgs/picker.html", memberships=memberships)
+
+
+@bp.route("/organizations/new", methods=["GET", "POST"])
+@login_required
+@login_only
+def new():
+    """Create an organization (any verified user, on the apex); the creator becomes Owner."""
+    if g.get("host_kind") != "apex":
+        return redirect(hosts.apex_url(url_for("orgs.new")))
+    form = OrganizationForm()
+    if request.method == "GET":
+        return render_template("orgs/new.html", form=form)
+    if not current_user.is_verified:
+        form.name.errors.append("Verify your e-mail address before creating an organization.")
+        return render_template("orgs/new.html", form=form), 422
+    if not form.validate():
+        return render_template("orgs/new.html", form=form), 422
+    try:
+        org = create_organization(form.name.data, form.slug.data, current_user)
+    except OrgError as e:
+        db.session.rollback()
+        getattr(form, e.field).errors.append(e.message)
+        return render_template("orgs/new.html", form=form), 422
+    db.session.commit()
+    return go_to(hosts.org_url(org, url_for("orgs.dashboard")))
+
+
+@bp.get("/dashboard")
+@login_required
+@require("org:view")
+def dashboard():
+    """The organization's home: what the member can reach, at a glance."""
+    from sqlalchemy import func, select
+
+    from app.projects.models import Project
+    from app.tenancy.models import Membership
+
+    counts = {
+        "members": db.session.execute(select(func.count()).select_from(Membership)).scalar_one(),
+        "projects": db.session.execute(
+            select(func.count()).select_from(Project).where(Project.status == "active")
+        ).scalar_one(),
+    }
+    return render_template("orgs/dashboard.html", counts=counts)
+
+
+@bp.get("/switcher")
+@login_required
+@login_only(suspended_ok=True)
+def switcher():
+    """The org switcher's list (an HTMX fragment; a full page without HTMX).
+
+    Each entry goes through the apex hand-off and lands on the same section
+    (``section``: the first path segment of the page it was opened from).
+    """
+    section = request.args.get("section", "/dashboard")
+    if not section.startswith("/") or section.startswith("//") or len(section) > 64:
+        section = "/dashboard"
+    memberships = my_memberships(current_user.id)
+    return render("orgs/switcher.html", "orgs/_switcher_list.html", memberships=memberships, section=section)

@@ -1,0 +1,108 @@
+"""The permission catalogue: the single source of truth for code, UI and docs.
+
+A permission is an ``area:action`` string with a group and a description.
+System roles are defined here too; they are identical in every organization
+and cannot be edited. Custom roles (per organization) hold any subset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Permission:
+    name: str
+    group: str
+    description: str
+
+
+_P = Permission
+
+PERMISSIONS: tuple[Permission, ...] = (
+    _P("org:view", "Organization", "See the organization dashboard and its basic details"),
+    _P("org:update", "Organization", "Change the organization's name and general settings"),
+    _P("org:delete", "Organization", "Delete the organization"),
+    _P("org:transfer", "Organization", "Transfer ownership to another member"),
+    _P("billing:view", "Organization", "See the plan, quotas and usage"),
+    _P("settings:branding", "Settings", "Change the logo, colours and display name"),
+    _P("settings:domain", "Settings", "Set up and verify a custom domain"),
+    _P("settings:security", "Settings", "Change security settings (2FA policy, IP allow-list, sessions)"),
+    _P("members:view", "Members", "See the member list and member details"),
+    _P("members:invite", "Members", "Invite people and manage pending invitations"),
+    _P("members:update_role", "Members", "Change a member's role"),
+    _P("members:remove", "Members", "Deactivate or remove members"),
+    _P("members:manage_owners", "Members", "Grant, change or remove the Owner role"),
+    _P("roles:view", "Roles", "See roles and their permissions"),
+    _P("roles:manage", "Roles", "Create, edit and delete custom roles"),
+    _P("audit:view", "Audit", "Read the audit log"),
+    _P("audit:export", "Audit", "Export the audit log"),
+    _P("analytics:view", "Analytics", "See analytics dashboards and reports"),
+    _P("analytics:export", "Analytics", "Export analytics data"),
+    _P("apikeys:view", "API", "See API keys (never their secrets)"),
+    _P("apikeys:manage", "API", "Create and revoke API keys"),
+    _P("webhooks:view", "API", "See webhook endpoints and deliveries"),
+    _P("webhooks:manage", "API", "Create, edit and delete webhook endpoints"),
+    _P("projects:view", "Projects", "See projects"),
+    _P("projects:create", "Projects", "Create projects"),
+    _P("projects:update", "Projects", "Edit and archive projects"),
+    _P("projects:delete", "Projects", "Delete projects"),
+    _P("projects:export", "Projects", "Export projects"),
+    _P("data:export", "Data", "Export the organization's data"),
+)
+
+BY_NAME: dict[str, Permission] = {p.name: p for p in PERMISSIONS}
+ALL: frozenset[str] = frozenset(BY_NAME)
+
+
+def groups() -> list[tuple[str, list[Permission]]]:
+    """Permissions grouped by area, in catalogue order (for editors and docs)."""
+    out: dict[str, list[Permission]] = {}
+    for p in PERMISSIONS:
+        out.setdefault(p.group, []).append(p)
+    return list(out.items())
+
+
+@dataclass(frozen=True)
+class SystemRole:
+    key: str
+    name: str
+    description: str
+    permissions: frozenset[str]
+    rank: int  # higher outranks lower; used for "demotion" and ordering
+
+
+_READ = {
+    "org:view", "billing:view", "members:view", "roles:view", "analytics:view", "projects:view",
+}
+
+SYSTEM_ROLES: dict[str, SystemRole] = {
+    r.key: r
+    for r in (
+        SystemRole("owner", "Owner", "Everything, including deleting the organization and managing Owners.",
+                   ALL, 50),
+        SystemRole("admin", "Admin",
+                   "Everything except deleting the organization, transferring ownership and managing Owners.",
+                   ALL - {"org:delete", "org:transfer", "members:manage_owners"}, 40),
+        SystemRole("manager", "Manager", "Projects, export data, view members and analytics.",
+                   frozenset(_READ | {"projects:create", "projects:update", "projects:export",
+                                      "analytics:export", "data:export"}), 30),
+        SystemRole("member", "Member", "View and create or update projects; view members.",
+                   frozenset({"org:view", "members:view", "projects:view", "projects:create",
+                              "projects:update", "analytics:view"}), 20),
+        SystemRole("viewer", "Viewer", "Read only.",
+                   frozenset({"org:view", "members:view", "projects:view", "analytics:view"}), 10),
+    )
+}
+
+ROLE_ORDER = ["owner", "admin", "manager", "member", "viewer"]
+
+
+def check_catalogue() -> None:
+    """Fail loudly if a system role names a permission missing from the catalogue."""
+    for role in SYSTEM_ROLES.values():
+        unknown = role.permissions - ALL
+        if unknown:
+            raise AssertionError(f"{role.key} grants unknown permissions {sorted(unknown)}")
+
+
+check_catalogue()

@@ -1,0 +1,116 @@
+"""Host → organization: decided once per request, here and nowhere else."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import current_app, request
+from sqlalchemy import select
+
+from app.extensions import db
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class HostMatch:
+    kind: str  # "apex", "org" or "unknown"
+    slug: str | None = None
+    custom_domain: str | None = None
+
+
+def apex() -> str:
+    return current_app.config["TENANTRY_SERVER_NAME"]
+
+
+def classify(host: str) -> HostMatch:
+    """Classify a Host header value (lower-cased, port kept) without touching the database."""
+    host = (host or "").strip().lower().rstrip(".")
+    base = apex()
+    if host == base:
+        return HostMatch("apex")
+    suffix = "." + base
+    if host.endswith(suffix):
+        label = host[: -len(suffix)]
+        if "." not in label and SLUG_RE.match(label):
+            return HostMatch("org", slug=label)
+        return HostMatch("unknown")
+    if host and re.fullmatch(r"[a-z0-9.-]+(:\d+)?", host):
+        return HostMatch("org", custom_domain=host)
+    return HostMatch("unknown")
+
+
+def load_organization(match: HostMatch):
+    """The live organization a host names, or ``None`` (unknown or deleted)."""
+    from app.tenancy.models import Organization
+
+    if match.kind != "org":
+        return None
+    q = select(Organization).where(Organization.deleted_at.is_(None))
+    if match.slug:
+        q = q.where(Organization.slug == match.slug)
+    else:
+        bare = match.custom_domain.split(":")[0]
+        q = q.where(
+            Organization.custom_domain.in_([match.custom_domain, bare]),
+            Organization.custom_domain_verified_at.is_not(None),
+        )
+    return db.session.execute(q).scalars().first()
+
+
+def org_host(org) -> str:
+    """The host an organization is served on (its verified custom domain, if any)."""
+    if getattr(org, "custom_domain", None) and org.custom_domain_verified_at:
+        return org.custom_domain
+    return f"{org.slug}.{apex()}"
+
+
+def scheme() -> str:
+    return current_app.config.get("PREFERRED_URL_SCHEME", "http")
+
+
+def org_url(org, path: str = "/") -> str:
+    """Absolute URL of ``path`` on ``org``'s host."""
+    return f"{scheme()}://{org_host(org)}{path}"
+
+
+def apex_url(path: str = "/") -> str:
+    return f"{scheme()}://{apex()}{path}"
+
+
+def is_own_host(host: str) -> bool:
+    """True when ``host`` is the apex, an organization subdomain, or a verified custom domain."""
+    m = classify(host)
+    if m.kind == "apex":
+        return True
+    if m.kind == "org" and m.slug:
+        return True
+    if m.kind == "org" and m.custom_domain:
+        return load_organization(m) is not None
+    return False
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A redirect target that cannot leave this product (no open redirects).
+
+    Relative paths are kept; absolute URLs only when they point at one of our
+    own hosts with our scheme. Anything else becomes ``default``.
+    """
+    if not target:
+        return default
+    target = target.strip()
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return default
+    parts = urlsplit(target)
+    if not parts.scheme and not parts.netloc:
+        if target.startswith("/") and not target.startswith("//"):
+            return target
+        return default
+    if parts.scheme in ("http", "https") and parts.netloc and is_own_host(parts.netloc):
+        return target
+    return default
+
+
+def current_host() -> str:
+    return request.host.lower()

@@ -1,0 +1,139 @@
+"""Organizations (global), plans (global) and memberships (tenant-scoped)."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Index, Integer, String, func, text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.tenancy.scoping import TenantScoped
+
+
+class Plan(db.Model):
+    """A plan and its limits: the one place quotas are defined (seeded by migration)."""
+
+    __tablename__ = "plans"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    max_members: Mapped[int | None] = mapped_column(Integer)  # None = unlimited
+    api_requests_per_minute: Mapped[int] = mapped_column(Integer, nullable=False)
+    audit_retention_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    max_webhooks: Mapped[int] = mapped_column(Integer, nullable=False)
+    sort_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+PLAN_DEFAULTS = [
+    # key, name, members, api/min, retention days, webhooks, order
+    ("free", "Free", 10, 60, 30, 1, 1),
+    ("pro", "Pro", 250, 600, 365, 10, 2),
+    ("enterprise", "Enterprise", None, 6000, 7 * 365, 100, 3),
+]
+
+
+class Organization(db.Model):
+    """A customer organization, reached at ``<slug>.<SERVER_NAME>``."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(63), nullable=False)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    plan_key: Mapped[str] = mapped_column(String(32), ForeignKey("plans.key"), nullable=False, default="free")
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
+    settings: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb"))
+    custom_domain: Mapped[str | None] = mapped_column(String(253))
+    custom_domain_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    plan: Mapped[Plan] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended')", name="status"),
+        # Slugs are unique among live organizations only: a deleted one frees its slug.
+        Index("uq_organizations_live_slug", "slug", unique=True, postgresql_where=text("deleted_at IS NULL")),
+        Index(
+            "uq_organizations_custom_domain", "custom_domain", unique=True,
+            postgresql_where=text("custom_domain IS NOT NULL AND deleted_at IS NULL"),
+        ),
+    )
+
+    @property
+    def is_live(self) -> bool:
+        return self.deleted_at is None
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == "suspended"
+
+
+class Membership(TenantScoped, db.Model):
+    """A user's place in an organization, with exactly one role.
+
+    The role is a system role key (``owner`` … ``viewer``) or a custom role of
+    the same organization.
+    """
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str | None] = mapped_column(String(32))
+    custom_role_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user = relationship("User", lazy="joined")
+    custom_role = relationship(
+        "Role",
+        primaryjoin="and_(Membership.organization_id == foreign(Role.organization_id),"
+        " Membership.custom_role_id == foreign(Role.id))",
+        viewonly=True,
+        lazy="joined",
+    )
+
+    @property
+    def role_key(self) -> str:
+        """``owner`` … ``viewer``, or ``custom:<id>``."""
+        return self.role if self.role else f"custom:{self.custom_role_id}"
+
+    @property
+    def role_name(self) -> str:
+        from app.rbac.catalogue import SYSTEM_ROLES
+
+        if self.role:
+            return SYSTEM_ROLES[self.role].name
+        return self.custom_role.name if self.custom_role else "Custom role"
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """Every permission this membership's role grants (never more)."""
+        from app.rbac.catalogue import ALL, SYSTEM_ROLES
+
+        if self.status != "active":
+            return frozenset()
+        if self.role:
+            return SYSTEM_ROLES[self.role].permissions
+        return frozenset(self.custom_role.permissions or ()) & ALL if self.custom_role else frozenset()
+
+    __table_args__ = (
+        CheckConstraint("(role IS NULL) <> (custom_role_id IS NULL)", name="one_role"),
+        CheckConstraint("status IN ('active', 'deactivated')", name="status"),
+        ForeignKeyConstraint(
+            ["organization_id", "custom_role_id"], ["roles.organization_id", "roles.id"],
+            name="fk_memberships_custom_role",
+        ),
+        # The apex lists a user's organizations: reached through RLS's
+        # member-self policy, so it needs an index on user_id.
+        Index("ix_memberships_user", "user_id"),
+        Index("ix_memberships_org_role", "organization_id", "role"),
+    )

@@ -1,0 +1,92 @@
+"""The request layer of isolation: one hook decides the organization and the
+member's permissions, once per request."""
+from __future__ import annotations
+
+from flask import abort, current_app, g, redirect, render_template, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.extensions import db, login_manager
+from app.rbac.decorators import access_of
+from app.tenancy import hosts
+from app.tenancy.models import Membership
+from app.tenancy.scoping import reset_scope, set_scope
+
+
+def _view_access() -> dict:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return (access_of(view) if view else None) or {}
+
+
+def resolve() -> object | None:
+    """``before_request``: host → organization → user → membership → permissions.
+
+    Guarantees, before any view runs on an organization host:
+    * an unknown or deleted organization, or a signed-in non-member, gets 404;
+    * an anonymous visitor is treated the same whether the organization exists
+      or not (sent to log in), so nothing tells an outsider it exists;
+    * a suspended organization shows its members the suspension page only.
+    """
+    g.org = None
+    g.membership = None
+    g.permissions = frozenset()
+    match = hosts.classify(request.host)
+    g.host_kind = match.kind
+    if request.endpoint == "static" or request.endpoint in {"ops.healthz", "ops.readyz"}:
+        return None
+    if match.kind == "unknown":
+        abort(404)
+    access = _view_access()
+    org = hosts.load_organization(match) if match.kind == "org" else None
+    if match.kind == "org":
+        if org is None:
+            if current_user.is_authenticated or access.get("kind") == "public" or request.endpoint is None:
+                abort(404)
+            return login_manager.unauthorized()
+        g.org = org
+    user_id = current_user.id if current_user.is_authenticated else None
+    g._scope_token = set_scope(org.id if org else None, user_id)
+    if org is None:
+        return None
+    if user_id is not None:
+        g.membership = db.session.execute(
+            select(Membership).where(Membership.user_id == user_id, Membership.status == "active")
+        ).unique().scalar_one_or_none()
+    if g.membership is None:
+        if access.get("kind") == "public" and access.get("outsiders"):
+            return None
+        if user_id is None and access.get("kind") != "public":
+            return login_manager.unauthorized()
+        abort(404)
+    g.permissions = g.membership.permissions
+    if org.is_suspended and not access.get("suspended_ok"):
+        return render_template("tenancy/suspended.html"), 403
+    return None
+
+
+def teardown(_exc=None) -> None:
+    token = g.pop("_scope_token", None)
+    if token is not None:
+        try:
+            reset_scope(token)
+        except ValueError:
+            pass  # token from another context (streamed response); scope dies with it
+
+
+def init_app(app) -> None:
+    app.before_request(resolve)
+    app.teardown_request(teardown)
+
+    @app.context_processor
+    def _tenancy_context():
+        from app.rbac.decorators import has
+
+        return {
+            "current_org": g.get("org"),
+            "current_membership": g.get("membership"),
+            "can": has,
+            "org_url": hosts.org_url,
+            "apex_url": hosts.apex_url,
+            # Navigation shows an area only once its blueprint is registered.
+            "nav_endpoints": app.view_functions,
+        }

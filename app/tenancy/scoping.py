@@ -1,0 +1,209 @@
+"""The ORM and PostgreSQL layers of tenant isolation.
+
+The current organization lives in a context variable set once per request
+(by the host resolver), per job, or by ``tenant_context`` in code and tests.
+From it:
+
+* every ORM SELECT/UPDATE/DELETE touching a ``TenantScoped`` model gets
+  ``organization_id = <current>`` added (``with_loader_criteria``), and with
+  no current organization it matches nothing;
+* new ``TenantScoped`` rows get the current organization, and a row aimed at
+  another organization is refused before it reaches the database;
+* each transaction starts with ``set_config('app.org_id', …, true)`` so the
+  PostgreSQL row-level security policies see the same organization. The
+  setting is transaction-local: a pooled connection cannot carry it into the
+  next request.
+
+The one escape is ``all_organizations(reason=...)``: grep for it to find every
+place that reads across organizations.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import ForeignKey, event, false, text
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.dialects.postgresql import UUID
+
+log = logging.getLogger("tenantry.tenancy")
+
+
+@dataclass(frozen=True)
+class _Scope:
+    org_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    all_orgs_reason: str | None = None
+
+
+_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("tenantry_scope", default=_Scope())
+
+
+class TenantScoped:
+    """Mixin for every table that belongs to an organization.
+
+    ``organization_id`` is the leading column of the primary key (declare it
+    first in the model and list it first in composite keys and indexes).
+    """
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("organizations.id"), primary_key=True, sort_order=-100
+    )
+
+
+class CrossTenantWrite(RuntimeError):
+    """A row was about to be written into an organization other than the current one."""
+
+
+def current_org_id() -> uuid.UUID | None:
+    """The organization the current code runs for, or ``None``."""
+    return _scope.get().org_id
+
+
+def current_scope_user_id() -> uuid.UUID | None:
+    return _scope.get().user_id
+
+
+def all_organizations_reason() -> str | None:
+    return _scope.get().all_orgs_reason
+
+
+def set_scope(org_id=None, user_id=None, all_orgs_reason=None) -> contextvars.Token:
+    """Set the scope for the rest of this context; returns a token for ``reset_scope``."""
+    token = _scope.set(_Scope(org_id, user_id, all_orgs_reason))
+    _reapply_to_open_transaction()
+    return token
+
+
+def reset_scope(token: contextvars.Token) -> None:
+    _scope.reset(token)
+    _reapply_to_open_transaction()
+
+
+@contextlib.contextmanager
+def tenant_context(org_id, user_id=None):
+    """Run the block as organization ``org_id`` (all three layers follow)."""
+    prev = _scope.get()
+    token = set_scope(org_id, user_id if user_id is not None else prev.user_id, None)
+    try:
+        yield
+    finally:
+        reset_scope(token)
+
+
+@contextlib.contextmanager
+def all_organizations(reason: str):
+    """Read and write across every organization: the single, greppable escape.
+
+    Only platform code (the super-admin console, jobs, the demo loader) may
+    use it; ``reason`` is logged so every use is explained.
+    """
+    if not reason or not reason.strip():
+        raise ValueError("all_organizations() needs a reason")
+    prev = _scope.get()
+    log.info("cross-organization access: %s", reason)
+    token = set_scope(prev.org_id, prev.user_id, reason)
+    try:
+        yield
+    finally:
+        reset_scope(token)
+
+
+def _settings_sql_params() -> dict:
+    s = _scope.get()
+    return {
+        "org": str(s.org_id) if s.org_id else "",
+        "user": str(s.user_id) if s.user_id else "",
+        "all": "on" if s.all_orgs_reason else "",
+    }
+
+
+_SET_SQL = text(
+    "SELECT set_config('app.org_id', :org, true),"
+    " set_config('app.user_id', :user, true),"
+    " set_config('app.all_orgs', :all, true)"
+)
+
+
+def apply_rls_settings(connection) -> None:
+    """Make the current scope visible to PostgreSQL for this transaction."""
+    connection.execute(_SET_SQL, _settings_sql_params())
+
+
+def _reapply_to_open_transaction() -> None:
+    # If a transaction is already open (the scope changed mid-request or in a
+    # test), push the new settings into it; otherwise after_begin will.
+    from app.extensions import db
+
+    try:
+        session = db.session()
+    except RuntimeError:  # no application context
+        return
+    if session.in_transaction():
+        for conn in _open_connections(session):
+            apply_rls_settings(conn)
+
+
+def _open_connections(session: Session):
+    tx = session.get_transaction()
+    if tx is None:
+        return []
+    return [conn for conn, *_ in tx._connections.values()]
+
+
+def install(session_class=Session) -> None:
+    """Register the ORM hooks on ``session_class`` (idempotent)."""
+    if getattr(session_class, "_tenantry_hooks", False):
+        return
+    session_class._tenantry_hooks = True
+
+    @event.listens_for(session_class, "after_begin")
+    def _after_begin(session, transaction, connection):
+        apply_rls_settings(connection)
+
+    @event.listens_for(session_class, "do_orm_execute")
+    def _scope_query(state: ORMExecuteState):
+        if not (state.is_select or state.is_update or state.is_delete):
+            return
+        if state.is_column_load or state.is_relationship_load:
+            return  # criteria already attached to the parent query propagate
+        reason = state.execution_options.get("all_organizations")
+        if reason:
+            # Statement-level escape: the ORM filter is lifted for this one
+            # statement; RLS still applies (e.g. the member-self policy).
+            log.debug("statement across organizations: %s", reason)
+            return
+        s = _scope.get()
+        if s.all_orgs_reason:
+            return
+        org_id = s.org_id
+        if org_id is None:
+            state.statement = state.statement.options(
+                with_loader_criteria(TenantScoped, lambda cls: false(), include_aliases=True)
+            )
+        else:
+            state.statement = state.statement.options(
+                with_loader_criteria(
+                    TenantScoped, lambda cls: cls.organization_id == org_id, include_aliases=True
+                )
+            )
+
+    @event.listens_for(session_class, "before_flush")
+    def _stamp_new_rows(session, flush_context, instances):
+        s = _scope.get()
+        for obj in list(session.new) + list(session.dirty):
+            if not isinstance(obj, TenantScoped):
+                continue
+            if obj.organization_id is None:
+                if s.org_id is None:
+                    raise CrossTenantWrite(
+                        f"{type(obj).__name__} has no organization and none is current"
+                    )
+                obj.organization_id = s.org_id
+            elif s.org_id is not None and obj.organization_id != s.org_id and not s.all_orgs_reason:
+                raise CrossTenantWrite(
+                    f"{type(obj).__name__} belongs to another organization than the current one"
+                )

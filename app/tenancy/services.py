@@ -1,0 +1,118 @@
+"""Organizations: creation, slugs, the user's own memberships."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlalchemy import func, select
+
+from app import audit
+from app.extensions import db
+from app.tenancy.models import Membership, Organization
+from app.tenancy.scoping import tenant_context
+
+RESERVED_SLUGS = frozenset(
+    """www api admin app apps static assets mail smtp imap pop email platform status help support docs
+    blog billing login logout signup register auth oauth sso saml oidc account accounts dashboard console
+    root system internal dev staging test demo cdn media files img images js css ftp ns ns1 ns2 mx
+    webhooks webhook hooks security legal terms privacy about pricing www1 www2 tenantry localhost""".split()
+)
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
+
+
+class OrgError(ValueError):
+    """A user-facing reason why an organization cannot be created or changed."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def slugify(name: str) -> str:
+    """A DNS-safe slug from any name: ASCII, lower case, hyphens, 3–63 chars."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    text = re.sub(r"-{2,}", "-", text)[:63].strip("-")
+    if len(text) < 3:
+        text = (text + "-org").strip("-") if text else "org"
+    return text
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why ``slug`` cannot be used, or ``None``."""
+    if not slug or len(slug) < 3 or len(slug) > 63:
+        return "Use 3 to 63 characters."
+    if not SLUG_PATTERN.match(slug):
+        return "Use lower-case letters, digits and hyphens, not starting or ending with a hyphen."
+    if "--" in slug[2:4]:
+        return "A hyphen pair in positions 3–4 is reserved by DNS."
+    if slug in RESERVED_SLUGS:
+        return "This address is reserved."
+    return None
+
+
+def slug_taken(slug: str) -> bool:
+    return db.session.execute(
+        select(func.count()).select_from(Organization).where(Organization.slug == slug, Organization.deleted_at.is_(None))
+    ).scalar_one() > 0
+
+
+def available_slug(name: str) -> str:
+    """The slug generated from ``name``, suffixed until it is free."""
+    base = slugify(name)
+    if slug_problem(base):
+        base = (base + "-team")[:63]
+    slug, n = base, 2
+    while slug_problem(slug) or slug_taken(slug):
+        suffix = f"-{n}"
+        slug = base[: 63 - len(suffix)] + suffix
+        n += 1
+    return slug
+
+
+def create_organization(name: str, slug: str | None, owner, plan_key: str = "free") -> Organization:
+    """Create an organization with ``owner`` as its Owner. Raises ``OrgError``.
+
+    The caller commits; the organization, the membership and the audit event
+    land in one transaction.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise OrgError("name", "Give the organization a name.")
+    if len(name) > 120:
+        raise OrgError("name", "Use at most 120 characters.")
+    slug = (slug or "").strip().lower() or available_slug(name)
+    problem = slug_problem(slug)
+    if problem:
+        raise OrgError("slug", problem)
+    if slug_taken(slug):
+        raise OrgError("slug", "This address is already taken.")
+    org = Organization(name=name, slug=slug, plan_key=plan_key)
+    db.session.add(org)
+    db.session.flush()
+    with tenant_context(org.id, owner.id):
+        db.session.add(Membership(organization_id=org.id, user_id=owner.id, role="owner"))
+        db.session.flush()
+        audit.record("org.created", target=org, after={"name": name, "slug": slug, "plan": plan_key})
+    return org
+
+
+def my_memberships(user_id) -> list[Membership]:
+    """The user's active memberships in live organizations, across organizations.
+
+    Reads across organizations on purpose, but only the user's own rows: the
+    ORM scope is lifted for this statement and PostgreSQL's member-self
+    policy still restricts it to ``user_id = app.user_id``.
+    """
+    stmt = (
+        select(Membership, Organization)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(Membership.user_id == user_id, Membership.status == "active", Organization.deleted_at.is_(None))
+        .order_by(func.lower(Organization.name))
+        .execution_options(all_organizations="a user's own memberships")
+    )
+    rows = db.session.execute(stmt).unique().all()
+    for m, o in rows:
+        m.org = o
+    return [m for m, _ in rows]

@@ -1,0 +1,20 @@
+"""Small helpers shared by every area."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (never naive)."""
+    return datetime.now(timezone.utc)
+
+
+def parse_uuid(value) -> uuid.UUID | None:
+    """A UUID from user input, or ``None`` when it is not one (never raises)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None

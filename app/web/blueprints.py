@@ -1,0 +1,12 @@
+"""Every blueprint, registered in one place."""
+
+
+def register(app) -> None:
+    from app.auth.views import bp as auth_bp
+    from app.mail.views import bp as mail_bp
+    from app.ops import bp as ops_bp
+    from app.orgs.views import bp as orgs_bp
+    from app.projects.views import bp as projects_bp
+
+    for bp in (ops_bp, auth_bp, orgs_bp, projects_bp, mail_bp):
+        app.register_blueprint(bp)

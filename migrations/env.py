@@ -1,0 +1,65 @@
+"""Alembic environment. Migrations run as the **owner** (``DATABASE_URL``),
+never as the runtime role; after every upgrade the runtime role is created if
+missing and its grants are re-applied, so a new table is covered at once."""
+import logging
+from logging.config import fileConfig
+
+from alembic import context
+from flask import current_app
+from sqlalchemy import create_engine, pool
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+logger = logging.getLogger("alembic.env")
+
+target_metadata = current_app.extensions["migrate"].db.metadata
+
+
+def run_migrations_offline():
+    context.configure(url=current_app.config["DATABASE_URL"], target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    from app.tenancy.rls import ensure_runtime_role, grant_runtime
+
+    def process_revision_directives(context, revision, directives):
+        if getattr(config.cmd_opts, "autogenerate", False):
+            script = directives[0]
+            if script.upgrade_ops.is_empty():
+                directives[:] = []
+                logger.info("No changes in schema detected.")
+
+    engine = create_engine(current_app.config["DATABASE_URL"], poolclass=pool.NullPool)
+    role = current_app.config["DATABASE_RUNTIME_ROLE"]
+    with engine.connect() as connection:
+        # Serialise concurrent upgrades (several app instances starting at once).
+        connection.exec_driver_sql("SELECT pg_advisory_lock(727274)")
+        connection.commit()
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            process_revision_directives=process_revision_directives,
+            compare_type=True,
+            transaction_per_migration=True,
+        )
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+            if connection.in_transaction():
+                connection.commit()
+            if not getattr(config.cmd_opts, "autogenerate", False):
+                with connection.begin():
+                    ensure_runtime_role(connection, role, current_app.config.get("DATABASE_RUNTIME_PASSWORD"))
+                    grant_runtime(connection, role)
+        finally:
+            connection.exec_driver_sql("SELECT pg_advisory_unlock(727274)")
+            connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
