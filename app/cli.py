@@ -57,6 +57,27 @@ def init_app(app) -> None:
         engine.dispose()
         sys.exit(1 if bad else 0)
 
+    @app.cli.command("banner")
+    def banner():
+        """Print where the app is served and the demo logins."""
+        from app.demo import ORGS, PASSWORD, USERS
+
+        apex = current_app.config["TENANTRY_SERVER_NAME"]
+        scheme = current_app.config["PREFERRED_URL_SCHEME"]
+        click.echo("")
+        click.echo(f"  Tenantry on {scheme}://{apex}/")
+        for slug, name, plan in ORGS:
+            click.echo(f"    {name:<20} {scheme}://{slug}.{apex}/   (plan {plan})")
+        click.echo(f"  Demo logins (password: {PASSWORD}):")
+        for email, _name, superadmin, roles in USERS:
+            where = "super-admin" if superadmin else ", ".join(f"{r} of {o}" for o, r in roles.items())
+            click.echo(f"    {email:<26} {where}")
+        if current_app.config.get("EMBEDDED_DATABASE"):
+            click.echo("  Database: embedded PostgreSQL in instance/pgdata")
+        if not current_app.config.get("MAIL_URL"):
+            click.echo(f"  Mail: development outbox at {scheme}://{apex}/_dev/outbox/")
+        click.echo("")
+
     @app.cli.command("db-url")
     @click.option("--runtime", is_flag=True, help="The runtime role's URL instead of the owner's.")
     def db_url(runtime):

@@ -1,0 +1,53 @@
+# Tenantry — two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5000
+export XDG_RUNTIME_DIR ?= /tmp
+export PORT
+
+.PHONY: install run test test-fast e2e check demo migrate bench clean help
+
+help:
+	@echo "make run    - set up and serve the app with demo data on http://localhost:$(PORT)"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make check  - report the database security posture"
+
+# The virtual environment is rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/flask --app wsgi db upgrade heads
+
+# Demo data is loaded once; `make demo` loads it again (it is idempotent).
+instance/.demo-loaded: | migrate
+	$(BIN)/flask --app wsgi demo
+	@mkdir -p instance && touch $@
+
+demo: migrate
+	$(BIN)/flask --app wsgi demo
+
+run: migrate instance/.demo-loaded
+	@$(BIN)/flask --app wsgi banner
+	$(BIN)/flask --app wsgi run --port $(PORT) --with-threads
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+e2e: install
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+check: migrate
+	$(BIN)/flask --app wsgi check
+
+clean:
+	rm -rf $(VENV) instance/pgdata-test .pytest_cache

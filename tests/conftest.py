@@ -1,0 +1,235 @@
+"""Shared fixtures: a real PostgreSQL (embedded or TEST_DATABASE_URL), a real
+SMTP server (aiosmtpd), the app, clients per host, and the two-organization
+world every tenant test uses."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from tests import db as testdb
+
+APEX = "tenantry.localhost"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- SMTP
+@dataclass
+class Mailbox:
+    """Messages received by the suite's SMTP server."""
+
+    messages: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clear(self):
+        with self.lock:
+            self.messages.clear()
+
+    def to(self, address: str) -> list:
+        with self.lock:
+            return [m for m in self.messages if address.lower() in (m["To"] or "").lower()]
+
+    def last(self, address: str | None = None):
+        msgs = self.to(address) if address else list(self.messages)
+        assert msgs, f"no mail received{' for ' + address if address else ''}"
+        return msgs[-1]
+
+    @staticmethod
+    def text(msg) -> str:
+        body = msg.get_body(preferencelist=("plain",))
+        return body.get_content() if body else ""
+
+
+class _Handler:
+    def __init__(self, box: Mailbox):
+        self.box = box
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        with self.box.lock:
+            self.box.messages.append(msg)
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server on loopback for the whole run."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(_Handler(box), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, f"smtp://127.0.0.1:{port}"
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server):
+    box, _ = smtp_server
+    box.clear()
+    return box
+
+
+# --------------------------------------------------------------------------- app
+@pytest.fixture(scope="session")
+def database_url(worker_id="master"):
+    return testdb.owner_url(os.environ.get("PYTEST_XDIST_WORKER", ""))
+
+
+@pytest.fixture(scope="session")
+def app(database_url, smtp_server, tmp_path_factory):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    _, mail_url = smtp_server
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app({
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "TENANTRY_SERVER_NAME": APEX,
+        "MAIL_URL": mail_url,
+        "INSTANCE_DIR": str(instance),
+        "ENV_NAME": "test",
+        "TESTING": True,
+        # Cheap hashing keeps the suite fast; production cost is tested separately.
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_KIB": 1024,
+        "RATELIMIT_ENABLED": True,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5},
+    })
+    from app import database
+
+    # create_app derived the runtime URL from the overridden owner URL.
+    assert app.config["SQLALCHEMY_DATABASE_URI"] != database_url
+    with app.app_context():
+        upgrade(revision="heads")
+    return app
+
+
+@pytest.fixture(scope="session")
+def owner_engine(app):
+    """A connection as the table owner: for inspecting and tampering, never for product code."""
+    engine = create_engine(app.config["DATABASE_URL"], poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_db(request, app, owner_engine):
+    """Every test starts from empty tables (plans kept) and a fresh rate limiter."""
+    from app.extensions import db, limiter
+
+    testdb.truncate_all(owner_engine)
+    try:
+        limiter.reset()
+    except Exception:  # storage without reset support
+        pass
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    """A browser-like client on the apex."""
+    return app.test_client()
+
+
+def host(slug: str | None = None) -> str:
+    return f"{slug}.{APEX}" if slug else APEX
+
+
+def url(slug: str | None, path: str) -> str:
+    return f"http://{host(slug)}{path}"
+
+
+# --------------------------------------------------------------------------- world
+@dataclass
+class World:
+    acme: object
+    globex: object
+    users: dict
+    projects: dict
+
+
+@pytest.fixture
+def world(app):
+    """Two organizations: ``acme`` with one user per system role, ``globex``
+    with an owner and a member; a consultant in both; three projects each."""
+    from tests import factories as f
+
+    acme = f.make_org("acme", "Acme Corporation", plan="pro")
+    globex = f.make_org("globex", "Globex", plan="free")
+    users = {}
+    for role in ("owner", "admin", "manager", "member", "viewer"):
+        users[role] = f.make_user(f"{role}@acme.test", f"Acme {role.title()}")
+        f.add_member(acme, users[role], role)
+    users["globex_owner"] = f.make_user("owner@globex.test", "Globex Owner")
+    f.add_member(globex, users["globex_owner"], "owner")
+    users["globex_member"] = f.make_user("member@globex.test", "Globex Member")
+    f.add_member(globex, users["globex_member"], "member")
+    users["consultant"] = f.make_user("consultant@example.test", "Casey Consultant")
+    f.add_member(acme, users["consultant"], "member")
+    f.add_member(globex, users["consultant"], "admin")
+    users["outsider"] = f.make_user("outsider@example.test", "Otto Outsider")
+    projects = {
+        "acme": [f.make_project(acme, f"Acme Project {i}", owner=users["owner"]) for i in range(3)],
+        "globex": [f.make_project(globex, f"Globex Secret {i}", owner=users["globex_owner"]) for i in range(3)],
+    }
+    return World(acme, globex, users, projects)
+
+
+def sign_in(app, user, slug: str | None = None):
+    """A test client signed in as ``user`` on ``slug``'s host (or the apex).
+
+    Creates a real server-side session row and binds the host-only cookie for
+    that host, exactly as the log-in + hand-off would.
+    """
+    from app.auth.models import UserSession
+    from app.extensions import db
+
+    client = app.test_client()
+    rec = UserSession(user_id=user.id, ip="127.0.0.1", user_agent="pytest")
+    db.session.add(rec)
+    db.session.commit()
+    with client.session_transaction(base_url=f"http://{host(slug)}") as sess:
+        sess["sid"] = str(rec.id)
+        sess.permanent = True
+    client.user_session_id = rec.id
+    return client
+
+
+@pytest.fixture
+def login(app):
+    """``login(user, slug=None)`` → a client signed in on that host."""
+    return lambda user, slug=None: sign_in(app, user, slug)
+
+
+def csrf_token(client, slug: str | None = None) -> str:
+    """The CSRF token of ``client``'s session on a host (renders a page to get one)."""
+    from flask import session as flask_session
+    from flask_wtf.csrf import generate_csrf
+
+    app = client.application
+    with client.session_transaction(base_url=f"http://{host(slug)}") as sess:
+        data = dict(sess)
+    with app.test_request_context(base_url=f"http://{host(slug)}"):
+        flask_session.update(data)
+        token = generate_csrf()
+        raw = flask_session.get("csrf_token")
+    with client.session_transaction(base_url=f"http://{host(slug)}") as sess:
+        sess["csrf_token"] = raw
+    return token
