@@ -57,6 +57,64 @@ def init_app(app) -> None:
         engine.dispose()
         sys.exit(1 if bad else 0)
 
+    org_group = click.Group("org", help="Platform operations on one organization.")
+    app.cli.add_command(org_group)
+
+    def _find(slug_or_id: str, deleted: bool):
+        from sqlalchemy import select
+
+        from app.tenancy.models import Organization
+        from app.util import parse_uuid
+
+        q = select(Organization)
+        oid = parse_uuid(slug_or_id)
+        q = q.where(Organization.id == oid) if oid else q.where(Organization.slug == slug_or_id.lower())
+        q = q.where(Organization.deleted_at.is_not(None) if deleted else Organization.deleted_at.is_(None))
+        org = db.session.execute(q.order_by(Organization.deleted_at.desc().nulls_last())).scalars().first()
+        if org is None:
+            click.echo(f"error: no {'deleted' if deleted else 'live'} organization {slug_or_id}", err=True)
+            sys.exit(2)
+        return org
+
+    def _lifecycle(action: str, slug: str):
+        from app.tenancy import lifecycle
+        from app.tenancy.scoping import all_organizations
+
+        with all_organizations(reason=f"platform CLI: org {action}"):
+            org = _find(slug, deleted=(action == "restore"))
+            try:
+                if action == "restore":
+                    lifecycle.restore(org)
+                elif action == "delete":
+                    lifecycle.delete(org)
+                else:
+                    lifecycle.set_status(org, "suspended" if action == "suspend" else "active")
+            except lifecycle.LifecycleError as e:
+                db.session.rollback()
+                click.echo(f"error: {e}", err=True)
+                sys.exit(2)
+            db.session.commit()
+            click.echo(f"{action}: {org.slug} ({org.id})")
+
+    for _action in ("suspend", "reinstate", "delete", "restore"):
+        def _make(action):
+            @org_group.command(action, help=f"{action.title()} an organization (slug or id).")
+            @click.argument("slug")
+            def _cmd(slug):
+                _lifecycle(action, slug)
+        _make(_action)
+
+    jobs_group = click.Group("jobs", help="Background jobs, runnable by hand or from a scheduler.")
+    app.cli.add_command(jobs_group)
+
+    @jobs_group.command("purge-organizations")
+    def purge_organizations():
+        """Purge the data of organizations deleted more than 30 days ago."""
+        from app.tenancy.lifecycle import purge_expired
+
+        slugs = purge_expired()
+        click.echo(f"purged {len(slugs)} organization(s){': ' + ', '.join(slugs) if slugs else ''}")
+
     @app.cli.command("banner")
     def banner():
         """Print where the app is served and the demo logins."""

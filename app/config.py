@@ -99,6 +99,13 @@ def load(overrides: dict | None = None) -> dict:
         "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes"),
         "LOGIN_ATTEMPTS_PER_IP": env.get("LOGIN_ATTEMPTS_PER_IP", "30 per 15 minutes"),
         "HANDOFF_TOKEN_SECONDS": 60,
+        # Account links and the throttles on what sends mail.
+        "EMAIL_LINK_MAX_AGE": timedelta(hours=_int(env.get("EMAIL_LINK_HOURS"), 48)),
+        "PASSWORD_RESET_MAX_AGE": timedelta(hours=1),
+        "SIGNUPS_PER_IP": env.get("SIGNUPS_PER_IP", "10 per hour"),
+        "VERIFICATION_MAILS_PER_ACCOUNT": env.get("VERIFICATION_MAILS_PER_ACCOUNT", "3 per 15 minutes"),
+        "PASSWORD_RESET_REQUESTS_PER_IP": env.get("PASSWORD_RESET_REQUESTS_PER_IP", "10 per 15 minutes"),
+        "PASSWORD_RESET_MAILS_PER_ACCOUNT": env.get("PASSWORD_RESET_MAILS_PER_ACCOUNT", "3 per hour"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "LOG_JSON": _bool(env.get("LOG_JSON"), not development),
         "TRUSTED_PROXIES": _int(env.get("TRUSTED_PROXIES"), 0),

@@ -227,6 +227,9 @@ def csrf_token(client, slug: str | None = None) -> str:
     with client.session_transaction(base_url=f"http://{host(slug)}") as sess:
         data = dict(sess)
     with app.test_request_context(base_url=f"http://{host(slug)}"):
+        from flask import g
+
+        g.pop("csrf_token", None)  # the test's shared app context may cache another session's token
         flask_session.update(data)
         token = generate_csrf()
         raw = flask_session.get("csrf_token")

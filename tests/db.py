@@ -23,6 +23,11 @@ def owner_url(worker: str = "") -> str:
     """Owner URL of a freshly (re)created test database."""
     configured = app_config.test_database_url()
     suffix = f"_{worker}" if worker and worker != "master" else ""
+    # Lets several suites run side by side on one server without dropping
+    # each other's database.
+    extra = app_config.environ("TENANTRY_TEST_DB_SUFFIX")
+    if extra:
+        suffix += "_" + "".join(ch for ch in extra.lower() if ch.isalnum())
     if configured:
         url = make_url(normalise(configured))
         dbname = (url.database or "tenantry_test") + suffix

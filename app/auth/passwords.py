@@ -59,8 +59,14 @@ def needs_rehash(stored: str) -> bool:
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
+    """The refused passwords (lower-cased). Lines starting with ``# `` are comments
+    (the file's origin); Django's list itself holds a few entries that begin
+    with ``#`` and no space (``#1stunna``), which stay in."""
     path = Path(__file__).with_name("common_passwords.txt")
-    return frozenset(line.strip().lower() for line in path.read_text().splitlines() if line.strip())
+    return frozenset(
+        line.strip().lower() for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("# ") and line.strip() != "#"
+    )
 
 
 def password_problem(password: str, email: str | None = None, name: str | None = None) -> str | None:

@@ -38,13 +38,60 @@ def build(to: str, subject: str, template: str, **context) -> EmailMessage:
 def send_mail(to: str, subject: str, template: str, **context) -> EmailMessage:
     """Send one message now (SMTP from ``MAIL_URL``, else the development outbox)."""
     msg = build(to, subject, template, **context)
+    deliver(msg)
+    log.info("mail sent: %s to %s", template, to)
+    return msg
+
+
+def deliver(msg: EmailMessage) -> None:
+    """Hand a built message to SMTP (``MAIL_URL``) or the development outbox."""
     url = current_app.config.get("MAIL_URL")
     if url:
         _send_smtp(url, msg)
     else:
         _write_outbox(msg)
-    log.info("mail sent: %s to %s", template, to)
+
+
+_QUEUE_KEY = "tenantry.mail_queue"
+
+
+def queue_mail(to: str, subject: str, template: str, **context) -> EmailMessage:
+    """Render a message now and send it once the current transaction commits.
+
+    A rolled-back change sends nothing (no verification link for a user that
+    was never saved). A delivery failure after the commit is logged, not
+    raised: the change itself stands, and the user can ask for the mail again.
+    """
+    from app.extensions import db
+
+    msg = build(to, subject, template, **context)
+    db.session.info.setdefault(_QUEUE_KEY, []).append((template, msg))
     return msg
+
+
+def _install_queue_hooks() -> None:
+    from flask_sqlalchemy.session import Session as AppSession
+    from sqlalchemy import event
+
+    if getattr(AppSession, "_tenantry_mail_hooks", False):
+        return
+    AppSession._tenantry_mail_hooks = True
+
+    @event.listens_for(AppSession, "after_commit")
+    def _send_queued(session):
+        for template, msg in session.info.pop(_QUEUE_KEY, []):
+            try:
+                deliver(msg)
+                log.info("mail sent: %s to %s", template, msg["To"])
+            except Exception:  # the commit stands; a lost mail can be asked for again
+                log.exception("mail delivery failed: %s to %s", template, msg["To"])
+
+    @event.listens_for(AppSession, "after_rollback")
+    def _drop_queued(session):
+        session.info.pop(_QUEUE_KEY, None)
+
+
+_install_queue_hooks()
 
 
 def _send_smtp(url: str, msg: EmailMessage) -> None:

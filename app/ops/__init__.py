@@ -89,6 +89,10 @@ def configure_logging(app) -> None:
 
 
 def _start_request():
+    # `g` lives on the application context. A test (or a CLI command) that
+    # keeps one app context open across requests would otherwise carry the
+    # previous request's user and organization into the next one.
+    g.__dict__.clear()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
     g.request_started = time.perf_counter()

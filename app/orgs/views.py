@@ -47,10 +47,10 @@ def new():
     form = OrganizationForm()
     if request.method == "GET":
         return render_template("orgs/new.html", form=form)
+    if not form.validate():
+        return render_template("orgs/new.html", form=form), 422
     if not current_user.is_verified:
         form.name.errors.append("Verify your e-mail address before creating an organization.")
-        return render_template("orgs/new.html", form=form), 422
-    if not form.validate():
         return render_template("orgs/new.html", form=form), 422
     try:
         org = create_organization(form.name.data, form.slug.data, current_user)

@@ -38,6 +38,7 @@ class Project(TenantScoped, db.Model):
         primaryjoin="and_(Project.organization_id == foreign(Membership.organization_id),"
         " Project.owner_id == foreign(Membership.user_id))",
         viewonly=True,
+        uselist=False,
         lazy="joined",
     )
 

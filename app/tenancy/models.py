@@ -98,6 +98,7 @@ class Membership(TenantScoped, db.Model):
         primaryjoin="and_(Membership.organization_id == foreign(Role.organization_id),"
         " Membership.custom_role_id == foreign(Role.id))",
         viewonly=True,
+        uselist=False,
         lazy="joined",
     )
 

@@ -7,6 +7,7 @@ def register(app) -> None:
     from app.ops import bp as ops_bp
     from app.orgs.views import bp as orgs_bp
     from app.projects.views import bp as projects_bp
+    from app.orgs.settings_views import bp as settings_bp
 
-    for bp in (ops_bp, auth_bp, orgs_bp, projects_bp, mail_bp):
+    for bp in (ops_bp, auth_bp, orgs_bp, projects_bp, mail_bp, settings_bp):
         app.register_blueprint(bp)

@@ -284,6 +284,20 @@
     }
   }, true);
 
+  // A menu whose content arrives by htmx (org switcher): focus its search
+  // box once loaded, if the user is still on the toggle.
+  doc.addEventListener('htmx:afterSettle', function (e) {
+    var target = e.detail && e.detail.target;
+    var d = target && target.isConnected && target.closest && target.closest('details.dropdown[open]');
+    if (!d) return;
+    var search = d.querySelector('.dropdown__search');
+    var active = doc.activeElement;
+    if (search && (!active || active === doc.body || d.contains(active)) &&
+        window.matchMedia && window.matchMedia('(pointer: fine)').matches) {
+      search.focus();
+    }
+  });
+
   doc.addEventListener('keydown', function (e) {
     var open = openDropdowns();
     if (!open.length) return;
@@ -373,7 +387,11 @@
         return;
       }
       var layout = fig.layout || {};
+      var css = window.getComputedStyle(el);
       if (layout.autosize === undefined) layout.autosize = true;
+      // Blend with the page (light or dark) unless the figure says otherwise.
+      if (layout.paper_bgcolor === undefined) layout.paper_bgcolor = 'rgba(0,0,0,0)';
+      layout.font = Object.assign({ family: css.fontFamily, color: css.color }, layout.font || {});
       el.setAttribute('data-plotly-rendered', '');
       window.Plotly.newPlot(el, fig.data || [], layout,
         Object.assign({ responsive: true, displaylogo: false }, fig.config || {}));

@@ -1,0 +1,67 @@
+"""Organization settings: general details and the danger zone."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_login import login_required
+
+from app import audit
+from app.extensions import db
+from app.orgs.forms import DeleteOrganizationForm, GeneralSettingsForm
+from app.rbac.decorators import require, require_any
+from app.tenancy import hosts, lifecycle
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+
+def _page(general=None, delete=None, status=200):
+    return render_template(
+        "settings/general.html",
+        form=general or GeneralSettingsForm(name=g.org.name),
+        delete_form=delete or DeleteOrganizationForm(),
+    ), status
+
+
+@bp.get("/general")
+@login_required
+@require_any("org:update", "org:delete")
+def index():
+    """General settings (name) and, for those who may, the danger zone."""
+    return _page()
+
+
+@bp.post("/general")
+@login_required
+@require("org:update")
+def update():
+    """Rename the organization. 422 with the error beside the field on bad input."""
+    form = GeneralSettingsForm()
+    if not form.validate():
+        return _page(general=form, status=422)
+    before = g.org.name
+    new = form.name.data.strip()
+    if new != before:
+        g.org.name = new
+        audit.record("org.settings_changed", target=g.org, before={"name": before}, after={"name": new})
+        db.session.commit()
+        flash("Settings saved.", "success")
+    return redirect(url_for("settings.index"))
+
+
+@bp.post("/delete")
+@login_required
+@require("org:delete")
+def delete():
+    """Soft-delete the organization after the Owner types its address.
+
+    Members lose access at once; a super-admin can restore it for 30 days.
+    """
+    form = DeleteOrganizationForm()
+    if not form.validate():
+        return _page(delete=form, status=422)
+    if form.confirm.data.strip().lower() != g.org.slug:
+        form.confirm.errors.append(f"Type {g.org.slug} exactly to confirm.")
+        return _page(delete=form, status=422)
+    lifecycle.delete(g.org)
+    db.session.commit()
+    flash(f"{g.org.name} was deleted. A platform administrator can restore it within 30 days.", "info")
+    return redirect(hosts.apex_url("/?pick=1"))

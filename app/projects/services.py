@@ -1,0 +1,301 @@
+"""Projects: the example tenant-owned resource. Copy this file for product data.
+
+What every function here can rely on, and guarantees in turn:
+
+* It runs inside the current organization (the host hook set it). Queries
+  carry no organization filter of their own: the ORM hook adds
+  ``organization_id = <current>`` to every statement and PostgreSQL RLS
+  refuses anything else, so a forgotten filter is still not a leak. New rows
+  get the current organization.
+* A bad request raises ``ProjectError`` with a message for a person, naming
+  the form field it belongs to; nothing has been changed when it is raised.
+* Every change records one audit event, in the same transaction.
+* Nothing here commits: the view commits, so a change and its audit event are
+  stored together or not at all.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import func, or_, select
+
+from app import audit
+from app.auth.models import User
+from app.extensions import db
+from app.projects.models import Project
+from app.tenancy.models import Membership
+from app.util import parse_uuid
+
+PAGE_SIZE = 30
+# Counting stops here: "1–30 of 1,000+" costs a bounded scan however large an
+# organization grows (bench/page_bench.py measures it).
+COUNT_CAP = 1000
+MAX_SEARCH = 100
+
+STATUS_FILTERS = ("active", "archived", "all")
+SORTS = {
+    # URL value: (label, ORDER BY). ``id`` breaks ties so pages never overlap.
+    "name": ("Name A–Z", (func.lower(Project.name).asc(), Project.id.asc())),
+    "-name": ("Name Z–A", (func.lower(Project.name).desc(), Project.id.desc())),
+    "-updated": ("Recently updated", (Project.updated_at.desc(), Project.id.desc())),
+    "updated": ("Least recently updated", (Project.updated_at.asc(), Project.id.asc())),
+}
+DEFAULT_SORT = "name"
+DEFAULT_STATUS = "active"
+
+# Fields a person edits, in the order audit diffs list them.
+EDITABLE = ("name", "description", "owner_id")
+
+
+class ProjectError(ValueError):
+    """A user-facing reason a project cannot be saved; ``field`` is the form field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# --------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class ProjectQuery:
+    """The list's filters, as they appear in the URL.
+
+    ``from_args`` never raises: a value it does not understand falls back to
+    the default, so a hand-edited URL shows a page instead of an error.
+    """
+
+    q: str = ""
+    status: str = DEFAULT_STATUS
+    sort: str = DEFAULT_SORT
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> "ProjectQuery":
+        q = " ".join((args.get("q") or "").split())[:MAX_SEARCH]
+        status = args.get("status") if args.get("status") in STATUS_FILTERS else DEFAULT_STATUS
+        sort = args.get("sort") if args.get("sort") in SORTS else DEFAULT_SORT
+        try:
+            page = max(1, min(int(args.get("page") or 1), 1_000_000))
+        except (TypeError, ValueError):
+            page = 1
+        return cls(q, status, sort, page)
+
+    def args(self, **changes) -> dict:
+        """URL parameters for this query with ``changes`` applied; defaults left out."""
+        new = replace(self, **changes)
+        out = {}
+        if new.q:
+            out["q"] = new.q
+        if new.status != DEFAULT_STATUS:
+            out["status"] = new.status
+        if new.sort != DEFAULT_SORT:
+            out["sort"] = new.sort
+        if new.page != 1:
+            out["page"] = new.page
+        return out
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(self.q) or self.status != DEFAULT_STATUS
+
+
+@dataclass
+class ProjectPage:
+    """One page of the list, with what the pager needs."""
+
+    query: ProjectQuery
+    items: list[Project] = field(default_factory=list)
+    total: int = 0
+    total_capped: bool = False
+    has_next: bool = False
+
+    @property
+    def first(self) -> int:
+        return (self.query.page - 1) * PAGE_SIZE + 1 if self.items else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.items) - 1 if self.items else 0
+
+    @property
+    def has_prev(self) -> bool:
+        return self.query.page > 1
+
+    @property
+    def pages(self) -> int | None:
+        """Number of pages, or ``None`` when the count was capped."""
+        return None if self.total_capped else max(1, math.ceil(self.total / PAGE_SIZE))
+
+
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (``%``, ``_`` and ``\\`` escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(stmt, query: ProjectQuery):
+    if query.status != "all":
+        stmt = stmt.where(Project.status == query.status)
+    if query.q:
+        pattern = f"%{escape_like(query.q)}%"
+        stmt = stmt.where(or_(Project.name.ilike(pattern, escape="\\"),
+                              Project.description.ilike(pattern, escape="\\")))
+    return stmt
+
+
+def list_projects(query: ProjectQuery) -> ProjectPage:
+    """One page of the current organization's projects matching ``query``.
+
+    Two statements: the page (one row more than shown, to know whether a next
+    page exists) and a count that stops at ``COUNT_CAP``. Offset pagination:
+    one organization's projects are few enough that a deep OFFSET stays cheap
+    (measured in bench/page_bench.py), and page numbers survive edits better
+    than keyset cursors in a bookmarked URL.
+    """
+    rows = db.session.execute(
+        _filtered(select(Project), query)
+        .order_by(*SORTS[query.sort][1])
+        .limit(PAGE_SIZE + 1)
+        .offset((query.page - 1) * PAGE_SIZE)
+    ).unique().scalars().all()
+    capped = _filtered(select(Project.id), query).limit(COUNT_CAP + 1).subquery()
+    total = db.session.execute(select(func.count()).select_from(capped)).scalar_one()
+    return ProjectPage(
+        query=query,
+        items=list(rows[:PAGE_SIZE]),
+        total=min(total, COUNT_CAP),
+        total_capped=total > COUNT_CAP,
+        has_next=len(rows) > PAGE_SIZE,
+    )
+
+
+def find_project(project_id) -> Project | None:
+    """The current organization's project with this id, or ``None``.
+
+    ``project_id`` may be anything a URL carries: a malformed id and another
+    organization's id both give ``None`` (the view answers 404 to both, so
+    nobody learns that an id exists elsewhere).
+    """
+    pid = parse_uuid(project_id)
+    if pid is None:
+        return None
+    return db.session.execute(select(Project).where(Project.id == pid)).unique().scalar_one_or_none()
+
+
+def owner_choices() -> list[tuple[str, str]]:
+    """``(user id, label)`` for every active member of the current organization, by name."""
+    rows = db.session.execute(
+        select(User.id, User.name, User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.status == "active")
+        .order_by(func.lower(User.name), User.email)
+    ).all()
+    return [(str(r.id), f"{r.name} ({r.email})") for r in rows]
+
+
+def _member_id(owner_id) -> uuid.UUID:
+    """``owner_id`` as a user id that is an active member of the current organization.
+
+    The membership is looked up through the scoped ORM, so a member of another
+    organization is "not a member" here, whatever the form said.
+    """
+    uid = parse_uuid(owner_id)
+    if uid is not None:
+        found = db.session.execute(
+            select(Membership.user_id).where(Membership.user_id == uid, Membership.status == "active")
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
+    raise ProjectError("owner_id", "Choose a member of this organization.")
+
+
+def _clean(name: str | None, description: str | None) -> tuple[str, str]:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ProjectError("name", "Give the project a name.")
+    if len(name) > 120:
+        raise ProjectError("name", "Use at most 120 characters.")
+    description = (description or "").strip()
+    if len(description) > 5000:
+        raise ProjectError("description", "Use at most 5,000 characters.")
+    return name, description
+
+
+def _snapshot(project: Project) -> dict:
+    return {
+        "name": project.name,
+        "description": project.description,
+        "owner_id": str(project.owner_id) if project.owner_id else None,
+        "status": project.status,
+    }
+
+
+# --------------------------------------------------------------------------- writing
+def create_project(name: str, description: str, owner_id) -> Project:
+    """A new active project in the current organization. Raises ``ProjectError``.
+
+    The owner must be an active member of this organization (checked here,
+    and again by the composite foreign key to ``memberships``).
+    """
+    name, description = _clean(name, description)
+    project = Project(name=name, description=description, owner_id=_member_id(owner_id), status="active")
+    db.session.add(project)
+    db.session.flush()  # the id and organization exist from here on
+    audit.record("project.created", target=project, after=_snapshot(project))
+    return project
+
+
+def update_project(project: Project, name: str, description: str, owner_id) -> dict:
+    """Apply the edited fields; returns ``{field: (before, after)}`` for what changed.
+
+    Nothing changed: no write and no audit event. Otherwise one
+    ``project.updated`` event with the before/after of the changed fields only.
+    """
+    name, description = _clean(name, description)
+    wanted = {"name": name, "description": description, "owner_id": _member_id(owner_id)}
+    changes = {}
+    for key in EDITABLE:
+        if getattr(project, key) != wanted[key]:
+            changes[key] = (getattr(project, key), wanted[key])
+            setattr(project, key, wanted[key])
+    if changes:
+        db.session.flush()
+        as_text = lambda v: str(v) if isinstance(v, uuid.UUID) else v  # noqa: E731
+        audit.record(
+            "project.updated", target=project,
+            before={k: as_text(b) for k, (b, _) in changes.items()},
+            after={k: as_text(a) for k, (_, a) in changes.items()},
+        )
+    return changes
+
+
+def archive_project(project: Project) -> bool:
+    """Archive an active project (hidden from the default list, kept intact).
+
+    Returns ``False`` and records nothing when it was already archived.
+    """
+    if project.status == "archived":
+        return False
+    project.status = "archived"
+    db.session.flush()
+    audit.record("project.archived", target=project, before={"status": "active"}, after={"status": "archived"})
+    return True
+
+
+def restore_project(project: Project) -> bool:
+    """Bring an archived project back to active. ``False`` when it was not archived."""
+    if project.status == "active":
+        return False
+    project.status = "active"
+    db.session.flush()
+    audit.record("project.restored", target=project, before={"status": "archived"}, after={"status": "active"})
+    return True
+
+
+def delete_project(project: Project) -> None:
+    """Delete the project for good; the audit event keeps what it was."""
+    audit.record("project.deleted", target=project, before=_snapshot(project))
+    db.session.delete(project)
+    db.session.flush()

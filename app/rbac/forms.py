@@ -1,0 +1,40 @@
+"""Forms of the roles area. Field checks here; the rules (uniqueness, no
+escalation, Owners) live in ``app.rbac.services``."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from app.rbac.catalogue import PERMISSIONS
+from app.rbac.services import DESCRIPTION_MAX, NAME_MAX
+
+
+class RoleForm(FlaskForm):
+    """A custom role: name, description and a subset of the catalogue (the grid's checkboxes)."""
+
+    name = StringField("Name", validators=[DataRequired("Give the role a name."), Length(max=NAME_MAX)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=DESCRIPTION_MAX)],
+                                description="What people holding this role do (optional).")
+    permissions = SelectMultipleField(
+        "Permissions", choices=[(p.name, p.name) for p in PERMISSIONS], validate_choice=True,
+    )
+
+
+class AssignForm(FlaskForm):
+    """Give a member this role (choices: the organization's active members)."""
+
+    user_id = SelectField("Member", choices=[], validate_choice=True,
+                          validators=[DataRequired("Choose a member.")])
+
+
+class TransferForm(FlaskForm):
+    """Choose the new Owner; ``confirm`` is set by the confirmation step."""
+
+    user_id = SelectField("New Owner", choices=[], validate_choice=True,
+                          validators=[DataRequired("Choose the member who becomes Owner.")])
+    confirm = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    """A bare, CSRF-protected confirmation (delete, duplicate)."""

@@ -1,0 +1,505 @@
+"""Roles: who may hold, grant, shape and give away which permissions.
+
+Every function here works inside the current organization (the ORM hook and
+RLS scope every query), checks its guardrails itself (views check the route's
+permission too, but a service never trusts its caller), raises a
+``RoleError`` with a message fit for the user, records an audit event, and
+never commits: the view commits, so the change and its audit event land in
+one transaction or not at all.
+
+Guardrails, in one place:
+
+* **No escalation.** Nobody grants a permission they do not hold: not by
+  assigning a role, not by creating or editing a custom role, not by
+  duplicating one. Nobody changes, edits or removes something that holds
+  more power than they do (a member, or a role, granting a permission the
+  actor lacks): demoting someone more powerful is escalation in reverse.
+* **Owners.** Only a holder of ``members:manage_owners`` makes, changes or
+  removes an Owner. The last active Owner can be neither demoted nor removed,
+  nor leave; ownership moves only by an explicit transfer.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app import audit
+from app.extensions import db
+from app.rbac.catalogue import ALL, BY_NAME, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
+from app.rbac.models import Role
+from app.tenancy.models import Membership
+from app.util import parse_uuid
+
+CUSTOM_PREFIX = "custom:"
+NAME_MAX = 64
+DESCRIPTION_MAX = 500
+
+
+class RoleError(ValueError):
+    """A user-facing reason why a role change was refused (``field``: the form field it concerns)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class RoleChangeRefused(RoleError):
+    """Assigning, removing or transferring a role was refused by a guardrail."""
+
+
+# --------------------------------------------------------------------------- roles as values
+@dataclass(frozen=True)
+class RoleInfo:
+    """A system or custom role, seen the same way by views and templates."""
+
+    key: str  # "owner" … "viewer" or "custom:<uuid>"
+    name: str
+    description: str
+    permissions: frozenset[str]
+    system: bool
+    role: Role | None = field(default=None, compare=False)
+
+    @property
+    def param(self) -> str:
+        """The role's identifier in URLs: the system key, or the custom role's id."""
+        return self.key if self.system else str(self.role.id)
+
+    @property
+    def badge(self) -> str:
+        return self.key if self.system else "custom"
+
+
+def _system_info(key: str) -> RoleInfo:
+    r = SYSTEM_ROLES[key]
+    return RoleInfo(key, r.name, r.description, r.permissions, True)
+
+
+def _custom_info(role: Role) -> RoleInfo:
+    return RoleInfo(f"{CUSTOM_PREFIX}{role.id}", role.name, role.description or "",
+                    frozenset(role.permissions or ()) & ALL, False, role)
+
+
+def custom_role_by_id(role_id) -> Role | None:
+    """A custom role of the current organization, or ``None`` (another organization's is ``None`` too)."""
+    rid = parse_uuid(role_id)
+    if rid is None:
+        return None
+    return db.session.execute(select(Role).where(Role.id == rid)).scalar_one_or_none()
+
+
+def get_role(key: str | None) -> RoleInfo | None:
+    """The role named by ``key``: a system key, ``custom:<uuid>`` or a bare custom role id.
+
+    ``None`` for anything else, including a custom role of another organization.
+    """
+    key = (key or "").strip()
+    if key in SYSTEM_ROLES:
+        return _system_info(key)
+    if key.startswith(CUSTOM_PREFIX):
+        key = key[len(CUSTOM_PREFIX):]
+    role = custom_role_by_id(key)
+    return _custom_info(role) if role else None
+
+
+def role_of(membership: Membership) -> RoleInfo:
+    """The role a membership holds."""
+    if membership.role:
+        return _system_info(membership.role)
+    if membership.custom_role is not None:
+        return _custom_info(membership.custom_role)
+    return RoleInfo(membership.role_key, membership.role_name, "", frozenset(), False)
+
+
+def all_roles() -> list[RoleInfo]:
+    """System roles (Owner first), then the organization's custom roles by name."""
+    custom = db.session.execute(select(Role).order_by(func.lower(Role.name))).scalars().all()
+    return [_system_info(k) for k in ROLE_ORDER] + [_custom_info(r) for r in custom]
+
+
+def member_counts() -> dict[str, int]:
+    """Active members per role key."""
+    rows = db.session.execute(
+        select(Membership.role, Membership.custom_role_id, func.count())
+        .where(Membership.status == "active")
+        .group_by(Membership.role, Membership.custom_role_id)
+    ).all()
+    return {(r if r else f"{CUSTOM_PREFIX}{cid}"): n for r, cid, n in rows}
+
+
+def _holders_stmt(info: RoleInfo):
+    stmt = select(Membership)
+    if info.system:
+        return stmt.where(Membership.role == info.key)
+    return stmt.where(Membership.custom_role_id == info.role.id)
+
+
+def members_with_role(info: RoleInfo, include_inactive: bool = False) -> list[Membership]:
+    """The members holding ``info``, by name (active only unless asked)."""
+    from app.auth.models import User
+
+    stmt = _holders_stmt(info).join(User, User.id == Membership.user_id).order_by(func.lower(User.name))
+    if not include_inactive:
+        stmt = stmt.where(Membership.status == "active")
+    return list(db.session.execute(stmt).unique().scalars())
+
+
+def active_members() -> list[Membership]:
+    """Every active member of the organization, by name."""
+    from app.auth.models import User
+
+    return list(db.session.execute(
+        select(Membership).join(User, User.id == Membership.user_id)
+        .where(Membership.status == "active").order_by(func.lower(User.name))
+    ).unique().scalars())
+
+
+def membership_of(user_id) -> Membership | None:
+    """The membership of ``user_id`` in the current organization (any status), or ``None``."""
+    uid = parse_uuid(user_id)
+    if uid is None:
+        return None
+    return db.session.execute(select(Membership).where(Membership.user_id == uid)).unique().scalar_one_or_none()
+
+
+# --------------------------------------------------------------------------- assignment
+def _perm_list(perms) -> str:
+    return ", ".join(sorted(perms))
+
+
+def _is_owner(m: Membership) -> bool:
+    return m.role == "owner"
+
+
+def _active_owner_ids(lock: bool = True) -> list[uuid.UUID]:
+    # FOR UPDATE: two Owners demoting each other at the same moment must not
+    # both see "another Owner remains".
+    stmt = select(Membership.user_id).where(Membership.role == "owner", Membership.status == "active")
+    if lock:
+        stmt = stmt.with_for_update()
+    return list(db.session.execute(stmt).scalars())
+
+
+def _is_last_owner(m: Membership) -> bool:
+    if not _is_owner(m) or m.status != "active":
+        return False
+    return [uid for uid in _active_owner_ids() if uid != m.user_id] == []
+
+
+def _check_may_touch(target: Membership, actor: Membership, verb: str) -> None:
+    """The actor may change or remove ``target`` only if ``target`` is not more powerful."""
+    held = actor.permissions
+    if _is_owner(target) and "members:manage_owners" not in held:
+        raise RoleChangeRefused(f"Only an Owner can {verb} an Owner.")
+    beyond = role_of(target).permissions - held
+    if beyond and target.user_id != actor.user_id:
+        raise RoleChangeRefused(
+            f"{target.user.name} holds permissions you do not have ({_perm_list(beyond)}); "
+            f"only someone who holds them can {verb} this member."
+        )
+
+
+def role_choices(actor: Membership) -> list[tuple[str, str]]:
+    """The roles ``actor`` may assign, as ``(key, name)``: every role whose
+    permissions the actor holds; Owner only for holders of ``members:manage_owners``."""
+    held = actor.permissions
+    out = []
+    for info in all_roles():
+        if info.key == "owner" and "members:manage_owners" not in held:
+            continue
+        if info.permissions <= held:
+            out.append((info.key, info.name))
+    return out
+
+
+def change_role(target: Membership, new_role_key: str, actor: Membership) -> bool:
+    """Give ``target`` the role ``new_role_key``; ``True`` when something changed.
+
+    Raises ``RoleChangeRefused`` when: the role is unknown (or another
+    organization's); the actor lacks ``members:update_role``; the new role
+    grants a permission the actor lacks; the target or the new role is Owner
+    and the actor cannot manage Owners; the target holds permissions the actor
+    lacks; or the target is the last active Owner and would stop being one.
+    Records ``member.role_changed`` with the role names before and after.
+    """
+    new = get_role(new_role_key)
+    if new is None:
+        raise RoleChangeRefused("Choose one of this organization's roles.")
+    if "members:update_role" not in actor.permissions:
+        raise RoleChangeRefused("Your role does not allow changing members' roles.")
+    old = role_of(target)
+    if new.key == old.key:
+        return False
+    _check_may_touch(target, actor, "change the role of")
+    if new.key == "owner" and "members:manage_owners" not in actor.permissions:
+        raise RoleChangeRefused("Only an Owner can make someone an Owner.")
+    beyond = new.permissions - actor.permissions
+    if beyond:
+        raise RoleChangeRefused(
+            f"{new.name} grants permissions you do not have ({_perm_list(beyond)}); you cannot assign it."
+        )
+    if _is_last_owner(target):
+        raise RoleChangeRefused(
+            f"{target.user.name} is the last Owner. Make someone else an Owner (or transfer ownership) first."
+        )
+    target.role = new.key if new.system else None
+    target.custom_role_id = None if new.system else new.role.id
+    db.session.flush()
+    db.session.expire(target, ["custom_role"])
+    audit.record(
+        "member.role_changed", target=target.user,
+        before={"role": old.name, "role_key": old.key},
+        after={"role": new.name, "role_key": new.key},
+        metadata={"user_id": str(target.user_id), "email": target.user.email},
+    )
+    return True
+
+
+def check_can_remove(target: Membership, actor: Membership) -> None:
+    """Raise ``RoleChangeRefused`` unless ``actor`` may remove (or deactivate) ``target``.
+
+    Leaving (``target`` is the actor) needs no permission; removing someone
+    else needs ``members:remove``. Owners are removed only by Owners, nobody
+    removes a member more powerful than themselves, and the last active Owner
+    can neither be removed nor leave.
+    """
+    leaving = target.user_id == actor.user_id
+    if not leaving:
+        if "members:remove" not in actor.permissions:
+            raise RoleChangeRefused("Your role does not allow removing members.")
+        _check_may_touch(target, actor, "remove")
+    if _is_last_owner(target):
+        if leaving:
+            raise RoleChangeRefused(
+                "You are the last Owner. Transfer ownership to another member before you leave."
+            )
+        raise RoleChangeRefused(f"{target.user.name} is the last Owner and cannot be removed.")
+
+
+def transfer_ownership(new_owner: Membership, actor: Membership) -> None:
+    """Make ``new_owner`` an Owner and the acting Owner an Admin, in one step.
+
+    Only an Owner (holding ``org:transfer``) transfers; the new Owner must be
+    another active member who is not already an Owner. Records
+    ``org.ownership_transferred``.
+    """
+    if not _is_owner(actor) or "org:transfer" not in actor.permissions:
+        raise RoleChangeRefused("Only an Owner can transfer ownership.")
+    if new_owner.user_id == actor.user_id:
+        raise RoleChangeRefused("Choose another member: you are already the Owner.", field="user_id")
+    if new_owner.status != "active":
+        raise RoleChangeRefused("Choose an active member.", field="user_id")
+    if _is_owner(new_owner):
+        raise RoleChangeRefused(f"{new_owner.user.name} is already an Owner.", field="user_id")
+    _active_owner_ids()  # lock the Owners while they change
+    before = role_of(new_owner)
+    new_owner.role, new_owner.custom_role_id = "owner", None
+    actor.role, actor.custom_role_id = "admin", None
+    db.session.flush()
+    db.session.expire(new_owner, ["custom_role"])
+    audit.record(
+        "org.ownership_transferred", target=new_owner.user,
+        before={"owner": actor.user.email, "new_owner_role": before.name},
+        after={"owner": new_owner.user.email, "previous_owner_role": SYSTEM_ROLES["admin"].name},
+        metadata={"from_user_id": str(actor.user_id), "to_user_id": str(new_owner.user_id)},
+    )
+
+
+def explain(membership: Membership) -> list[tuple[str, str]]:
+    """"Why can they?": each permission the member holds, in catalogue order,
+    with the name of the role that grants it (one role per member)."""
+    held = membership.permissions
+    name = membership.role_name
+    return [(p.name, name) for p in PERMISSIONS if p.name in held]
+
+
+# --------------------------------------------------------------------------- custom roles
+@dataclass(frozen=True)
+class RoleChanges:
+    """What saving a role changed."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    renamed: tuple[str, str] | None = None
+    description_changed: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.renamed or self.description_changed)
+
+    @property
+    def summary(self) -> str:
+        """``Added audit:view; removed projects:delete`` (or ``No changes``)."""
+        parts = []
+        if self.renamed:
+            parts.append(f"renamed {self.renamed[0]} to {self.renamed[1]}")
+        if self.added:
+            parts.append("added " + ", ".join(self.added))
+        if self.removed:
+            parts.append("removed " + ", ".join(self.removed))
+        if self.description_changed:
+            parts.append("changed the description")
+        text = "; ".join(parts) or "no changes"
+        return text[0].upper() + text[1:]
+
+
+def _require_manage(actor: Membership) -> None:
+    if "roles:manage" not in actor.permissions:
+        raise RoleError("Your role does not allow managing roles.")
+
+
+def _clean_name(name: str | None, exclude_id=None) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise RoleError("Give the role a name.", "name")
+    if len(name) > NAME_MAX:
+        raise RoleError(f"Use at most {NAME_MAX} characters.", "name")
+    if name.lower() in {r.name.lower() for r in SYSTEM_ROLES.values()} | set(SYSTEM_ROLES):
+        raise RoleError(f"{name} is a system role; choose another name.", "name")
+    stmt = select(func.count()).select_from(Role).where(func.lower(Role.name) == name.lower())
+    if exclude_id is not None:
+        stmt = stmt.where(Role.id != exclude_id)
+    if db.session.execute(stmt).scalar_one():
+        raise RoleError("Another role already has this name.", "name")
+    return name
+
+
+def _clean_description(description: str | None) -> str:
+    description = (description or "").strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise RoleError(f"Use at most {DESCRIPTION_MAX} characters.", "description")
+    return description
+
+
+def _clean_permissions(permissions, actor: Membership) -> list[str]:
+    wanted = set(permissions or ())
+    unknown = wanted - ALL
+    if unknown:
+        raise RoleError(f"Unknown permission(s): {_perm_list(unknown)}.", "permissions")
+    beyond = wanted - actor.permissions
+    if beyond:
+        raise RoleError(
+            f"You cannot grant permissions you do not have yourself: {_perm_list(beyond)}.", "permissions"
+        )
+    return [p.name for p in PERMISSIONS if p.name in wanted]  # catalogue order
+
+
+def _check_within_actor(role: Role, actor: Membership, verb: str) -> None:
+    beyond = set(role.permissions or ()) - actor.permissions
+    if beyond:
+        raise RoleError(
+            f"{role.name} grants permissions you do not have ({_perm_list(beyond)}); "
+            f"only someone who holds them can {verb} it."
+        )
+
+
+def _flush_unique(role: Role) -> None:
+    # The unique index on lower(name) is the final word when two admins race.
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:
+        raise RoleError("Another role already has this name.", "name") from None
+
+
+def create_role(name: str, description: str, permissions, actor: Membership) -> Role:
+    """Create a custom role. Raises ``RoleError`` (with ``field``) when the name
+    is empty, too long, a system role's or already used (case-insensitively),
+    or when a permission is unknown or not held by the actor. Records ``role.created``."""
+    _require_manage(actor)
+    role = Role(name=_clean_name(name), description=_clean_description(description),
+                permissions=_clean_permissions(permissions, actor))
+    db.session.add(role)
+    _flush_unique(role)
+    audit.record("role.created", target=role, after={"name": role.name, "description": role.description,
+                                                     "permissions": list(role.permissions)})
+    return role
+
+
+def update_role(role: Role, name: str | None = None, description: str | None = None,
+                permissions=None, actor: Membership | None = None) -> RoleChanges:
+    """Edit a custom role (``None`` leaves a field as it is) and say what changed.
+
+    Same checks as ``create_role``; besides, a role granting a permission the
+    actor lacks cannot be edited by them at all. Records ``role.updated`` with
+    the permission sets before and after, and what was added and removed.
+    """
+    _require_manage(actor)
+    _check_within_actor(role, actor, "edit")
+    before_perms = list(role.permissions or ())
+    before = {"name": role.name, "description": role.description, "permissions": before_perms}
+    new_name = _clean_name(name, exclude_id=role.id) if name is not None else role.name
+    new_desc = _clean_description(description) if description is not None else role.description
+    new_perms = _clean_permissions(permissions, actor) if permissions is not None else before_perms
+    changes = RoleChanges(
+        added=tuple(p for p in new_perms if p not in before_perms),
+        removed=tuple(p.name for p in PERMISSIONS if p.name in before_perms and p.name not in new_perms),
+        renamed=(role.name, new_name) if new_name != role.name else None,
+        description_changed=new_desc != (role.description or ""),
+    )
+    if not changes:
+        return changes
+    role.name, role.description, role.permissions = new_name, new_desc, new_perms
+    _flush_unique(role)
+    audit.record("role.updated", target=role, before=before,
+                 after={"name": new_name, "description": new_desc, "permissions": new_perms},
+                 metadata={"added": list(changes.added), "removed": list(changes.removed)})
+    return changes
+
+
+def _copy_name(base: str) -> str:
+    taken = {n.lower() for n in db.session.execute(select(Role.name)).scalars()}
+    stem = f"Copy of {base}"[:NAME_MAX]
+    name, n = stem, 2
+    while name.lower() in taken:
+        suffix = f" ({n})"
+        name = stem[: NAME_MAX - len(suffix)] + suffix
+        n += 1
+    return name
+
+
+def duplicate_role(source_key: str, actor: Membership) -> tuple[Role, frozenset[str]]:
+    """A new custom role "Copy of <source>" starting from a system or custom role.
+
+    Permissions the actor does not hold are left out (no escalation by
+    copying); returns the new role and the permissions left out. Records
+    ``role.created`` (with the source).
+    """
+    _require_manage(actor)
+    source = get_role(source_key)
+    if source is None:
+        raise RoleError("That role does not exist.")
+    dropped = source.permissions - actor.permissions
+    role = Role(name=_copy_name(source.name), description=source.description,
+                permissions=[p.name for p in PERMISSIONS if p.name in source.permissions - dropped])
+    db.session.add(role)
+    _flush_unique(role)
+    audit.record("role.created", target=role,
+                 after={"name": role.name, "description": role.description, "permissions": list(role.permissions)},
+                 metadata={"duplicated_from": source.key, "left_out": sorted(dropped)})
+    return role, frozenset(dropped)
+
+
+def delete_role(role: Role, actor: Membership | None = None) -> None:
+    """Delete a custom role. Refused (``RoleError`` naming the members to
+    reassign) while anyone, active or deactivated, holds it, and refused to
+    an actor lacking any permission it grants. Records ``role.deleted``."""
+    if actor is not None:
+        _require_manage(actor)
+        _check_within_actor(role, actor, "delete")
+    holders = members_with_role(_custom_info(role), include_inactive=True)
+    if holders:
+        names = ", ".join(f"{m.user.name} ({m.user.email})" for m in holders)
+        raise RoleError(f"{role.name} is still assigned. Give these members another role first: {names}.")
+    audit.record("role.deleted", target=role,
+                 before={"name": role.name, "description": role.description,
+                         "permissions": list(role.permissions or ())})
+    db.session.delete(role)
+    db.session.flush()
+
+
+def permission_info(name: str):
+    """The catalogue entry of a permission (for templates)."""
+    return BY_NAME.get(name)

@@ -1,0 +1,295 @@
+"""Roles and permissions: the roles page, the permission editor, assignment,
+"why can they?" and the ownership transfer.
+
+Views are thin: parse the form, call ``app.rbac.services``, commit, render or
+redirect. Reading needs ``roles:view``; changing roles ``roles:manage``;
+assigning a role ``members:update_role``; the transfer ``org:transfer``. A role
+of another organization is a 404, like any missing row.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, url_for
+from flask_login import login_required
+
+from app.extensions import db
+from app.rbac import services
+from app.rbac.catalogue import BY_NAME, ROLE_ORDER, SYSTEM_ROLES, groups
+from app.rbac.decorators import require, require_all
+from app.rbac.forms import AssignForm, ConfirmForm, RoleForm, TransferForm
+from app.web.htmx import is_htmx, render
+
+bp = Blueprint("roles", __name__, url_prefix="/roles")
+
+
+@bp.app_context_processor
+def _rbac_template_helpers():
+    # "Why can they?" (templates/roles/_why.html) is included by other areas'
+    # pages with only a membership in hand.
+    return {"explain_permissions": services.explain, "permission_catalogue": BY_NAME}
+
+
+def _role_or_404(role_key: str) -> services.RoleInfo:
+    return services.get_role(role_key) or abort(404)
+
+
+def _custom_or_404(role_key: str):
+    role = services.custom_role_by_id(role_key)
+    return role if role is not None else abort(404)
+
+
+def _system_columns():
+    return [services.get_role(k) for k in ROLE_ORDER]
+
+
+def _editor_context(form: RoleForm, role=None, changes=None, checked=None):
+    checked = set(form.permissions.data or ()) if checked is None else checked
+    return {
+        "form": form, "role": role, "groups": groups(), "system_roles": _system_columns(),
+        "checked": checked, "changes": changes,
+        "changed": set(changes.added + changes.removed) if changes else set(),
+    }
+
+
+def _apply_error(form, e: services.RoleError) -> None:
+    target = getattr(form, e.field, None) if e.field else None
+    if target is not None:
+        target.errors = list(target.errors) + [e.message]
+    else:
+        form.form_errors.append(e.message)
+
+
+# --------------------------------------------------------------------------- reading
+@bp.get("/")
+@login_required
+@require("roles:view")
+def index():
+    """System and custom roles with how many active members hold each."""
+    return render("roles/index.html", roles=services.all_roles(), counts=services.member_counts(),
+                  form=ConfirmForm())
+
+
+@bp.get("/<role_key>")
+@login_required
+@require("roles:view")
+def show(role_key):
+    """A role's permissions (beside the system roles) and the members holding it.
+
+    Offers "add a member to this role" when the viewer may assign it.
+    """
+    info = _role_or_404(role_key)
+    assign_form = None
+    if "members:update_role" in g.permissions and info.key in dict(services.role_choices(g.membership)):
+        assign_form = AssignForm()
+        assign_form.user_id.choices = _assignable_members(info)
+    return render("roles/show.html", info=info, members=services.members_with_role(info),
+                  groups=groups(), system_roles=_system_columns(), assign_form=assign_form,
+                  form=ConfirmForm())
+
+
+@bp.get("/members/<user_id>")
+@login_required
+@require_all("members:view", "roles:view")
+def member_permissions(user_id):
+    """"Why can they?": each permission a member holds and the role that grants it."""
+    membership = services.membership_of(user_id) or abort(404)
+    return render("roles/member_permissions.html", membership=membership)
+
+
+# --------------------------------------------------------------------------- custom roles
+@bp.get("/new")
+@login_required
+@require("roles:manage")
+def new():
+    """The permission editor for a new custom role (system roles beside it for comparison)."""
+    return render("roles/new.html", **_editor_context(RoleForm()))
+
+
+@bp.post("/")
+@login_required
+@require("roles:manage")
+def create():
+    """Create a custom role; bad input or a refused permission → 422, nothing saved."""
+    form = RoleForm()
+    if not form.validate():
+        return render("roles/new.html", status=422, **_editor_context(form))
+    try:
+        role = services.create_role(form.name.data, form.description.data, form.permissions.data, g.membership)
+    except services.RoleError as e:
+        db.session.rollback()
+        _apply_error(form, e)
+        return render("roles/new.html", status=422, **_editor_context(form))
+    db.session.commit()
+    flash(f"Created {role.name}.", "success")
+    return redirect(url_for("roles.show", role_key=role.id))
+
+
+@bp.get("/<role_key>/edit")
+@login_required
+@require("roles:manage")
+def edit(role_key):
+    """The permission editor of a custom role (system roles are not editable: 404)."""
+    role = _custom_or_404(role_key)
+    form = RoleForm(obj=role)
+    return render("roles/edit.html", "roles/_editor.html", **_editor_context(form, role, checked=set(role.permissions)))
+
+
+@bp.post("/<role_key>")
+@login_required
+@require("roles:manage")
+def update(role_key):
+    """Save a custom role and say what changed.
+
+    With HTMX: the editor fragment, changed rows highlighted and the summary
+    ("Added audit:view; removed projects:delete"). Without: a redirect to the
+    editor with the summary as a message. Bad input → 422, nothing saved.
+    """
+    role = _custom_or_404(role_key)
+    form = RoleForm()
+    if not form.validate():
+        return render("roles/edit.html", "roles/_editor.html", status=422, **_editor_context(form, role))
+    try:
+        changes = services.update_role(role, form.name.data, form.description.data or "",
+                                       form.permissions.data, g.membership)
+    except services.RoleError as e:
+        db.session.rollback()
+        role = _custom_or_404(role_key)
+        _apply_error(form, e)
+        return render("roles/edit.html", "roles/_editor.html", status=422, **_editor_context(form, role))
+    db.session.commit()
+    message = f"Saved {role.name}. {changes.summary}." if changes else f"No changes to {role.name}."
+    if is_htmx():
+        form = RoleForm(obj=role, formdata=None)
+        return render("roles/edit.html", "roles/_editor.html", message=message,
+                      **_editor_context(form, role, changes=changes, checked=set(role.permissions)))
+    flash(message, "success")
+    return redirect(url_for("roles.edit", role_key=role.id))
+
+
+@bp.post("/<role_key>/duplicate")
+@login_required
+@require("roles:manage")
+def duplicate(role_key):
+    """Start a new custom role from a system or custom role, then edit it."""
+    info = _role_or_404(role_key)
+    if not ConfirmForm().validate():
+        abort(400)
+    try:
+        role, dropped = services.duplicate_role(info.key, g.membership)
+    except services.RoleError as e:
+        db.session.rollback()
+        flash(e.message, "error")
+        return redirect(url_for("roles.show", role_key=info.param))
+    db.session.commit()
+    note = f" Left out what your role cannot grant: {', '.join(sorted(dropped))}." if dropped else ""
+    flash(f"Created {role.name} from {info.name}.{note}", "success")
+    return redirect(url_for("roles.edit", role_key=role.id))
+
+
+@bp.route("/<role_key>/delete", methods=["GET", "POST"])
+@login_required
+@require("roles:manage")
+def delete(role_key):
+    """Confirm, then delete a custom role. Refused (422, nothing deleted) while
+    any member holds it; the page lists them with where to reassign them."""
+    from flask import request
+
+    role = _custom_or_404(role_key)
+    info = services.get_role(str(role.id))
+    form = ConfirmForm()
+    holders = services.members_with_role(info, include_inactive=True)
+    if request.method == "GET":
+        return render("roles/delete.html", info=info, form=form, holders=holders)
+    if not form.validate():
+        return render("roles/delete.html", status=422, info=info, form=form, holders=holders)
+    name = role.name
+    try:
+        services.delete_role(role, g.membership)
+    except services.RoleError as e:
+        db.session.rollback()
+        return render("roles/delete.html", status=422, info=info, form=form, holders=holders, error=e.message)
+    db.session.commit()
+    flash(f"Deleted {name}.", "success")
+    return redirect(url_for("roles.index"))
+
+
+# --------------------------------------------------------------------------- assignment
+def _member_label(m) -> str:
+    return f"{m.user.name} ({m.user.email}) — {m.role_name}"
+
+
+def _assignable_members(info: services.RoleInfo):
+    return [("", "Choose a member…")] + [
+        (str(m.user_id), _member_label(m)) for m in services.active_members() if m.role_key != info.key
+    ]
+
+
+@bp.post("/<role_key>/members")
+@login_required
+@require("members:update_role")
+def assign(role_key):
+    """Give the chosen member this role (every guardrail of ``change_role``
+    applies: refusals answer 422 with the reason, nothing changed)."""
+    info = _role_or_404(role_key)
+    form = AssignForm()
+    form.user_id.choices = _assignable_members(info)
+
+    def again(error=None):
+        return render("roles/show.html", status=422, info=info, members=services.members_with_role(info),
+                      groups=groups(), system_roles=_system_columns(), assign_form=form,
+                      form=ConfirmForm(), assign_error=error)
+
+    if not form.validate():
+        return again()
+    target = services.membership_of(form.user_id.data)
+    if target is None:  # gone since the form was drawn
+        form.user_id.errors.append("Choose a member of this organization.")
+        return again()
+    try:
+        changed = services.change_role(target, info.key, g.membership)
+    except services.RoleChangeRefused as e:
+        db.session.rollback()
+        form.user_id.errors.append(e.message)
+        return again()
+    db.session.commit()
+    if changed:
+        flash(f"{target.user.name} is now {info.name}.", "success")
+    return redirect(url_for("roles.show", role_key=info.param))
+
+
+# --------------------------------------------------------------------------- ownership
+@bp.route("/transfer", methods=["GET", "POST"])
+@login_required
+@require("org:transfer")
+def transfer():
+    """Transfer ownership: choose a member, confirm, then they become Owner
+    and you become Admin. Bad or refused input → 422, nothing changed."""
+    from flask import request
+
+    form = TransferForm()
+    form.user_id.choices = [("", "Choose a member…")] + [
+        (str(m.user_id), _member_label(m)) for m in services.active_members()
+        if m.user_id != g.membership.user_id
+    ]
+    if request.method == "GET":
+        return render("roles/transfer.html", form=form, step="choose")
+    if not form.validate():
+        return render("roles/transfer.html", status=422, form=form, step="choose")
+    target = services.membership_of(form.user_id.data)
+    if target is None:
+        form.user_id.errors.append("Choose a member of this organization.")
+        return render("roles/transfer.html", status=422, form=form, step="choose")
+    if form.confirm.data != "yes":
+        return render("roles/transfer.html", form=form, step="confirm", target=target)
+    try:
+        services.transfer_ownership(target, g.membership)
+    except services.RoleChangeRefused as e:
+        db.session.rollback()
+        form.user_id.errors.append(e.message)
+        return render("roles/transfer.html", status=422, form=form, step="choose")
+    db.session.commit()
+    flash(f"{target.user.name} is now the Owner. You are now an Admin.", "success")
+    return redirect(url_for("roles.index"))
+
+
+def system_role_names() -> dict[str, str]:
+    return {k: r.name for k, r in SYSTEM_ROLES.items()}
