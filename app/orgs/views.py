@@ -15,6 +15,33 @@ from app.web.htmx import render
 bp = Blueprint("orgs", __name__)
 
 
+# Where an organization's root sends a member: the first area their role can
+# reach (a custom role may lack org:view, e.g. an "Auditor").
+LANDING_ORDER = [
+    ("org:view", "orgs.dashboard"),
+    ("projects:view", "projects.index"),
+    ("members:view", "members.index"),
+    ("audit:view", "audit.index"),
+    ("analytics:view", "analytics.index"),
+    ("roles:view", "roles.index"),
+    ("apikeys:view", "api_keys.index"),
+    ("webhooks:view", "webhooks.index"),
+    ("org:update", "settings.index"),
+]
+
+
+def first_reachable_page() -> str:
+    """The URL of the first page the current member may open (the account page if none)."""
+    from flask import current_app
+
+    from app.rbac.decorators import has
+
+    for perm, endpoint in LANDING_ORDER:
+        if has(perm) and endpoint in current_app.view_functions:
+            return url_for(endpoint)
+    return hosts.apex_url("/?pick=1")
+
+
 @bp.get("/")
 @public
 def home():
@@ -24,16 +51,16 @@ def home():
     on an organization host, the dashboard.
     """
     if g.get("org") is not None:
-        return redirect(url_for("orgs.dashboard"))
+        return redirect(first_reachable_page())
     if not current_user.is_authenticated:
         return render_template("orgs/landing.html")
     memberships = my_memberships(current_user.id)
     if request.args.get("pick") is None:
         if len(memberships) == 1:
-            return go_to(hosts.org_url(memberships[0].org, url_for("orgs.dashboard")))
+            return go_to(hosts.org_url(memberships[0].org, "/"))
         last = next((m for m in memberships if m.organization_id == current_user.last_org_id), None)
         if last is not None:
-            return go_to(hosts.org_url(last.org, url_for("orgs.dashboard")))
+            return go_to(hosts.org_url(last.org, "/"))
     return render_template("orgs/picker.html", memberships=memberships)
 
 
@@ -59,7 +86,7 @@ def new():
         getattr(form, e.field).errors.append(e.message)
         return render_template("orgs/new.html", form=form), 422
     db.session.commit()
-    return go_to(hosts.org_url(org, url_for("orgs.dashboard")))
+    return go_to(hosts.org_url(org, "/"))
 
 
 @bp.get("/dashboard")
@@ -90,8 +117,41 @@ def switcher():
     Each entry goes through the apex hand-off and lands on the same section
     (``section``: the first path segment of the page it was opened from).
     """
-    section = request.args.get("section", "/dashboard")
+    section = request.args.get("section", "/")
     if not section.startswith("/") or section.startswith("//") or len(section) > 64:
-        section = "/dashboard"
+        section = "/"
     memberships = my_memberships(current_user.id)
-    return render("orgs/switcher.html", "orgs/_switcher_list.html", memberships=memberships, section=section)
+    for m in memberships:
+        m.landing = section if _may_open(section, m) else "/"
+    return render("orgs/switcher.html", "orgs/_switcher_list.html", memberships=memberships)
+
+
+def _may_open(path: str, membership) -> bool:
+    """True when ``path`` exists and ``membership``'s role may open it (so a
+    switch lands on the same section only where that works).
+
+    A custom role of another organization is invisible from this one (RLS),
+    so its holder lands on that organization's root instead.
+    """
+    from flask import current_app
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import RequestRedirect
+
+    from app.rbac.decorators import access_of
+
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        endpoint, _ = adapter.match(path, method="GET")
+    except RequestRedirect as r:  # /projects -> /projects/
+        try:
+            endpoint, _ = adapter.match(r.new_url.split("localhost", 1)[1], method="GET")
+        except (HTTPException, RequestRedirect):
+            return False
+    except HTTPException:
+        return False
+    access = access_of(current_app.view_functions[endpoint]) or {}
+    if access.get("kind") != "permission":
+        return access.get("kind") in ("public", "login")
+    held = membership.permissions
+    perms = access["permissions"]
+    return all(p in held for p in perms) if access["mode"] == "all" else any(p in held for p in perms)

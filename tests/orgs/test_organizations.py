@@ -12,6 +12,7 @@ from app.extensions import db
 from app.tenancy.models import Membership, Organization
 from app.tenancy.services import slugify
 from app.util import utcnow
+from app.tenancy.scoping import tenant_context
 from tests.conftest import csrf_token, url
 from tests import factories as f
 
@@ -199,3 +200,33 @@ def test_switcher_without_htmx_is_a_full_page(world, login):
     c = login(world.users["consultant"], "acme")
     r = c.get(url("acme", "/switcher"))
     assert r.status_code == 200 and b"<html" in r.data
+
+
+def test_org_root_sends_a_custom_role_without_dashboard_to_its_first_reachable_area(world, login):
+    from app.rbac.models import Role
+    from app.tenancy.scoping import tenant_context
+
+    with tenant_context(world.acme.id):
+        role = Role(organization_id=world.acme.id, name="Project reader", permissions=["projects:view"])
+        db.session.add(role)
+        db.session.commit()
+        role_id = role.id
+    user = f.make_user("reader@example.test")
+    f.add_member(world.acme, user, custom_role_id=role_id)
+    c = login(user, "acme")
+    r = c.get(url("acme", "/"))
+    assert r.status_code == 302 and r.headers["Location"].startswith("/projects")
+    assert c.get(url("acme", "/dashboard")).status_code == 403
+
+
+def test_switcher_keeps_the_section_only_where_the_role_may_open_it(world, login):
+    # In globex the consultant becomes a Viewer, who may not open /roles.
+    with tenant_context(world.globex.id):
+        m = db.session.get(Membership, (world.globex.id, world.users["consultant"].id))
+        m.role = "viewer"
+        db.session.commit()
+    c = login(world.users["consultant"], "acme")
+    body = c.get(url("acme", "/switcher?section=/roles"), headers={"HX-Request": "true"}).data.decode()
+    assert "to=http://globex.tenantry.localhost/\"" in body
+    body = c.get(url("acme", "/switcher?section=/projects"), headers={"HX-Request": "true"}).data.decode()
+    assert "to=http://globex.tenantry.localhost/projects\"" in body
