@@ -1,19 +1,81 @@
-"""Accounts: creating users and super-admins."""
+"""Accounts: sign-up, e-mail verification, log-in, passwords, e-mail changes, sessions.
+
+Every function here guarantees its rule on its own (views only parse forms and
+render), records an audit event for every change, and never commits: the view
+commits, and mail queued with ``queue_mail`` leaves only once it has.
+
+Errors the user can act on are raised as :class:`AuthError` (with the form
+field they belong beside), :class:`Throttled` (429) or :class:`LinkInvalid`
+(410). No message ever says whether an e-mail address has an account, except
+sign-up, which cannot help it.
+"""
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
+import uuid
+
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from flask import current_app, url_for
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, select, update
 
-from app.auth.models import User
-from app.auth.passwords import hash_password, password_problem
+from app import audit
+from app.auth import sessions, throttle
+from app.auth.models import PasswordReset, User, UserSession
+from app.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from app.extensions import db
-from app.util import utcnow
+from app.mail import queue_mail
+from app.tenancy.hosts import apex_url
+from app.util import parse_uuid, utcnow
+
+VERIFY_SALT = "tenantry.verify-email"
+EMAIL_CHANGE_SALT = "tenantry.email-change"
+BAD_CREDENTIALS = "That e-mail and password do not match an account."
+BAD_EMAIL = "Enter a valid e-mail address, like name@example.com."
 
 
+class AuthError(Exception):
+    """A refusal the user can act on; ``field`` names the form field it belongs beside."""
+
+    status = 422
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Throttled(AuthError):
+    """Too many attempts; ``retry_after`` seconds until the next one is allowed."""
+
+    status = 429
+
+    def __init__(self, retry_after: int, what: str = "attempts"):
+        super().__init__(throttle.wait_message(retry_after, what))
+        self.retry_after = retry_after
+
+
+class LinkInvalid(AuthError):
+    """An e-mailed link that is unknown, tampered with, expired or already used (410)."""
+
+    status = 410
+
+    def __init__(self, message: str | None = None, title: str | None = None):
+        super().__init__(message or "It has expired or was already used. Links like this work once and only for a short time.")
+        self.title = title or "This link is no longer valid"
+
+
+# --------------------------------------------------------------------------- users
 def normalise_email(email: str) -> str:
     """A syntactically valid, normalised address (lower-cased); raises ``ValueError``."""
+    # ``.test`` addresses (the demo accounts, the test suite) are reserved
+    # names that email-validator refuses unless told this is not production.
+    test_env = bool(current_app.config.get("DEVELOPMENT") or current_app.config.get("TESTING"))
     try:
-        return validate_email((email or "").strip(), check_deliverability=False).normalized.lower()
+        return validate_email((email or "").strip(), check_deliverability=False,
+                              test_environment=test_env).normalized.lower()
     except EmailNotValidError as e:
         raise ValueError(str(e)) from None
 
@@ -49,3 +111,387 @@ def create_superadmin(email: str, name: str, password: str) -> tuple[User, bool]
     user = create_user(email, name, password, verified=True)
     user.is_superadmin = True
     return user, True
+
+
+def _clean_email(email: str, field: str) -> str:
+    try:
+        return normalise_email(email)
+    except ValueError:
+        raise AuthError(BAD_EMAIL, field) from None
+
+
+def _clean_name(name: str, field: str = "name") -> str:
+    name = re.sub(r"\s+", " ", (name or "").strip())
+    if not name:
+        raise AuthError("Enter your name.", field)
+    if len(name) > 120:
+        raise AuthError("Use at most 120 characters.", field)
+    return name
+
+
+# --------------------------------------------------------------------------- sign-up
+def sign_up(name: str, email: str, password: str, ip: str | None) -> User:
+    """Create an unverified user and queue the verification mail.
+
+    Guarantees: a valid, unused address; a password that passes the rules;
+    at most ``SIGNUPS_PER_IP`` sign-ups per address (which also bounds how
+    fast sign-up can be used to probe for accounts).
+    """
+    name = _clean_name(name)
+    email = _clean_email(email, "email")
+    problem = password_problem(password or "", email, name)
+    if problem:
+        raise AuthError(problem, "password")
+    if not throttle.hit("SIGNUPS_PER_IP", ip or "-"):
+        raise Throttled(throttle.retry_after("SIGNUPS_PER_IP", ip or "-"), "sign-ups from your network")
+    if find_user(email) is not None:
+        raise AuthError("An account with this e-mail address already exists. Log in, or reset your password.", "email")
+    user = create_user(email, name, password)
+    audit.record("auth.signup", target=user, actor=user)
+    send_verification(user)
+    return user
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def _link_hours() -> int:
+    return int(current_app.config["EMAIL_LINK_MAX_AGE"].total_seconds() // 3600)
+
+
+def verification_token(user: User) -> str:
+    """A signed token naming the user *and* the address: it dies when the address changes."""
+    return _serializer(VERIFY_SALT).dumps({"u": str(user.id), "e": user.email.lower()})
+
+
+def send_verification(user: User) -> None:
+    """Queue the verification mail (sent when the transaction commits)."""
+    link = apex_url(url_for("auth.verify", token=verification_token(user)))
+    queue_mail(user.email, "Verify your e-mail address", "verify", user=user, link=link, hours=_link_hours())
+
+
+def resend_verification(user: User) -> bool:
+    """Queue another verification mail, at most ``VERIFICATION_MAILS_PER_ACCOUNT``.
+
+    Returns False when the address is already verified (nothing to send).
+    """
+    if user.is_verified:
+        return False
+    key = str(user.id)
+    if not throttle.hit("VERIFICATION_MAILS_PER_ACCOUNT", key):
+        raise Throttled(throttle.retry_after("VERIFICATION_MAILS_PER_ACCOUNT", key), "verification e-mails")
+    send_verification(user)
+    audit.record("auth.verification_resent", target=user)
+    return True
+
+
+def _load_signed(salt: str, token: str) -> dict:
+    max_age = int(current_app.config["EMAIL_LINK_MAX_AGE"].total_seconds())
+    try:
+        data = _serializer(salt).loads(token, max_age=max_age)
+    except (BadSignature, TypeError, ValueError):
+        raise LinkInvalid() from None
+    if not isinstance(data, dict):
+        raise LinkInvalid()
+    return data
+
+
+def verify_email(token: str) -> User:
+    """Mark the address in a valid verification link as verified.
+
+    Refused (410) when the link is tampered with, older than
+    ``EMAIL_LINK_MAX_AGE``, names an address the user no longer has, or was
+    already used.
+    """
+    data = _load_signed(VERIFY_SALT, token)
+    uid = parse_uuid(data.get("u"))
+    user = db.session.get(User, uid) if uid else None
+    if user is None or user.email.lower() != data.get("e"):
+        raise LinkInvalid()
+    if user.is_verified:
+        raise LinkInvalid("This link was already used: your e-mail address is verified.",
+                          title="Already verified")
+    user.email_verified_at = utcnow()
+    audit.record("auth.email_verified", target=user, actor=user)
+    return user
+
+
+# --------------------------------------------------------------------------- log-in
+def count_login_attempt(ip: str | None) -> None:
+    """Count one log-in attempt from ``ip``; :class:`Throttled` past ``LOGIN_ATTEMPTS_PER_IP``."""
+    key = ip or "-"
+    if not throttle.hit("LOGIN_ATTEMPTS_PER_IP", key):
+        raise Throttled(throttle.retry_after("LOGIN_ATTEMPTS_PER_IP", key))
+
+
+def _check_password(user: User | None, password: str, email_key: str, field: str, message: str,
+                    during: str = "login") -> None:
+    """Verify ``password`` under the per-account failure throttle.
+
+    The throttle is keyed by the lower-cased e-mail address whether or not an
+    account has it, and is checked before the password is, so a throttled
+    attacker learns nothing, not even from a right guess.
+    """
+    if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT", email_key):
+        raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT", email_key))
+    if user is None or not verify_password(user.password_hash, password or ""):
+        throttle.hit("LOGIN_FAILURES_PER_ACCOUNT", email_key)
+        # Never the text typed: for an unknown address only a keyed fingerprint
+        # (people type passwords into the e-mail field).
+        metadata = {"during": during, "reason": "password" if user else "unknown_email"}
+        if user is None:
+            metadata.update(audit.email_fingerprint(email_key))
+        audit.record("auth.login_failed", target=user, metadata=metadata)
+        raise AuthError(message, field)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+
+
+def authenticate(email: str, password: str) -> User:
+    """The user whose e-mail and password these are.
+
+    Raises :class:`AuthError` with one message for an unknown address and a
+    wrong password alike, and :class:`Throttled` past
+    ``LOGIN_FAILURES_PER_ACCOUNT`` failures for that address. Rehashes a
+    password stored at an older cost.
+    """
+    key = (email or "").strip().lower()
+    user = find_user(key)
+    _check_password(user, password, key, "password", BAD_CREDENTIALS)
+    return user
+
+
+def log_in(user: User) -> UserSession:
+    """Start a new server-side session (new id: no fixation) and audit it."""
+    rec = sessions.start(user)
+    audit.record("auth.login", target=user, actor=user, metadata={"session_id": str(rec.id)})
+    return rec
+
+
+def log_out(user: User | None) -> None:
+    """End the current sign-in on every host it reached."""
+    rec = sessions.current()
+    if user is not None and rec is not None:
+        audit.record("auth.logout", target=user, actor=user, metadata={"session_id": str(rec.id)})
+    sessions.end_current()
+
+
+# --------------------------------------------------------------------------- password reset
+def _token_hash(token: str) -> str:
+    return hashlib.sha256((token or "").encode()).hexdigest()
+
+
+def request_password_reset(email: str, ip: str | None) -> None:
+    """Queue a reset link when an account has this address; otherwise do nothing.
+
+    The caller shows the same answer either way. Only the SHA-256 of the token
+    is stored. Per account, at most ``PASSWORD_RESET_MAILS_PER_ACCOUNT``
+    mails (silently: an error would reveal the account); per network,
+    ``PASSWORD_RESET_REQUESTS_PER_IP`` requests (:class:`Throttled`).
+    """
+    email = _clean_email(email, "email")
+    if not throttle.hit("PASSWORD_RESET_REQUESTS_PER_IP", ip or "-"):
+        raise Throttled(throttle.retry_after("PASSWORD_RESET_REQUESTS_PER_IP", ip or "-"), "requests")
+    user = find_user(email)
+    if user is None or not throttle.hit("PASSWORD_RESET_MAILS_PER_ACCOUNT", email):
+        return
+    token = secrets.token_urlsafe(32)
+    max_age = current_app.config["PASSWORD_RESET_MAX_AGE"]
+    db.session.add(PasswordReset(token_hash=_token_hash(token), user_id=user.id, expires_at=utcnow() + max_age))
+    link = apex_url(url_for("auth.reset", token=token))
+    audit.record("auth.password_reset_requested", target=user)
+    queue_mail(user.email, "Reset your password", "reset", user=user, link=link,
+               minutes=int(max_age.total_seconds() // 60))
+
+
+def reset_target(token: str) -> User:
+    """The user a reset link is for; :class:`LinkInvalid` when unknown, used or expired."""
+    row = db.session.get(PasswordReset, _token_hash(token))
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        raise LinkInvalid()
+    return db.session.get(User, row.user_id)
+
+
+def reset_password(token: str, new_password: str, keep_session: UserSession | None = None) -> User:
+    """Set a new password through a reset link.
+
+    Guarantees: the link works once (an atomic UPDATE … WHERE used_at IS NULL
+    wins against a concurrent use) and for ``PASSWORD_RESET_MAX_AGE``; the
+    password passes the rules; every other session of the user is revoked and
+    every other outstanding reset link dies. Proves the mailbox, so the
+    address counts as verified.
+    """
+    user = reset_target(token)
+    problem = password_problem(new_password or "", user.email, user.name)
+    if problem:
+        raise AuthError(problem, "password")
+    now = utcnow()
+    used = db.session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.token_hash == _token_hash(token), PasswordReset.used_at.is_(None),
+               PasswordReset.expires_at > now)
+        .values(used_at=now)
+        .returning(PasswordReset.user_id),
+        execution_options={"synchronize_session": False},
+    ).scalar_one_or_none()
+    if used is None:
+        raise LinkInvalid()
+    db.session.execute(
+        update(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now), execution_options={"synchronize_session": False},
+    )
+    _set_password(user, new_password)
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+    keep = keep_session.id if keep_session is not None and keep_session.user_id == user.id else None
+    revoked = _revoke_sessions(user, keep)
+    audit.record("auth.password_reset", target=user, actor=user, metadata={"sessions_revoked": revoked})
+    return user
+
+
+def _set_password(user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+
+
+# --------------------------------------------------------------------------- account
+def change_name(user: User, name: str) -> None:
+    """Rename the user (1–120 characters, spaces collapsed)."""
+    name = _clean_name(name)
+    if name == user.name:
+        return
+    before = user.name
+    user.name = name
+    audit.record("auth.profile_updated", target=user, before={"name": before}, after={"name": name})
+
+
+def change_password(user: User, current_password: str, new_password: str, keep_session: UserSession | None) -> int:
+    """Change the password; the current one is required (throttled like log-in).
+
+    Every other session of the user is revoked; returns how many.
+    """
+    _check_password(user, current_password, user.email.lower(), "current_password",
+                    "That is not your current password.", during="password_change")
+    problem = password_problem(new_password or "", user.email, user.name)
+    if problem:
+        raise AuthError(problem, "new_password")
+    if verify_password(user.password_hash, new_password):
+        raise AuthError("Choose a password different from your current one.", "new_password")
+    _set_password(user, new_password)
+    revoked = _revoke_sessions(user, keep_session.id if keep_session else None)
+    audit.record("auth.password_changed", target=user, metadata={"sessions_revoked": revoked})
+    return revoked
+
+
+def _email_taken(email: str, by_other_than: User) -> bool:
+    other = find_user(email)
+    return other is not None and other.id != by_other_than.id
+
+
+def request_email_change(user: User, current_password: str, new_email: str) -> str:
+    """Send a confirmation link to the new address; nothing changes until it is clicked.
+
+    The current password is required (throttled like log-in). Returns the
+    normalised new address.
+    """
+    new = _clean_email(new_email, "new_email")
+    _check_password(user, current_password, user.email.lower(), "email_password",
+                    "That is not your current password.", during="email_change")
+    if new == user.email.lower():
+        raise AuthError("That is already your e-mail address.", "new_email")
+    if _email_taken(new, user):
+        raise AuthError("That e-mail address belongs to another account.", "new_email")
+    token = _serializer(EMAIL_CHANGE_SALT).dumps({"u": str(user.id), "old": user.email.lower(), "new": new})
+    link = apex_url(url_for("auth.confirm_email", token=token))
+    queue_mail(new, "Confirm your new e-mail address", "email_change", user=user, link=link,
+               new_email=new, hours=_link_hours())
+    audit.record("auth.email_change_requested", target=user, metadata={"new_email": new})
+    return new
+
+
+def confirm_email_change(token: str) -> User:
+    """Apply the change a confirmation link carries: the new address, verified.
+
+    The link names the old address too, so it works once and dies if the
+    address changed since; the old address gets a notice.
+    """
+    data = _load_signed(EMAIL_CHANGE_SALT, token)
+    uid = parse_uuid(data.get("u"))
+    user = db.session.get(User, uid) if uid else None
+    new = data.get("new")
+    if user is None or not new or user.email.lower() != data.get("old"):
+        raise LinkInvalid()
+    if _email_taken(new, user):
+        raise LinkInvalid("That address now belongs to another account, so it cannot be yours as well.",
+                          title="Address already in use")
+    old = user.email
+    user.email = new
+    user.email_verified_at = utcnow()
+    db.session.flush()
+    audit.record("auth.email_changed", target=user, actor=user, before={"email": old}, after={"email": new})
+    queue_mail(old, "Your e-mail address was changed", "email_changed_notice", user=user,
+               old_email=old, new_email=new)
+    return user
+
+
+# --------------------------------------------------------------------------- sessions
+def active_sessions(user: User) -> list[UserSession]:
+    """The user's live sessions (not revoked, inside both lifetimes), most recent first."""
+    rows = db.session.execute(
+        select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc())
+    ).scalars().all()
+    return [r for r in rows if sessions.is_valid(r)]
+
+
+def revoke_session(user: User, session_id) -> UserSession | None:
+    """Revoke one of the user's own sessions (every host it reached). ``None`` when
+    the id is not one of theirs — another user's session is indistinguishable
+    from a missing one."""
+    sid = parse_uuid(session_id)
+    if sid is None:
+        return None
+    rec = db.session.execute(
+        select(UserSession).where(UserSession.id == sid, UserSession.user_id == user.id)
+    ).scalar_one_or_none()
+    if rec is None:
+        return None
+    if rec.revoked_at is None:
+        sessions.revoke(rec)
+        audit.record("auth.session_revoked", target=rec, metadata={"user_id": str(user.id)})
+    return rec
+
+
+def revoke_other_sessions(user: User, keep_session: UserSession | None) -> int:
+    """Revoke every session of the user but ``keep_session``; returns how many."""
+    revoked = _revoke_sessions(user, keep_session.id if keep_session else None)
+    if revoked:
+        audit.record("auth.sessions_revoked", target=user, metadata={"count": revoked})
+    return revoked
+
+
+def _revoke_sessions(user: User, keep_id: uuid.UUID | None) -> int:
+    stmt = update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+    if keep_id is not None:
+        stmt = stmt.where(UserSession.id != keep_id)
+    result = db.session.execute(stmt.values(revoked_at=utcnow()), execution_options={"synchronize_session": False})
+    return result.rowcount or 0
+
+
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chromium/", "Chromium"),
+             ("HeadlessChrome/", "Headless Chrome"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def describe_user_agent(ua: str | None) -> str:
+    """"Firefox on Linux" from a User-Agent string; good enough to recognise a device."""
+    ua = ua or ""
+    browser = next((name for marker, name in _BROWSERS if marker in ua), None)
+    system = next((name for marker, name in _SYSTEMS if marker in ua), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    if browser or system:
+        return browser or system
+    return (ua[:40] + "…") if len(ua) > 40 else (ua or "Unknown device")

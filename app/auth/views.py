@@ -1,15 +1,13 @@
-"""Sign-in, sign-out and the hand-off between hosts."""
+"""Sign-in, sign-out, sign-up, verification, forgotten passwords, e-mail
+confirmation, and the hand-off between hosts. Views parse and render;
+``app.auth.services`` decides."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
 
-from app import audit
-from app.auth import handoff, sessions
-from app.auth.forms import LoginForm
-from app.auth.models import User
-from app.auth.passwords import verify_password
+from app.auth import handoff, services, sessions
+from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from app.extensions import db
 from app.rbac.decorators import login_only, public
 from app.tenancy import hosts
@@ -45,10 +43,52 @@ def go_to(url: str):
     return redirect(dest + "?" + urlencode({"t": token, "next": path}))
 
 
+def client_ip() -> str | None:
+    return sessions.client_ip()
+
+
+def apex_only():
+    """Account pages live on the apex only: a GET elsewhere is sent to the same
+    page on the apex, anything else is 404. Returns a response or ``None``."""
+    if g.get("host_kind") == "apex":
+        return None
+    if request.method == "GET":
+        qs = request.query_string.decode()
+        return redirect(hosts.apex_url(request.path + ("?" + qs if qs else "")))
+    abort(404)
+
+
+def link_invalid(e: services.LinkInvalid):
+    """The 410 page of an e-mailed link that no longer works (nothing saved)."""
+    db.session.rollback()
+    return render_template("auth/link_invalid.html", title=e.title, message=e.message), 410
+
+
+def field_error(form, e: services.AuthError) -> None:
+    """Put a service's refusal beside the form field it concerns."""
+    db.session.rollback()
+    field = getattr(form, e.field or "", None) or next(iter(form))
+    field.errors = list(field.errors) + [e.message]
+
+
+def throttled(template: str, e: services.Throttled, **ctx):
+    """A 429 that re-renders the page with the wait, and ``Retry-After``."""
+    db.session.rollback()
+    resp = make_response(render_template(template, throttled=e.message, **ctx), 429)
+    resp.headers["Retry-After"] = str(e.retry_after)
+    return resp
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
-    """Sign in on the apex. On an organization host, send the visitor to the apex."""
+    """Sign in on the apex. On an organization host, send the visitor to the apex.
+
+    Throttled per address (``LOGIN_ATTEMPTS_PER_IP``, every POST counts) and
+    per account (``LOGIN_FAILURES_PER_ACCOUNT``, failures only, keyed by the
+    address typed, so unknown addresses are throttled alike). One message for
+    an unknown address and a wrong password. A new session id at every log-in.
+    """
     if g.get("host_kind") != "apex":
         return redirect(hosts.apex_url(url_for("auth.login", next=request.url)))
     next_url = request.values.get("next")
@@ -57,14 +97,18 @@ def login():
     form = LoginForm()
     if request.method == "GET":
         return render_template("auth/login.html", form=form, next=next_url)
-    if not form.validate():
+    try:
+        services.count_login_attempt(client_ip())
+        if not form.validate():
+            return render_template("auth/login.html", form=form, next=next_url), 422
+        user = services.authenticate(form.email.data, form.password.data)
+    except services.Throttled as e:
+        return throttled("auth/login.html", e, form=form, next=next_url)
+    except services.AuthError as e:
+        db.session.commit()  # keeps the audit record of the failure; nothing else changed
+        form.password.errors = list(form.password.errors) + [e.message]
         return render_template("auth/login.html", form=form, next=next_url), 422
-    email = form.email.data.strip().lower()
-    user = db.session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
-    if user is None or not verify_password(user.password_hash, form.password.data):
-        form.password.errors.append("That e-mail and password do not match an account.")
-        return render_template("auth/login.html", form=form, next=next_url), 422
-    sessions.start(user)
+    services.log_in(user)
     db.session.commit()
     return go_to(after_login_target(user, next_url))
 
@@ -74,9 +118,148 @@ def login():
 @login_only(suspended_ok=True)
 def logout():
     """Sign out everywhere this sign-in reached (the session row is revoked)."""
-    sessions.end_current()
+    services.log_out(current_user)
     db.session.commit()
     return redirect(hosts.apex_url(url_for("auth.login")))
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@public
+def signup():
+    """Create an account on the apex: unverified, signed in, verification mail sent."""
+    if (r := apex_only()) is not None:
+        return r
+    if current_user.is_authenticated:
+        return redirect(url_for("orgs.home"))
+    form = SignupForm()
+    if request.method == "GET":
+        return render_template("auth/signup.html", form=form)
+    if not form.validate():
+        return render_template("auth/signup.html", form=form), 422
+    try:
+        user = services.sign_up(form.name.data, form.email.data, form.password.data, client_ip())
+    except services.Throttled as e:
+        return throttled("auth/signup.html", e, form=form)
+    except services.AuthError as e:
+        field_error(form, e)
+        return render_template("auth/signup.html", form=form), 422
+    services.log_in(user)
+    db.session.commit()
+    return redirect(url_for("auth.verify_pending"))
+
+
+@bp.get("/verify-email")
+@login_required
+@login_only
+def verify_pending():
+    """"Check your inbox": where sign-up lands, with a button to resend the link."""
+    if (r := apex_only()) is not None:
+        return r
+    if current_user.is_verified:
+        return redirect(url_for("orgs.home"))
+    return render_template("auth/verify_pending.html")
+
+
+@bp.post("/verify-email/resend")
+@login_required
+@login_only
+def resend_verification():
+    """Send the verification link again (at most ``VERIFICATION_MAILS_PER_ACCOUNT``)."""
+    if (r := apex_only()) is not None:
+        return r
+    try:
+        sent = services.resend_verification(current_user)
+    except services.Throttled as e:
+        return throttled("auth/verify_pending.html", e)
+    db.session.commit()
+    if not sent:
+        flash("Your e-mail address is already verified.", "info")
+        return redirect(url_for("orgs.home"))
+    flash(f"We sent a new link to {current_user.email}.", "success")
+    return redirect(url_for("auth.verify_pending"))
+
+
+@bp.get("/verify-email/<token>")
+@public
+def verify(token: str):
+    """Verify the address named in a signed link (48 hours; dies if the address changed)."""
+    if (r := apex_only()) is not None:
+        return r
+    try:
+        user = services.verify_email(token)
+    except services.LinkInvalid as e:
+        return link_invalid(e)
+    db.session.commit()
+    return render_template("auth/verified.html", user=user)
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@public
+def forgot():
+    """Ask for a reset link. The answer is the same whether or not the address has an account."""
+    if (r := apex_only()) is not None:
+        return r
+    form = ForgotPasswordForm()
+    if request.method == "GET":
+        if current_user.is_authenticated and not form.email.data:
+            form.email.data = current_user.email
+        return render_template("auth/forgot.html", form=form)
+    if not form.validate():
+        return render_template("auth/forgot.html", form=form), 422
+    try:
+        services.request_password_reset(form.email.data, client_ip())
+    except services.Throttled as e:
+        return throttled("auth/forgot.html", e, form=form)
+    except services.AuthError as e:
+        field_error(form, e)
+        return render_template("auth/forgot.html", form=form), 422
+    db.session.commit()
+    return render_template("auth/forgot_sent.html", email=form.email.data.strip())
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+@public
+def reset(token: str):
+    """Set a new password from a reset link: once, within the hour; other sessions end."""
+    if (r := apex_only()) is not None:
+        return r
+    try:
+        user = services.reset_target(token)
+    except services.LinkInvalid as e:
+        return link_invalid(e)
+    form = ResetPasswordForm()
+    if request.method == "GET":
+        return render_template("auth/reset.html", form=form, user=user)
+    if not form.validate():
+        return render_template("auth/reset.html", form=form, user=user), 422
+    keep = sessions.current() if current_user.is_authenticated else None
+    try:
+        services.reset_password(token, form.password.data, keep_session=keep)
+    except services.LinkInvalid as e:
+        return link_invalid(e)
+    except services.AuthError as e:
+        field_error(form, e)
+        return render_template("auth/reset.html", form=form, user=user), 422
+    db.session.commit()
+    if current_user.is_authenticated:
+        flash("Your password was changed and every other session signed out.", "success")
+        return redirect(url_for("account.index"))
+    flash("Your password was changed. Log in with your new password.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/confirm-email/<token>")
+@public
+def confirm_email(token: str):
+    """Switch to the new address a confirmation link carries; the old address is told."""
+    if (r := apex_only()) is not None:
+        return r
+    try:
+        user = services.confirm_email_change(token)
+    except services.LinkInvalid as e:
+        return link_invalid(e)
+    db.session.commit()
+    return render_template("auth/email_confirmed.html", user=user)
 
 
 @bp.get("/auth/handoff")

@@ -9,22 +9,36 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.rbac.catalogue import PERMISSIONS
 from app.rbac.services import DESCRIPTION_MAX, NAME_MAX
 
+try:  # WTForms 3.3+ deprecates (value, label) tuples
+    from wtforms.fields.choices import SelectChoice as _Choice
+except ImportError:  # pragma: no cover - older WTForms
+    def _Choice(value, label):
+        return (value, label)
+
+
+def choice(value: str, label: str):
+    """One option of a select, in the form the installed WTForms prefers."""
+    return _Choice(value, label)
+
 
 class RoleForm(FlaskForm):
     """A custom role: name, description and a subset of the catalogue (the grid's checkboxes)."""
 
-    name = StringField("Name", validators=[DataRequired("Give the role a name."), Length(max=NAME_MAX)])
-    description = TextAreaField("Description", validators=[Optional(), Length(max=DESCRIPTION_MAX)],
-                                description="What people holding this role do (optional).")
+    name = StringField("Name", validators=[
+        DataRequired("Give the role a name."), Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
+    ])
+    description = TextAreaField("Description", validators=[
+        Optional(), Length(max=DESCRIPTION_MAX, message=f"Use at most {DESCRIPTION_MAX} characters."),
+    ], description="What people holding this role do (optional).")
     permissions = SelectMultipleField(
-        "Permissions", choices=[(p.name, p.name) for p in PERMISSIONS], validate_choice=True,
+        "Permissions", choices=[p.name for p in PERMISSIONS], validate_choice=True,
     )
 
 
 class AssignForm(FlaskForm):
     """Give a member this role (choices: the organization's active members)."""
 
-    user_id = SelectField("Member", choices=[], validate_choice=True,
+    user_id = SelectField("Add a member", choices=[], validate_choice=True,
                           validators=[DataRequired("Choose a member.")])
 
 

@@ -250,7 +250,7 @@ def change_role(target: Membership, new_role_key: str, actor: Membership) -> boo
     db.session.flush()
     db.session.expire(target, ["custom_role"])
     audit.record(
-        "member.role_changed", target=target.user,
+        "member.role_changed", target=target,
         before={"role": old.name, "role_key": old.key},
         after={"role": new.name, "role_key": new.key},
         metadata={"user_id": str(target.user_id), "email": target.user.email},
@@ -301,7 +301,7 @@ def transfer_ownership(new_owner: Membership, actor: Membership) -> None:
     db.session.flush()
     db.session.expire(new_owner, ["custom_role"])
     audit.record(
-        "org.ownership_transferred", target=new_owner.user,
+        "org.ownership_transferred", target=new_owner,
         before={"owner": actor.user.email, "new_owner_role": before.name},
         after={"owner": new_owner.user.email, "previous_owner_role": SYSTEM_ROLES["admin"].name},
         metadata={"from_user_id": str(actor.user_id), "to_user_id": str(new_owner.user_id)},

@@ -8,14 +8,14 @@ of another organization is a 404, like any missing row.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import login_required
 
 from app.extensions import db
 from app.rbac import services
-from app.rbac.catalogue import BY_NAME, ROLE_ORDER, SYSTEM_ROLES, groups
+from app.rbac.catalogue import BY_NAME, ROLE_ORDER, groups
 from app.rbac.decorators import require, require_all
-from app.rbac.forms import AssignForm, ConfirmForm, RoleForm, TransferForm
+from app.rbac.forms import AssignForm, ConfirmForm, RoleForm, TransferForm, choice
 from app.web.htmx import is_htmx, render
 
 bp = Blueprint("roles", __name__, url_prefix="/roles")
@@ -171,8 +171,6 @@ def update(role_key):
 def duplicate(role_key):
     """Start a new custom role from a system or custom role, then edit it."""
     info = _role_or_404(role_key)
-    if not ConfirmForm().validate():
-        abort(400)
     try:
         role, dropped = services.duplicate_role(info.key, g.membership)
     except services.RoleError as e:
@@ -191,8 +189,6 @@ def duplicate(role_key):
 def delete(role_key):
     """Confirm, then delete a custom role. Refused (422, nothing deleted) while
     any member holds it; the page lists them with where to reassign them."""
-    from flask import request
-
     role = _custom_or_404(role_key)
     info = services.get_role(str(role.id))
     form = ConfirmForm()
@@ -218,8 +214,8 @@ def _member_label(m) -> str:
 
 
 def _assignable_members(info: services.RoleInfo):
-    return [("", "Choose a member…")] + [
-        (str(m.user_id), _member_label(m)) for m in services.active_members() if m.role_key != info.key
+    return [choice("", "Choose a member…")] + [
+        choice(str(m.user_id), _member_label(m)) for m in services.active_members() if m.role_key != info.key
     ]
 
 
@@ -263,11 +259,9 @@ def assign(role_key):
 def transfer():
     """Transfer ownership: choose a member, confirm, then they become Owner
     and you become Admin. Bad or refused input → 422, nothing changed."""
-    from flask import request
-
     form = TransferForm()
-    form.user_id.choices = [("", "Choose a member…")] + [
-        (str(m.user_id), _member_label(m)) for m in services.active_members()
+    form.user_id.choices = [choice("", "Choose a member…")] + [
+        choice(str(m.user_id), _member_label(m)) for m in services.active_members()
         if m.user_id != g.membership.user_id
     ]
     if request.method == "GET":
@@ -289,7 +283,3 @@ def transfer():
     db.session.commit()
     flash(f"{target.user.name} is now the Owner. You are now an Admin.", "success")
     return redirect(url_for("roles.index"))
-
-
-def system_role_names() -> dict[str, str]:
-    return {k: r.name for k, r in SYSTEM_ROLES.items()}

@@ -1,0 +1,176 @@
+"""Account pages on the apex: name, password, e-mail address, and "Your sessions".
+
+Every page needs a sign-in and lives on the apex only (a GET on an
+organization host is sent to the apex; anything else there is 404). Each
+change is a POST with CSRF, decided in ``app.auth.services``.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.auth import services, sessions
+from app.auth.forms import EmailChangeForm, NameForm, PasswordChangeForm
+from app.auth.views import apex_only, field_error, throttled
+from app.extensions import db
+from app.rbac.decorators import login_only
+from app.tenancy import hosts
+from app.web.htmx import HX_REDIRECT, is_htmx, render
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+@bp.before_request
+def _apex_only():
+    return apex_only()
+
+
+@bp.app_template_filter("ua_summary")
+def ua_summary(ua: str | None) -> str:
+    """"Firefox on Linux" for a session's user agent."""
+    return services.describe_user_agent(ua)
+
+
+def _index(status: int = 200, **forms):
+    """The account page with its three forms; the one that failed carries its errors."""
+    forms.setdefault("name_form", NameForm(formdata=None, name=current_user.name))
+    forms.setdefault("password_form", PasswordChangeForm(formdata=None))
+    forms.setdefault("email_form", EmailChangeForm(formdata=None))
+    return render_template("account/index.html", **forms), status
+
+
+@bp.get("")
+@login_required
+@login_only
+def index():
+    """Your account: name, password, e-mail address (and whether it is verified)."""
+    return _index()
+
+
+@bp.post("/name")
+@login_required
+@login_only
+def update_name():
+    """Change your display name (422 with the error beside the field when it is bad)."""
+    form = NameForm()
+    if not form.validate():
+        return _index(422, name_form=form)
+    try:
+        services.change_name(current_user, form.name.data)
+    except services.AuthError as e:
+        field_error(form, e)
+        return _index(422, name_form=form)
+    db.session.commit()
+    flash("Your name was saved.", "success")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/password")
+@login_required
+@login_only
+def change_password():
+    """Change your password: the current one is required; every other session ends."""
+    form = PasswordChangeForm()
+    if not form.validate():
+        return _index(422, password_form=form)
+    try:
+        revoked = services.change_password(current_user, form.current_password.data, form.new_password.data,
+                                           keep_session=sessions.current())
+    except services.Throttled as e:
+        return throttled("account/index.html", e, name_form=NameForm(formdata=None, name=current_user.name),
+                         password_form=form, email_form=EmailChangeForm(formdata=None))
+    except services.AuthError as e:
+        if e.field == "current_password":
+            db.session.commit()  # keep the audit record of the failed check; nothing else changed
+        field_error(form, e)
+        return _index(422, password_form=form)
+    db.session.commit()
+    others = f" {revoked} other session{'s were' if revoked != 1 else ' was'} signed out." if revoked else ""
+    flash("Your password was changed." + others, "success")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/email")
+@login_required
+@login_only
+def change_email():
+    """Ask to change your e-mail address: a link goes to the new address, and the
+    address changes only when it is followed."""
+    form = EmailChangeForm()
+    if not form.validate():
+        return _index(422, email_form=form)
+    try:
+        new = services.request_email_change(current_user, form.email_password.data, form.new_email.data)
+    except services.Throttled as e:
+        return throttled("account/index.html", e, name_form=NameForm(formdata=None, name=current_user.name),
+                         password_form=PasswordChangeForm(formdata=None), email_form=form)
+    except services.AuthError as e:
+        if e.field == "email_password":
+            db.session.commit()  # keep the audit record of the failed check; nothing else changed
+        field_error(form, e)
+        return _index(422, email_form=form)
+    db.session.commit()
+    flash(f"We sent a confirmation link to {new}. Your address changes when you follow it.", "info")
+    return redirect(url_for("account.index"))
+
+
+def _sessions_page(status: int = 200):
+    current = sessions.current()
+    return render("account/sessions.html", "account/_sessions.html", status=status,
+                  user_sessions=services.active_sessions(current_user),
+                  current_id=current.id if current else None)
+
+
+@bp.get("/sessions", endpoint="sessions")  # the function name would shadow ``sessions``
+@login_required
+@login_only
+def sessions_index():
+    """Your sessions: every live sign-in, where and when it was last used."""
+    return _sessions_page()
+
+
+def _signed_out():
+    """After revoking your own session: straight to the log-in page (HTMX: via HX-Redirect)."""
+    target = hosts.apex_url(url_for("auth.login"))
+    if is_htmx():
+        resp = make_response("", 200)
+        resp.headers[HX_REDIRECT] = target
+        return resp
+    return redirect(target)
+
+
+@bp.post("/sessions/<session_id>/revoke")
+@login_required
+@login_only
+def revoke_session(session_id: str):
+    """Sign out one of your sessions on every host it reached. Another user's
+    session id is 404, the same as one that does not exist."""
+    rec = services.revoke_session(current_user, session_id)
+    if rec is None:
+        abort(404)
+    current = sessions.current()
+    is_current = current is not None and current.id == rec.id
+    if is_current:
+        sessions.end_current()
+    db.session.commit()
+    if is_current:
+        return _signed_out()
+    if is_htmx():
+        return _sessions_page()
+    flash("That session was signed out.", "success")
+    return redirect(url_for("account.sessions"))
+
+
+@bp.post("/sessions/revoke-others")
+@login_required
+@login_only
+def revoke_others():
+    """Sign out every session but this one."""
+    count = services.revoke_other_sessions(current_user, sessions.current())
+    db.session.commit()
+    if is_htmx():
+        return _sessions_page()
+    flash(f"{count} other session{'s' if count != 1 else ''} signed out." if count else "No other sessions.",
+          "success")
+    return redirect(url_for("account.sessions"))
+

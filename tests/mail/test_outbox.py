@@ -1,0 +1,36 @@
+"""Without MAIL_URL, mail lands in the development outbox and a dev-only page lists it."""
+from __future__ import annotations
+
+import pytest
+
+from tests import factories as f
+from tests.auth.conftest import post
+from tests.conftest import url
+from tests.ops.conftest import make_app
+
+
+@pytest.fixture
+def dev_app(database_url, tmp_path):
+    return make_app(database_url, tmp_path, MAIL_URL=None, DEVELOPMENT=True)
+
+
+def test_mail_without_mail_url_lands_in_the_outbox_and_is_listed(dev_app, tmp_path, mailbox):
+    f.make_user("ann@example.test", "Ann Example")
+    c = dev_app.test_client()
+    assert post(c, "/forgot-password", {"email": "ann@example.test"}).status_code == 200
+    files = list((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 1 and mailbox.messages == []  # nothing went over SMTP
+    page = c.get(url(None, "/_dev/outbox/"))
+    assert page.status_code == 200 and b"Reset your password" in page.data and b"ann@example.test" in page.data
+    one = c.get(url(None, f"/_dev/outbox/{files[0].stem}"))
+    assert one.status_code == 200 and b"/reset-password/" in one.data
+    assert c.get(url(None, "/_dev/outbox/..%2Fsecret_key")).status_code == 404
+
+
+def test_outbox_page_does_not_exist_when_mail_goes_over_smtp(client):
+    assert client.get(url(None, "/_dev/outbox/")).status_code == 404
+
+
+def test_outbox_page_does_not_exist_outside_development(database_url, tmp_path):
+    prod_like = make_app(database_url, tmp_path, MAIL_URL=None, DEVELOPMENT=False)
+    assert prod_like.test_client().get(url(None, "/_dev/outbox/")).status_code == 404

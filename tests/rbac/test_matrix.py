@@ -1,0 +1,144 @@
+"""The generated access matrix: every system role × every route that requires
+a permission, called for real on the acme host.
+
+Denied (403) exactly when the role lacks the permission per the catalogue;
+otherwise allowed (neither 403 nor 404, and never a 500). GET routes get a
+GET; POST (and other) routes get the method with a valid CSRF token and empty
+data. Nothing here is hand-listed: the cases come from ``app.url_map`` and
+``SYSTEM_ROLES``. URL arguments come from the world fixture; a route with a
+URL variable not in ``URL_ARGS`` fails, so a new route must be added here.
+"""
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from app.rbac.catalogue import ROLE_ORDER, SYSTEM_ROLES
+from app.rbac.decorators import access_of
+from tests.conftest import APEX, csrf_token, host, url
+
+
+def _pending_invitation(w):
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.members.models import Invitation
+    from app.util import utcnow
+
+    inv = Invitation(email="pending@example.test", role="viewer", token_hash="0" * 64,
+                     invited_by=w.users["owner"].id, expires_at=utcnow() + timedelta(days=7))
+    db.session.add(inv)
+    db.session.commit()
+    return inv.id
+
+
+def _member_session(w):
+    from app.auth.models import UserSession
+    from app.extensions import db
+
+    rec = UserSession(user_id=w.users["member"].id, ip="127.0.0.1", user_agent="matrix")
+    db.session.add(rec)
+    db.session.commit()
+    return rec.id
+
+
+def _audit_event(w):
+    from sqlalchemy import select
+
+    from app import audit
+    from app.audit.models import AuditEvent
+    from app.extensions import db
+
+    audit.record("role.created", target=("role", str(w.acme_role.id), w.acme_role.name),
+                 after={"name": w.acme_role.name})
+    db.session.commit()
+    return db.session.execute(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)).scalar_one()
+
+
+# URL variable name → its value in the acme world (real ids of acme rows),
+# evaluated inside acme's tenant context.
+URL_ARGS = {
+    "project_id": lambda w: w.projects["acme"][0].id,
+    "user_id": lambda w: w.users["member"].id,
+    "role_key": lambda w: w.acme_role.id,
+    "invitation_id": _pending_invitation,
+    "session_id": _member_session,
+    "event_id": _audit_event,
+}
+
+METHODS_SKIPPED = {"HEAD", "OPTIONS"}
+
+
+@functools.lru_cache(maxsize=1)
+def _route_table() -> tuple:
+    """(endpoint, rule, method, permissions, mode) for every permission route.
+
+    Built from an app created at collection time: building the url map needs
+    no database (the engine connects lazily and never does here).
+    """
+    from app import create_app
+
+    app = create_app({
+        "DATABASE_URL": "postgresql://collect-only@127.0.0.1:9/none",
+        "SECRET_KEY": "collection-only", "TESTING": True, "TENANTRY_SERVER_NAME": APEX,
+    })
+    rows = []
+    for rule in app.url_map.iter_rules():
+        access = access_of(app.view_functions[rule.endpoint]) if rule.endpoint != "static" else None
+        if not access or access["kind"] != "permission":
+            continue
+        for method in sorted(rule.methods - METHODS_SKIPPED):
+            rows.append((rule.endpoint, rule.rule, method, tuple(access["permissions"]), access["mode"]))
+    return tuple(sorted(rows))
+
+
+def pytest_generate_tests(metafunc):
+    if "route" in metafunc.fixturenames:
+        routes = _route_table()
+        metafunc.parametrize("route", routes, ids=[f"{m}:{e}" for e, _, m, _, _ in routes])
+    if "system_role" in metafunc.fixturenames:
+        metafunc.parametrize("system_role", ROLE_ORDER)
+
+
+def expected_allowed(role_key: str, permissions: tuple, mode: str) -> bool:
+    held = SYSTEM_ROLES[role_key].permissions
+    return all(p in held for p in permissions) if mode == "all" else any(p in held for p in permissions)
+
+
+def build_path(app, endpoint: str, rule: str, world) -> str:
+    from app.tenancy.scoping import tenant_context
+
+    values = {}
+    for arg in sorted(next(r for r in app.url_map.iter_rules(endpoint) if r.rule == rule).arguments):
+        if arg not in URL_ARGS:
+            pytest.fail(f"{endpoint} ({rule}) has URL variable <{arg}>: add it to URL_ARGS in {__file__}")
+        with tenant_context(world.acme.id):
+            values[arg] = URL_ARGS[arg](world)
+    adapter = app.url_map.bind(host("acme"))
+    return adapter.build(endpoint, values, method=None)
+
+
+def test_matrix_covers_the_roles_area():
+    endpoints = {e for e, *_ in _route_table()}
+    assert {"roles.index", "roles.show", "roles.edit", "roles.update", "roles.assign",
+            "roles.transfer", "roles.member_permissions"} <= endpoints
+
+
+def test_route_is_allowed_exactly_for_roles_holding_its_permission(app, roles_world, login, system_role, route):
+    endpoint, rule, method, permissions, mode = route
+    assert endpoint in app.view_functions, f"{endpoint} vanished between collection and run"
+    path = build_path(app, endpoint, rule, roles_world)
+    c = login(roles_world.users[system_role], "acme")
+    if method == "GET":
+        r = c.get(url("acme", path))
+    else:
+        token = csrf_token(c, "acme")
+        r = c.open(url("acme", path), method=method, data={"csrf_token": token}, headers={"X-CSRFToken": token})
+    allowed = expected_allowed(system_role, permissions, mode)
+    what = f"{system_role} {method} {path} (needs {mode} of {permissions})"
+    if allowed:
+        assert r.status_code not in (403, 404), f"{what} should be allowed, got {r.status_code}"
+        assert r.status_code < 500, f"{what} crashed: {r.status_code}"
+    else:
+        assert r.status_code == 403, f"{what} should be denied, got {r.status_code}"
