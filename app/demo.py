@@ -4,6 +4,8 @@ Every demo account's password is ``tenantry-demo``.
 """
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import func, select
 
 from app.auth.models import User
@@ -34,6 +36,12 @@ USERS = [
     ("consultant@example.test", "Casey Consultant", False, {"acme": "member", "globex": "admin"}),
 ]
 
+CUSTOM_ROLES = {
+    # slug: [(name, description, permissions)]
+    "acme": [("Auditor", "Reads the audit log, the members and the roles; changes nothing.",
+              ["audit:view", "members:view", "roles:view"])],
+}
+
 PROJECTS = {
     "acme": ["Rocket Skates", "Giant Magnet", "Earthquake Pills", "Tornado Seeds", "Dehydrated Boulders",
              "Iron Carrot", "Jet-Propelled Pogo Stick", "Invisible Paint", "Instant Icicle Maker",
@@ -49,8 +57,9 @@ PROJECTS = {
 def load_demo() -> str:
     """Create everything missing; leave what exists alone. Returns a summary."""
     from app.projects.models import Project
+    from app.rbac.models import Role
 
-    created = {"users": 0, "organizations": 0, "memberships": 0, "projects": 0}
+    created = {"users": 0, "organizations": 0, "memberships": 0, "roles": 0, "projects": 0}
     pw_hash = None
     with all_organizations(reason="demo data loader"):
         orgs = {}
@@ -82,6 +91,14 @@ def load_demo() -> str:
                     db.session.add(Membership(organization_id=org.id, user_id=user.id, role=role))
                     created["memberships"] += 1
         db.session.flush()
+    for slug, roles in CUSTOM_ROLES.items():
+        with tenant_context(orgs[slug].id):
+            have = {n.lower() for n in db.session.execute(select(Role.name)).scalars()}
+            for rname, description, permissions in roles:
+                if rname.lower() not in have:
+                    db.session.add(Role(name=rname, description=description, permissions=permissions))
+                    created["roles"] += 1
+            db.session.flush()
     for slug, names in PROJECTS.items():
         org = orgs[slug]
         owner_email = next(e for e, _, _, r in USERS if r.get(slug) == "owner")
@@ -96,5 +113,67 @@ def load_demo() -> str:
                 ))
                 created["projects"] += 1
             db.session.flush()
+    created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
     db.session.commit()
     return ", ".join(f"{v} {k}" for k, v in created.items()) + " created"
+
+
+# --------------------------------------------------------------------------- members (issue 4)
+FIRST_NAMES = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Finn", "Grace", "Hugo", "Iris", "Jon",
+               "Kira", "Liam", "Maya", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara"]
+LAST_NAMES = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jones"]
+GENERATED_MEMBERS = 200
+DEMO_INVITATIONS = ["new.hire1@acme.test", "new.hire2@acme.test", "contractor@example.test",
+                    "intern@acme.test", "auditor@example.test"]
+
+
+def _demo_member(i: int) -> tuple[str, str, str, str]:
+    """The i-th generated member: (email, name, role, status), deterministic."""
+    first, last = FIRST_NAMES[i % len(FIRST_NAMES)], LAST_NAMES[(i // len(FIRST_NAMES)) % len(LAST_NAMES)]
+    role = "viewer" if i % 10 in (6, 7, 8) else "manager" if i % 25 == 9 else "admin" if i % 97 == 5 else "member"
+    status = "deactivated" if i % 17 == 3 else "active"
+    return f"{first.lower()}.{last.lower()}{i}@acme.test", f"{first} {last}", role, status
+
+
+def _demo_members(acme, inviter) -> tuple[int, int]:
+    """Acme's 200 generated members (mostly members and viewers, some
+    deactivated) and 5 pending invitations; only what is missing is added,
+    in two bulk INSERTs, with one shared password hash."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from app.members.models import Invitation
+    from app.members.services import INVITATION_TTL, new_token
+
+    people = [_demo_member(i) for i in range(GENERATED_MEMBERS)]
+    have = set(db.session.execute(
+        select(func.lower(User.email)).where(func.lower(User.email).in_([p[0] for p in people]))
+    ).scalars())
+    missing = [(i, p) for i, p in enumerate(people) if p[0] not in have]
+    now = utcnow()
+    if missing:
+        pw_hash = hash_password(PASSWORD)
+        rows = [{"id": uuid.uuid4(), "email": email, "name": name, "password_hash": pw_hash,
+                 "email_verified_at": now, "password_changed_at": now} for _i, (email, name, _r, _s) in missing]
+        db.session.execute(insert(User), rows)
+        with tenant_context(acme.id):
+            db.session.execute(insert(Membership), [
+                {"organization_id": acme.id, "user_id": row["id"], "role": role, "status": status,
+                 "created_at": now - timedelta(days=(i * 7) % 700, minutes=i),
+                 "last_seen_at": None if i % 6 == 0 else now - timedelta(minutes=(i * 131) % 40000)}
+                for row, (i, (_e, _n, role, status)) in zip(rows, missing)
+            ])
+    invited = 0
+    with tenant_context(acme.id):
+        open_ = set(db.session.execute(select(func.lower(Invitation.email)).where(
+            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))).scalars())
+        for k, email in enumerate(DEMO_INVITATIONS):
+            if email in open_:
+                continue
+            _token, token_hash = new_token()  # nobody holds the link: resend from the page to get one
+            db.session.add(Invitation(email=email, role="viewer" if k % 2 else "member", token_hash=token_hash,
+                                      invited_by=inviter.id, expires_at=now + INVITATION_TTL, sent_at=now))
+            invited += 1
+        db.session.flush()
+    return len(missing), invited

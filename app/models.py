@@ -3,3 +3,5 @@ from app.auth.models import AuthHandoff, PasswordReset, User, UserSession  # noq
 from app.projects.models import Project  # noqa: F401
 from app.rbac.models import Role  # noqa: F401
 from app.tenancy.models import Membership, Organization, Plan  # noqa: F401
+from app.members.models import Invitation  # noqa: F401
+from app.audit.models import AuditCheckpoint, AuditEvent, AuditSeal  # noqa: F401

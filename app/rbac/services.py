@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import update as sa_update, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
@@ -31,7 +31,7 @@ from app.extensions import db
 from app.rbac.catalogue import ALL, BY_NAME, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
 from app.rbac.models import Role
 from app.tenancy.models import Membership
-from app.util import parse_uuid
+from app.util import parse_uuid, utcnow
 
 CUSTOM_PREFIX = "custom:"
 NAME_MAX = 64
@@ -493,6 +493,23 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
     if holders:
         names = ", ".join(f"{m.user.name} ({m.user.email})" for m in holders)
         raise RoleError(f"{role.name} is still assigned. Give these members another role first: {names}.")
+    from app.members.models import Invitation
+
+    pending = db.session.execute(
+        select(Invitation.email).where(
+            Invitation.custom_role_id == role.id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+    ).scalars().all()
+    if pending:
+        raise RoleError(f"{role.name} is offered in pending invitations. Revoke or resend them with another role "
+                        f"first: {', '.join(sorted(pending))}.")
+    # Accepted or revoked invitations keep only a historical reference.
+    db.session.execute(
+        sa_update(Invitation).where(Invitation.custom_role_id == role.id)
+        .values(custom_role_id=None, role="viewer"),
+        execution_options={"synchronize_session": False},
+    )
     audit.record("role.deleted", target=role,
                  before={"name": role.name, "description": role.description,
                          "permissions": list(role.permissions or ())})

@@ -5,7 +5,8 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Index, Integer, String, func, text,
+    CheckConstraint, DateTime, FetchedValue, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Text, func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -91,6 +92,11 @@ class Membership(TenantScoped, db.Model):
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Lower-cased copies of the user's name and e-mail, maintained by database
+    # triggers (migration 0003_invitations): the members page sorts, pages and
+    # searches on them from indexes that lead with organization_id.
+    search_name: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue(), deferred=True)
+    search_email: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue(), deferred=True)
 
     user = relationship("User", lazy="joined")
     custom_role = relationship(
@@ -137,4 +143,8 @@ class Membership(TenantScoped, db.Model):
         # member-self policy, so it needs an index on user_id.
         Index("ix_memberships_user", "user_id"),
         Index("ix_memberships_org_role", "organization_id", "role"),
+        # Members page keyset indexes (0003_invitations).
+        Index("ix_memberships_org_search_name", "organization_id", "search_name", "user_id"),
+        Index("ix_memberships_org_search_email", "organization_id", "search_email", "user_id"),
+        Index("ix_memberships_org_created", "organization_id", "created_at", "user_id"),
     )

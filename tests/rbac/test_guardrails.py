@@ -321,3 +321,27 @@ def test_renaming_onto_another_roles_name_is_refused(roles_world, login):
     assert r.status_code == 422
     with _in(w.acme):
         assert services.custom_role_by_id(other.id).name == "Billing"
+
+
+def test_deleting_a_custom_role_offered_in_a_pending_invitation_is_refused(world, login):
+    """A pending invitation holds the role too: deleting it must say so, not fail."""
+    from datetime import timedelta
+
+    from app.members.models import Invitation
+    from app.rbac import services
+    from app.rbac.models import Role
+    from app.tenancy.scoping import tenant_context
+    from app.extensions import db
+    from app.util import utcnow
+
+    with tenant_context(world.acme.id):
+        role = Role(organization_id=world.acme.id, name="Temp", permissions=["projects:view"])
+        db.session.add(role)
+        db.session.flush()
+        db.session.add(Invitation(organization_id=world.acme.id, email="later@example.test", custom_role_id=role.id,
+                                  token_hash="0" * 64, invited_by=world.users["owner"].id,
+                                  expires_at=utcnow() + timedelta(days=7)))
+        db.session.commit()
+        with pytest.raises(services.RoleError, match="later@example.test"):
+            services.delete_role(role)
+        db.session.rollback()
