@@ -28,10 +28,16 @@ def embedded_owner_url(pgdata: Path, dbname: str = EMBEDDED_DB_NAME) -> str:
     (pgserver's reference counting), and the data directory is reused, so a
     second ``make run`` finds the same database.
     """
-    import pgserver  # imported lazily: production never needs it
+    import warnings
 
-    pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(pgdata))
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI);
+        # pgserver falls back to /tmp, which is fine.
+        warnings.simplefilter("ignore", UserWarning)
+        import pgserver  # imported lazily: production never needs it
+
+        pgdata.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(str(pgdata))
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{dbname}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{dbname}";')

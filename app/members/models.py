@@ -15,11 +15,12 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.rbac.models import HoldsRole
 from app.tenancy.scoping import TenantScoped
 from app.util import utcnow
 
 
-class Invitation(TenantScoped, db.Model):
+class Invitation(HoldsRole, TenantScoped, db.Model):
     __tablename__ = "invitations"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -63,19 +64,6 @@ class Invitation(TenantScoped, db.Model):
             postgresql_where=text("accepted_at IS NULL AND revoked_at IS NULL"),
         ),
     )
-
-    @property
-    def role_key(self) -> str:
-        """``owner`` … ``viewer``, or ``custom:<id>`` (the same keys as memberships)."""
-        return self.role if self.role else f"custom:{self.custom_role_id}"
-
-    @property
-    def role_name(self) -> str:
-        from app.rbac.catalogue import SYSTEM_ROLES
-
-        if self.role:
-            return SYSTEM_ROLES[self.role].name
-        return self.custom_role.name if self.custom_role else "Custom role"
 
     @property
     def is_expired(self) -> bool:

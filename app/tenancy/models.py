@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.rbac.models import HoldsRole
 from app.tenancy.scoping import TenantScoped
 
 
@@ -75,7 +76,7 @@ class Organization(db.Model):
         return self.status == "suspended"
 
 
-class Membership(TenantScoped, db.Model):
+class Membership(HoldsRole, TenantScoped, db.Model):
     """A user's place in an organization, with exactly one role.
 
     The role is a system role key (``owner`` … ``viewer``) or a custom role of
@@ -107,19 +108,6 @@ class Membership(TenantScoped, db.Model):
         uselist=False,
         lazy="joined",
     )
-
-    @property
-    def role_key(self) -> str:
-        """``owner`` … ``viewer``, or ``custom:<id>``."""
-        return self.role if self.role else f"custom:{self.custom_role_id}"
-
-    @property
-    def role_name(self) -> str:
-        from app.rbac.catalogue import SYSTEM_ROLES
-
-        if self.role:
-            return SYSTEM_ROLES[self.role].name
-        return self.custom_role.name if self.custom_role else "Custom role"
 
     @property
     def permissions(self) -> frozenset[str]:
