@@ -109,6 +109,12 @@ def load(overrides: dict | None = None) -> dict:
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "LOG_JSON": _bool(env.get("LOG_JSON"), not development),
         "TRUSTED_PROXIES": _int(env.get("TRUSTED_PROXIES"), 0),
+        # Audit log signing key (defaults to one derived from SECRET_KEY);
+        # retired keys stay verifiable when listed (comma-separated).
+        "AUDIT_HMAC_KEY": env.get("AUDIT_HMAC_KEY") or None,
+        "AUDIT_PREVIOUS_KEYS": [k for k in (env.get("AUDIT_PREVIOUS_KEYS") or "").split(",") if k.strip()],
+        # Chain heads kept outside the database, to detect a truncated tail.
+        "AUDIT_ANCHOR_PATH": env.get("AUDIT_ANCHOR_PATH") or None,  # default: instance/audit-anchors.json
         "ARGON2_TIME_COST": _int(env.get("ARGON2_TIME_COST"), 2),
         "ARGON2_MEMORY_KIB": _int(env.get("ARGON2_MEMORY_KIB"), 19 * 1024),
     }

@@ -115,6 +115,11 @@ def load_demo() -> str:
             db.session.flush()
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
     db.session.commit()
+    from app.audit.demo import seed_demo_log
+
+    # A short, signed and sealed history, so the audit viewer and
+    # `flask audit verify` have something to show on a fresh install.
+    created["audit events"] = seed_demo_log()
     return ", ".join(f"{v} {k}" for k, v in created.items()) + " created"
 
 

@@ -135,4 +135,6 @@ class Membership(HoldsRole, TenantScoped, db.Model):
         Index("ix_memberships_org_search_name", "organization_id", "search_name", "user_id"),
         Index("ix_memberships_org_search_email", "organization_id", "search_email", "user_id"),
         Index("ix_memberships_org_created", "organization_id", "created_at", "user_id"),
+        Index("ix_memberships_org_last_seen", "organization_id",
+              text("coalesce(last_seen_at, '-infinity'::timestamptz)"), "user_id"),
     )

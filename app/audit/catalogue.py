@@ -1,0 +1,147 @@
+"""The audit action catalogue: every action an event may carry, with a group
+and a description.
+
+``record()`` refuses an action that is not listed here, so the catalogue is
+complete by construction: the viewer's action filter, the docs and the export
+all read it. Add a line here in the same change that starts recording a new
+action.
+
+``account=True`` marks account-level actions (they concern a person, not an
+organization): they always land in the platform log (see
+``app.audit.context``), and also in the organization whose host they happened
+on, if any.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    group: str
+    description: str
+    account: bool = False
+
+
+_A = Action
+
+ACTIONS: tuple[Action, ...] = (
+    # Accounts (sign-in, passwords, e-mail, sessions).
+    _A("auth.signup", "Accounts", "Signed up", account=True),
+    _A("auth.login", "Accounts", "Logged in", account=True),
+    _A("auth.login_failed", "Accounts", "Failed log-in attempt", account=True),
+    _A("auth.logout", "Accounts", "Logged out", account=True),
+    _A("auth.password_changed", "Accounts", "Changed their password", account=True),
+    _A("auth.password_reset_requested", "Accounts", "Asked for a password reset link", account=True),
+    _A("auth.password_reset", "Accounts", "Reset their password with an e-mailed link", account=True),
+    _A("auth.email_change_requested", "Accounts", "Asked to change their e-mail address", account=True),
+    _A("auth.email_changed", "Accounts", "Changed their e-mail address", account=True),
+    _A("auth.email_verified", "Accounts", "Verified their e-mail address", account=True),
+    _A("auth.verification_resent", "Accounts", "Asked for a new verification e-mail", account=True),
+    _A("auth.profile_updated", "Accounts", "Changed their profile", account=True),
+    _A("auth.session_revoked", "Accounts", "Signed out a session", account=True),
+    _A("auth.sessions_revoked", "Accounts", "Signed out every other session", account=True),
+    _A("auth.two_factor_enabled", "Accounts", "Turned on two-factor authentication", account=True),
+    _A("auth.two_factor_disabled", "Accounts", "Turned off two-factor authentication", account=True),
+    _A("auth.recovery_codes_regenerated", "Accounts", "Generated new recovery codes", account=True),
+    _A("auth.account_deleted", "Accounts", "Deleted their account", account=True),
+    # Organization.
+    _A("org.created", "Organization", "Created the organization"),
+    _A("org.settings_changed", "Organization", "Changed organization settings"),
+    _A("org.branding_changed", "Organization", "Changed the organization's branding"),
+    _A("org.security_changed", "Organization", "Changed security settings"),
+    _A("org.domain_added", "Organization", "Added a custom domain"),
+    _A("org.domain_verified", "Organization", "Verified a custom domain"),
+    _A("org.domain_removed", "Organization", "Removed the custom domain"),
+    _A("org.plan_changed", "Organization", "Changed the plan"),
+    _A("org.ownership_transferred", "Organization", "Transferred ownership"),
+    _A("org.deleted", "Organization", "Deleted the organization"),
+    _A("org.restored", "Organization", "Restored the organization"),
+    _A("org.purged", "Organization", "Purged the organization's data after the restore window"),
+    _A("org.suspended", "Organization", "Suspended the organization"),
+    _A("org.reinstated", "Organization", "Reinstated the organization"),
+    # Members and invitations.
+    _A("member.invited", "Members", "Invited someone"),
+    _A("member.invitation_resent", "Members", "Resent an invitation"),
+    _A("member.invitation_revoked", "Members", "Revoked an invitation"),
+    _A("member.invitation_declined", "Members", "Declined an invitation"),
+    _A("member.joined", "Members", "Joined the organization"),
+    _A("member.added", "Members", "Added a member directly"),
+    _A("member.role_changed", "Members", "Changed a member's role"),
+    _A("member.deactivated", "Members", "Deactivated a member"),
+    _A("member.reactivated", "Members", "Reactivated a member"),
+    _A("member.removed", "Members", "Removed a member"),
+    _A("member.left", "Members", "Left the organization"),
+    # Roles.
+    _A("role.created", "Roles", "Created a custom role"),
+    _A("role.updated", "Roles", "Changed a custom role"),
+    _A("role.deleted", "Roles", "Deleted a custom role"),
+    # Projects (the example business resource).
+    _A("project.created", "Projects", "Created a project"),
+    _A("project.updated", "Projects", "Changed a project"),
+    _A("project.archived", "Projects", "Archived a project"),
+    _A("project.restored", "Projects", "Restored an archived project"),
+    _A("project.deleted", "Projects", "Deleted a project"),
+    _A("project.exported", "Projects", "Exported projects"),
+    _A("project.bulk_updated", "Projects", "Changed several projects at once"),
+    # API keys and webhooks.
+    _A("api_key.created", "API", "Created an API key"),
+    _A("api_key.updated", "API", "Changed an API key"),
+    _A("api_key.revoked", "API", "Revoked an API key"),
+    _A("api_key.rotated", "API", "Rotated an API key"),
+    _A("webhook.created", "API", "Created a webhook endpoint"),
+    _A("webhook.updated", "API", "Changed a webhook endpoint"),
+    _A("webhook.deleted", "API", "Deleted a webhook endpoint"),
+    _A("webhook.secret_rotated", "API", "Rotated a webhook signing secret"),
+    _A("webhook.test_sent", "API", "Sent a test webhook delivery"),
+    _A("webhook.redelivered", "API", "Redelivered a webhook"),
+    # Data exports.
+    _A("data.exported", "Data", "Exported the organization's data"),
+    _A("analytics.exported", "Data", "Exported analytics data"),
+    # Platform console (super-admins).
+    _A("platform.impersonation_started", "Platform", "A super-admin started acting as a user"),
+    _A("platform.impersonation_ended", "Platform", "A super-admin stopped acting as a user"),
+    _A("platform.plan_changed", "Platform", "A super-admin changed the plan"),
+    _A("platform.superadmin_granted", "Platform", "Granted super-admin rights", account=True),
+    _A("platform.superadmin_revoked", "Platform", "Revoked super-admin rights", account=True),
+    # The audit log itself.
+    _A("audit.exported", "Audit log", "Exported the audit log"),
+    _A("audit.purged", "Audit log", "Removed events past the plan's retention"),
+)
+
+BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
+ALL: frozenset[str] = frozenset(BY_NAME)
+
+
+def describe(name: str) -> str:
+    """A human description of ``name`` (the name itself when unknown, e.g. a retired action)."""
+    a = BY_NAME.get(name)
+    return a.description if a else name
+
+
+def is_account_action(name: str) -> bool:
+    a = BY_NAME.get(name)
+    return bool(a and a.account)
+
+
+def groups() -> list[tuple[str, list[Action]]]:
+    """Actions grouped, in catalogue order (the viewer's grouped select)."""
+    out: dict[str, list[Action]] = {}
+    for a in ACTIONS:
+        out.setdefault(a.group, []).append(a)
+    return list(out.items())
+
+
+def _check() -> None:
+    names = [a.name for a in ACTIONS]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise AssertionError(f"duplicate audit actions {sorted(dupes)}")
+    for n in names:
+        area, _, verb = n.partition(".")
+        if not area or not verb or len(n) > 64:
+            raise AssertionError(f"bad audit action name {n!r}")
+
+
+_check()

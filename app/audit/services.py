@@ -1,0 +1,589 @@
+"""Reading the audit log: filters, keyset pages, one event, the log's state,
+and streamed exports.
+
+Every query is index-backed for an organization of millions of events
+(figures: ``bench/audit_bench.py``):
+
+* every filter index ends with ``id`` - ``(organization_id, id)`` (the
+  primary key), ``(organization_id, action, id)``, ``(organization_id,
+  actor_id, id)``, ``(organization_id, target_type, target_id, id)`` - so a
+  filter, the keyset cursor (``id < before``) and a date range are together
+  one index range read newest first, stopping after a page;
+* a date range becomes an id range, exactly (``_bounds``): ids and
+  ``occurred_at`` both come from the database in the statement that creates
+  the event, so they grow together; probes of ``(organization_id,
+  occurred_at)`` find the range's ends and the few edge events to exclude;
+* "person" (events by or about a member) is the union of three index ranges,
+  each stopped after a page;
+* free text: each word is a prefix range of ``(organization_id, word)`` in
+  ``audit_label_words`` (the words of every actor and target name, kept by
+  the sealer); the actors and targets of the rarest word lead, one LATERAL
+  probe each, to their newest events, which must match every word. Events
+  not sealed yet are read by inserting transaction. A word matching more
+  than ``LABEL_CAP`` names is common: the newest events are scanned instead,
+  and find their page quickly because matches are dense (see
+  ``AuditLabelWord`` for why not a full-text index);
+* never OFFSET: "Older" is ``id < last id shown``, "Newer" is ``id > first id
+  shown`` read ascending.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import Text, and_, func, literal_column, or_, select, text, union_all
+from sqlalchemy.orm import defer
+
+from app.audit import catalogue, integrity
+from app.audit.models import AuditCheckpoint, AuditEvent, AuditSeal
+from app.extensions import db
+from app.util import parse_uuid
+
+PAGE_SIZE = 50
+DATE_SLACK = timedelta(seconds=2)
+PERSON_TARGET_TYPES = ("member", "user")
+TARGET_TYPES = ("organization", "member", "user", "invitation", "role", "project", "session", "api_key", "webhook")
+MAX_SEARCH_WORDS = 8
+
+T = AuditEvent.__table__
+
+
+# ----------------------------------------------------------------------------- filters
+@dataclass
+class Filters:
+    """The viewer's filters, parsed from the query string (never trusted)."""
+
+    actor: uuid.UUID | None = None
+    person: uuid.UUID | None = None
+    person_as: str = "any"  # the person as "any" (actor or target), "actor" or "target"
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str = ""
+    before: int | None = None
+    after: int | None = None
+    errors: dict = field(default_factory=dict)
+
+    FIELDS = ("actor", "person", "as", "action", "target_type", "target", "from", "to", "q")
+    PERSON_AS = ("any", "actor", "target")
+
+    @classmethod
+    def from_args(cls, args) -> "Filters":
+        f = cls()
+
+        def get(name):
+            return (args.get(name) or "").strip()
+
+        if get("actor"):
+            f.actor = parse_uuid(get("actor"))
+            if f.actor is None:
+                f.errors["actor"] = "Unknown actor."
+        if get("person"):
+            f.person = parse_uuid(get("person"))
+            if f.person is None:
+                f.errors["person"] = "Unknown member."
+        if get("as"):
+            if get("as") in cls.PERSON_AS:
+                f.person_as = get("as")
+            else:
+                f.errors["person"] = "Choose how the member took part."
+        if get("action"):
+            f.action = get("action")
+            if f.action not in catalogue.ALL:
+                f.errors["action"] = "Unknown action."
+                f.action = None
+        if get("target_type"):
+            f.target_type = get("target_type")[:32]
+            if not re.fullmatch(r"[a-z_]{2,32}", f.target_type):
+                f.errors["target_type"] = "Unknown target type."
+                f.target_type = None
+        if get("target"):
+            f.target_id = get("target")[:128]
+        for name, attr in (("from", "date_from"), ("to", "date_to")):
+            if get(name):
+                try:
+                    setattr(f, attr, date.fromisoformat(get(name)))
+                except ValueError:
+                    f.errors[name] = "Use a date like 2026-01-31."
+        if f.date_from and f.date_to and f.date_from > f.date_to:
+            f.errors["to"] = "The end date is before the start date."
+        f.q = get("q")[:200]
+        for name in ("before", "after"):
+            v = get(name)
+            if v:
+                if v.isdigit() and len(v) < 19:
+                    setattr(f, name, int(v))
+                else:
+                    f.errors[name] = "Bad page cursor."
+        return f
+
+    def params(self, **overrides) -> dict:
+        """The filters as query parameters (no cursor unless given)."""
+        p = {
+            "actor": str(self.actor) if self.actor else None,
+            "person": str(self.person) if self.person else None,
+            "as": self.person_as if self.person and self.person_as != "any" else None,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target": self.target_id,
+            "from": self.date_from.isoformat() if self.date_from else None,
+            "to": self.date_to.isoformat() if self.date_to else None,
+            "q": self.q or None,
+        }
+        p.update(overrides)
+        return {k: v for k, v in p.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.params())
+
+    def without_cursor(self) -> "Filters":
+        return replace(self, before=None, after=None)
+
+
+def search_query(q: str) -> str | None:
+    """A safe tsquery: every word of ``q`` as a prefix, all required."""
+    words = re.findall(r"[^\W_]+", (q or "").lower())[:MAX_SEARCH_WORDS]
+    return " & ".join(f"{w}:*" for w in words) if words else None
+
+
+# ----------------------------------------------------------------------------- conditions
+@dataclass
+class Bounds:
+    """A date range as an id range (index-friendly) with its edges made exact."""
+
+    lo_id: int | None = None  # exclusive
+    hi_id: int | None = None  # exclusive
+    exclude: list = field(default_factory=list)  # ids inside the id range but outside the dates
+    empty: bool = False
+
+    def conditions(self, t) -> list:
+        conds = []
+        if self.empty:
+            conds.append(t.c.id < 0)
+        if self.lo_id is not None:
+            conds.append(t.c.id > self.lo_id)
+        if self.hi_id is not None:
+            conds.append(t.c.id < self.hi_id)
+        if self.exclude:
+            conds.append(t.c.id.not_in(self.exclude))
+        return conds
+
+
+def _bounds(session, org_id, f: Filters) -> Bounds:
+    """Turn the date range into id conditions, exactly.
+
+    ``id`` and ``occurred_at`` come from the database in the statement that
+    creates an event (``nextval`` and ``clock_timestamp()``), so they grow
+    together up to a tiny reordering between concurrent writers (bounded by
+    ``DATE_SLACK``). One probe of ``(organization_id, occurred_at)`` finds the
+    last event clearly before the start (everything newer has a larger id);
+    the few events within ``2 * DATE_SLACK`` of the start whose id is larger
+    but whose time is before it are excluded by id. Same at the end. The main
+    query then carries only id conditions, which every filter index serves
+    in order (a time condition would tempt the planner into sorting).
+    """
+    b = Bounds()
+    ev, org = T, T.c.organization_id == org_id
+
+    def ids_where(*conds):
+        return list(session.execute(select(ev.c.id).where(org, *conds)).scalars())
+
+    if f.date_from:
+        start = datetime.combine(f.date_from, time.min, timezone.utc)
+        lo = session.execute(
+            select(ev.c.id, ev.c.occurred_at).where(org, ev.c.occurred_at < start - DATE_SLACK)
+            .order_by(ev.c.occurred_at.desc()).limit(1)
+        ).first()
+        if lo is None:  # nothing clearly before: only events just before the start can intrude
+            b.exclude += ids_where(ev.c.occurred_at < start)
+        else:
+            b.lo_id = lo.id
+            # A larger id with an earlier time is within DATE_SLACK of ``lo``.
+            b.exclude += ids_where(ev.c.occurred_at > lo.occurred_at - DATE_SLACK, ev.c.occurred_at < start,
+                                   ev.c.id > lo.id)
+    if f.date_to:
+        end = datetime.combine(f.date_to + timedelta(days=1), time.min, timezone.utc)
+        hi = session.execute(
+            select(ev.c.id, ev.c.occurred_at).where(org, ev.c.occurred_at >= end + DATE_SLACK)
+            .order_by(ev.c.occurred_at).limit(1)
+        ).first()
+        if hi is None:
+            b.exclude += ids_where(ev.c.occurred_at >= end)
+        else:
+            b.hi_id = hi.id
+            b.exclude += ids_where(ev.c.occurred_at >= end, ev.c.occurred_at < hi.occurred_at + DATE_SLACK,
+                                   ev.c.id < hi.id)
+    return b
+
+
+def _tsquery(q: str):
+    tsq = search_query(q)
+    return func.to_tsquery(literal_column("'simple'::regconfig"), tsq) if tsq else None
+
+
+def _filter_conditions(org_id, f: Filters, t=T, text_filter: bool = True) -> list:
+    conds = [t.c.organization_id == org_id]
+    if f.actor:
+        conds.append(t.c.actor_id == f.actor)
+    if f.action:
+        conds.append(t.c.action == f.action)
+    if f.target_type:
+        conds.append(t.c.target_type == f.target_type)
+    if f.target_id:
+        conds.append(t.c.target_id == f.target_id)
+    tsq = _tsquery(f.q) if text_filter else None
+    if tsq is not None:
+        conds.append(t.c.search.op("@@")(tsq))
+    return conds
+
+
+def _person_branches(f: Filters, t=T):
+    """The ways a person takes part (actor; target as member or user), each its own index range."""
+    if not f.person:
+        return [None]
+    branches = []
+    if f.person_as in ("any", "actor"):
+        branches.append(t.c.actor_id == f.person)
+    if f.person_as in ("any", "target"):
+        branches += [and_(t.c.target_type == tt, t.c.target_id == str(f.person)) for tt in PERSON_TARGET_TYPES]
+    return branches
+
+
+def _person_condition(f: Filters, t=T):
+    if not f.person:
+        return None
+    return or_(*[c for c in _person_branches(f, t)])
+
+
+# ----------------------------------------------------------------------------- free text
+LABEL_CAP = 100  # more matching names than this: the word is common, scan the events instead
+
+
+@dataclass
+class TextRefs:
+    actors: list = field(default_factory=list)  # actor ids with a name containing the rarest word
+    targets: list = field(default_factory=list)  # (target_type, target_id) likewise
+    horizon: str = "0"  # events from transactions at or after this are not sealed (no labels yet)
+    common: bool = False
+
+
+def _next_prefix(word: str) -> str:
+    """The smallest string above every string starting with ``word`` (C collation)."""
+    return word[:-1] + chr(ord(word[-1]) + 1)
+
+
+def text_refs(session, org_id, q: str) -> TextRefs | None:
+    """The actors and targets with a name containing the rarest word of ``q``
+    (``audit_label_words``), or ``None`` when there is no text filter."""
+    from app.audit.models import AuditLabelWord, AuditSeal
+
+    words = re.findall(r"[^\W_]+", (q or "").lower())[:MAX_SEARCH_WORDS]
+    if not words:
+        return None
+    W = AuditLabelWord.__table__
+    best = None
+    for w in sorted(set(words), key=len, reverse=True):  # longer words are usually rarer
+        w = w[:64]
+        # An index-only range read, stopped early: a prefix shared by many
+        # names ("a") must not read them all.
+        raw = session.execute(
+            select(W.c.kind, W.c.ref_type, W.c.ref_id)
+            .where(W.c.organization_id == org_id, W.c.word >= w, W.c.word < _next_prefix(w))
+            .limit(4 * LABEL_CAP)
+        ).all()
+        rows = list(dict.fromkeys(raw))
+        if len(raw) < 4 * LABEL_CAP and len(rows) <= LABEL_CAP and (best is None or len(rows) < len(best)):
+            best = rows
+            if len(rows) <= 5:
+                break
+    refs = TextRefs(common=best is None)
+    for kind, ref_type, ref_id in best or ():
+        if kind == "actor":
+            uid = parse_uuid(ref_id)
+            if uid is not None:
+                refs.actors.append(uid)
+        else:
+            refs.targets.append((ref_type, ref_id))
+    S = AuditSeal.__table__
+    refs.horizon = session.execute(
+        select(S.c.horizon.cast(Text)).where(S.c.organization_id == org_id).order_by(S.c.seq.desc()).limit(1)
+    ).scalar() or "0"
+    return refs
+
+
+def _text_branches(org_id, f: Filters, refs: TextRefs, conds_for, order_desc: bool, n: int) -> list:
+    """Index-bound ways to find events matching the text: each matching actor's
+    and target's newest events (one LATERAL probe each), plus the events not
+    sealed yet (read by inserting transaction)."""
+    from sqlalchemy import ARRAY, String, cast, true
+    from sqlalchemy.dialects.postgresql import UUID as PGUUID
+
+    out = []
+    if refs.actors:
+        r = func.unnest(cast(refs.actors, ARRAY(PGUUID(as_uuid=True)))).table_valued("aid").render_derived(name="ra")
+        e = T.alias("ea")
+        inner = (select(e.c.id).where(e.c.actor_id == r.c.aid, *conds_for(e))
+                 .order_by(e.c.id.desc() if order_desc else e.c.id.asc()).limit(n).lateral("xa"))
+        out.append(select(inner.c.id).select_from(r).join(inner, true()))
+    if refs.targets:
+        types = [t for t, _ in refs.targets]
+        ids = [i for _, i in refs.targets]
+        r = func.unnest(cast(types, ARRAY(String)), cast(ids, ARRAY(String))).table_valued("tt", "ti").render_derived(name="rt")
+        e = T.alias("et")
+        inner = (select(e.c.id).where(e.c.target_type == r.c.tt, e.c.target_id == r.c.ti, *conds_for(e))
+                 .order_by(e.c.id.desc() if order_desc else e.c.id.asc()).limit(n).lateral("xt"))
+        out.append(select(inner.c.id).select_from(r).join(inner, true()))
+    e = T.alias("eu")
+    from app.audit.models import Xid8
+
+    out.append(
+        select(e.c.id).where(e.c.xid >= cast(refs.horizon, Xid8()), *conds_for(e))
+        .order_by(e.c.id.desc() if order_desc else e.c.id.asc()).limit(n)
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- pages
+@dataclass
+class Page:
+    events: list
+    newer: int | None  # cursor for the "Newer" link (after=...)
+    older: int | None  # cursor for the "Older" link (before=...)
+
+
+def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None) -> Page:
+    """One page of events matching ``f``, newest first, by keyset."""
+    session = session or db.session
+    bounds = _bounds(session, org_id, f)
+    ascending = f.after is not None and f.before is None
+    refs = text_refs(session, org_id, f.q) if (f.q and not f.person) else None
+    use_refs = refs is not None and not refs.common
+
+    def conds_for(t):
+        conds = _filter_conditions(org_id, f, t) + bounds.conditions(t)
+        if f.before is not None:
+            conds.append(t.c.id < f.before)
+        elif f.after is not None:
+            conds.append(t.c.id > f.after)
+        return conds
+
+    order = T.c.id.asc() if ascending else T.c.id.desc()
+    if use_refs:
+        branches = _text_branches(org_id, f, refs, conds_for, not ascending, size + 1)
+    else:
+        branches = []
+        for extra in _person_branches(f):
+            where = conds_for(T) + ([extra] if extra is not None else [])
+            branches.append(select(T.c.id).where(*where).order_by(order).limit(size + 1))
+    if len(branches) == 1:
+        ids_q = branches[0]
+    else:
+        u = union_all(*[b.subquery().select() for b in branches]).subquery()
+        ids_q = select(u.c.id).distinct().order_by(u.c.id.asc() if ascending else u.c.id.desc()).limit(size + 1)
+    ids = list(session.execute(ids_q).scalars())
+    more = len(ids) > size
+    ids = ids[:size]
+    if ascending:
+        ids.reverse()
+    rows = []
+    if ids:
+        got = {
+            e.id: e
+            for e in session.execute(
+                select(AuditEvent).where(AuditEvent.organization_id == org_id, AuditEvent.id.in_(ids))
+                .options(defer(AuditEvent.search), defer(AuditEvent.xid), defer(AuditEvent.mac))
+            ).scalars()
+        }
+        rows = [got[i] for i in ids if i in got]
+    if not rows:
+        return Page([], None, None)
+    first, last = rows[0].id, rows[-1].id
+    if ascending:
+        newer = first if more else None
+        older = last
+    else:
+        newer = first if (f.before is not None) else None
+        older = last if more else None
+    return Page(rows, newer, older)
+
+
+def get_event(org_id, event_id: int, session=None):
+    """One event of the organization, or ``None``."""
+    session = session or db.session
+    return session.execute(
+        select(AuditEvent).where(AuditEvent.organization_id == org_id, AuditEvent.id == event_id)
+        .options(defer(AuditEvent.search))
+    ).scalar_one_or_none()
+
+
+@dataclass
+class EventIntegrity:
+    seq: int | None
+    sealed_at: datetime | None
+    mac_ok: bool
+
+
+def event_integrity(org_id, ev, session=None) -> EventIntegrity:
+    """Is this event sealed (its sequence number), and does its MAC verify now?"""
+    session = session or db.session
+    seal = session.execute(
+        select(AuditSeal.seq, AuditSeal.sealed_at).where(AuditSeal.organization_id == org_id,
+                                                         AuditSeal.event_id == ev.id)
+    ).first()
+    k = integrity.keyring().get(ev.key_id)
+    ok = k is not None and integrity.equal(integrity.row_mac(k, ev), ev.mac)
+    return EventIntegrity(seal.seq if seal else None, seal.sealed_at if seal else None, ok)
+
+
+@dataclass
+class LogState:
+    retention_days: int | None
+    plan_name: str | None
+    oldest: datetime | None
+    last_purge: object | None
+    last_verify: object | None
+    verify_signature_ok: bool
+    sealed_through: int | None
+
+
+def log_state(org_id, session=None) -> LogState:
+    """How far back the log goes and how its last verification went."""
+    from app.tenancy.models import Organization
+
+    session = session or db.session
+    org = session.get(Organization, org_id)
+    oldest = session.execute(
+        select(T.c.occurred_at).where(T.c.organization_id == org_id).order_by(T.c.id).limit(1)
+    ).scalar()
+    cps = {}
+    for kind in ("purge", "verify"):
+        cps[kind] = session.execute(
+            select(AuditCheckpoint).where(AuditCheckpoint.organization_id == org_id, AuditCheckpoint.kind == kind)
+            .order_by(AuditCheckpoint.id.desc()).limit(1)
+        ).scalar_one_or_none()
+    verify_ok = False
+    if cps["verify"] is not None:
+        k = integrity.keyring().get(cps["verify"].key_id)
+        verify_ok = k is not None and integrity.equal(integrity.checkpoint_mac(k, cps["verify"]), cps["verify"].mac)
+    sealed = session.execute(
+        select(AuditSeal.seq).where(AuditSeal.organization_id == org_id).order_by(AuditSeal.seq.desc()).limit(1)
+    ).scalar()
+    return LogState(
+        retention_days=org.plan.audit_retention_days if org and org.plan else None,
+        plan_name=org.plan.name if org and org.plan else None,
+        oldest=oldest, last_purge=cps["purge"], last_verify=cps["verify"], verify_signature_ok=verify_ok,
+        sealed_through=sealed,
+    )
+
+
+# ----------------------------------------------------------------------------- choices
+def actor_choices(org_id, session=None) -> list[tuple[str, str]]:
+    """``(user id, label)`` of the organization's members, for the filter selects."""
+    from app.auth.models import User
+    from app.tenancy.models import Membership
+
+    session = session or db.session
+    rows = session.execute(
+        select(User.id, User.name, User.email).join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == org_id).order_by(func.lower(User.name), User.email).limit(5000)
+    ).all()
+    return [(str(r.id), f"{r.name} <{r.email}>" if r.name else r.email) for r in rows]
+
+
+def label_for(org_id, user_id, session=None) -> str | None:
+    """A readable label for a user id used in a filter (from its latest event, else the users table)."""
+    from app.auth.models import User
+
+    session = session or db.session
+    u = session.get(User, user_id)
+    return f"{u.name} <{u.email}>" if u else None
+
+
+# ----------------------------------------------------------------------------- export
+EXPORT_COLUMNS = (
+    "id", "occurred_at", "action", "actor_type", "actor_id", "actor_label", "impersonator_id", "target_type",
+    "target_id", "target_label", "changes", "metadata", "ip", "user_agent", "request_id",
+)
+EXPORT_BATCH = 1000
+
+
+def _csv_safe(value) -> str:
+    s = "" if value is None else str(value)
+    # Spreadsheet formula injection: a cell starting with = + - @ is data, not code.
+    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
+
+
+def export_stream(app, org_id, f: Filters, fmt: str):
+    """A generator of text chunks: every event matching ``f`` (newest first).
+
+    Constant memory: a server-side cursor fetches ``EXPORT_BATCH`` rows at a
+    time on a connection of its own, whose transaction carries the tenant
+    setting for RLS itself - the request's scope may be gone by the time the
+    response body is iterated - and every statement names the organization.
+    """
+    conds = _filter_conditions(org_id, f)
+    person = _person_condition(f)
+    if person is not None:
+        conds.append(person)
+    cols = [T.c[c] for c in EXPORT_COLUMNS if c not in ("metadata",)] + [T.c["metadata"]]
+    stmt = select(*cols).where(*conds).order_by(T.c.id.desc())
+
+    def generate():
+        with app.app_context():
+            engine = db.engine
+            with engine.connect() as conn:
+                with conn.begin():
+                    conn.execute(
+                        text("SELECT set_config('app.org_id', :o, true), set_config('app.all_orgs', '', true)"),
+                        {"o": str(org_id)},
+                    )
+                    bounds = _bounds(conn, org_id, f)
+                    result = conn.execute(stmt.where(*bounds.conditions(T)),
+                                          execution_options={"stream_results": True, "yield_per": EXPORT_BATCH})
+                    if fmt == "csv":
+                        buf = io.StringIO()
+                        w = csv.writer(buf)
+                        w.writerow(EXPORT_COLUMNS)
+                        yield buf.getvalue()
+                    for part in result.partitions():
+                        buf = io.StringIO()
+                        if fmt == "csv":
+                            w = csv.writer(buf)
+                            for r in part:
+                                m = r._mapping
+                                w.writerow([_csv_safe(_export_value(c, m[c])) for c in EXPORT_COLUMNS])
+                        else:
+                            for r in part:
+                                m = r._mapping
+                                buf.write(json.dumps({c: _json_value(c, m[c]) for c in EXPORT_COLUMNS},
+                                                     ensure_ascii=False, separators=(",", ":")))
+                                buf.write("\n")
+                        yield buf.getvalue()
+
+    return generate()
+
+
+def _export_value(col, value):
+    if col in ("changes", "metadata"):
+        return json.dumps(value or {}, ensure_ascii=False, sort_keys=True)
+    if col == "occurred_at":
+        return integrity.iso(value)
+    return value
+
+
+def _json_value(col, value):
+    if col == "occurred_at":
+        return integrity.iso(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if col == "ip" and value is not None:
+        return str(value)
+    return value

@@ -1,0 +1,191 @@
+"""The audit log viewer, its exports, and the platform log for super-admins.
+
+* ``/audit/`` (``audit:view``): newest first, filters in the URL, keyset
+  pages; with ``HX-Request`` only the results fragment.
+* ``/audit/<id>``: one event: the diff field by field, request context,
+  links to the actor and target, its place in the chain.
+* ``POST /audit/export`` (``audit:export``): the current filter as CSV or
+  JSON Lines, streamed; audited (``audit.exported``) before the first byte.
+* ``/audit/platform`` on the apex (super-admins only; everyone else 404):
+  the platform log of account events (``app.audit.PLATFORM_ORG_ID``).
+
+The CLI (``flask --app wsgi audit seal|verify|purge|actions``) rides on this
+blueprint's command group (``app.audit.cli``).
+"""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.routing import BuildError
+
+from app import audit
+from app.audit import catalogue, services
+from app.audit.cli import register as register_cli
+from app.extensions import db
+from app.rbac.decorators import has, login_only, require
+from app.tenancy.scoping import tenant_context
+from app.web.htmx import render
+
+bp = Blueprint("audit", __name__, url_prefix="/audit", cli_group="audit")
+register_cli(bp.cli)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _url(endpoint: str, **values) -> str | None:
+    """``url_for`` when that area exists (other areas' pages are optional links)."""
+    if endpoint not in current_app.view_functions:
+        return None
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:
+        return None
+
+
+def entity_links(kind: str, entity_id, on_org_host: bool) -> dict:
+    """Where an actor or a target can be looked at: its own page, and its events."""
+    if entity_id is None:
+        return {}
+    page = None
+    if on_org_host:
+        if kind in ("member", "user"):
+            page = _url("members.show", user_id=entity_id)
+        elif kind == "project":
+            page = _url("projects.show", project_id=entity_id)
+        elif kind == "role":
+            page = _url("roles.show", role_key=entity_id)
+        elif kind == "organization":
+            page = _url("settings.index")
+        elif kind == "invitation":
+            page = _url("members.index", status="invited")
+    return {"page": page}
+
+
+def display_value(value) -> str:
+    """A before/after value as text (JSON for structures)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@bp.app_template_filter("audit_value")
+def _audit_value_filter(value):
+    return display_value(value)
+
+
+def _context(org_id, f: services.Filters, page, *, platform: bool) -> dict:
+    choices = services.actor_choices(org_id) if not platform else []
+    labels = dict(choices)
+    for uid in (f.actor, f.person):
+        if uid and str(uid) not in labels:
+            labels[str(uid)] = services.label_for(org_id, uid) or str(uid)
+    return {
+        "f": f,
+        "page": page,
+        "action_groups": catalogue.groups(),
+        "describe": catalogue.describe,
+        "actor_choices": choices,
+        "actor_labels": labels,
+        "target_types": services.TARGET_TYPES,
+        "platform": platform,
+        "list_endpoint": "audit.platform" if platform else "audit.index",
+        "show_endpoint": "audit.platform_show" if platform else "audit.show",
+        "can_export": (not platform) and has("audit:export"),
+    }
+
+
+def _list(org_id, platform: bool):
+    f = services.Filters.from_args(request.args)
+    status = 422 if f.errors else 200
+    page = services.page(org_id, f) if not f.errors else services.Page([], None, None)
+    ctx = _context(org_id, f, page, platform=platform)
+    ctx["state"] = services.log_state(org_id)
+    return render("audit/index.html", "audit/_results.html", status=status, **ctx)
+
+
+def _show(org_id, event_id: int, platform: bool):
+    ev = services.get_event(org_id, event_id) or abort(404)
+    on_org = not platform
+    return render_template(
+        "audit/show.html",
+        ev=ev,
+        describe=catalogue.describe,
+        integrity=services.event_integrity(org_id, ev),
+        state=services.log_state(org_id),
+        actor_links=entity_links("user", ev.actor_id, on_org) if ev.actor_type in ("user", "support") else {},
+        target_links=entity_links(ev.target_type or "", ev.target_id, on_org),
+        list_endpoint="audit.platform" if platform else "audit.index",
+        platform=platform,
+    )
+
+
+def _platform_or_404():
+    if g.get("host_kind") != "apex" or not getattr(current_user, "is_superadmin", False):
+        abort(404)
+
+
+# ----------------------------------------------------------------------------- organization log
+@bp.get("/")
+@login_required
+@require("audit:view")
+def index():
+    """The organization's audit log: filters (actor/person, action, target,
+    dates, text) in the URL, keyset pages ("Newer"/"Older", never OFFSET),
+    the log's verification state and retention. HTMX gets the results only.
+    A bad filter value answers 422 with the reason beside the control."""
+    return _list(g.org.id, platform=False)
+
+
+@bp.get("/<int:event_id>")
+@login_required
+@require("audit:view")
+def show(event_id: int):
+    """One event of this organization (another organization's id is a 404)."""
+    return _show(g.org.id, event_id, platform=False)
+
+
+@bp.post("/export")
+@login_required
+@require("audit:export")
+def export():
+    """Every event matching the current filters as CSV or JSON Lines, streamed
+    with constant memory. The export is itself audited, and committed before
+    the first byte leaves."""
+    f = services.Filters.from_args(request.form)
+    fmt = request.form.get("format", "csv")
+    if fmt not in ("csv", "jsonl"):
+        f.errors["format"] = "Choose CSV or JSON Lines."
+    if f.errors:
+        ctx = _context(g.org.id, f, services.Page([], None, None), platform=False)
+        ctx["state"] = services.log_state(g.org.id)
+        return render("audit/index.html", "audit/_results.html", status=422, **ctx)
+    audit.record("audit.exported", target=g.org, metadata={"format": fmt, "filters": f.params()})
+    db.session.commit()
+    stream = services.export_stream(current_app._get_current_object(), g.org.id, f, fmt)
+    filename = f"{g.org.slug}-audit.{'csv' if fmt == 'csv' else 'jsonl'}"
+    return Response(stream, mimetype="text/csv" if fmt == "csv" else "application/x-ndjson", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
+    })
+
+
+# ----------------------------------------------------------------------------- platform log (apex)
+@bp.get("/platform")
+@login_required
+@login_only
+def platform():
+    """The platform log (account events: log-ins, failed log-ins, password
+    changes) on the apex, for super-admins; 404 for everyone else."""
+    _platform_or_404()
+    with tenant_context(audit.PLATFORM_ORG_ID):
+        return _list(audit.PLATFORM_ORG_ID, platform=True)
+
+
+@bp.get("/platform/<int:event_id>")
+@login_required
+@login_only
+def platform_show(event_id: int):
+    """One platform-log event, for super-admins on the apex."""
+    _platform_or_404()
+    with tenant_context(audit.PLATFORM_ORG_ID):
+        return _show(audit.PLATFORM_ORG_ID, event_id, platform=True)
