@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import raiseload
 
 from app import audit
 from app.auth.models import User
@@ -36,17 +37,22 @@ MAX_SEARCH = 100
 
 STATUS_FILTERS = ("active", "archived", "all")
 SORTS = {
-    # URL value: (label, ORDER BY). ``id`` breaks ties so pages never overlap.
-    "name": ("Name A–Z", (func.lower(Project.name).asc(), Project.id.asc())),
-    "-name": ("Name Z–A", (func.lower(Project.name).desc(), Project.id.desc())),
-    "-updated": ("Recently updated", (Project.updated_at.desc(), Project.id.desc())),
-    "updated": ("Least recently updated", (Project.updated_at.asc(), Project.id.asc())),
+    # URL value -> ORDER BY; ``id`` breaks ties so that pages never overlap.
+    "name": (func.lower(Project.name).asc(), Project.id.asc()),
+    "-name": (func.lower(Project.name).desc(), Project.id.desc()),
+    "updated": (Project.updated_at.asc(), Project.id.asc()),
+    "-updated": (Project.updated_at.desc(), Project.id.desc()),
 }
 DEFAULT_SORT = "name"
 DEFAULT_STATUS = "active"
 
 # Fields a person edits, in the order audit diffs list them.
 EDITABLE = ("name", "description", "owner_id")
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (PostgreSQL refuses NUL in text; none belongs in a name)."""
+    return "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32)
 
 
 class ProjectError(ValueError):
@@ -74,7 +80,7 @@ class ProjectQuery:
 
     @classmethod
     def from_args(cls, args) -> "ProjectQuery":
-        q = " ".join((args.get("q") or "").split())[:MAX_SEARCH]
+        q = " ".join(_printable(args.get("q") or "").split())[:MAX_SEARCH]
         status = args.get("status") if args.get("status") in STATUS_FILTERS else DEFAULT_STATUS
         sort = args.get("sort") if args.get("sort") in SORTS else DEFAULT_SORT
         try:
@@ -102,12 +108,20 @@ class ProjectQuery:
         return bool(self.q) or self.status != DEFAULT_STATUS
 
 
+@dataclass(frozen=True)
+class ListedProject:
+    """A row of the list: the project and its owner's name (``None``: no owner)."""
+
+    project: Project
+    owner_name: str | None
+
+
 @dataclass
 class ProjectPage:
     """One page of the list, with what the pager needs."""
 
     query: ProjectQuery
-    items: list[Project] = field(default_factory=list)
+    items: list[ListedProject] = field(default_factory=list)
     total: int = 0
     total_capped: bool = False
     has_next: bool = False
@@ -148,25 +162,36 @@ def _filtered(stmt, query: ProjectQuery):
 def list_projects(query: ProjectQuery) -> ProjectPage:
     """One page of the current organization's projects matching ``query``.
 
-    Two statements: the page (one row more than shown, to know whether a next
-    page exists) and a count that stops at ``COUNT_CAP``. Offset pagination:
-    one organization's projects are few enough that a deep OFFSET stays cheap
-    (measured in bench/page_bench.py), and page numbers survive edits better
-    than keyset cursors in a bookmarked URL.
+    One statement: the page (one row more than shown, to know whether a next
+    page exists) with, as a scalar subquery, a count that stops at
+    ``COUNT_CAP``, so the total costs neither a round trip nor a scan of a
+    huge organization.
+
+    Offset, not keyset, pagination: page numbers stay meaningful in a
+    bookmarked URL, and measured in an organization of 20,000 projects
+    (bench/page_bench.py) page 1 takes 0.4 ms, page 100 3 ms and page 600
+    20 ms against 5 ms for keyset; nobody pages that deep when search exists.
     """
+    capped = _filtered(select(Project.id), query).limit(COUNT_CAP + 1).subquery()
+    total = select(func.count()).select_from(capped).scalar_subquery().label("total")
     rows = db.session.execute(
-        _filtered(select(Project), query)
-        .order_by(*SORTS[query.sort][1])
+        # The owner's name only, joined from users (the composite foreign key
+        # already guarantees the owner is a member): the list skips the
+        # membership/role eager loads, and raiseload makes an accidental
+        # per-row query an error instead of 30 silent round trips.
+        _filtered(select(Project, User.name.label("owner_name"), total), query)
+        .outerjoin(User, User.id == Project.owner_id)
+        .options(raiseload(Project.owner))
+        .order_by(*SORTS[query.sort])
         .limit(PAGE_SIZE + 1)
         .offset((query.page - 1) * PAGE_SIZE)
-    ).unique().scalars().all()
-    capped = _filtered(select(Project.id), query).limit(COUNT_CAP + 1).subquery()
-    total = db.session.execute(select(func.count()).select_from(capped)).scalar_one()
+    ).all()
+    found = rows[0].total if rows else 0
     return ProjectPage(
         query=query,
-        items=list(rows[:PAGE_SIZE]),
-        total=min(total, COUNT_CAP),
-        total_capped=total > COUNT_CAP,
+        items=[ListedProject(r.Project, r.owner_name) for r in rows[:PAGE_SIZE]],
+        total=min(found, COUNT_CAP),
+        total_capped=found > COUNT_CAP,
         has_next=len(rows) > PAGE_SIZE,
     )
 
@@ -212,12 +237,12 @@ def _member_id(owner_id) -> uuid.UUID:
 
 
 def _clean(name: str | None, description: str | None) -> tuple[str, str]:
-    name = " ".join((name or "").split())
+    name = " ".join(_printable(name or "").split())
     if not name:
         raise ProjectError("name", "Give the project a name.")
     if len(name) > 120:
         raise ProjectError("name", "Use at most 120 characters.")
-    description = (description or "").strip()
+    description = _printable(description or "").strip()
     if len(description) > 5000:
         raise ProjectError("description", "Use at most 5,000 characters.")
     return name, description

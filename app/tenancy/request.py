@@ -57,6 +57,9 @@ def resolve() -> object | None:
             return None
         if user_id is None and access.get("kind") != "public":
             return login_manager.unauthorized()
+        # The 404 page must not name the organization (its <title> did):
+        # to a non-member it does not exist.
+        g.org = None
         abort(404)
     g.permissions = g.membership.permissions
     if org.is_suspended and not access.get("suspended_ok"):
@@ -68,7 +71,9 @@ def teardown(_exc=None) -> None:
     token = g.pop("_scope_token", None)
     if token is not None:
         try:
-            reset_scope(token)
+            # Deferred: the session is closed right after (teardown_appcontext);
+            # were it to run another statement, the settings follow first.
+            reset_scope(token, push=False)
         except ValueError:
             pass  # token from another context (streamed response); scope dies with it
 

@@ -78,9 +78,20 @@ def set_scope(org_id=None, user_id=None, all_orgs_reason=None) -> contextvars.To
     return token
 
 
-def reset_scope(token: contextvars.Token) -> None:
+def reset_scope(token: contextvars.Token, push: bool = True) -> None:
+    """Restore the previous scope.
+
+    ``push=False`` (the end of a request) defers telling PostgreSQL: an open
+    transaction is marked stale and receives the settings before its next
+    statement, if it ever runs one. A request's session is closed right
+    after its teardown, so in production this saves a round trip per request
+    and the stale mark dies with the transaction.
+    """
     _scope.reset(token)
-    _reapply_to_open_transaction()
+    if push:
+        _reapply_to_open_transaction()
+    else:
+        _mark_open_transaction_stale()
 
 
 @contextlib.contextmanager
@@ -143,6 +154,28 @@ def _reapply_to_open_transaction() -> None:
     except RuntimeError:  # no application context
         return
     if session.in_transaction():
+        session.info.pop(_STALE, None)
+        for conn in _open_connections(session):
+            apply_rls_settings(conn)
+
+
+_STALE = "tenantry_rls_stale"
+
+
+def _mark_open_transaction_stale() -> None:
+    from app.extensions import db
+
+    try:
+        session = db.session()
+    except RuntimeError:  # no application context
+        return
+    if session.in_transaction():
+        session.info[_STALE] = True
+
+
+def _sync_if_stale(session: Session) -> None:
+    """Send the current scope to a transaction whose settings fell behind."""
+    if session.info.pop(_STALE, False) and session.in_transaction():
         for conn in _open_connections(session):
             apply_rls_settings(conn)
 
@@ -151,7 +184,12 @@ def _open_connections(session: Session):
     tx = session.get_transaction()
     if tx is None:
         return []
-    return [conn for conn, *_ in tx._connections.values()]
+    # _connections is keyed by both the engine and the connection: dedupe, or
+    # every scope change costs two round trips.
+    seen: dict[int, object] = {}
+    for conn, *_ in tx._connections.values():
+        seen.setdefault(id(conn), conn)
+    return list(seen.values())
 
 
 def install(session_class=Session) -> None:
@@ -162,10 +200,22 @@ def install(session_class=Session) -> None:
 
     @event.listens_for(session_class, "after_begin")
     def _after_begin(session, transaction, connection):
+        # An empty scope needs no statement: the settings are transaction-local
+        # (set_config(..., true)), so a new transaction starts with none, and
+        # the policies then match nothing. Setting the scope later in the
+        # transaction pushes it (set_scope -> _reapply_to_open_transaction).
+        if _scope.get() == _Scope():
+            return
         apply_rls_settings(connection)
+
+    @event.listens_for(session_class, "after_transaction_end")
+    def _forget_stale(session, transaction):
+        if transaction.parent is None:
+            session.info.pop(_STALE, None)  # the settings ended with the transaction
 
     @event.listens_for(session_class, "do_orm_execute")
     def _scope_query(state: ORMExecuteState):
+        _sync_if_stale(state.session)  # every Session.execute, ORM or text()
         if not (state.is_select or state.is_update or state.is_delete):
             return
         if state.is_column_load or state.is_relationship_load:
@@ -193,6 +243,7 @@ def install(session_class=Session) -> None:
 
     @event.listens_for(session_class, "before_flush")
     def _stamp_new_rows(session, flush_context, instances):
+        _sync_if_stale(session)
         s = _scope.get()
         for obj in list(session.new) + list(session.dirty):
             if not isinstance(obj, TenantScoped):

@@ -29,6 +29,10 @@
     // eval-based features (hx-on, trigger filters, js: values) cannot run
     // under script-src 'self' anyway; fail cleanly instead of hitting the CSP.
     htmx.config.allowEval = false;
+    // Settling copies these attributes old -> new with setAttribute; a
+    // "style" attribute set that way is an inline style the CSP refuses
+    // (any element that ever had element.style touched carries one).
+    htmx.config.attributesToSettle = ['class', 'width', 'height'];
     // First match wins.
     htmx.config.responseHandling = [
       { code: '204', swap: false },                 // nothing to render

@@ -1,0 +1,85 @@
+"""Fixtures for the projects tests: an audit spy and a query counter."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import csrf_token, url
+
+
+@pytest.fixture
+def audit_events(monkeypatch):
+    """Every ``audit.record`` call made during the test, as ``(action, kwargs)``.
+
+    The real ``record`` still runs: this only watches the one call every
+    change must make.
+    """
+    from app import audit
+
+    calls = []
+    real = audit.record
+
+    def spy(action, *args, **kwargs):
+        calls.append((action, kwargs))
+        return real(action, *args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", spy)
+    return calls
+
+
+class QueryCounter:
+    """SQL statements sent by the app's (runtime) engine while active."""
+
+    def __init__(self):
+        self.statements: list[str] = []
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def report(self) -> str:
+        return "\n".join(f"{i + 1}. {s.splitlines()[0][:160]}" for i, s in enumerate(self.statements))
+
+
+@pytest.fixture
+def count_queries(app):
+    """``with count_queries() as q: ...`` → ``q.count`` statements on the runtime engine."""
+    import contextlib
+
+    from app.extensions import db
+
+    @contextlib.contextmanager
+    def counting():
+        counter = QueryCounter()
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", counter)
+        try:
+            yield counter
+        finally:
+            event.remove(engine, "before_cursor_execute", counter)
+
+    return counting
+
+
+@pytest.fixture
+def post(app):
+    """``post(client, slug, path, data=None, htmx=False)`` with the CSRF token added."""
+
+    def _post(client, slug, path, data=None, htmx=False):
+        payload = dict(data or {})
+        payload["csrf_token"] = csrf_token(client, slug)
+        headers = {"HX-Request": "true"} if htmx else {}
+        return client.post(url(slug, path), data=payload, headers=headers)
+
+    return _post
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fresh_requests):
+    """Requests run in their own app context and session, as in production."""
+
+
+from tests.fresh_client import fresh_requests  # noqa: E402,F401  (fixture)
