@@ -55,7 +55,7 @@ class Organization(db.Model):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    plan: Mapped[Plan] = relationship(lazy="joined")
+    plan: Mapped[Plan] = relationship(lazy="select")
 
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),

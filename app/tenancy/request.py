@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import abort, current_app, g, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db, login_manager
 from app.rbac.decorators import access_of
@@ -49,9 +51,15 @@ def resolve() -> object | None:
     if org is None:
         return None
     if user_id is not None:
+        # The user is already loaded (the session query joined it): do not
+        # join it again, hand it over instead.
         g.membership = db.session.execute(
-            select(Membership).where(Membership.user_id == user_id, Membership.status == "active")
+            select(Membership)
+            .where(Membership.user_id == user_id, Membership.status == "active")
+            .options(lazyload(Membership.user))
         ).unique().scalar_one_or_none()
+        if g.membership is not None:
+            set_committed_value(g.membership, "user", current_user._get_current_object())
     if g.membership is None:
         if access.get("kind") == "public" and access.get("outsiders"):
             return None
