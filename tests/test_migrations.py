@@ -66,6 +66,7 @@ def test_migrations_run_down_to_nothing_and_up_again(scratch_app):
         engine.dispose()
 
 
+@pytest.mark.filterwarnings("ignore:Did not recognize type:sqlalchemy.exc.SAWarning")
 def test_models_and_migrations_agree(scratch_app):
     """Autogenerate finds nothing to do: the models are what the migrations build."""
     from alembic.autogenerate import compare_metadata
