@@ -53,7 +53,10 @@ def load(overrides: dict | None = None) -> dict:
     instance_dir = Path(env.get("TENANTRY_INSTANCE_DIR") or BASE_DIR / "instance")
     env_name = env.get("TENANTRY_ENV", "development")
     development = env_name in {"development", "test"}
-    server_name = env.get("SERVER_NAME", "localhost:5000")
+    port = _int(env.get("PORT"), 5000)
+    # The apex follows PORT in development, so `PORT=8000 make run` serves
+    # http://localhost:8000 and http://acme.localhost:8000 without more set-up.
+    server_name = env.get("SERVER_NAME") or f"localhost:{port}"
     cfg = {
         "ENV_NAME": env_name,
         "DEVELOPMENT": development,
@@ -83,7 +86,7 @@ def load(overrides: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "Tenantry <no-reply@tenantry.test>"),
-        "PORT": _int(env.get("PORT"), 5000),
+        "PORT": port,
         # Sessions: server-side records; the cookie only carries their id.
         "SESSION_COOKIE_NAME": "tenantry_session",
         "SESSION_COOKIE_HTTPONLY": True,
