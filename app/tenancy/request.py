@@ -42,7 +42,7 @@ def resolve() -> object | None:
     org = hosts.load_organization(match) if match.kind == "org" else None
     if match.kind == "org":
         if org is None:
-            if current_user.is_authenticated or access.get("kind") == "public" or request.endpoint is None:
+            if current_user.is_authenticated or request.endpoint is None or access.get("outsiders"):
                 abort(404)
             return login_manager.unauthorized()
         g.org = org
@@ -63,7 +63,9 @@ def resolve() -> object | None:
     if g.membership is None:
         if access.get("kind") == "public" and access.get("outsiders"):
             return None
-        if user_id is None and access.get("kind") != "public":
+        # An anonymous visitor is sent to log in exactly as on a host whose
+        # organization does not exist (above), so nothing tells them apart.
+        if user_id is None and request.endpoint is not None:
             return login_manager.unauthorized()
         # The 404 page must not name the organization (its <title> did):
         # to a non-member it does not exist.

@@ -24,8 +24,10 @@ def set_org(owner_engine, slug, **values):
 
 
 def test_unknown_slug_is_404(world, login, client):
-    assert client.get(url("nope", "/")).status_code == 404
+    # Anonymous visitors are sent to log in on any organization host, real or
+    # not (see the next tests); a page that does not exist is 404 for them.
     assert client.get(url("nope", "/no-such-page")).status_code == 404
+    assert client.get(url("acme", "/no-such-page")).status_code == 404
     signed_in = login(world.users["owner"], "nope")
     assert signed_in.get(url("nope", "/projects/")).status_code == 404
     assert signed_in.get(url("nope", "/dashboard")).status_code == 404
@@ -74,7 +76,7 @@ def test_outsider_posts_are_404_and_change_nothing(world, login, owner_engine):
 
 
 def test_anonymous_gets_the_same_redirect_whether_the_org_exists_or_not(world, client):
-    for path in ("/projects/", "/dashboard", "/projects/00000000-0000-0000-0000-000000000000"):
+    for path in ("/", "/projects/", "/dashboard", "/projects/00000000-0000-0000-0000-000000000000"):
         real = client.get(url("acme", path))
         fake = client.get(url("nope", path))
         assert real.status_code == fake.status_code == 302, path
