@@ -8,17 +8,12 @@ from app.auth.models import UserSession
 from app.extensions import db
 from tests import factories as f
 
+from tests.e2e.helpers import log_in
+
 pytestmark = pytest.mark.e2e
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
-
-
-def log_in(page, email, password=f.PASSWORD):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_account_settings_show_errors_beside_fields_and_save(page, live_server, shot):

@@ -6,17 +6,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests import factories as f
+from tests.e2e.helpers import log_in
 
 pytestmark = pytest.mark.e2e
 
 
 def test_consultant_switches_organizations_without_a_password_prompt(page, live_server, world, shot):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill("consultant@example.test")
-    page.get_by_label("Password").fill(f.PASSWORD)
-    shot(page, "login")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "consultant@example.test")
 
     # Two organizations and none used yet: the picker.
     expect(page.get_by_role("heading", name="Your organizations")).to_be_visible()

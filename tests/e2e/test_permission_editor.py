@@ -8,20 +8,9 @@ from playwright.sync_api import expect
 
 from tests.factories import PASSWORD
 
+from tests.e2e.helpers import log_in, log_out
+
 pytestmark = pytest.mark.e2e
-
-
-def log_in(page, email: str):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-
-
-def log_out(page):
-    page.locator(".topbar__user summary").click()
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 
 
 def drop_screenshot_leftovers(page):

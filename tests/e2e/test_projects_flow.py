@@ -10,15 +10,9 @@ from playwright.sync_api import expect
 
 from tests import factories as f
 
+from tests.e2e.helpers import sign_in
+
 pytestmark = pytest.mark.e2e
-
-
-def sign_in(page, live_server, email):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(f.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(live_server.org_url("acme", "/dashboard"))
 
 
 def test_active_search_sort_and_pagination_keep_the_url(page, live_server, world, shot):
