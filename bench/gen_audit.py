@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchdb import ensure_database  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
@@ -97,15 +98,6 @@ def zipf_cum(n: int, s: float = 1.0) -> list[float]:
 
 def pick(cum: list[float], rnd: random.Random) -> int:
     return bisect.bisect_left(cum, rnd.random() * cum[-1])
-
-
-def ensure_database(url: str) -> None:
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": u.database}).scalar():
-            c.execute(text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
 
 
 def make_app(url: str, secret: str):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchdb import ensure_database  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
@@ -48,15 +49,6 @@ def name_of(i: int) -> tuple[str, str]:
     j = (i * 7919) % 17576
     last = (SYL[j % 26] + SYL[(j // 26) % 26] + SYL[(j // 676) % 26]).capitalize()
     return first, last
-
-
-def ensure_database(url: str) -> None:
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": u.database}).scalar():
-            c.execute(text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
 
 
 def copy_rows(conn, table: str, columns: list[str], rows) -> None:

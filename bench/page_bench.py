@@ -50,6 +50,7 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchdb import ensure_database  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
@@ -82,15 +83,6 @@ def owner_url() -> str:
     from app.database import normalise
 
     return normalise(os.environ.get("DATABASE_URL") or DEFAULT_URL)
-
-
-def ensure_database(url: str) -> None:
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": u.database}).scalar():
-            c.execute(text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
 
 
 def app_env(url: str, port: int) -> dict:
