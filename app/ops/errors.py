@@ -20,6 +20,7 @@ TITLES = {
     405: ("Method not allowed", "This address does not accept that kind of request."),
     410: ("Link no longer valid", "This link has expired or was already used."),
     413: ("Too large", "What you sent is too large."),
+    415: ("Unsupported format", "Send this form as a form."),
     422: ("Check your input", "Some of what you sent is not valid."),
     429: ("Too many requests", "Slow down a little and try again in a moment."),
     500: ("Something went wrong", "We could not complete this request. It has been logged."),

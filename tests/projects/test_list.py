@@ -131,8 +131,9 @@ def test_count_is_capped_for_huge_organizations(world, login, owner_engine):
 
 def test_nonsense_filters_fall_back_to_defaults(world, login):
     c = login(world.users["viewer"], "acme")
+    # (a NUL is refused with 400 before any view: tests/test_hostile_input.py)
     for qs in ("?status=deleted", "?sort=drop+table", "?page=abc", "?page=-4", "?page=99999999999999",
-               "?q=" + "x" * 5000, "?q=%00"):
+               "?q=" + "x" * 5000, "?q=%07%1b"):
         r = c.get(url("acme", "/projects/" + qs))
         assert r.status_code == 200, qs
 
