@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flask import g
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -588,29 +587,6 @@ def create_invited_account(inv: Invitation, name: str, password: str) -> User:
         raise MemberError(f"An account for {inv.email} already exists. Log in to accept.", "password") from None
     audit.record("auth.signup", target=user, actor=user, metadata={"via": "invitation", "invitation_id": str(inv.id)})
     return user
-
-
-# --------------------------------------------------------------------------- last seen
-LAST_SEEN_RESOLUTION = timedelta(minutes=5)
-
-
-def touch_last_seen() -> None:
-    """Record that the current member used the organization (at most every few
-    minutes: a write per request would cost more than the page)."""
-    m = g.get("membership")
-    if m is None:
-        return
-    rec = g.get("user_session")
-    if rec is not None and rec.impersonator_id is not None:
-        return  # support looking around is not the member being active
-    now = utcnow()
-    if m.last_seen_at is not None and now - m.last_seen_at < LAST_SEEN_RESOLUTION:
-        return
-    db.session.execute(
-        update(Membership).where(Membership.user_id == m.user_id).values(last_seen_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
 
 
 # --------------------------------------------------------------------------- bulk

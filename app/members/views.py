@@ -38,12 +38,6 @@ bp = Blueprint("members", __name__)
 
 
 
-@bp.before_app_request
-def _touch_last_seen():
-    # Runs after the host hook (registered earlier), so g.membership is known.
-    services.touch_last_seen()
-
-
 # --------------------------------------------------------------------------- helpers
 def _back(default_endpoint: str = "members.index") -> str:
     """Where a no-JavaScript form goes back to: a local ``next`` or the list."""

@@ -2,9 +2,11 @@
 member's permissions, once per request."""
 from __future__ import annotations
 
-from flask import abort, current_app, g, redirect, render_template, request
+from datetime import timedelta
+
+from flask import abort, current_app, g, render_template, request
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -13,6 +15,7 @@ from app.rbac.decorators import access_of
 from app.tenancy import hosts
 from app.tenancy.models import Membership
 from app.tenancy.scoping import reset_scope, set_scope
+from app.util import utcnow
 
 
 def _view_access() -> dict:
@@ -74,7 +77,31 @@ def resolve() -> object | None:
     g.permissions = g.membership.permissions
     if org.is_suspended and not access.get("suspended_ok"):
         return render_template("tenancy/suspended.html"), 403
+    _touch_membership(g.membership)
     return None
+
+
+# Refresh a member's "last seen" at most this often: a write per request
+# would cost more than the page.
+MEMBER_LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+
+
+def _touch_membership(m: Membership) -> None:
+    """Record that the member used the organization (the members page shows it).
+
+    Support sessions (a super-admin acting as the user) do not count.
+    """
+    rec = g.get("user_session")
+    if rec is not None and rec.impersonator_id is not None:
+        return
+    now = utcnow()
+    if m.last_seen_at is not None and now - m.last_seen_at < MEMBER_LAST_SEEN_RESOLUTION:
+        return
+    db.session.execute(
+        update(Membership).where(Membership.user_id == m.user_id).values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def teardown(_exc=None) -> None:
