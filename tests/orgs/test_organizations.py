@@ -34,10 +34,6 @@ def test_creator_becomes_owner_and_lands_in_the_new_org(world, login):
     assert r.status_code == 302
     assert "initech-global.tenantry.localhost" in r.headers["Location"]
     org = db.session.execute(select(Organization).where(Organization.slug == "initech-global")).scalar_one()
-    with db.session.begin_nested():
-        pass
-    from app.tenancy.scoping import tenant_context
-
     with tenant_context(org.id):
         m = db.session.execute(select(Membership)).scalar_one()
     assert m.user_id == world.users["outsider"].id and m.role == "owner"
