@@ -119,10 +119,11 @@ def _unauthorized():
     from flask import make_response, redirect, url_for
 
     from app.tenancy import hosts
-    from app.web.htmx import HX_REDIRECT, is_htmx
+    from app.web.htmx import HX_REDIRECT, HX_REQUEST
 
     target = hosts.apex_url(url_for("auth.login", next=request.url))
-    if is_htmx() or request.headers.get("HX-Request") == "true":
+    # Any HTMX request, history restores included: a redirect would be swapped in.
+    if request.headers.get(HX_REQUEST) == "true":
         resp = make_response("", 401)
         resp.headers[HX_REDIRECT] = target
         return resp

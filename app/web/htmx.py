@@ -1,7 +1,7 @@
 """HTMX header names and helpers, in one place (as django-htmx does)."""
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import make_response, render_template, request
 
 HX_REQUEST = "HX-Request"
 HX_TARGET = "HX-Target"
@@ -25,9 +25,6 @@ def render(template: str, fragment: str | None = None, status: int = 200, **cont
     fragment the page swaps. Always sends ``Vary: HX-Request`` so caches keep
     the two apart."""
     name = fragment if (fragment and is_htmx()) else template
-    response = render_template(name, **context), status
-    from flask import make_response
-
-    resp = make_response(*response) if isinstance(response, tuple) else make_response(response)
+    resp = make_response(render_template(name, **context), status)
     resp.vary.add(HX_REQUEST)
     return resp
