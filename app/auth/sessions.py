@@ -88,12 +88,18 @@ def _unused_user_loader(_user_id):
     return None
 
 
+def cookie_session_id() -> uuid.UUID | None:
+    """The ``user_sessions`` id this host's cookie points at (not yet checked)."""
+    return parse_uuid(session.get(SESSION_KEY))
+
+
 @login_manager.request_loader
 def load_from_cookie(_request):
     """Flask-Login hook: the user of this request's valid session, or ``None``."""
-    sid = parse_uuid(session.get(SESSION_KEY))
+    sid = cookie_session_id()
     if sid is None:
         return None
+    # An identity-map hit when the request resolver already read the row.
     rec = db.session.get(UserSession, sid)
     if not is_valid(rec):
         session.pop(SESSION_KEY, None)

@@ -1,12 +1,13 @@
 """Host → organization: decided once per request, here and nowhere else."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.extensions import db
 
@@ -41,22 +42,41 @@ def classify(host: str) -> HostMatch:
     return HostMatch("unknown")
 
 
-def load_organization(match: HostMatch):
-    """The live organization a host names, or ``None`` (unknown or deleted)."""
+def organization_criteria(by_slug: bool) -> list:
+    """WHERE clauses selecting the live organization an ``org`` host names,
+    with bound parameters filled by ``organization_params``."""
     from app.tenancy.models import Organization
 
+    criteria = [Organization.deleted_at.is_(None)]
+    if by_slug:
+        criteria.append(Organization.slug == bindparam("host_slug"))
+    else:
+        criteria += [
+            Organization.custom_domain.in_([bindparam("host_domain"), bindparam("host_bare_domain")]),
+            Organization.custom_domain_verified_at.is_not(None),
+        ]
+    return criteria
+
+
+def organization_params(match: HostMatch) -> dict:
+    if match.slug:
+        return {"host_slug": match.slug}
+    return {"host_domain": match.custom_domain, "host_bare_domain": match.custom_domain.split(":")[0]}
+
+
+@functools.cache
+def _organization_statement(by_slug: bool):
+    from app.tenancy.models import Organization
+
+    return select(Organization).where(*organization_criteria(by_slug))
+
+
+def load_organization(match: HostMatch):
+    """The live organization a host names, or ``None`` (unknown or deleted)."""
     if match.kind != "org":
         return None
-    q = select(Organization).where(Organization.deleted_at.is_(None))
-    if match.slug:
-        q = q.where(Organization.slug == match.slug)
-    else:
-        bare = match.custom_domain.split(":")[0]
-        q = q.where(
-            Organization.custom_domain.in_([match.custom_domain, bare]),
-            Organization.custom_domain_verified_at.is_not(None),
-        )
-    return db.session.execute(q).scalars().first()
+    stmt = _organization_statement(bool(match.slug))
+    return db.session.execute(stmt, organization_params(match)).scalars().first()
 
 
 def org_host(org) -> str:

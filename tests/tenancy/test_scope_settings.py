@@ -1,14 +1,38 @@
-"""The RLS settings follow the tenant scope: one ``set_config`` when a
-request's scope is set, none for an empty scope, and a deferred reset at the
+"""The RLS settings follow the tenant scope: set by the request's first
+statement (the organization lookup) or one ``set_config`` when the scope
+changes, none for an empty scope or a savepoint, and a deferred reset at the
 end of a request that is sent only if the transaction is used again."""
 from __future__ import annotations
 
-from flask.testing import FlaskClient
-from sqlalchemy import text
+import contextlib
 
+from flask import g
+from flask import session as flask_session
+from flask.testing import FlaskClient
+from sqlalchemy import event, text
+
+from app.auth.models import UserSession
+from app.auth.sessions import SESSION_KEY
 from app.extensions import db
-from app.tenancy.scoping import current_org_id, tenant_context
+from app.tenancy.request import resolve
+from app.tenancy.scoping import current_org_id, reset_scope, set_scope, tenant_context
+from app.util import utcnow
 from tests.conftest import sign_in, url
+
+
+@contextlib.contextmanager
+def capture_statements():
+    statements: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
 
 
 def test_a_transaction_that_outlives_a_request_catches_up_before_its_next_statement(app, world, monkeypatch):
@@ -35,3 +59,69 @@ def test_entering_and_leaving_a_tenant_context_inside_a_transaction_updates_the_
             assert names.startswith("Globex")
         assert db.session.execute(text("SELECT min(name) FROM projects")).scalar() == "Acme Project 0"
     assert db.session.execute(text("SELECT count(*) FROM projects")).scalar() == 0
+
+
+def _settings() -> tuple:
+    return tuple(db.session.execute(text(
+        "SELECT coalesce(current_setting('app.org_id', true), ''),"
+        " coalesce(current_setting('app.user_id', true), ''),"
+        " coalesce(current_setting('app.all_orgs', true), '')"
+    )).one())
+
+
+def _session_row(user, revoked=False):
+    rec = UserSession(user_id=user.id, ip="127.0.0.1", user_agent="pytest", revoked_at=utcnow() if revoked else None)
+    db.session.add(rec)
+    db.session.commit()
+    return rec
+
+
+def test_the_organization_lookup_carries_the_settings_of_a_valid_session(app, world):
+    member = world.users["member"]
+    rec = _session_row(member)
+    with app.test_request_context("/projects/", base_url=url("acme", "/")):
+        flask_session[SESSION_KEY] = str(rec.id)
+        with capture_statements() as statements:
+            assert resolve() is None
+        assert g.membership.user_id == member.id
+        reads = [s.split()[1] for s in statements if s.startswith("SELECT")]  # (+ a last-seen UPDATE)
+        assert reads == ["organizations.id,", "memberships.organization_id,"], statements
+        assert _settings() == (str(world.acme.id), str(member.id), "")
+
+
+def test_a_revoked_session_leaves_no_user_in_the_settings(app, world):
+    """The lookup statement sets the session's user before Python checks the
+    session; once the check fails, the settings must follow the (anonymous)
+    scope before anything else runs."""
+    rec = _session_row(world.users["member"], revoked=True)
+    with app.test_request_context("/projects/", base_url=url("acme", "/")):
+        flask_session[SESSION_KEY] = str(rec.id)
+        response = resolve()
+        assert response.status_code == 302 and "/login" in response.location
+        assert _settings() == (str(world.acme.id), "", "")
+
+
+def test_a_rolled_back_savepoint_does_not_leave_its_settings_behind(world):
+    """ROLLBACK TO SAVEPOINT undoes a set_config made inside it; the next
+    statement must see the scope the code runs in, not the undone one."""
+    db.session.execute(text("SELECT 1"))
+    with tenant_context(world.acme.id):
+        savepoint = db.session.begin_nested()
+        token = set_scope(world.globex.id)
+        assert _settings()[0] == str(world.globex.id)
+        savepoint.rollback()  # the database is back to acme; the code still runs as globex
+        assert db.session.execute(text("SELECT min(name) FROM projects")).scalar() == "Globex Secret 0"
+        reset_scope(token)
+        assert db.session.execute(text("SELECT min(name) FROM projects")).scalar() == "Acme Project 0"
+
+
+def test_savepoints_inside_a_scope_send_no_settings_of_their_own(world):
+    """Bulk actions take a savepoint per row: each would otherwise cost a round trip."""
+    db.session.execute(text("SELECT 1"))
+    with tenant_context(world.acme.id):
+        db.session.execute(text("SELECT 1"))
+        with capture_statements() as statements:
+            for _ in range(3):
+                with db.session.begin_nested():
+                    db.session.execute(text("SELECT count(*) FROM projects"))
+        assert not any("set_config" in s for s in statements), statements
