@@ -42,9 +42,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app import ops
     from app.tenancy import request as tenancy_request
 
-    from app.web import input_guard
+    from app.web import input_guard, templating
 
     ops.init_app(app)
+    templating.init_app(app)
     input_guard.init_app(app)  # before the host hook and the blueprints (it bounds <int:...>)
     tenancy_request.init_app(app)
 

@@ -62,6 +62,10 @@ def ensure_runtime_role(conn, role: str, password: str | None) -> None:
         conn.execute(text(f"ALTER ROLE {q} PASSWORD :p"), {"p": password})
 
 
+# Sets a request's RLS settings and returns its membership (migration 0005).
+ENTER_FUNCTION = "public.enter_organization(uuid, uuid)"
+
+
 def grant_runtime(conn, role: str) -> None:
     """Give the runtime role exactly the privileges the app needs, nothing it does not."""
     q = conn.dialect.identifier_preparer.quote(role)
@@ -77,6 +81,8 @@ def grant_runtime(conn, role: str) -> None:
         exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{table}"}).scalar()
         if exists:
             conn.execute(text(f'REVOKE UPDATE, DELETE, TRUNCATE ON "{table}" FROM {q}'))
+    if conn.execute(text("SELECT to_regprocedure(:f)"), {"f": ENTER_FUNCTION}).scalar():
+        conn.execute(text(f"GRANT EXECUTE ON FUNCTION {ENTER_FUNCTION} TO {q}"))
 
 
 def tenant_tables(conn) -> list[str]:
@@ -134,6 +140,17 @@ def posture(conn, role: str) -> list[tuple[str, bool, str]]:
         ).first()
         ok = bool(pol and "app.org_id" in (pol.qual or "") and "app.org_id" in (pol.with_check or ""))
         out.append((f"{t}: tenant policy with USING and WITH CHECK on app.org_id", ok, ""))
+    fn = conn.execute(
+        text("SELECT p.prosecdef, has_function_privilege(:r, p.oid, 'EXECUTE') AS runtime_may,"
+             " has_function_privilege('public', p.oid, 'EXECUTE') AS public_may"
+             " FROM pg_proc p WHERE p.oid = to_regprocedure(:f)"),
+        {"r": role, "f": ENTER_FUNCTION},
+    ).first()
+    out.append((f"{ENTER_FUNCTION} exists", fn is not None, "" if fn else "missing: run the migrations"))
+    if fn is not None:
+        out.append((f"{ENTER_FUNCTION} runs as its caller (SECURITY INVOKER)", not fn.prosecdef, ""))
+        out.append((f"{ENTER_FUNCTION} is callable by {role} only", fn.runtime_may and not fn.public_may,
+                    "" if fn.runtime_may else f"{role} lacks EXECUTE"))
     for t in sorted(APPEND_ONLY_TABLES):
         if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is None:
             continue

@@ -26,7 +26,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, ForeignKey, Text, cast, event, false, func, text
+from sqlalchemy import Connection, ForeignKey, event, false, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -148,29 +148,22 @@ def apply_rls_settings(connection, session: Session | None = None) -> None:
         session.info[_APPLIED] = params
 
 
-def settings_columns(org_id, user_id) -> tuple:
-    """SELECT-list columns that make ``org_id`` and ``user_id`` (column
-    expressions of the same statement; NULL means none) this transaction's
-    RLS settings, and return what they set.
+def record_applied_settings(session: Session, org_id, user_id) -> None:
+    """Note that a statement just made ``org_id`` / ``user_id`` (and no
+    cross-organization flag) the open transaction's RLS settings.
 
-    They let a statement that reads non-tenant tables (the request resolver's
-    organization and session lookup) carry the settings in the same round
-    trip. Pass the row's values to ``record_applied_settings``; the next
-    ``set_scope`` then sends a ``set_config`` only if the scope differs from
-    them, so the Python scope stays the authority.
+    The request resolver sets them inside its lookup statement (the
+    ``enter_organization`` function) to save a round trip; the next
+    ``set_scope`` then sends ``set_config`` only if the scope differs, so the
+    Python scope stays the authority.
     """
-    return (
-        func.set_config("app.org_id", func.coalesce(cast(org_id, Text), ""), True).label("rls_org"),
-        func.set_config("app.user_id", func.coalesce(cast(user_id, Text), ""), True).label("rls_user"),
-        func.set_config("app.all_orgs", "", True).label("rls_all"),
-    )
-
-
-def record_applied_settings(session: Session, row) -> None:
-    """Note the settings a ``settings_columns`` row applied to the open transaction."""
     if session.in_transaction():
         session.info.pop(_STALE, None)
-        session.info[_APPLIED] = {"org": row.rls_org or "", "user": row.rls_user or "", "all": row.rls_all or ""}
+        session.info[_APPLIED] = {
+            "org": str(org_id) if org_id else "",
+            "user": str(user_id) if user_id else "",
+            "all": "",
+        }
 
 
 def _reapply_to_open_transaction() -> None:

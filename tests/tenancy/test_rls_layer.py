@@ -126,3 +126,35 @@ def test_the_setting_is_gone_after_commit_on_the_same_connection(world, runtime_
         conn.execute(SET_ORG, (str(world.acme.id),))
         conn.rollback()
         assert conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 0
+
+
+ENTER = "SELECT user_id FROM enter_organization(%s, %s)"
+
+
+def test_enter_organization_returns_only_that_users_membership_of_that_org(world, runtime_connect):
+    """The request entry function (migration 0005) runs as the runtime role
+    under RLS: it returns the one membership asked for, never a row of an
+    organization the user is not in, and leaves the settings for the rest of
+    the transaction."""
+    acme, globex, users = world.acme.id, world.globex.id, world.users
+    with runtime_connect() as conn:
+        assert conn.execute(ENTER, (acme, users["member"].id)).fetchall() == [(users["member"].id,)]
+        assert conn.execute("SELECT current_setting('app.org_id'), current_setting('app.user_id')").fetchone() \
+            == (str(acme), str(users["member"].id))
+        assert conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 3
+        conn.rollback()
+        assert conn.execute(ENTER, (acme, users["globex_owner"].id)).fetchall() == []
+        assert conn.execute(ENTER, (globex, users["member"].id)).fetchall() == []
+        assert conn.execute(ENTER, (acme, None)).fetchall() == []
+        assert conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 3  # acme's, and only acme's
+        conn.rollback()
+        assert conn.execute("SELECT current_setting('app.org_id', true)").fetchone()[0] in ("", None)
+
+
+def test_enter_organization_runs_as_its_caller_and_only_the_runtime_role_may_call_it(owner_engine, app):
+    role = app.config["DATABASE_RUNTIME_ROLE"]
+    with owner_engine.connect() as c:
+        row = c.execute(text(
+            "SELECT prosecdef, has_function_privilege(:r, oid, 'EXECUTE'), has_function_privilege('public', oid, 'EXECUTE')"
+            " FROM pg_proc WHERE oid = to_regprocedure('public.enter_organization(uuid, uuid)')"), {"r": role}).one()
+    assert tuple(row) == (False, True, False)
