@@ -10,9 +10,10 @@ From it:
 * new ``TenantScoped`` rows get the current organization, and a row aimed at
   another organization is refused before it reaches the database;
 * each transaction starts with ``set_config('app.org_id', …, true)`` so the
-  PostgreSQL row-level security policies see the same organization. The
-  setting is transaction-local: a pooled connection cannot carry it into the
-  next request.
+  PostgreSQL row-level security policies see the same organization (a
+  request's transaction gets it from its first statement instead, see
+  ``record_applied_settings``). The setting is transaction-local: a pooled
+  connection cannot carry it into the next request.
 
 The one escape is ``all_organizations(reason=...)``: grep for it to find every
 place that reads across organizations.
