@@ -265,16 +265,18 @@ def sign_in(port: int) -> tuple[str, dict]:
     status, location, _, more = request(port, "POST", apex, "/login", jar,
                                         {"csrf_token": token, "email": EMAIL, "password": PASSWORD})
     jar.update(more)
-    host, cookies = apex, jar
-    for _ in range(6):  # / -> hand-off on the org host -> /dashboard
+    # One cookie jar per host, as a browser keeps them (cookies are host-only).
+    jars, host = {apex: jar}, apex
+    for _ in range(8):  # / -> hand-off: begin (org) -> issue (apex) -> redeem (org) -> /dashboard
         if status not in (301, 302, 303) or not location:
             break
         parts = urlsplit(location)
-        if parts.netloc and parts.netloc != host:
-            host, cookies = parts.netloc, {}
+        host = parts.netloc or host
+        cookies = jars.setdefault(host, {})
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         status, location, _, more = request(port, "GET", host, path, cookies)
         cookies.update(more)
+    cookies = {k: v for k, v in jars.get(host, {}).items() if v}  # drop cookies the server deleted
     if host != f"{SLUG}.localhost:{port}" or not cookies:
         raise RuntimeError(f"sign-in did not reach {SLUG}'s host (ended on {host}, status {status})")
     return host, cookies

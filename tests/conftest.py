@@ -236,3 +236,19 @@ def csrf_token(client, slug: str | None = None) -> str:
     with client.session_transaction(base_url=f"http://{host(slug)}") as sess:
         sess["csrf_token"] = raw
     return token
+
+
+def follow(client, response, max_hops: int = 10):
+    """Follow redirects across our hosts, as a browser does.
+
+    Werkzeug's ``follow_redirects`` refuses a redirect from an organization's
+    host back to the apex (it only follows into subdomains), and the sign-in
+    hand-off goes org -> apex -> org.
+    """
+    from urllib.parse import urljoin
+
+    for _ in range(max_hops):
+        if response.status_code not in (301, 302, 303, 307, 308):
+            return response
+        response = client.get(urljoin(response.request.url, response.headers["Location"]))
+    raise AssertionError(f"more than {max_hops} redirects")

@@ -71,6 +71,8 @@ class AuthHandoff(db.Model):
         UUID(as_uuid=True), ForeignKey("user_sessions.id", ondelete="CASCADE"), nullable=False
     )
     host: Mapped[str] = mapped_column(String(253), nullable=False)
+    # SHA-256 of the nonce the target host put in the asking browser's cookie.
+    nonce_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -3,7 +3,9 @@ confirmation, and the hand-off between hosts. Views parse and render;
 ``app.auth.services`` decides."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.auth import handoff, services, sessions
@@ -24,23 +26,23 @@ def after_login_target(user, next_url: str | None) -> str:
 
 
 def go_to(url: str):
-    """Redirect to ``url``; when it is on another of our hosts, through a hand-off ticket."""
-    from urllib.parse import urlsplit
-
+    """Redirect to ``url``; when it is on another of our hosts, through the
+    hand-off that carries the sign-in there (``app.auth.handoff``)."""
     parts = urlsplit(url)
     if not parts.netloc or parts.netloc.lower() == request.host.lower():
         return redirect(url)
-    rec = sessions.current()
-    if rec is None:
+    if sessions.current() is None:
         return redirect(url)
-    token = handoff.issue(rec, parts.netloc)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    dest = f"{parts.scheme}://{parts.netloc}{url_for('auth.handoff_redeem')}"
-    from urllib.parse import urlencode
+    path = _local_path(parts.path + ("?" + parts.query if parts.query else ""))
+    begin = f"{parts.scheme}://{parts.netloc}{url_for('auth.handoff_begin')}"
+    return redirect(begin + "?" + urlencode({"next": path}))
 
-    return redirect(dest + "?" + urlencode({"t": token, "next": path}))
+
+def _local_path(target: str | None) -> str:
+    """``target`` if it is a path on this host, else ``/`` (hand-offs never leave the host)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
 
 
 def client_ip() -> str | None:
@@ -262,13 +264,49 @@ def confirm_email(token: str):
     return render_template("auth/email_confirmed.html", user=user)
 
 
+@bp.get("/auth/handoff/begin")
+@public(outsiders_on_org_host=True, suspended_ok=True)
+def handoff_begin():
+    """On the target host: give this browser a nonce cookie, then ask the apex
+    for a ticket bound to it."""
+    if g.get("host_kind") != "org":
+        abort(404)
+    nonce = handoff.new_nonce()
+    query = {"host": request.host, "n": handoff.nonce_hash(nonce), "next": _local_path(request.args.get("next"))}
+    resp = redirect(hosts.apex_url(url_for("auth.handoff_issue") + "?" + urlencode(query)))
+    # Long enough for a log-in on the apex in between; the ticket itself lives 60 s.
+    resp.set_cookie(handoff.NONCE_COOKIE, nonce, max_age=600, path=url_for("auth.handoff_redeem"),
+                    secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return resp
+
+
+@bp.get("/auth/handoff/issue")
+@login_required
+@login_only
+def handoff_issue():
+    """On the apex: a ticket for the signed-in session, bound to the asking
+    host and to its nonce, and back to that host to redeem it."""
+    if g.get("host_kind") != "apex":
+        abort(404)
+    host = (request.args.get("host") or "").lower()
+    hashed = request.args.get("n") or ""
+    rec = sessions.current()
+    if (rec is None or hosts.classify(host).kind != "org" or not hosts.is_own_host(host)
+            or not handoff.NONCE_HASH_RE.match(hashed)):
+        abort(404)
+    token = handoff.issue(rec, host, hashed)
+    query = {"t": token, "next": _local_path(request.args.get("next"))}
+    return redirect(f"{hosts.scheme()}://{host}{url_for('auth.handoff_redeem')}?{urlencode(query)}")
+
+
 @bp.get("/auth/handoff")
 @public(outsiders_on_org_host=True, suspended_ok=True)
 def handoff_redeem():
-    """Redeem a hand-off ticket on this host and continue to ``next`` (a local path)."""
+    """Redeem a hand-off ticket on this host, next to this browser's nonce
+    cookie, and continue to ``next`` (a local path)."""
     if g.get("host_kind") != "org":
         abort(404)
-    rec = handoff.redeem(request.args.get("t", ""), request.host)
+    rec = handoff.redeem(request.args.get("t", ""), request.host, request.cookies.get(handoff.NONCE_COOKIE))
     if rec is None or not sessions.is_valid(rec):
         return render_template("auth/link_invalid.html"), 410
     sessions.bind_cookie(rec.id)
@@ -276,10 +314,10 @@ def handoff_redeem():
     if g.org is not None:
         user.last_org_id = g.org.id
         db.session.commit()
-    nxt = request.args.get("next") or "/"
-    if not nxt.startswith("/") or nxt.startswith("//"):
-        nxt = "/"
-    return redirect(nxt)
+    resp = redirect(_local_path(request.args.get("next")))
+    resp.delete_cookie(handoff.NONCE_COOKIE, path=url_for("auth.handoff_redeem"),
+                       secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return resp
 
 
 @bp.get("/go")

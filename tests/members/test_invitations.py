@@ -12,7 +12,7 @@ from app.extensions import db
 from app.members.models import Invitation
 from app.tenancy.scoping import tenant_context
 from app.util import utcnow
-from tests.conftest import Mailbox, csrf_token, url
+from tests.conftest import Mailbox, csrf_token, follow, url
 from tests.factories import make_org, make_user, add_member
 from tests.members.conftest import (
     HX, add_members, invitation, invitations, invite_row, link_in, membership, token_hash_of,
@@ -232,7 +232,6 @@ def test_existing_user_not_signed_in_here_is_offered_to_log_in_and_comes_back(wo
     from tests.factories import PASSWORD
 
     visitor = app.test_client()
-    visitor.allow_subdomain_redirects = True
     r = visitor.get(link)
     assert r.status_code == 200 and b"Log in to accept" in r.data
     # The button goes to the apex log-in, with this link as `next` …
@@ -241,8 +240,8 @@ def test_existing_user_not_signed_in_here_is_offered_to_log_in_and_comes_back(wo
     assert parts.netloc == "tenantry.localhost" and parts.path == "/login"
     assert parse_qs(parts.query)["next"] == [link]
     # … and logging in there hands the sign-in back to the link, which joins.
-    r = visitor.post(href, data={"csrf_token": csrf_token(visitor, None), "email": "outsider@example.test",
-                                 "password": PASSWORD, "next": link}, follow_redirects=True)
+    r = follow(visitor, visitor.post(href, data={"csrf_token": csrf_token(visitor, None),
+                                                 "email": "outsider@example.test", "password": PASSWORD, "next": link}))
     assert r.status_code == 200, r.data[:500]
     assert r.request.host == "acme.tenantry.localhost" and r.request.path == "/dashboard"
     assert membership(world.acme, world.users["outsider"].id).role == "member"

@@ -30,7 +30,8 @@ def test_member_page_lists_active_sessions_and_marks_the_ones_that_reached_this_
                         last_seen_at=utcnow() - timedelta(days=30), created_at=utcnow() - timedelta(days=30))
     db.session.add_all([live, old, stale])
     db.session.flush()
-    db.session.add(AuthHandoff(session_id=live.id, host="acme.tenantry.localhost", expires_at=utcnow(), used_at=utcnow()))
+    db.session.add(AuthHandoff(session_id=live.id, host="acme.tenantry.localhost", nonce_hash="0" * 64,
+                               expires_at=utcnow(), used_at=utcnow()))
     db.session.commit()
     c = login(world.users["admin"], "acme")
     r = c.get(url("acme", f"/members/{uid}"))

@@ -96,7 +96,7 @@ def test_login_with_one_org_goes_straight_to_it(world, client):
     r = client.get(urljoin(url(None, "/"), r.headers["Location"]))
     assert r.status_code == 302
     loc = urlsplit(r.headers["Location"])
-    assert loc.netloc == "acme.tenantry.localhost" and loc.path == "/auth/handoff"
+    assert loc.netloc == "acme.tenantry.localhost" and loc.path == "/auth/handoff/begin"
 
 
 def test_login_with_several_orgs_shows_the_picker(world, client):
@@ -114,8 +114,15 @@ def test_login_never_redirects_off_site(world, client):
 
 
 def _handoff(client, target):
+    """Follow /go through the hand-off's begin (target host) and issue (apex)
+    steps; returns the ticket's redemption URL, not yet visited."""
     r = client.get(url(None, "/go"), query_string={"to": target})
     assert r.status_code == 302, r.data[:300]
+    for step in ("/auth/handoff/begin", "/auth/handoff/issue"):
+        assert urlsplit(r.headers["Location"]).path == step, r.headers["Location"]
+        r = client.get(r.headers["Location"])
+        assert r.status_code == 302, r.data[:300]
+    assert urlsplit(r.headers["Location"]).path == "/auth/handoff"
     return r.headers["Location"]
 
 
@@ -131,9 +138,35 @@ def test_handoff_ticket_is_single_use(world, client):
     _login_post(client, "consultant@example.test")
     loc = _handoff(client, url("acme", "/dashboard"))
     assert client.get(loc).status_code == 302
-    other = __import__("flask").Flask  # noqa: F841 (keep linters calm)
-    fresh = client.application.test_client()
-    assert fresh.get(loc).status_code == 410
+    assert client.get(loc).status_code == 410
+
+
+def test_handoff_ticket_signs_in_only_the_browser_that_asked_for_it(world, client):
+    """Login CSRF: an attacker signs in, stops before redeeming their ticket
+    and sends the link to a victim. The victim's browser lacks the nonce
+    cookie the ticket is bound to, so it is not signed in as the attacker."""
+    attacker, victim = client, client.application.test_client()
+    _login_post(attacker, "outsider@example.test")
+    f.add_member(world.acme, world.users["outsider"], "viewer")
+    loc = _handoff(attacker, url("acme", "/dashboard"))
+    assert victim.get(loc).status_code == 410
+    assert victim.get(url("acme", "/dashboard")).status_code == 302  # still anonymous: sent to log in
+    # The victim's own nonce does not help either: it is not the one in the ticket.
+    victim.get(url("acme", "/auth/handoff/begin"))
+    assert victim.get(loc).status_code == 410
+    assert attacker.get(loc).status_code == 302  # the ticket was not used up by the failed attempts
+
+
+def test_handoff_issue_refuses_foreign_hosts_and_bad_nonces(world, login):
+    c = login(world.users["consultant"])
+    good = "a" * 64
+    for host, n in (("evil.example", good), ("tenantry.localhost", good), ("acme.tenantry.localhost", "short"),
+                    ("acme.tenantry.localhost", "")):
+        r = c.get(url(None, "/auth/handoff/issue"), query_string={"host": host, "n": n, "next": "/"})
+        assert r.status_code == 404, (host, n)
+    r = c.get(url(None, "/auth/handoff/issue"), query_string={"host": "acme.tenantry.localhost", "n": good,
+                                                               "next": "https://evil.example/"})
+    assert r.status_code == 302 and "next=%2F" in r.headers["Location"]
 
 
 def test_handoff_ticket_expires(world, client):
