@@ -197,12 +197,12 @@ def _load_signed(salt: str, token: str) -> dict:
     return data
 
 
-def verify_email(token: str) -> User:
-    """Mark the address in a valid verification link as verified.
+def verification_target(token: str) -> User:
+    """The user a valid verification link would verify; changes nothing.
 
-    Refused (410) when the link is tampered with, older than
-    ``EMAIL_LINK_MAX_AGE``, names an address the user no longer has, or was
-    already used.
+    Refused (:class:`LinkInvalid`, shown as 410) when the link is tampered
+    with, older than ``EMAIL_LINK_MAX_AGE``, names an address the user no
+    longer has, or was already used.
     """
     data = _load_signed(VERIFY_SALT, token)
     uid = parse_uuid(data.get("u"))
@@ -212,6 +212,12 @@ def verify_email(token: str) -> User:
     if user.is_verified:
         raise LinkInvalid("This link was already used: your e-mail address is verified.",
                           title="Already verified")
+    return user
+
+
+def verify_email(token: str) -> User:
+    """Mark the address in a valid verification link as verified (see ``verification_target``)."""
+    user = verification_target(token)
     user.email_verified_at = utcnow()
     audit.record("auth.email_verified", target=user, actor=user)
     return user
@@ -410,11 +416,11 @@ def request_email_change(user: User, current_password: str, new_email: str) -> s
     return new
 
 
-def confirm_email_change(token: str) -> User:
-    """Apply the change a confirmation link carries: the new address, verified.
+def email_change_target(token: str) -> tuple[User, str]:
+    """``(user, new address)`` of a valid confirmation link; changes nothing.
 
     The link names the old address too, so it works once and dies if the
-    address changed since; the old address gets a notice.
+    address changed since.
     """
     data = _load_signed(EMAIL_CHANGE_SALT, token)
     uid = parse_uuid(data.get("u"))
@@ -425,6 +431,13 @@ def confirm_email_change(token: str) -> User:
     if _email_taken(new, user):
         raise LinkInvalid("That address now belongs to another account, so it cannot be yours as well.",
                           title="Address already in use")
+    return user, new
+
+
+def confirm_email_change(token: str) -> User:
+    """Apply the change a confirmation link carries: the new address, verified;
+    the old address gets a notice (see ``email_change_target``)."""
+    user, new = email_change_target(token)
     old = user.email
     user.email = new
     user.email_verified_at = utcnow()

@@ -181,13 +181,19 @@ def resend_verification():
     return redirect(url_for("auth.verify_pending"))
 
 
-@bp.get("/verify-email/<token>")
+@bp.route("/verify-email/<token>", methods=["GET", "POST"])
 @public
 def verify(token: str):
-    """Verify the address named in a signed link (48 hours; dies if the address changed)."""
+    """Verify the address named in a signed link (48 hours; dies if the address changed).
+
+    Opening the link only asks; the button (a POST) verifies. Mail scanners
+    and link previews fetch links with GET, and must not use them up.
+    """
     if (r := apex_only()) is not None:
         return r
     try:
+        if request.method == "GET":
+            return render_template("auth/verify_confirm.html", user=services.verification_target(token))
         user = services.verify_email(token)
     except services.LinkInvalid as e:
         return link_invalid(e)
@@ -250,13 +256,19 @@ def reset(token: str):
     return redirect(url_for("auth.login"))
 
 
-@bp.get("/confirm-email/<token>")
+@bp.route("/confirm-email/<token>", methods=["GET", "POST"])
 @public
 def confirm_email(token: str):
-    """Switch to the new address a confirmation link carries; the old address is told."""
+    """Switch to the new address a confirmation link carries; the old address is told.
+
+    As with verification, GET only asks and the button (a POST) acts.
+    """
     if (r := apex_only()) is not None:
         return r
     try:
+        if request.method == "GET":
+            user, new = services.email_change_target(token)
+            return render_template("auth/email_change_confirm.html", user=user, new_email=new)
         user = services.confirm_email_change(token)
     except services.LinkInvalid as e:
         return link_invalid(e)

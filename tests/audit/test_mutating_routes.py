@@ -138,6 +138,19 @@ class Ctx:
         u = f.make_user("fresh@example.test", "Fresh Person", verified=False)
         return u
 
+    def verification_token(self):
+        from app.auth import services
+
+        u = self.unverified()
+        return services._serializer(services.VERIFY_SALT).dumps({"u": str(u.id), "e": u.email.lower()})
+
+    def email_change_token(self, key="member"):
+        from app.auth import services
+
+        u = self.user(key)
+        return services._serializer(services.EMAIL_CHANGE_SALT).dumps(
+            {"u": str(u.id), "old": u.email.lower(), "new": "changed.address@example.test"})
+
 
 ACME, PLATFORM = "acme", "platform"
 
@@ -163,6 +176,12 @@ ROUTES: dict[str, Route] = {
     "auth.resend_verification": Route(
         [(PLATFORM, "auth.verification_resent")],
         lambda c: Call("/verify-email/resend", None, c.unverified())),
+    "auth.verify": Route(
+        [(PLATFORM, "auth.email_verified")],
+        lambda c: Call(f"/verify-email/{c.verification_token()}", None, None)),
+    "auth.confirm_email": Route(
+        [(PLATFORM, "auth.email_changed")],
+        lambda c: Call(f"/confirm-email/{c.email_change_token()}", None, None)),
     "account.update_name": Route(
         [(PLATFORM, "auth.profile_updated")],
         lambda c: Call("/account/name", None, "member", {"name": "Max Renamed"})),

@@ -57,3 +57,13 @@ def audit_log(monkeypatch):
 
     monkeypatch.setattr(audit, "record", spy)
     return log
+
+
+def follow_link(client, link: str):
+    """Open an e-mailed link and press its button, as a person does: GET
+    only asks, the POST (with this client's CSRF token) acts. Returns the
+    POST's response, or the GET's when the link is refused."""
+    page = client.get(link)
+    if page.status_code != 200 or b'method="post"' not in page.data:
+        return page
+    return client.post(link, data={"csrf_token": csrf_token(client, None)})
