@@ -86,6 +86,10 @@ def load(overrides: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "Tenantry <no-reply@tenantry.test>"),
+        # "background": mail queued by a request is delivered after the commit
+        # on a worker thread, so the answer never waits for SMTP (and its
+        # timing does not tell whether an account exists); "inline" waits.
+        "MAIL_DELIVERY": env.get("MAIL_DELIVERY", "background"),
         "PORT": port,
         # Sessions: server-side records; the cookie only carries their id.
         "SESSION_COOKIE_NAME": "tenantry_session",

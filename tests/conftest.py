@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 
@@ -40,8 +41,16 @@ class Mailbox:
         with self.lock:
             return [m for m in self.messages if address.lower() in (m["To"] or "").lower()]
 
-    def last(self, address: str | None = None):
-        msgs = self.to(address) if address else list(self.messages)
+    def last(self, address: str | None = None, wait: float = 5.0):
+        """The newest message (to ``address``), waiting up to ``wait`` seconds
+        for one to arrive (the live server delivers in the background)."""
+        deadline = time.monotonic() + wait
+        while True:
+            with self.lock:
+                msgs = [m for m in self.messages if not address or address.lower() in (m["To"] or "").lower()]
+            if msgs or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
         assert msgs, f"no mail received{' for ' + address if address else ''}"
         return msgs[-1]
 
@@ -101,6 +110,9 @@ def app(database_url, smtp_server, tmp_path_factory):
         "SECRET_KEY": "test-secret-key-not-for-production",
         "TENANTRY_SERVER_NAME": APEX,
         "MAIL_URL": mail_url,
+        # Tests read the mailbox right after a request: deliver before answering.
+        # tests/mail/test_delivery.py covers background delivery.
+        "MAIL_DELIVERY": "inline",
         "INSTANCE_DIR": str(instance),
         "ENV_NAME": "test",
         "TESTING": True,

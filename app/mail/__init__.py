@@ -8,9 +8,11 @@ page, so nothing is lost and nothing leaves the machine.
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 import ssl
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -59,8 +61,12 @@ def queue_mail(to: str, subject: str, template: str, **context) -> EmailMessage:
     """Render a message now and send it once the current transaction commits.
 
     A rolled-back change sends nothing (no verification link for a user that
-    was never saved). A delivery failure after the commit is logged, not
-    raised: the change itself stands, and the user can ask for the mail again.
+    was never saved). Delivery happens on a background thread unless
+    ``MAIL_DELIVERY=inline``: the request does not wait for SMTP, so a page
+    that mails only when an account exists (a forgotten password) answers as
+    fast as one that does not. A delivery failure after the commit is
+    logged, not raised: the change itself stands, and the user can ask for
+    the mail again.
     """
     from app.extensions import db
 
@@ -79,16 +85,45 @@ def _install_queue_hooks() -> None:
 
     @event.listens_for(AppSession, "after_commit")
     def _send_queued(session):
-        for template, msg in session.info.pop(_QUEUE_KEY, []):
-            try:
-                deliver(msg)
-                log.info("mail sent: %s to %s", template, msg["To"])
-            except Exception:  # the commit stands; a lost mail can be asked for again
-                log.exception("mail delivery failed: %s to %s", template, msg["To"])
+        pending = session.info.pop(_QUEUE_KEY, [])
+        if not pending:
+            return
+        app = current_app._get_current_object()
+        if app.config.get("MAIL_DELIVERY") == "inline":
+            _deliver_all(pending)
+        else:
+            _executor().submit(_deliver_in_app, app, pending)
 
     @event.listens_for(AppSession, "after_rollback")
     def _drop_queued(session):
         session.info.pop(_QUEUE_KEY, None)
+
+
+def _deliver_all(pending) -> None:
+    for template, msg in pending:
+        try:
+            deliver(msg)
+            log.info("mail sent: %s to %s", template, msg["To"])
+        except Exception:  # the commit stands; a lost mail can be asked for again
+            log.exception("mail delivery failed: %s to %s", template, msg["To"])
+
+
+def _deliver_in_app(app, pending) -> None:
+    with app.app_context():
+        _deliver_all(pending)
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """This process's delivery threads (made on first use, and again in a
+    forked worker: threads do not survive a fork). They are not daemons, so a
+    worker that shuts down finishes sending what it accepted."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="tenantry-mail"))
+    return _pool[1]
 
 
 _install_queue_hooks()

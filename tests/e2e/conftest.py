@@ -78,6 +78,7 @@ def live_server(app, database_url, smtp_server, tmp_path_factory):
         "SECRET_KEY": "test-secret-key-not-for-production",
         "TENANTRY_SERVER_NAME": f"localhost:{port}",
         "MAIL_URL": mail_url,
+        "MAIL_DELIVERY": "background",  # as in production; Mailbox.last waits for it
         "INSTANCE_DIR": str(tmp_path_factory.mktemp("live-instance")),
         "ENV_NAME": "test",
         "ARGON2_TIME_COST": 1,
