@@ -64,6 +64,9 @@ def ensure_runtime_role(conn, role: str, password: str | None) -> None:
 
 # Sets a request's RLS settings and returns its membership (migration 0005).
 ENTER_FUNCTION = "public.enter_organization(uuid, uuid)"
+# Functions the runtime role calls; PUBLIC may call none of them (0005, 0007).
+# member_search_ids exists only where pg_trgm does (0003).
+RUNTIME_FUNCTIONS = (ENTER_FUNCTION, "public.member_search_ids(text)")
 
 
 def grant_runtime(conn, role: str) -> None:
@@ -81,8 +84,9 @@ def grant_runtime(conn, role: str) -> None:
         exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{table}"}).scalar()
         if exists:
             conn.execute(text(f'REVOKE UPDATE, DELETE, TRUNCATE ON "{table}" FROM {q}'))
-    if conn.execute(text("SELECT to_regprocedure(:f)"), {"f": ENTER_FUNCTION}).scalar():
-        conn.execute(text(f"GRANT EXECUTE ON FUNCTION {ENTER_FUNCTION} TO {q}"))
+    for fn in RUNTIME_FUNCTIONS:
+        if conn.execute(text("SELECT to_regprocedure(:f)"), {"f": fn}).scalar():
+            conn.execute(text(f"GRANT EXECUTE ON FUNCTION {fn} TO {q}"))
 
 
 def tenant_tables(conn) -> list[str]:
@@ -151,6 +155,14 @@ def posture(conn, role: str) -> list[tuple[str, bool, str]]:
         out.append((f"{ENTER_FUNCTION} runs as its caller (SECURITY INVOKER)", not fn.prosecdef, ""))
         out.append((f"{ENTER_FUNCTION} is callable by {role} only", fn.runtime_may and not fn.public_may,
                     "" if fn.runtime_may else f"{role} lacks EXECUTE"))
+    definers = conn.execute(
+        text("SELECT p.oid::regprocedure::text AS name, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may"
+             " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+             " WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1")
+    ).all()
+    exposed = [d.name for d in definers if d.public_may]
+    out.append(("SECURITY DEFINER functions are not executable by PUBLIC", not exposed,
+                ", ".join(exposed) if exposed else f"{len(definers)} checked"))
     for t in sorted(APPEND_ONLY_TABLES):
         if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is None:
             continue

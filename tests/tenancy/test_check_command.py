@@ -115,3 +115,26 @@ def test_check_fails_when_the_runtime_role_owns_a_table(app, owner_exec, probe_r
     finally:
         owner_exec('DROP TABLE probe_owned')
     assert code == 1 and "owns no table" in out
+
+
+def test_check_fails_when_a_security_definer_function_is_executable_by_public(app, owner_exec):
+    """A definer function is not held back by RLS: no role but the runtime one may call it."""
+    owner_exec("CREATE FUNCTION probe_definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'")
+    try:
+        code, out = run_check(app)
+        owner_exec("REVOKE ALL ON FUNCTION probe_definer() FROM PUBLIC")
+        assert run_check(app)[0] == 0
+    finally:
+        owner_exec("DROP FUNCTION probe_definer()")
+    assert code == 1 and "[FAIL] SECURITY DEFINER functions are not executable by PUBLIC" in out
+    assert "probe_definer()" in out
+
+
+def test_check_fails_when_public_may_call_the_request_entry_function(app, owner_exec):
+    owner_exec(f"GRANT EXECUTE ON FUNCTION {rls.ENTER_FUNCTION} TO PUBLIC")
+    try:
+        code, out = run_check(app)
+    finally:
+        owner_exec(f"REVOKE ALL ON FUNCTION {rls.ENTER_FUNCTION} FROM PUBLIC")
+    assert code == 1 and "is callable by" in out and "[FAIL]" in out
+    assert run_check(app)[0] == 0
