@@ -264,3 +264,42 @@ def follow(client, response, max_hops: int = 10):
             return response
         response = client.get(urljoin(response.request.url, response.headers["Location"]))
     raise AssertionError(f"more than {max_hops} redirects")
+
+
+class QueryCounter:
+    """SQL statements sent by the app's (runtime) engine while active."""
+
+    def __init__(self):
+        self.statements: list[str] = []
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def report(self) -> str:
+        return "\n".join(f"{i + 1}. {s.splitlines()[0][:160]}" for i, s in enumerate(self.statements))
+
+
+@pytest.fixture
+def count_queries(app):
+    """``with count_queries() as q: ...`` → ``q.statements`` sent on the runtime engine."""
+    import contextlib
+
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    @contextlib.contextmanager
+    def counting():
+        counter = QueryCounter()
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", counter)
+        try:
+            yield counter
+        finally:
+            event.remove(engine, "before_cursor_execute", counter)
+
+    return counting

@@ -276,6 +276,12 @@ def confirm_email(token: str):
     return render_template("auth/email_confirmed.html", user=user)
 
 
+def _nonce_cookie() -> dict:
+    """The hand-off nonce cookie's attributes: host-only, sent to the redemption URL only."""
+    return {"path": url_for("auth.handoff_redeem"), "secure": current_app.config["SESSION_COOKIE_SECURE"],
+            "httponly": True, "samesite": "Lax"}
+
+
 @bp.get("/auth/handoff/begin")
 @public(outsiders_on_org_host=True, suspended_ok=True)
 def handoff_begin():
@@ -287,8 +293,7 @@ def handoff_begin():
     query = {"host": request.host, "n": handoff.nonce_hash(nonce), "next": _local_path(request.args.get("next"))}
     resp = redirect(hosts.apex_url(url_for("auth.handoff_issue") + "?" + urlencode(query)))
     # Long enough for a log-in on the apex in between; the ticket itself lives 60 s.
-    resp.set_cookie(handoff.NONCE_COOKIE, nonce, max_age=600, path=url_for("auth.handoff_redeem"),
-                    secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    resp.set_cookie(handoff.NONCE_COOKIE, nonce, max_age=600, **_nonce_cookie())
     return resp
 
 
@@ -327,8 +332,7 @@ def handoff_redeem():
         user.last_org_id = g.org.id
         db.session.commit()
     resp = redirect(_local_path(request.args.get("next")))
-    resp.delete_cookie(handoff.NONCE_COOKIE, path=url_for("auth.handoff_redeem"),
-                       secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    resp.delete_cookie(handoff.NONCE_COOKIE, **_nonce_cookie())
     return resp
 
 

@@ -1,8 +1,7 @@
-"""Fixtures for the projects tests: an audit spy and a query counter."""
+"""Fixtures for the projects tests: an audit spy and a CSRF-carrying post."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from tests.conftest import csrf_token, url
 
@@ -25,43 +24,6 @@ def audit_events(monkeypatch):
 
     monkeypatch.setattr(audit, "record", spy)
     return calls
-
-
-class QueryCounter:
-    """SQL statements sent by the app's (runtime) engine while active."""
-
-    def __init__(self):
-        self.statements: list[str] = []
-
-    def __call__(self, conn, cursor, statement, parameters, context, executemany):
-        self.statements.append(statement)
-
-    @property
-    def count(self) -> int:
-        return len(self.statements)
-
-    def report(self) -> str:
-        return "\n".join(f"{i + 1}. {s.splitlines()[0][:160]}" for i, s in enumerate(self.statements))
-
-
-@pytest.fixture
-def count_queries(app):
-    """``with count_queries() as q: ...`` → ``q.count`` statements on the runtime engine."""
-    import contextlib
-
-    from app.extensions import db
-
-    @contextlib.contextmanager
-    def counting():
-        counter = QueryCounter()
-        engine = db.engine
-        event.listen(engine, "before_cursor_execute", counter)
-        try:
-            yield counter
-        finally:
-            event.remove(engine, "before_cursor_execute", counter)
-
-    return counting
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ changes, none for an empty scope or a savepoint, and a deferred reset at the
 end of a request that is sent only if the transaction is used again."""
 from __future__ import annotations
 
-import contextlib
-
 from flask import g
 from flask import session as flask_session
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from app.auth.models import UserSession
 from app.auth.sessions import SESSION_KEY
@@ -18,21 +16,6 @@ from app.tenancy.request import resolve
 from app.tenancy.scoping import current_org_id, reset_scope, set_scope, tenant_context
 from app.util import utcnow
 from tests.conftest import sign_in, url
-
-
-@contextlib.contextmanager
-def capture_statements():
-    statements: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def test_a_transaction_that_outlives_a_request_catches_up_before_its_next_statement(app, world, monkeypatch):
@@ -76,16 +59,17 @@ def _session_row(user, revoked=False):
     return rec
 
 
-def test_one_statement_resolves_the_organization_membership_and_settings_of_a_valid_session(app, world):
+def test_one_statement_resolves_the_organization_membership_and_settings_of_a_valid_session(app, world,
+                                                                                          count_queries):
     member = world.users["member"]
     rec = _session_row(member)
     with app.test_request_context("/projects/", base_url=url("acme", "/")):
         flask_session[SESSION_KEY] = str(rec.id)
-        with capture_statements() as statements:
+        with count_queries() as q:
             assert resolve() is None
         assert g.membership.user_id == member.id
-        reads = [s for s in statements if s.startswith("SELECT")]  # (+ a last-seen UPDATE)
-        assert len(reads) == 1 and "enter_organization(" in reads[0], statements
+        reads = [s for s in q.statements if s.startswith("SELECT")]  # (+ a last-seen UPDATE)
+        assert len(reads) == 1 and "enter_organization(" in reads[0], q.report()
         assert _settings() == (str(world.acme.id), str(member.id), "")
 
 
@@ -115,13 +99,13 @@ def test_a_rolled_back_savepoint_does_not_leave_its_settings_behind(world):
         assert db.session.execute(text("SELECT min(name) FROM projects")).scalar() == "Acme Project 0"
 
 
-def test_savepoints_inside_a_scope_send_no_settings_of_their_own(world):
+def test_savepoints_inside_a_scope_send_no_settings_of_their_own(world, count_queries):
     """Bulk actions take a savepoint per row: each would otherwise cost a round trip."""
     db.session.execute(text("SELECT 1"))
     with tenant_context(world.acme.id):
         db.session.execute(text("SELECT 1"))
-        with capture_statements() as statements:
+        with count_queries() as q:
             for _ in range(3):
                 with db.session.begin_nested():
                     db.session.execute(text("SELECT count(*) FROM projects"))
-        assert not any("set_config" in s for s in statements), statements
+        assert not any("set_config" in s for s in q.statements), q.report()
