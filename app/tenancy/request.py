@@ -57,14 +57,10 @@ def resolve() -> object | None:
     if org is None:
         return None
     if user_id is not None:
-        prefetched = g.pop("_prefetched", None)
-        if prefetched is not None:
-            membership = prefetched[1]
-            g.membership = membership if membership is not None and membership.user_id == user_id else None
-        else:  # signed in without this host's session cookie (no entry statement ran)
-            g.membership = db.session.execute(
-                _membership_statement(), {"user_id": user_id}
-            ).unique().scalar_one_or_none()
+        # A signed-in user on an organization's host came with a session
+        # cookie, so the entry statement ran and read the membership.
+        _, membership = g.pop("_prefetched", (None, None))
+        g.membership = membership if membership is not None and membership.user_id == user_id else None
         if g.membership is not None:
             set_committed_value(g.membership, "user", current_user._get_current_object())
     if g.membership is None:
@@ -137,17 +133,6 @@ def _entry_statement(by_slug: bool):
         # RLS applies inside it as everywhere.
         .execution_options(all_organizations="request entry: enter_organization() filters by organization")
         .limit(1)
-    )
-
-
-@functools.cache
-def _membership_statement():
-    # The user is already loaded (the session query joined it): do not join
-    # it again; resolve() hands it over.
-    return (
-        select(Membership)
-        .where(Membership.user_id == bindparam("user_id"), Membership.status == "active")
-        .options(lazyload(Membership.user))
     )
 
 
