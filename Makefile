@@ -5,6 +5,10 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 export XDG_RUNTIME_DIR ?= /tmp
 export PORT
+# Production is the app's default; these targets are a developer's machine.
+# `make test` runs with TENANTRY_ENV=test (set below).
+TENANTRY_ENV ?= development
+export TENANTRY_ENV
 
 .PHONY: install run test test-fast e2e check demo migrate bench clean help
 
@@ -38,13 +42,13 @@ run: migrate instance/.demo-loaded
 	$(BIN)/flask --app wsgi run --port $(PORT) --with-threads
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	TENANTRY_ENV=test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	TENANTRY_ENV=test $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 e2e: install
-	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+	TENANTRY_ENV=test $(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 check: migrate
 	$(BIN)/flask --app wsgi check

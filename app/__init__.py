@@ -17,6 +17,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         instance_path=str(config_module.BASE_DIR / "instance"),
     )
     app.config.update(config_module.load(overrides))
+    config_module.check(app.config)  # fail closed before anything is served
     from app import database
 
     database.resolve(app.config)

@@ -1,8 +1,10 @@
 """Configuration. This module is the only code that reads the environment.
 
-Every setting has a development default so that a fresh checkout runs with no
-configuration at all; production sets at least ``SECRET_KEY``,
-``DATABASE_URL`` and ``SERVER_NAME``.
+Production is the default: development conveniences (a generated secret
+key, the mail outbox, plain-HTTP cookies) are on only when ``TENANTRY_ENV`` is
+set to ``development`` or ``test`` explicitly (``make run`` and the test suite
+do). In production ``check()`` refuses to start without ``SECRET_KEY`` or
+``MAIL_URL``, with one line saying what to set.
 """
 from __future__ import annotations
 
@@ -44,6 +46,39 @@ def _secret_key(instance_dir: Path) -> str:
         return key
 
 
+DEVELOPMENT_ENVS = {"development", "test"}
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run safely; the message says what to set."""
+
+
+def check(cfg: dict) -> None:
+    """Refuse a production configuration that would run unsafely.
+
+    Raises ``ConfigurationError`` with a one-line message naming the
+    variable to set. Development and test configurations always pass.
+    """
+    if cfg.get("DEVELOPMENT"):
+        return
+    env_name = cfg.get("ENV_NAME")
+    if env_name != "production":
+        raise ConfigurationError(
+            f"TENANTRY_ENV={env_name!r} is not known: use 'production' (the default), 'development' or 'test'."
+        )
+    if not cfg.get("SECRET_KEY"):
+        raise ConfigurationError(
+            "SECRET_KEY is not set: production needs a long random secret "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+            "or set TENANTRY_ENV=development on a developer's machine."
+        )
+    if not cfg.get("MAIL_URL"):
+        raise ConfigurationError(
+            "MAIL_URL is not set: production sends mail over SMTP (smtp://user:pass@host:587?starttls=1), "
+            "or set TENANTRY_ENV=development to use the development outbox."
+        )
+
+
 def load(overrides: dict | None = None) -> dict:
     """Return the application's configuration as a plain dict.
 
@@ -51,8 +86,10 @@ def load(overrides: dict | None = None) -> dict:
     """
     env = os.environ
     instance_dir = Path(env.get("TENANTRY_INSTANCE_DIR") or BASE_DIR / "instance")
-    env_name = env.get("TENANTRY_ENV", "development")
-    development = env_name in {"development", "test"}
+    env_name = (env.get("TENANTRY_ENV") or "production").strip().lower()
+    if overrides and "ENV_NAME" in overrides:
+        env_name = overrides["ENV_NAME"]
+    development = env_name in DEVELOPMENT_ENVS
     port = _int(env.get("PORT"), 5000)
     # The apex follows PORT in development, so `PORT=8000 make run` serves
     # http://localhost:8000 and http://acme.localhost:8000 without more set-up.
@@ -61,7 +98,9 @@ def load(overrides: dict | None = None) -> dict:
         "ENV_NAME": env_name,
         "DEVELOPMENT": development,
         "INSTANCE_DIR": str(instance_dir),
-        "SECRET_KEY": env.get("SECRET_KEY") or _secret_key(instance_dir),
+        # Only development may fall back to a key generated on disk; check()
+        # refuses a production start without one.
+        "SECRET_KEY": env.get("SECRET_KEY") or (_secret_key(instance_dir) if development else None),
         # SERVER_NAME is the apex; organizations live at <slug>.<SERVER_NAME>.
         # Flask's own SERVER_NAME is left unset on purpose: we resolve hosts
         # ourselves (custom domains must work too).

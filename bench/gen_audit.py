@@ -108,7 +108,7 @@ def make_app(url: str, secret: str):
     # Keep the benchmark's anchor file out of the repository (and out of the app's instance/).
     instance = Path(tempfile.gettempdir()) / "tenantry-audit-bench"
     return create_app({"DATABASE_URL": url, "SECRET_KEY": secret, "LOG_LEVEL": "WARNING",
-                       "INSTANCE_DIR": str(instance)})
+                       "INSTANCE_DIR": str(instance), "ENV_NAME": "development"})
 
 
 def migrate(app) -> None:

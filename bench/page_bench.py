@@ -93,6 +93,8 @@ def app_env(url: str, port: int) -> dict:
         "SERVER_NAME": f"localhost:{port}",
         "SECRET_KEY": "page-bench-secret-key-not-for-production",
         "TENANTRY_ENV": "production",
+        # Production refuses to start without SMTP; nothing is sent during the run.
+        "MAIL_URL": "smtp://127.0.0.1:1",
         "URL_SCHEME": "http",
         "SESSION_COOKIE_SECURE": "0",
         "LOG_LEVEL": "WARNING",

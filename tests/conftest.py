@@ -11,10 +11,15 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
-from tests import db as testdb
+# The suite runs in the test environment (production is the default); set
+# before the app package reads the environment.
+os.environ.setdefault("TENANTRY_ENV", "test")
+
+from sqlalchemy import create_engine  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+from tests import db as testdb  # noqa: E402
 
 APEX = "tenantry.localhost"
 

@@ -1,13 +1,16 @@
 """The development outbox: lists mail written when no ``MAIL_URL`` is set.
 
-Only registered routes answer in development; elsewhere they are 404.
+The blueprint is registered only in development (``app/web/blueprints.py``),
+and even there it answers only requests from a loopback address and only while
+no ``MAIL_URL`` is set: the outbox holds password-reset links.
 """
 from __future__ import annotations
 
+import ipaddress
 from email import policy
 from email.parser import BytesParser
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, request
 
 from app.mail import outbox_dir
 from app.rbac.decorators import public
@@ -15,8 +18,19 @@ from app.rbac.decorators import public
 bp = Blueprint("mail", __name__, url_prefix="/_dev/outbox")
 
 
+def _is_loopback(addr: str | None) -> bool:
+    try:
+        return ipaddress.ip_address((addr or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def _guard():
+    """404 unless this is development, mail is not sent over SMTP, and the
+    visitor is on this machine."""
     if not current_app.config["DEVELOPMENT"] or current_app.config.get("MAIL_URL"):
+        abort(404)
+    if not _is_loopback(request.remote_addr):
         abort(404)
 
 

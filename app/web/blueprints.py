@@ -12,6 +12,10 @@ def register(app) -> None:
     from app.orgs.settings_views import bp as settings_bp
     from app.members.views import bp as members_bp
 
-    for bp in (ops_bp, auth_bp, account_bp, orgs_bp, projects_bp, mail_bp, settings_bp, roles_bp, members_bp):
+    for bp in (ops_bp, auth_bp, account_bp, orgs_bp, projects_bp, settings_bp, roles_bp, members_bp):
         app.register_blueprint(bp)
+    if app.config["DEVELOPMENT"]:
+        # The outbox shows every mail the app wrote, password-reset links
+        # included: it must not exist at all in production.
+        app.register_blueprint(mail_bp)
     from app.audit.views import bp as audit_bp; app.register_blueprint(audit_bp)  # noqa: E702

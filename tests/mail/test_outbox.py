@@ -5,7 +5,7 @@ import pytest
 
 from tests import factories as f
 from tests.auth.conftest import post
-from tests.conftest import url
+from tests.conftest import APEX, url
 from tests.ops.conftest import make_app
 
 
@@ -31,6 +31,17 @@ def test_outbox_page_does_not_exist_when_mail_goes_over_smtp(client):
     assert client.get(url(None, "/_dev/outbox/")).status_code == 404
 
 
-def test_outbox_page_does_not_exist_outside_development(database_url, tmp_path):
-    prod_like = make_app(database_url, tmp_path, MAIL_URL=None, DEVELOPMENT=False)
-    assert prod_like.test_client().get(url(None, "/_dev/outbox/")).status_code == 404
+def test_outbox_route_is_not_registered_outside_development(database_url, tmp_path):
+    prod = make_app(database_url, tmp_path, ENV_NAME="production", MAIL_URL="smtp://127.0.0.1:1")
+    assert prod.config["DEVELOPMENT"] is False
+    assert not [r.rule for r in prod.url_map.iter_rules() if r.rule.startswith("/_dev")]
+    assert prod.test_client().get(f"https://{APEX}/_dev/outbox/").status_code == 404
+
+
+@pytest.mark.parametrize("remote", ["203.0.113.7", "10.0.0.2", "::ffff:192.0.2.1"])
+def test_outbox_answers_only_requests_from_loopback(dev_app, remote):
+    c = dev_app.test_client()
+    assert c.get(url(None, "/_dev/outbox/"), environ_base={"REMOTE_ADDR": remote}).status_code == 404
+    assert c.get(url(None, "/_dev/outbox/x"), environ_base={"REMOTE_ADDR": remote}).status_code == 404
+    assert c.get(url(None, "/_dev/outbox/"), environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+    assert c.get(url(None, "/_dev/outbox/"), environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
