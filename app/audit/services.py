@@ -499,12 +499,49 @@ def actor_choices(org_id, session=None) -> list[tuple[str, str]]:
 
 
 def label_for(org_id, user_id, session=None) -> str | None:
-    """A readable label for a user id used in a filter (from its latest event, else the users table)."""
+    """A readable label for a user id used in a filter, or ``None``.
+
+    Only people this organization already knows are named: a member (their
+    current name and e-mail), someone recorded in its log (the label of their
+    newest event as actor, else as a member or user target), or an invitee
+    (the address the organization invited). Any other id - another
+    organization's user, a made-up id - gets ``None``: a filter must not turn
+    the viewer into a directory of every account.
+    """
     from app.auth.models import User
+    from app.members.models import Invitation
+    from app.tenancy.models import Membership
 
     session = session or db.session
-    u = session.get(User, user_id)
-    return f"{u.name} <{u.email}>" if u else None
+    member = session.execute(
+        select(User.name, User.email).join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == org_id, Membership.user_id == user_id)
+    ).first()
+    if member is not None:
+        return f"{member.name} <{member.email}>" if member.name else member.email
+    # Recorded actors and targets: each one probe of an index ending with id, newest first.
+    recorded = session.execute(
+        select(T.c.actor_label).where(T.c.organization_id == org_id, T.c.actor_id == user_id,
+                                      T.c.actor_label.is_not(None))
+        .order_by(T.c.id.desc()).limit(1)
+    ).scalar()
+    if recorded:
+        return recorded
+    for tt in PERSON_TARGET_TYPES:
+        recorded = session.execute(
+            select(T.c.target_label).where(T.c.organization_id == org_id, T.c.target_type == tt,
+                                           T.c.target_id == str(user_id), T.c.target_label.is_not(None))
+            .order_by(T.c.id.desc()).limit(1)
+        ).scalar()
+        if recorded:
+            return recorded
+    invited = session.execute(
+        select(Invitation.email).join(User, User.id == user_id)
+        .where(Invitation.organization_id == org_id,
+               or_(func.lower(Invitation.email) == func.lower(User.email), Invitation.accepted_by == user_id))
+        .order_by(Invitation.created_at.desc()).limit(1)
+    ).scalar()
+    return invited
 
 
 # ----------------------------------------------------------------------------- export

@@ -102,6 +102,41 @@ def test_actor_and_person_filters(world, login, acme_log):
     assert get(c, "acme", f"/audit/?person={member.id}&as=bystander").status_code == 422
 
 
+def test_filter_labels_never_name_another_organizations_users(world, login, acme_log, record_in):
+    """An admin typing another organization's user id into a filter learns
+    nothing about that person; this organization's own people keep their labels."""
+    from app import audit
+
+    c = login(world.users["admin"], "acme")
+    stranger = world.users["globex_member"]
+    for name in ("actor", "person"):
+        html = get(c, "acme", f"/audit/?{name}={stranger.id}").get_data(as_text=True)
+        assert "Globex Member" not in html and "member@globex.test" not in html
+    html = get(c, "acme", f"/audit/?actor={world.users['member'].id}").get_data(as_text=True)
+    assert "Acme Member &lt;member@acme.test&gt;" in html
+    # A former member recorded in acme's log is named as the log recorded them.
+    outsider = world.users["outsider"]
+    record_in(world.acme, "project.created", target=("project", "p-9", "Nine"), after={"name": "Nine"},
+              actor=audit.Actor.of_user(outsider))
+    html = get(c, "acme", f"/audit/?actor={outsider.id}").get_data(as_text=True)
+    assert "Otto Outsider &lt;outsider@example.test&gt;" in html
+
+
+def test_filter_labels_resolve_members_invitees_and_recorded_people_only(app, world):
+    from app.audit.services import label_for
+    from app.tenancy.scoping import tenant_context
+    from tests.members.conftest import invite_row
+
+    invite_row(world.acme, "OUTSIDER@example.test")
+    with tenant_context(world.acme.id):
+        assert label_for(world.acme.id, world.users["viewer"].id) == "Acme Viewer <viewer@acme.test>"
+        # An invitee is named by the address acme invited, not by their account.
+        assert label_for(world.acme.id, world.users["outsider"].id) == "OUTSIDER@example.test"
+        assert label_for(world.acme.id, world.users["globex_owner"].id) is None
+    with tenant_context(world.globex.id):
+        assert label_for(world.globex.id, world.users["outsider"].id) is None
+
+
 def test_date_range_filter(world, login, acme_log):
     from app.util import utcnow
 
