@@ -305,7 +305,10 @@ def handoff_issue():
     host and to its nonce, and back to that host to redeem it."""
     if g.get("host_kind") != "apex":
         abort(404)
-    host = (request.args.get("host") or "").lower()
+    # Normalised once: the host checked is the host the ticket is bound to and
+    # the redirect goes to (a raw " acme…" or "acme…:5000." made a malformed
+    # Location, or a 500 after the ticket was committed).
+    host = hosts.normalise(request.args.get("host"))
     hashed = request.args.get("n") or ""
     rec = sessions.current()
     if (rec is None or hosts.classify(host).kind != "org" or not hosts.is_own_host(host)
@@ -323,7 +326,8 @@ def handoff_redeem():
     cookie, and continue to ``next`` (a local path)."""
     if g.get("host_kind") != "org":
         abort(404)
-    rec = handoff.redeem(request.args.get("t", ""), request.host, request.cookies.get(handoff.NONCE_COOKIE))
+    rec = handoff.redeem(request.args.get("t", ""), hosts.normalise(request.host),
+                         request.cookies.get(handoff.NONCE_COOKIE))
     if rec is None or not sessions.is_valid(rec):
         return render_template("auth/link_invalid.html"), 410
     sessions.bind_cookie(rec.id)

@@ -10,6 +10,7 @@ from flask import current_app, request
 from sqlalchemy import bindparam, select
 
 from app.extensions import db
+from app.web.hosts import normalise
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
 
@@ -26,8 +27,8 @@ def apex() -> str:
 
 
 def classify(host: str) -> HostMatch:
-    """Classify a Host header value (lower-cased, port kept) without touching the database."""
-    host = (host or "").strip().lower().rstrip(".")
+    """Classify a Host header value (normalised, port kept) without touching the database."""
+    host = normalise(host)
     base = apex()
     if host == base:
         return HostMatch("apex")
