@@ -32,10 +32,24 @@ def go_to(url: str):
     if not parts.netloc or parts.netloc.lower() == request.host.lower():
         return redirect(url)
     if sessions.current() is None:
-        return redirect(url)
+        return _to_other_host(url)
     path = _local_path(parts.path + ("?" + parts.query if parts.query else ""))
     begin = f"{parts.scheme}://{parts.netloc}{url_for('auth.handoff_begin')}"
-    return redirect(begin + "?" + urlencode({"next": path}))
+    return _to_other_host(begin + "?" + urlencode({"next": path}))
+
+
+def _to_other_host(url: str):
+    """Send the browser to ``url`` on another of our hosts.
+
+    Browsers hold the redirects that answer a form submission to the form
+    page's CSP ``form-action``, which names the apex and its subdomains
+    (``app.ops.csp_for``) but cannot list every custom domain. So after a
+    POST, a custom domain is reached from a page that moves on by itself,
+    not by a redirect.
+    """
+    if request.method == "POST" and hosts.classify(urlsplit(url).netloc).custom_domain:
+        return render_template("auth/continue.html", target=url, host=urlsplit(url).netloc)
+    return redirect(url)
 
 
 def _local_path(target: str | None) -> str:

@@ -1,6 +1,7 @@
 """Operations: health probes, request ids, structured logs, security headers, error pages."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -14,17 +15,42 @@ from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
 from app.rbac.decorators import public
+from app.tenancy import hosts
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger("tenantry.request")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
-CSP = (
+CSP_TEMPLATE = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:; "
+    "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action {form_action}; "
     "base-uri 'none'; object-src 'none'"
 )
+
+
+@functools.lru_cache(maxsize=64)
+def csp_for(host_kind: str, scheme: str, apex: str) -> str:
+    """The Content-Security-Policy for a page on a host of ``host_kind``.
+
+    ``form-action`` names our own hosts only. Browsers (Chromium, WebKit) also
+    hold the redirects that follow a form submission to it, and our forms post
+    to their own host but some are answered across hosts:
+    * on the apex, log-in and "create organization" continue to an
+      organization's subdomain through the hand-off (apex and org hosts in
+      turn), so the apex allows itself and every ``*.<apex>``;
+      a custom domain is reached through a page, not a redirect
+      (``app.auth.views.go_to``);
+    * on an organization's host (subdomain or custom domain), log-out, deleting
+      the organization and an expired session answer with the apex, so it
+      allows itself and the apex.
+    A few strings in all, built once each: no database, nothing per request.
+    """
+    if host_kind == "apex":
+        form_action = f"'self' {scheme}://*.{apex}"
+    else:
+        form_action = f"'self' {scheme}://{apex}"
+    return CSP_TEMPLATE.format(form_action=form_action)
 
 
 @bp.get("/healthz")
@@ -100,7 +126,8 @@ def _start_request():
 
 def _finish_request(response):
     response.headers["X-Request-ID"] = g.get("request_id", "")
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    kind = g.get("host_kind") or hosts.classify(request.host).kind
+    response.headers.setdefault("Content-Security-Policy", csp_for(kind, hosts.scheme(), hosts.apex()))
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
