@@ -30,6 +30,7 @@ def init_app(app) -> None:
     @click.password_option(prompt="Password", confirmation_prompt=True)
     def create_superadmin(email, name, password):
         """Create (or promote) a platform super-admin."""
+        from app import audit
         from app.auth.services import create_superadmin as create
 
         try:
@@ -37,6 +38,11 @@ def init_app(app) -> None:
         except ValueError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        # Platform rights granted from a shell are an account event like any
+        # other: the platform log says who got them, when, and by which door.
+        audit.record("platform.superadmin_granted", target=user, after={"is_superadmin": True},
+                     metadata={"account": "created" if created else "existing", "via": "command line"},
+                     actor=audit.Actor.system("flask create-superadmin"))
         db.session.commit()
         click.echo(f"{'created' if created else 'promoted'} super-admin {user.email}")
 
