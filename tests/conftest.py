@@ -222,11 +222,19 @@ def sign_in(app, user, slug: str | None = None):
     rec = UserSession(user_id=user.id, ip="127.0.0.1", user_agent="pytest")
     db.session.add(rec)
     db.session.commit()
-    with client.session_transaction(base_url=f"http://{host(slug)}") as sess:
-        sess["sid"] = str(rec.id)
-        sess.permanent = True
+    bind_cookie(client, rec.id, slug)
     client.user_session_id = rec.id
     return client
+
+
+def bind_cookie(client, session_id, slug: str | None = None) -> None:
+    """Give ``client`` a session cookie for ``slug``'s host (or the apex) pointing
+    at ``session_id``, bound to that host as the product binds it: the one
+    place tests write a session cookie."""
+    from app.auth import sessions
+
+    with client.session_transaction(base_url=f"http://{host(slug)}") as sess:
+        sessions.bind_cookie(session_id, sess, host(slug))
 
 
 @pytest.fixture

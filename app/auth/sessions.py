@@ -1,8 +1,12 @@
 """Server-side sessions behind Flask-Login.
 
-The signed, host-only cookie holds only the id of a ``user_sessions`` row. The
-row is the authority: revoking it signs the user out on every host the
-sign-in reached (apex, each organization, custom domains).
+The signed, host-only cookie holds only the id of a ``user_sessions`` row and
+the host it was issued for. The row is the authority: revoking it signs the
+user out on every host the sign-in reached (apex, each organization, custom
+domains). The host makes each cookie good on its own host only: the row is
+shared by every host the hand-off reached, and a cookie copied from one of
+them to another (the apex's onto an organization's host) must not sign in
+there - each host's sign-in goes through the hand-off.
 """
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from sqlalchemy import update
 from app.auth.models import UserSession
 from app.extensions import db, login_manager
 from app.util import parse_uuid, utcnow
+from app.web.hosts import normalise
 
 SESSION_KEY = "sid"
+HOST_KEY = "host"  # the (normalised) host the cookie was issued for
 # Refresh last_seen at most this often: a write per request would cost more
 # than the whole page.
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
@@ -45,11 +51,18 @@ def start(user, impersonator_id=None) -> UserSession:
     return rec
 
 
-def bind_cookie(session_id: uuid.UUID) -> None:
-    """Point this host's cookie at ``session_id``, discarding the old cookie content."""
-    session.clear()
-    session[SESSION_KEY] = str(session_id)
-    session.permanent = True
+def bind_cookie(session_id: uuid.UUID, cookie=None, host: str | None = None) -> None:
+    """Point this host's cookie at ``session_id`` and bind it to this host,
+    discarding the old cookie content.
+
+    ``cookie`` and ``host`` default to this request's session and host (tests
+    that write a cookie directly pass theirs, so they bind it the same way).
+    """
+    cookie = session if cookie is None else cookie
+    cookie.clear()
+    cookie[SESSION_KEY] = str(session_id)
+    cookie[HOST_KEY] = normalise(request.host if host is None else host)
+    cookie.permanent = True
 
 
 def is_valid(rec: UserSession | None) -> bool:
@@ -89,7 +102,11 @@ def _unused_user_loader(_user_id):
 
 
 def cookie_session_id() -> uuid.UUID | None:
-    """The ``user_sessions`` id this host's cookie points at (not yet checked)."""
+    """The ``user_sessions`` id this host's cookie points at (row not yet
+    checked), or ``None`` when the cookie was issued for another host: the
+    request is then anonymous, decided before any statement is sent."""
+    if session.get(HOST_KEY) != normalise(request.host):
+        return None
     return parse_uuid(session.get(SESSION_KEY))
 
 

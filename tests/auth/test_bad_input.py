@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tests import factories as f
 from tests.auth.conftest import post
-from tests.conftest import APEX, url
+from tests.conftest import APEX, bind_cookie, url
 
 
 def test_unknown_url_is_a_404_page(client):
@@ -44,11 +44,9 @@ def test_tampered_session_cookie_is_treated_as_signed_out(client, login):
 
 
 def test_cookie_naming_a_session_that_does_not_exist_is_signed_out(client):
-    with client.session_transaction(base_url=f"http://{APEX}") as s:
-        s["sid"] = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+    bind_cookie(client, "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
     assert client.get(url(None, "/account")).status_code == 302
-    with client.session_transaction(base_url=f"http://{APEX}") as s:
-        s["sid"] = "definitely-not-a-uuid"
+    bind_cookie(client, "definitely-not-a-uuid")
     assert client.get(url(None, "/account")).status_code == 302
 
 

@@ -8,7 +8,7 @@ from app.auth.services import describe_user_agent
 from app.extensions import db
 from tests import factories as f
 from tests.auth.conftest import post
-from tests.conftest import APEX, url
+from tests.conftest import APEX, bind_cookie, follow, host, url
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -41,8 +41,7 @@ def test_revoking_a_session_signs_it_out_on_every_host(world, login, audit_log):
     member = world.users["member"]
     laptop = login(member)
     phone = login(member, "acme")  # the phone's sign-in also reached acme's host
-    with phone.session_transaction(base_url=f"http://{APEX}") as s:
-        s["sid"] = str(phone.user_session_id)  # …and the apex, with the same session
+    bind_cookie(phone, phone.user_session_id)  # …and the apex, with the same session
     assert phone.get(url("acme", "/dashboard")).status_code == 200
     assert phone.get(url(None, "/account")).status_code == 200
     r = post(laptop, f"/account/sessions/{phone.user_session_id}/revoke")
@@ -51,6 +50,55 @@ def test_revoking_a_session_signs_it_out_on_every_host(world, login, audit_log):
     assert phone.get(url(None, "/account")).status_code == 302
     assert laptop.get(url(None, "/account")).status_code == 200
     assert audit_log.last("auth.session_revoked")["target"].id == phone.user_session_id
+
+
+def _replay(client, cookie_value: str, slug: str | None):
+    client.set_cookie("tenantry_session", cookie_value, domain=host(slug))
+
+
+def test_a_cookie_is_good_only_on_the_host_it_was_issued_for(world, client, count_queries):
+    """The apex's cookie, copied onto acme's host, is anonymous there (the
+    server-side session is shared by every host the sign-in reached, the
+    cookie is not); the hand-off still signs in on acme."""
+    assert post(client, "/login", {"email": "member@acme.test", "password": f.PASSWORD}).status_code == 302
+    apex_cookie = client.get_cookie("tenantry_session", domain=APEX).value
+    thief = client.application.test_client()
+    _replay(thief, apex_cookie, "acme")
+    with count_queries() as replayed:
+        r = thief.get(url("acme", "/dashboard"))
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    # Decided before any statement: the statements of an anonymous visit
+    # (less the scope's set_config, which follows the test's shared session).
+    with count_queries() as anonymous:
+        client.application.test_client().get(url("acme", "/dashboard"))
+
+    def reads(q):
+        return [s for s in q.statements if "set_config" not in s]
+
+    assert reads(replayed) == reads(anonymous), replayed.report()
+    assert not any("user_sessions" in s for s in replayed.statements), replayed.report()
+    # The product's own way across hosts still works, and binds acme's cookie to acme.
+    r = follow(client, client.get(url(None, "/go"), query_string={"to": url("acme", "/dashboard")}))
+    assert r.status_code == 200 and r.request.host == host("acme")
+    acme_cookie = client.get_cookie("tenantry_session", domain=host("acme")).value
+    _replay(thief, acme_cookie, "globex")
+    assert thief.get(url("globex", "/dashboard")).status_code == 302
+    _replay(thief, acme_cookie, None)
+    assert thief.get(url(None, "/account")).status_code == 302
+    _replay(thief, acme_cookie, "acme")
+    assert thief.get(url("acme", "/dashboard")).status_code == 200  # on its own host it is the session
+
+
+def test_a_custom_domain_gets_a_cookie_of_its_own_through_the_hand_off(world, client, owner_engine):
+    with owner_engine.begin() as conn:
+        conn.execute(text("UPDATE organizations SET custom_domain = 'acme-corp.test',"
+                          " custom_domain_verified_at = now() WHERE slug = 'acme'"))
+    assert post(client, "/login", {"email": "member@acme.test", "password": f.PASSWORD}).status_code == 302
+    r = follow(client, client.get(url(None, "/go"), query_string={"to": "http://acme-corp.test/dashboard"}))
+    assert r.status_code == 200 and r.request.host == "acme-corp.test"
+    subdomain = client.application.test_client()
+    _replay(subdomain, client.get_cookie("tenantry_session", domain="acme-corp.test").value, "acme")
+    assert subdomain.get(url("acme", "/dashboard")).status_code == 302
 
 
 def test_another_users_session_cannot_be_revoked(login):

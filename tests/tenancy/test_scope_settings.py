@@ -5,12 +5,11 @@ end of a request that is sent only if the transaction is used again."""
 from __future__ import annotations
 
 from flask import g
-from flask import session as flask_session
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app.auth.models import UserSession
-from app.auth.sessions import SESSION_KEY
+from app.auth.sessions import bind_cookie
 from app.extensions import db
 from app.tenancy.request import resolve
 from app.tenancy.scoping import current_org_id, reset_scope, set_scope, tenant_context
@@ -64,7 +63,7 @@ def test_one_statement_resolves_the_organization_membership_and_settings_of_a_va
     member = world.users["member"]
     rec = _session_row(member)
     with app.test_request_context("/projects/", base_url=url("acme", "/")):
-        flask_session[SESSION_KEY] = str(rec.id)
+        bind_cookie(rec.id)
         with count_queries() as q:
             assert resolve() is None
         assert g.membership.user_id == member.id
@@ -79,7 +78,7 @@ def test_a_revoked_session_leaves_no_user_in_the_settings(app, world):
     scope before anything else runs."""
     rec = _session_row(world.users["member"], revoked=True)
     with app.test_request_context("/projects/", base_url=url("acme", "/")):
-        flask_session[SESSION_KEY] = str(rec.id)
+        bind_cookie(rec.id)
         response = resolve()
         assert response.status_code == 302 and "/login" in response.location
         assert _settings() == (str(world.acme.id), "", "")
