@@ -135,16 +135,25 @@ def _finish_request(response):
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.endpoint not in ("ops.healthz", "static"):
-        org = g.get("org")
         log.info(
             "%s %s %s", request.method, request.path, response.status_code,
             extra={
                 "method": request.method, "path": request.path, "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 2),
-                "host": request.host, "org": org.slug if org else None,
+                "host": request.host, "org": _org_slug(),
             },
         )
     return response
+
+
+def _org_slug() -> str | None:
+    """The organization's slug for the log line, from what is already loaded:
+    never a query (after a failed request's rollback the row is expired, and
+    the database may be the reason it failed)."""
+    org = g.get("org")
+    if org is None:
+        return None
+    return g.get("org_slug") or vars(org).get("slug")
 
 
 def init_app(app) -> None:
