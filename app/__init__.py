@@ -33,11 +33,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from flask_sqlalchemy.session import Session as AppSession
-
     from app.tenancy import scoping
 
-    scoping.install(AppSession)
+    scoping.install(scoping.TenantSession)
 
     from app import models  # noqa: F401  (every model registered on the metadata)
     from app import ops

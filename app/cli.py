@@ -54,7 +54,7 @@ def init_app(app) -> None:
         role = current_app.config["DATABASE_RUNTIME_ROLE"]
         engine = owner_engine()
         with engine.connect() as conn:
-            rows = posture(conn, role)
+            rows = posture(conn, role, current_app.config["DATABASE_CROSS_ORG_ROLE"])
         bad = 0
         for name, ok, detail in rows:
             click.echo(f"[{'ok' if ok else 'FAIL'}] {name}{(' — ' + detail) if detail else ''}")

@@ -94,6 +94,7 @@ def load(overrides: dict | None = None) -> dict:
     # The apex follows PORT in development, so `PORT=8000 make run` serves
     # http://localhost:8000 and http://acme.localhost:8000 without more set-up.
     server_name = env.get("SERVER_NAME") or f"localhost:{port}"
+    redis_timeout_ms = max(1, _int(env.get("REDIS_TIMEOUT_MS"), 150))
     cfg = {
         "ENV_NAME": env_name,
         "DEVELOPMENT": development,
@@ -113,6 +114,14 @@ def load(overrides: dict | None = None) -> dict:
         "DATABASE_RUNTIME_URL": env.get("DATABASE_RUNTIME_URL") or None,
         "DATABASE_RUNTIME_ROLE": env.get("DATABASE_RUNTIME_ROLE", "tenantry_app"),
         "DATABASE_RUNTIME_PASSWORD": env.get("DATABASE_RUNTIME_PASSWORD") or None,
+        # Cross-organization connection: the platform console, jobs and CLI
+        # commands reach it only through all_organizations(reason=...). Its
+        # own role, which the row-level security policies name; the runtime
+        # role can neither become it nor widen what it sees by any setting.
+        # Derived from DATABASE_URL with the cross-organization role when not given.
+        "DATABASE_CROSS_ORG_URL": env.get("DATABASE_CROSS_ORG_URL") or None,
+        "DATABASE_CROSS_ORG_ROLE": env.get("DATABASE_CROSS_ORG_ROLE", "tenantry_cross_org"),
+        "DATABASE_CROSS_ORG_PASSWORD": env.get("DATABASE_CROSS_ORG_PASSWORD") or None,
         "SQLALCHEMY_ENGINE_OPTIONS": {
             # Pre-ping costs a round trip per request; recycling connections
             # and retrying on the next request is the cheaper trade for
@@ -149,6 +158,20 @@ def load(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead
         "WTF_CSRF_SSL_STRICT": not development,
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        # Redis must answer quickly or not at all: redis-py waits 5 s by
+        # default, and a hung Redis then holds every sign-in (and the worker
+        # serving it). The memory storage ignores these options.
+        "REDIS_TIMEOUT_MS": redis_timeout_ms,
+        "RATELIMIT_STORAGE_OPTIONS": {
+            "socket_connect_timeout": redis_timeout_ms / 1000,
+            "socket_timeout": redis_timeout_ms / 1000,
+        },
+        # While Redis is unreachable, limits count in this process's memory
+        # rather than not at all: Flask-Limiter's fallback for decorated
+        # routes, app/auth/throttle.py's circuit breaker for the throttles.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "REDIS_FAILURES_BEFORE_FALLBACK": 3,
+        "REDIS_RETRY_SECONDS": max(1, _int(env.get("REDIS_RETRY_SECONDS"), 10)),
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes"),

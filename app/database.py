@@ -1,12 +1,16 @@
 """Where the database is: an embedded PostgreSQL or ``DATABASE_URL``.
 
-Two connections exist on purpose:
+Three connections exist on purpose:
 
 * the **owner** URL (``DATABASE_URL``, or the embedded server's superuser)
   runs migrations and owns every table;
 * the **runtime** URL is what the web app and workers use: the role
   ``tenantry_app`` created by the migrations, which is not a superuser, has no
-  BYPASSRLS and owns nothing, so PostgreSQL row-level security applies to it.
+  BYPASSRLS and owns nothing, so PostgreSQL row-level security applies to it;
+* the **cross-organization** URL (bind ``cross_org``) is the role
+  ``tenantry_cross_org``, also created by the migrations and also without
+  BYPASSRLS: the policies grant it every organization's rows by name. Only
+  ``all_organizations(reason=...)`` switches a session onto it.
 """
 from __future__ import annotations
 
@@ -66,8 +70,12 @@ def runtime_url(owner_url: str, role: str, password: str | None) -> str:
     return u.render_as_string(hide_password=False)
 
 
+CROSS_ORG_BIND = "cross_org"
+
+
 def resolve(config: dict) -> None:
-    """Fill ``DATABASE_URL`` (owner) and ``SQLALCHEMY_DATABASE_URI`` (runtime).
+    """Fill ``DATABASE_URL`` (owner), ``SQLALCHEMY_DATABASE_URI`` (runtime) and
+    the ``cross_org`` bind (the cross-organization role).
 
     With no ``DATABASE_URL`` the embedded server in ``instance/pgdata`` is used.
     """
@@ -79,3 +87,13 @@ def resolve(config: dict) -> None:
     config["SQLALCHEMY_DATABASE_URI"] = config.get("DATABASE_RUNTIME_URL") or runtime_url(
         owner, config["DATABASE_RUNTIME_ROLE"], config.get("DATABASE_RUNTIME_PASSWORD")
     )
+    cross = config.get("DATABASE_CROSS_ORG_URL") or runtime_url(
+        owner, config["DATABASE_CROSS_ORG_ROLE"], config.get("DATABASE_CROSS_ORG_PASSWORD")
+    )
+    # A small pool: cross-organization work is the platform console, jobs
+    # and commands, never the bulk of the traffic.
+    config["SQLALCHEMY_BINDS"] = {
+        CROSS_ORG_BIND: {"url": normalise(cross), "pool_size": 2, "max_overflow": 3,
+                         "pool_recycle": config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_recycle", 1800),
+                         "pool_pre_ping": config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping", False)},
+    }

@@ -55,7 +55,23 @@ PROJECTS = {
 
 
 def load_demo() -> str:
-    """Create everything missing; leave what exists alone. Returns a summary."""
+    """Create everything missing; leave what exists alone. Returns a summary.
+
+    Runs as the cross-organization role from start to end, one transaction
+    on one connection (it creates organizations and users, and rows that
+    point at them); each organization's rows are still written inside its
+    tenant context, so the ORM scope stamps and filters them.
+    """
+    with all_organizations(reason="demo data loader"):
+        summary = _load_demo()
+    from app.audit.demo import seed_demo_log
+
+    # A short, signed and sealed history, so the audit viewer and
+    # `flask audit verify` have something to show on a fresh install.
+    return summary + f", {seed_demo_log()} audit events created"
+
+
+def _load_demo() -> str:
     from app.projects.models import Project
     from app.rbac.models import Role
 
@@ -115,11 +131,6 @@ def load_demo() -> str:
             db.session.flush()
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
     db.session.commit()
-    from app.audit.demo import seed_demo_log
-
-    # A short, signed and sealed history, so the audit viewer and
-    # `flask audit verify` have something to show on a fresh install.
-    created["audit events"] = seed_demo_log()
     return ", ".join(f"{v} {k}" for k, v in created.items()) + " created"
 
 

@@ -1,6 +1,8 @@
 """Alembic environment. Migrations run as the **owner** (``DATABASE_URL``),
-never as the runtime role; after every upgrade the runtime role is created if
-missing and its grants are re-applied, so a new table is covered at once."""
+never as the runtime role. Before migrating, the runtime and the
+cross-organization roles are created if missing (the policies name the
+latter); after every upgrade their grants are re-applied, so a new table is
+covered at once."""
 import logging
 from logging.config import fileConfig
 
@@ -23,7 +25,7 @@ def run_migrations_offline():
 
 
 def run_migrations_online():
-    from app.tenancy.rls import ensure_runtime_role, grant_runtime
+    from app.tenancy.rls import ensure_role, grant_cross_org, grant_runtime
 
     def process_revision_directives(context, revision, directives):
         if getattr(config.cmd_opts, "autogenerate", False):
@@ -33,11 +35,17 @@ def run_migrations_online():
                 logger.info("No changes in schema detected.")
 
     engine = create_engine(current_app.config["DATABASE_URL"], poolclass=pool.NullPool)
-    role = current_app.config["DATABASE_RUNTIME_ROLE"]
+    cfg = current_app.config
+    role, cross_role = cfg["DATABASE_RUNTIME_ROLE"], cfg["DATABASE_CROSS_ORG_ROLE"]
+    autogenerate = getattr(config.cmd_opts, "autogenerate", False)
     with engine.connect() as connection:
         # Serialise concurrent upgrades (several app instances starting at once).
         connection.exec_driver_sql("SELECT pg_advisory_lock(727274)")
         connection.commit()
+        if not autogenerate:
+            with connection.begin():
+                ensure_role(connection, role, cfg.get("DATABASE_RUNTIME_PASSWORD"))
+                ensure_role(connection, cross_role, cfg.get("DATABASE_CROSS_ORG_PASSWORD"))
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
@@ -50,10 +58,10 @@ def run_migrations_online():
                 context.run_migrations()
             if connection.in_transaction():
                 connection.commit()
-            if not getattr(config.cmd_opts, "autogenerate", False):
+            if not autogenerate:
                 with connection.begin():
-                    ensure_runtime_role(connection, role, current_app.config.get("DATABASE_RUNTIME_PASSWORD"))
                     grant_runtime(connection, role)
+                    grant_cross_org(connection, cross_role)
         finally:
             connection.exec_driver_sql("SELECT pg_advisory_unlock(727274)")
             connection.commit()

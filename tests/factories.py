@@ -1,6 +1,9 @@
 """Factories: real rows through the real models (nothing mocked).
 
 Each runs inside the right tenant context and commits, like the app would.
+Organizations and users are written as the cross-organization role (as the
+platform would): the runtime role may not set a plan, a status or
+``is_superadmin``.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from app.auth.models import User
 from app.auth.passwords import hash_password
 from app.extensions import db
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import tenant_context
+from app.tenancy.scoping import all_organizations, tenant_context
 from app.util import utcnow
 
 PASSWORD = "correct-horse-battery"
@@ -32,7 +35,8 @@ def make_user(email: str | None = None, name: str | None = None, password: str =
         password_hash=_hash(password), email_verified_at=utcnow() if verified else None,
         is_superadmin=superadmin,
     )
-    db.session.add(user)
+    with all_organizations(reason="test factory: a user"):
+        db.session.add(user)
     db.session.commit()
     return user
 
@@ -40,7 +44,8 @@ def make_user(email: str | None = None, name: str | None = None, password: str =
 def make_org(slug: str | None = None, name: str | None = None, plan: str = "pro", status: str = "active") -> Organization:
     n = next(_seq)
     org = Organization(slug=slug or f"org-{n}", name=name or f"Org {n}", plan_key=plan, status=status)
-    db.session.add(org)
+    with all_organizations(reason="test factory: an organization"):
+        db.session.add(org)
     db.session.commit()
     return org
 

@@ -328,8 +328,10 @@ def ensure_platform_org(session=None) -> None:
 
     (session or db.session).execute(
         text(
-            "INSERT INTO organizations (id, slug, name, plan_key, status, settings) "
-            "VALUES (:id, :slug, 'Tenantry platform', 'enterprise', 'active', '{\"system\": true}'::jsonb) "
+            # The status is the server's default, 'active': the runtime role
+            # may not write it (app.tenancy.rls.RUNTIME_GLOBAL_WRITES).
+            "INSERT INTO organizations (id, slug, name, plan_key, settings) "
+            "VALUES (:id, :slug, 'Tenantry platform', 'enterprise', '{\"system\": true}'::jsonb) "
             "ON CONFLICT DO NOTHING"
         ),
         {"id": PLATFORM_ORG_ID, "slug": PLATFORM_SLUG},

@@ -59,7 +59,7 @@ def purge_org(conn, org_id, slug: str, now: datetime, ring, key) -> PurgeResult 
     cutoff = now - timedelta(days=days)
     res = PurgeResult(org_id, slug, cutoff)
     sealing.seal_org(conn, org_id, ring, key)  # takes the lock, held until commit
-    sealing.bind(conn, org_id, all_orgs=True)  # the owner is subject to FORCE RLS too
+    sealing.bind(conn, org_id)  # every statement below names the organization as well
     cp = conn.execute(
         text("SELECT through_seq FROM audit_checkpoints WHERE organization_id = :o AND kind = 'purge'"
              " ORDER BY through_seq DESC LIMIT 1"),

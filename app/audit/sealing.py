@@ -37,12 +37,12 @@ class SealResult:
     head_chain: bytes | None = None
 
 
-def bind(conn, org_id=None, all_orgs: bool = False) -> None:
-    """Apply the RLS settings for this transaction on a bare connection."""
+def bind(conn, org_id=None) -> None:
+    """Apply the RLS settings for this transaction on a bare connection: one
+    organization's rows (none when ``org_id`` is ``None``)."""
     conn.execute(
-        text("SELECT set_config('app.org_id', :o, true), set_config('app.user_id', '', true),"
-             " set_config('app.all_orgs', :a, true)"),
-        {"o": str(org_id) if org_id else "", "a": "on" if all_orgs else ""},
+        text("SELECT set_config('app.org_id', :o, true), set_config('app.user_id', '', true)"),
+        {"o": str(org_id) if org_id else ""},
     )
 
 
@@ -163,8 +163,10 @@ def add_labels(conn, org_id, labels) -> None:
 
 
 def organizations(conn, slug: str | None = None) -> list[tuple[uuid.UUID, str]]:
-    """``(id, slug)`` of every organization (one when ``slug`` is given), platform included."""
-    bind(conn, all_orgs=True)
+    """``(id, slug)`` of every organization (one when ``slug`` is given), platform included.
+
+    ``organizations`` is a global table: the runtime role reads it whole.
+    """
     q = "SELECT id, slug FROM organizations"
     params = {}
     if slug:

@@ -579,7 +579,7 @@ def export_stream(app, org_id, f: Filters, fmt: str):
             with engine.connect() as conn:
                 with conn.begin():
                     conn.execute(
-                        text("SELECT set_config('app.org_id', :o, true), set_config('app.all_orgs', '', true)"),
+                        text("SELECT set_config('app.org_id', :o, true)"),
                         {"o": str(org_id)},
                     )
                     bounds = _bounds(conn, org_id, f)

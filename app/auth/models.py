@@ -22,7 +22,9 @@ class User(UserMixin, db.Model):
     name: Mapped[str] = mapped_column(String(120), nullable=False)
     password_hash: Mapped[str | None] = mapped_column(Text)
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    is_superadmin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default="false")
+    # No Python default: an INSERT leaves the column to the server, because
+    # the runtime role may not write it at all (app.tenancy.rls).
+    is_superadmin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_org_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

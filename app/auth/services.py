@@ -28,6 +28,7 @@ from app.auth.passwords import hash_password, needs_rehash, password_problem, ve
 from app.extensions import db
 from app.mail import queue_mail
 from app.tenancy.hosts import apex_url
+from app.tenancy.scoping import all_organizations
 from app.util import parse_uuid, utcnow
 
 VERIFY_SALT = "tenantry.verify-email"
@@ -103,14 +104,18 @@ def create_user(email: str, name: str, password: str | None, verified: bool = Fa
 
 
 def create_superadmin(email: str, name: str, password: str) -> tuple[User, bool]:
-    """Create a verified super-admin, or promote an existing user. Returns ``(user, created)``."""
-    user = find_user(email)
-    if user is not None:
+    """Create a verified super-admin, or promote an existing user. Returns ``(user, created)``.
+
+    Runs as the cross-organization role: the runtime role cannot write
+    ``users.is_superadmin`` (column privileges, checked by ``flask check``).
+    """
+    with all_organizations(reason="create or promote a platform super-admin"):
+        user = find_user(email)
+        created = user is None
+        if created:
+            user = create_user(email, name, password, verified=True)
         user.is_superadmin = True
-        return user, False
-    user = create_user(email, name, password, verified=True)
-    user.is_superadmin = True
-    return user, True
+    return user, created
 
 
 def _clean_email(email: str, field: str) -> str:

@@ -34,6 +34,7 @@ def delete(org: Organization) -> None:
     if org.deleted_at is not None:
         raise LifecycleError("This organization is already deleted.")
     org.deleted_at = utcnow()
+    db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
         audit.record("org.deleted", target=org, before={"deleted_at": None},
                      after={"deleted_at": org.deleted_at.isoformat()})
@@ -53,6 +54,7 @@ def restore(org: Organization) -> None:
         raise LifecycleError(f"The address {org.slug} was taken by another organization; change it first.")
     deleted_at = org.deleted_at
     org.deleted_at = None
+    db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
         audit.record("org.restored", target=org, before={"deleted_at": deleted_at.isoformat()},
                      after={"deleted_at": None})
@@ -66,6 +68,7 @@ def set_status(org: Organization, status: str) -> None:
         return
     before = org.status
     org.status = status
+    db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
         audit.record("org.suspended" if status == "suspended" else "org.reinstated", target=org,
                      before={"status": before}, after={"status": status})
@@ -107,8 +110,10 @@ def purge_expired(now=None) -> list[str]:
                 # makes a wrong id here delete nothing.
                 res = db.session.execute(text(f'DELETE FROM "{table}" WHERE organization_id = :o'), {"o": org_id})
                 counts[table] = res.rowcount
-            org.purged_at = now
-            org.custom_domain = None
+            with all_organizations(reason="mark a purged organization"):
+                # Not a column a request may write (runtime role privileges).
+                org.purged_at = now
+                org.custom_domain = None
             audit.record("org.purged", target=org, metadata={"rows_removed": counts})
             db.session.commit()
         log.info("purged organization %s: %s", slug, counts)

@@ -47,7 +47,9 @@ class Organization(db.Model):
     slug: Mapped[str] = mapped_column(String(63), nullable=False)
     name: Mapped[str] = mapped_column(String(120), nullable=False)
     plan_key: Mapped[str] = mapped_column(String(32), ForeignKey("plans.key"), nullable=False, default="free")
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
+    # No Python default: the runtime role may not write the status (only the
+    # platform suspends), so an INSERT leaves it to the server.
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
     settings: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb"))
     custom_domain: Mapped[str | None] = mapped_column(String(253))
     custom_domain_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -90,7 +92,9 @@ class Membership(HoldsRole, TenantScoped, db.Model):
     )
     role: Mapped[str | None] = mapped_column(String(32))
     custom_role_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
+    # No Python default: the runtime role may not write the status (only the
+    # platform suspends), so an INSERT leaves it to the server.
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Lower-cased copies of the user's name and e-mail, maintained by database

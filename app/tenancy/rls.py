@@ -7,59 +7,130 @@ every upgrade (migrations/env.py), so a table added later is covered too.
 """
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import text
 
 ORG_SETTING = "NULLIF(current_setting('app.org_id', true), '')::uuid"
-USER_SETTING = "NULLIF(current_setting('app.user_id', true), '')::uuid"
-ALL_ORGS = "current_setting('app.all_orgs', true) = 'on'"
+
+# The only settings a policy may read: the organization (and, for policies
+# that may come, the user) the transaction acts for. Neither widens what the
+# runtime role sees: app.org_id names one organization, never all of them.
+# `flask check` fails on a policy that reads any other setting.
+POLICY_SETTINGS = frozenset({"app.org_id", "app.user_id"})
 
 # Tables the runtime role may only INSERT into and SELECT from.
 APPEND_ONLY_TABLES: set[str] = set()
 
-# Tables (besides the tenant ones) with extra policies, declared by migrations.
-SELF_READ_TABLES = {"memberships"}
+class AllBut(tuple):
+    """Every column of the table except these (for INSERT: a new row may
+    carry any column but the ones that grant power)."""
 
 
-def policy_sql(table: str) -> list[str]:
-    """The statements that put ``table`` under RLS (idempotent)."""
-    stmts = [
+# What the runtime role may write in the global tables (those without
+# organization_id), column by column: what a request writes and nothing
+# more. It may SELECT every global table and write no other column; above
+# all it cannot set users.is_superadmin, nor change an organization's plan or
+# status. A global table missing here is read-only to it (fail closed), and
+# it may DELETE from none of them.
+RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
+    "users": {
+        "INSERT": AllBut(("is_superadmin",)),
+        "UPDATE": ("email", "name", "password_hash", "email_verified_at", "password_changed_at", "last_org_id"),
+    },
+    "user_sessions": {"INSERT": AllBut(), "UPDATE": ("last_seen_at", "revoked_at")},
+    "auth_handoffs": {"INSERT": AllBut(), "UPDATE": ("used_at",)},
+    "password_resets": {"INSERT": AllBut(), "UPDATE": ("used_at",)},
+    "organizations": {
+        # A signed-in user creates an organization (the ORM writes every
+        # nullable column, as NULL; the status is left to the server's
+        # 'active'); its admins rename it and its owner deletes it.
+        "INSERT": AllBut(("status",)),
+        "UPDATE": ("name", "settings", "deleted_at"),
+    },
+}
+
+
+def _allowed_columns(table: str, privilege: str, columns: set[str]) -> set[str]:
+    wanted = RUNTIME_GLOBAL_WRITES.get(table, {}).get(privilege, ())
+    if isinstance(wanted, AllBut):
+        return columns - set(wanted)
+    return columns & set(wanted)  # a downgraded schema may lack some
+
+
+# Columns the runtime role must never be able to write: `flask check` fails
+# when it can.
+RUNTIME_FORBIDDEN_COLUMNS = (("users", "is_superadmin", ("INSERT", "UPDATE")),
+                             ("organizations", "plan_key", ("UPDATE",)),
+                             ("organizations", "status", ("INSERT", "UPDATE")))
+
+
+def _q(conn, role: str) -> str:
+    return conn.dialect.identifier_preparer.quote(role)
+
+
+def policy_sql(table: str, cross_org_role: str) -> list[str]:
+    """The statements that put ``table`` under RLS (idempotent).
+
+    Two permissive policies: ``tenant_isolation`` for everyone (the runtime
+    role among them) sees the rows of ``app.org_id`` only; and
+    ``cross_organization`` gives every row to the cross-organization role
+    and to the migrating owner (``CURRENT_USER`` when this runs: the owner can
+    switch RLS off anyway, and its SECURITY DEFINER functions - the member
+    search, the trigger that copies a user's new name into every
+    membership - need to read across organizations).
+    """
+    cross = '"' + cross_org_role.replace('"', '""') + '"'
+    return [
         f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY',
         f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY',
         f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"',
-        f'CREATE POLICY tenant_isolation ON "{table}" USING (organization_id = {ORG_SETTING} OR {ALL_ORGS})'
-        f" WITH CHECK (organization_id = {ORG_SETTING} OR {ALL_ORGS})",
+        f'CREATE POLICY tenant_isolation ON "{table}" USING (organization_id = {ORG_SETTING})'
+        f" WITH CHECK (organization_id = {ORG_SETTING})",
+        f'DROP POLICY IF EXISTS member_self_read ON "{table}"',  # replaced by the cross-organization role (0008)
+        f'DROP POLICY IF EXISTS cross_organization ON "{table}"',
+        f'CREATE POLICY cross_organization ON "{table}" TO {cross}, CURRENT_USER USING (true) WITH CHECK (true)',
     ]
-    if table in SELF_READ_TABLES:
-        stmts += [
-            f'DROP POLICY IF EXISTS member_self_read ON "{table}"',
-            f'CREATE POLICY member_self_read ON "{table}" FOR SELECT USING (user_id = {USER_SETTING})',
-        ]
-    return stmts
+
+
+def _cross_org_role() -> str:
+    from flask import current_app
+
+    return current_app.config["DATABASE_CROSS_ORG_ROLE"]
 
 
 def enable(op, table: str) -> None:
-    """Enable and force RLS with the tenant policy on ``table`` (inside a migration)."""
-    for stmt in policy_sql(table):
+    """Enable and force RLS with the tenant policies on ``table`` (inside a migration)."""
+    for stmt in policy_sql(table, _cross_org_role()):
         op.execute(stmt)
 
 
 def disable(op, table: str) -> None:
     op.execute(f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"')
     op.execute(f'DROP POLICY IF EXISTS member_self_read ON "{table}"')
+    op.execute(f'DROP POLICY IF EXISTS cross_organization ON "{table}"')
     op.execute(f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY')
     op.execute(f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY')
 
 
-def ensure_runtime_role(conn, role: str, password: str | None) -> None:
-    """Create the runtime role if missing: LOGIN, not superuser, no BYPASSRLS, no CREATEROLE/CREATEDB."""
+def ensure_role(conn, role: str, password: str | None) -> None:
+    """Create ``role`` if missing: LOGIN, not superuser, no BYPASSRLS, no CREATEROLE/CREATEDB, inheriting nothing.
+
+    Used for both the runtime role and the cross-organization role. Roles are
+    global to the server; migrations/env.py calls this before migrating, so
+    the policies can name them.
+    """
     exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
-    q = conn.dialect.identifier_preparer.quote(role)
+    q = _q(conn, role)
     if not exists:
         conn.execute(text(f"CREATE ROLE {q} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"))
     else:
         conn.execute(text(f"ALTER ROLE {q} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"))
     if password:
         conn.execute(text(f"ALTER ROLE {q} PASSWORD :p"), {"p": password})
+
+
+ensure_runtime_role = ensure_role  # the name migrations and tests know
 
 
 # Sets a request's RLS settings and returns its membership (migration 0005).
@@ -69,24 +140,75 @@ ENTER_FUNCTION = "public.enter_organization(uuid, uuid)"
 RUNTIME_FUNCTIONS = (ENTER_FUNCTION, "public.member_search_ids(text)")
 
 
+def _table_columns(conn, table: str) -> set[str]:
+    return set(conn.execute(
+        text("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :t"),
+        {"t": table},
+    ).scalars())
+
+
+def _public_tables(conn) -> list[str]:
+    return list(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).scalars())
+
+
 def grant_runtime(conn, role: str) -> None:
-    """Give the runtime role exactly the privileges the app needs, nothing it does not."""
-    q = conn.dialect.identifier_preparer.quote(role)
+    """Give the runtime role exactly the privileges the app needs, nothing it does not.
+
+    Tenant tables: SELECT, INSERT, UPDATE, DELETE (row-level security limits
+    them to one organization), except the append-only ones (INSERT and
+    SELECT). Global tables: SELECT, and the columns of
+    ``RUNTIME_GLOBAL_WRITES``. Idempotent: re-applied after every upgrade.
+    """
+    q = _q(conn, role)
     db = conn.execute(text("SELECT current_database()")).scalar()
     conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO {q}'))
     conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {q}"))
     conn.execute(text(f"REVOKE CREATE ON SCHEMA public FROM {q}"))
-    conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {q}"))
+    # Start from nothing, so a privilege dropped from the lists is revoked too.
+    conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {q}"))
     conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}"))
-    conn.execute(text(f"REVOKE ALL ON alembic_version FROM {q}"))
-    conn.execute(text(f"GRANT SELECT ON alembic_version TO {q}"))
-    for table in sorted(APPEND_ONLY_TABLES):
-        exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{table}"}).scalar()
-        if exists:
-            conn.execute(text(f'REVOKE UPDATE, DELETE, TRUNCATE ON "{table}" FROM {q}'))
+    tenant = set(tenant_tables(conn))
+    for table in _public_tables(conn):
+        t = f'"{table}"'
+        if table == "alembic_version":
+            conn.execute(text(f"GRANT SELECT ON {t} TO {q}"))
+        elif table in APPEND_ONLY_TABLES:
+            conn.execute(text(f"GRANT SELECT, INSERT ON {t} TO {q}"))
+        elif table in tenant:
+            conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {q}"))
+        else:
+            conn.execute(text(f"GRANT SELECT ON {t} TO {q}"))
+            columns = _table_columns(conn, table)
+            for privilege in RUNTIME_GLOBAL_WRITES.get(table, {}):
+                cols = sorted(_allowed_columns(table, privilege, columns))
+                if cols:
+                    conn.execute(text(f"GRANT {privilege} ({', '.join(cols)}) ON {t} TO {q}"))
     for fn in RUNTIME_FUNCTIONS:
         if conn.execute(text("SELECT to_regprocedure(:f)"), {"f": fn}).scalar():
             conn.execute(text(f"GRANT EXECUTE ON FUNCTION {fn} TO {q}"))
+
+
+def grant_cross_org(conn, role: str) -> None:
+    """Give the cross-organization role what platform work needs.
+
+    Every table's rows (the ``cross_organization`` policies), with the same
+    append-only rule on the audit tables; no function of the request path.
+    """
+    q = _q(conn, role)
+    db = conn.execute(text("SELECT current_database()")).scalar()
+    conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO {q}'))
+    conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {q}"))
+    conn.execute(text(f"REVOKE CREATE ON SCHEMA public FROM {q}"))
+    conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {q}"))
+    conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}"))
+    for table in _public_tables(conn):
+        t = f'"{table}"'
+        if table == "alembic_version":
+            conn.execute(text(f"GRANT SELECT ON {t} TO {q}"))
+        elif table in APPEND_ONLY_TABLES:
+            conn.execute(text(f"GRANT SELECT, INSERT ON {t} TO {q}"))
+        else:
+            conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {q}"))
 
 
 def tenant_tables(conn) -> list[str]:
@@ -103,31 +225,48 @@ def tenant_tables(conn) -> list[str]:
     )
 
 
-def posture(conn, role: str) -> list[tuple[str, bool, str]]:
-    """The security checks: ``(check, ok, detail)`` rows."""
+def _role_checks(conn, role: str, what: str) -> list[tuple[str, bool, str]]:
     out: list[tuple[str, bool, str]] = []
     r = conn.execute(
         text("SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolcanlogin FROM pg_roles WHERE rolname = :r"),
         {"r": role},
     ).first()
     if r is None:
-        return [(f"runtime role {role} exists", False, "missing: run the migrations")]
-    out.append((f"runtime role {role} exists and can log in", bool(r.rolcanlogin), ""))
-    out.append((f"runtime role {role} is not a superuser", not r.rolsuper, ""))
-    out.append((f"runtime role {role} has no BYPASSRLS", not r.rolbypassrls, ""))
-    out.append((f"runtime role {role} cannot create roles or databases", not (r.rolcreaterole or r.rolcreatedb), ""))
+        return [(f"{what} role {role} exists", False, "missing: run the migrations")]
+    out.append((f"{what} role {role} exists and can log in", bool(r.rolcanlogin), ""))
+    out.append((f"{what} role {role} is not a superuser", not r.rolsuper, ""))
+    out.append((f"{what} role {role} has no BYPASSRLS", not r.rolbypassrls, ""))
+    out.append((f"{what} role {role} cannot create roles or databases", not (r.rolcreaterole or r.rolcreatedb), ""))
     owned = conn.execute(
         text("SELECT count(*) FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner "
              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE o.rolname = :r AND n.nspname = 'public'"),
         {"r": role},
     ).scalar()
-    out.append((f"runtime role {role} owns no table", owned == 0, f"owns {owned}" if owned else ""))
+    out.append((f"{what} role {role} owns no table", owned == 0, f"owns {owned}" if owned else ""))
     member_of = conn.execute(
         text("SELECT string_agg(g.rolname, ', ') FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
              "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = :r"),
         {"r": role},
     ).scalar()
-    out.append((f"runtime role {role} inherits no other role", not member_of, member_of or ""))
+    out.append((f"{what} role {role} is a member of no other role", not member_of, member_of or ""))
+    return out
+
+
+_SETTING_RE = re.compile(r"current_setting\(\s*'([^']*)'")
+
+
+def policy_settings(expr: str | None) -> set[str]:
+    """The settings a policy expression reads (``current_setting('x', ...)``)."""
+    return set(_SETTING_RE.findall(expr or ""))
+
+
+def posture(conn, role: str, cross_org_role: str | None = None) -> list[tuple[str, bool, str]]:
+    """The security checks: ``(check, ok, detail)`` rows."""
+    out = _role_checks(conn, role, "runtime")
+    if cross_org_role:
+        out += _role_checks(conn, cross_org_role, "cross-organization")
+    if len(out) == 1 and not out[0][1]:
+        return out
     tables = tenant_tables(conn)
     out.append(("tenant tables found", bool(tables), ", ".join(tables)))
     for t in tables:
@@ -144,6 +283,54 @@ def posture(conn, role: str) -> list[tuple[str, bool, str]]:
         ).first()
         ok = bool(pol and "app.org_id" in (pol.qual or "") and "app.org_id" in (pol.with_check or ""))
         out.append((f"{t}: tenant policy with USING and WITH CHECK on app.org_id", ok, ""))
+    # No setting the runtime role can make may widen what it sees: every
+    # policy reads only the organization and user ids, and every policy that
+    # applies to the runtime role (by name or through PUBLIC) is the
+    # organization filter itself.
+    policies = conn.execute(
+        text("SELECT tablename, policyname, roles::text[] AS roles, qual, with_check FROM pg_policies"
+             " WHERE schemaname = 'public' ORDER BY tablename, policyname")
+    ).all()
+    other = sorted({f"{p.tablename}.{p.policyname}: {s}" for p in policies
+                    for s in policy_settings(p.qual) | policy_settings(p.with_check) if s not in POLICY_SETTINGS})
+    out.append(("policies read no setting but app.org_id and app.user_id", not other,
+                "; ".join(other) if other else f"{len(policies)} policies checked"))
+    wide = [f"{p.tablename}.{p.policyname}" for p in policies
+            if ({"public", role} & set(p.roles or ()))
+            and not all("app.org_id" in (e or "app.org_id") for e in (p.qual, p.with_check))]
+    out.append((f"every policy that applies to {role} filters by app.org_id", not wide, ", ".join(wide)))
+    if cross_org_role:
+        missing = [t for t in tables if not any(
+            p.tablename == t and p.policyname == "cross_organization" and cross_org_role in (p.roles or ())
+            for p in policies)]
+        out.append((f"every tenant table has a cross_organization policy for {cross_org_role}", not missing,
+                    ", ".join(missing)))
+    # Column privileges on the global tables: nothing beyond the declared list.
+    bad_cols = [f"{p} {t}.{c}" for t, c, privileges in RUNTIME_FORBIDDEN_COLUMNS for p in privileges
+                if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is not None
+                and conn.execute(text("SELECT has_column_privilege(:r, :t, :c, :p)"),
+                                 {"r": role, "t": f"public.{t}", "c": c, "p": p}).scalar()]
+    out.append((f"runtime role {role} cannot write users.is_superadmin nor an organization's plan or status",
+                not bad_cols, ", ".join(bad_cols)))
+    tenant = set(tables)
+    extra = []
+    for table in _public_tables(conn):
+        if table in tenant or table == "alembic_version":
+            continue
+        columns = _table_columns(conn, table)
+        for privilege in ("INSERT", "UPDATE"):
+            allowed = _allowed_columns(table, privilege, columns)
+            for col in sorted(columns):
+                may = conn.execute(text("SELECT has_column_privilege(:r, :t, :c, :p)"),
+                                   {"r": role, "t": f"public.{table}", "c": col, "p": privilege}).scalar()
+                if may and col not in allowed:
+                    extra.append(f"{privilege} {table}.{col}")
+        for privilege in ("DELETE", "TRUNCATE"):
+            if conn.execute(text("SELECT has_table_privilege(:r, :t, :p)"),
+                            {"r": role, "t": f"public.{table}", "p": privilege}).scalar():
+                extra.append(f"{privilege} {table}")
+    out.append((f"runtime role {role} writes only the declared columns of global tables", not extra,
+                ", ".join(extra) if extra else "")) 
     fn = conn.execute(
         text("SELECT p.prosecdef, has_function_privilege(:r, p.oid, 'EXECUTE') AS runtime_may,"
              " has_function_privilege('public', p.oid, 'EXECUTE') AS public_may"

@@ -16,7 +16,10 @@ From it:
   connection cannot carry it into the next request.
 
 The one escape is ``all_organizations(reason=...)``: grep for it to find every
-place that reads across organizations.
+place that reads across organizations. It does not flip a setting (no setting
+the runtime role can make widens what it sees): it moves the session's
+statements onto another connection, as the cross-organization database role
+that the policies name (``TenantSession.get_bind``).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from flask_sqlalchemy.session import Session as _FlaskSession
 from sqlalchemy import Connection, ForeignKey, event, false, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.dialects.postgresql import UUID
@@ -38,7 +42,13 @@ log = logging.getLogger("tenantry.tenancy")
 class _Scope:
     org_id: uuid.UUID | None = None
     user_id: uuid.UUID | None = None
+    # Why the ORM's organization filter is lifted (all_organizations()).
     all_orgs_reason: str | None = None
+    # Why statements run as the cross-organization role: set by
+    # all_organizations() and kept by a tenant_context() nested in it, so a
+    # unit of cross-organization work stays on one connection (one
+    # transaction; a second connection would wait on the first's locks).
+    cross_org_reason: str | None = None
 
 
 _scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("tenantry_scope", default=_Scope())
@@ -54,6 +64,30 @@ class TenantScoped:
     organization_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("organizations.id"), primary_key=True, sort_order=-100
     )
+
+
+# The Flask-SQLAlchemy bind of the cross-organization role (app.database).
+CROSS_ORG_BIND = "cross_org"
+
+
+class TenantSession(_FlaskSession):
+    """``db.session``: statements run as the runtime role, except inside
+    ``all_organizations()``, where they run as the cross-organization role.
+
+    The switch is by connection, not by setting: the runtime role's
+    connections never see another organization's rows, whatever they run.
+    """
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        if bind is None and _scope.get().cross_org_reason is not None:
+            try:
+                return self._db.engines[CROSS_ORG_BIND]
+            except KeyError:
+                # Fail closed: the runtime connection would silently see
+                # one organization (or none) and the caller would act on it.
+                raise RuntimeError("all_organizations() needs the cross-organization bind "
+                                   f"{CROSS_ORG_BIND!r} (SQLALCHEMY_BINDS)") from None
+        return super().get_bind(mapper, clause, bind, **kwargs)
 
 
 class CrossTenantWrite(RuntimeError):
@@ -73,9 +107,9 @@ def all_organizations_reason() -> str | None:
     return _scope.get().all_orgs_reason
 
 
-def set_scope(org_id=None, user_id=None, all_orgs_reason=None) -> contextvars.Token:
+def set_scope(org_id=None, user_id=None, all_orgs_reason=None, cross_org_reason=None) -> contextvars.Token:
     """Set the scope for the rest of this context; returns a token for ``reset_scope``."""
-    token = _scope.set(_Scope(org_id, user_id, all_orgs_reason))
+    token = _scope.set(_Scope(org_id, user_id, all_orgs_reason, cross_org_reason))
     _reapply_to_open_transaction()
     return token
 
@@ -98,9 +132,11 @@ def reset_scope(token: contextvars.Token, push: bool = True) -> None:
 
 @contextlib.contextmanager
 def tenant_context(org_id, user_id=None):
-    """Run the block as organization ``org_id`` (all three layers follow)."""
+    """Run the block as organization ``org_id``: the ORM filter and the RLS
+    settings follow. Nested in ``all_organizations()``, the block stays on
+    the cross-organization connection (the ORM filter still applies)."""
     prev = _scope.get()
-    token = set_scope(org_id, user_id if user_id is not None else prev.user_id, None)
+    token = set_scope(org_id, user_id if user_id is not None else prev.user_id, None, prev.cross_org_reason)
     try:
         yield
     finally:
@@ -111,18 +147,45 @@ def tenant_context(org_id, user_id=None):
 def all_organizations(reason: str):
     """Read and write across every organization: the single, greppable escape.
 
-    Only platform code (the super-admin console, jobs, the demo loader) may
-    use it; ``reason`` is logged so every use is explained.
+    Inside the block ``db.session`` runs its statements on a connection of
+    the cross-organization database role (the ORM filter is lifted too);
+    the block yields that role's engine for code that needs a bare
+    connection. Changes made inside the block are flushed before it ends,
+    so they are written by that role; pending changes from before it are
+    flushed first, by the runtime role. Both connections commit with the
+    session. The two connections are two database transactions: inside
+    the block, do not touch rows the session wrote before it without a
+    commit in between (the second would wait on the first's locks).
+
+    Only platform code (the super-admin console, jobs, CLI commands, the
+    demo loader) may use it; ``reason`` is logged so every use is explained.
     """
     if not reason or not reason.strip():
         raise ValueError("all_organizations() needs a reason")
+    from app.extensions import db
+
     prev = _scope.get()
     log.info("cross-organization access: %s", reason)
-    token = set_scope(prev.org_id, prev.user_id, reason)
+    session = _current_session()
+    if session is not None and (session.new or session.dirty or session.deleted):
+        session.flush()
+    token = set_scope(prev.org_id, prev.user_id, reason, prev.cross_org_reason or reason)
     try:
-        yield
+        yield db.engines[CROSS_ORG_BIND]
+        session = _current_session()
+        if session is not None and (session.new or session.dirty or session.deleted):
+            session.flush()
     finally:
         reset_scope(token)
+
+
+def _current_session() -> Session | None:
+    from app.extensions import db
+
+    try:
+        return db.session()
+    except RuntimeError:  # no application context
+        return None
 
 
 def _settings_sql_params() -> dict:
@@ -130,15 +193,10 @@ def _settings_sql_params() -> dict:
     return {
         "org": str(s.org_id) if s.org_id else "",
         "user": str(s.user_id) if s.user_id else "",
-        "all": "on" if s.all_orgs_reason else "",
     }
 
 
-_SET_SQL = text(
-    "SELECT set_config('app.org_id', :org, true),"
-    " set_config('app.user_id', :user, true),"
-    " set_config('app.all_orgs', :all, true)"
-)
+_SET_SQL = text("SELECT set_config('app.org_id', :org, true), set_config('app.user_id', :user, true)")
 
 
 def apply_rls_settings(connection, session: Session | None = None) -> None:
@@ -150,8 +208,8 @@ def apply_rls_settings(connection, session: Session | None = None) -> None:
 
 
 def record_applied_settings(session: Session, org_id, user_id) -> None:
-    """Note that a statement just made ``org_id`` / ``user_id`` (and no
-    cross-organization flag) the open transaction's RLS settings.
+    """Note that a statement just made ``org_id`` / ``user_id`` the open
+    transaction's RLS settings.
 
     The request resolver sets them inside its lookup statement (the
     ``enter_organization`` function) to save a round trip; the next
@@ -163,7 +221,6 @@ def record_applied_settings(session: Session, org_id, user_id) -> None:
         session.info[_APPLIED] = {
             "org": str(org_id) if org_id else "",
             "user": str(user_id) if user_id else "",
-            "all": "",
         }
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app import audit
 from app.extensions import db
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import tenant_context
+from app.tenancy.scoping import all_organizations, tenant_context
 
 RESERVED_SLUGS = frozenset(
     """www api admin app apps static assets mail smtp imap pop email platform status help support docs
@@ -101,18 +101,18 @@ def create_organization(name: str, slug: str | None, owner, plan_key: str = "fre
 def my_memberships(user_id) -> list[Membership]:
     """The user's active memberships in live organizations, across organizations.
 
-    Reads across organizations on purpose, but only the user's own rows: the
-    ORM scope is lifted for this statement and PostgreSQL's member-self
-    policy still restricts it to ``user_id = app.user_id``.
+    Reads across organizations on purpose, as the cross-organization role
+    (the runtime role sees one organization's memberships at a time), and
+    only the rows of ``user_id``: the caller passes the signed-in user.
     """
     stmt = (
         select(Membership, Organization)
         .join(Organization, Organization.id == Membership.organization_id)
         .where(Membership.user_id == user_id, Membership.status == "active", Organization.deleted_at.is_(None))
         .order_by(func.lower(Organization.name))
-        .execution_options(all_organizations="a user's own memberships")
     )
-    rows = db.session.execute(stmt).unique().all()
+    with all_organizations(reason="the signed-in user's own memberships (organization picker)"):
+        rows = db.session.execute(stmt).unique().all()
     for m, o in rows:
         m.org = o
     return [m for m, _ in rows]

@@ -1,6 +1,8 @@
 """record(): same transaction, complete catalogue, context captured, no secrets."""
 from __future__ import annotations
 
+from app.tenancy.scoping import all_organizations
+
 import uuid
 
 import pytest
@@ -142,7 +144,8 @@ def test_support_actor_records_both_identities(world, login, events):
     sup = f.make_user("super@tenantry.test", "Sam Super", superadmin=True)
     c = login(world.users["admin"], "acme")
     rec = db.session.get(UserSession, c.user_session_id)
-    rec.impersonator_id = sup.id
+    with all_organizations(reason="test: the platform starts support impersonation"):
+        rec.impersonator_id = sup.id
     db.session.commit()
     r = c.post(url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Support"})
     assert r.status_code in (302, 303)

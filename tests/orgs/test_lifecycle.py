@@ -1,6 +1,8 @@
 """Suspension, soft delete, restore within 30 days, purge after."""
 from __future__ import annotations
 
+from app.tenancy.scoping import all_organizations
+
 from datetime import timedelta
 
 import pytest
@@ -81,7 +83,8 @@ def test_purge_removes_data_after_30_days_and_keeps_a_tombstone(world, owner_eng
 
 
 def test_suspended_org_shows_members_the_suspension_page_and_changes_nothing(world, login):
-    lifecycle.set_status(world.acme, "suspended")
+    with all_organizations(reason="test: the platform suspends acme"):
+        lifecycle.set_status(world.acme, "suspended")
     db.session.commit()
     c = login(world.users["owner"], "acme")
     r = c.get(url("acme", "/dashboard"))
@@ -92,7 +95,8 @@ def test_suspended_org_shows_members_the_suspension_page_and_changes_nothing(wor
 
 
 def test_suspended_org_is_still_404_for_outsiders(world, login):
-    lifecycle.set_status(world.acme, "suspended")
+    with all_organizations(reason="test: the platform suspends acme"):
+        lifecycle.set_status(world.acme, "suspended")
     db.session.commit()
     assert login(world.users["outsider"], "acme").get(url("acme", "/dashboard")).status_code == 404
 

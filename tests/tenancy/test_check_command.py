@@ -58,7 +58,7 @@ def test_check_fails_when_a_tenant_policy_is_missing(app, owner_exec):
     try:
         code, out = run_check(app)
     finally:
-        owner_exec(*rls.policy_sql("roles"))
+        owner_exec(*rls.policy_sql("roles", app.config["DATABASE_CROSS_ORG_ROLE"]))
     assert code == 1 and "[FAIL] roles: tenant policy" in out
     assert run_check(app)[0] == 0
 

@@ -46,8 +46,7 @@ def test_entering_and_leaving_a_tenant_context_inside_a_transaction_updates_the_
 def _settings() -> tuple:
     return tuple(db.session.execute(text(
         "SELECT coalesce(current_setting('app.org_id', true), ''),"
-        " coalesce(current_setting('app.user_id', true), ''),"
-        " coalesce(current_setting('app.all_orgs', true), '')"
+        " coalesce(current_setting('app.user_id', true), '')"
     )).one())
 
 
@@ -69,7 +68,7 @@ def test_one_statement_resolves_the_organization_membership_and_settings_of_a_va
         assert g.membership.user_id == member.id
         reads = [s for s in q.statements if s.startswith("SELECT")]  # (+ a last-seen UPDATE)
         assert len(reads) == 1 and "enter_organization(" in reads[0], q.report()
-        assert _settings() == (str(world.acme.id), str(member.id), "")
+        assert _settings() == (str(world.acme.id), str(member.id))
 
 
 def test_a_revoked_session_leaves_no_user_in_the_settings(app, world):
@@ -81,7 +80,7 @@ def test_a_revoked_session_leaves_no_user_in_the_settings(app, world):
         bind_cookie(rec.id)
         response = resolve()
         assert response.status_code == 302 and "/login" in response.location
-        assert _settings() == (str(world.acme.id), "", "")
+        assert _settings() == (str(world.acme.id), "")
 
 
 def test_a_rolled_back_savepoint_does_not_leave_its_settings_behind(world):
