@@ -10,7 +10,7 @@ export PORT
 TENANTRY_ENV ?= development
 export TENANTRY_ENV
 
-.PHONY: install run test test-fast e2e check demo migrate bench clean help
+.PHONY: install run test test-fast e2e check lint format demo migrate bench clean help
 
 help:
 	@echo "make run    - set up and serve the app with demo data on http://localhost:$(PORT)"
@@ -49,6 +49,15 @@ test-fast: install
 
 e2e: install
 	TENANTRY_ENV=test $(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+# ruff: lint and formatting; the layer contract is added by lint-imports.
+lint: install
+	$(BIN)/ruff check app tests bench migrations wsgi.py
+	$(BIN)/ruff format --check app tests bench migrations wsgi.py
+
+format: install
+	$(BIN)/ruff format app tests bench migrations wsgi.py
+	$(BIN)/ruff check --fix app tests bench migrations wsgi.py
 
 check: migrate
 	$(BIN)/flask --app wsgi check

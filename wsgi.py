@@ -3,6 +3,7 @@
 A configuration that cannot run safely stops the process with one line
 saying what to set, instead of a traceback.
 """
+
 import sys
 
 from app import create_app

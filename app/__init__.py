@@ -1,4 +1,5 @@
 """Tenantry: the application factory. It only wires things together."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -37,10 +38,11 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     scoping.install(scoping.TenantSession)
 
-    from app import models  # noqa: F401  (every model registered on the metadata)
-    from app import ops
+    from app import (
+        models,  # noqa: F401  (every model registered on the metadata)
+        ops,
+    )
     from app.tenancy import request as tenancy_request
-
     from app.web import input_guard, templating
 
     ops.init_app(app)

@@ -1,4 +1,5 @@
 """Command-line tools: ``flask --app wsgi <command>``."""
+
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,9 @@ from app.extensions import db
 
 def owner_engine():
     """An engine on the owner connection (migrations, checks, maintenance)."""
-    return create_engine(current_app.config["DATABASE_URL"], poolclass=__import__("sqlalchemy.pool", fromlist=["NullPool"]).NullPool)
+    return create_engine(
+        current_app.config["DATABASE_URL"], poolclass=__import__("sqlalchemy.pool", fromlist=["NullPool"]).NullPool
+    )
 
 
 def init_app(app) -> None:
@@ -40,9 +43,13 @@ def init_app(app) -> None:
             sys.exit(2)
         # Platform rights granted from a shell are an account event like any
         # other: the platform log says who got them, when, and by which door.
-        audit.record("platform.superadmin_granted", target=user, after={"is_superadmin": True},
-                     metadata={"account": "created" if created else "existing", "via": "command line"},
-                     actor=audit.Actor.system("flask create-superadmin"))
+        audit.record(
+            "platform.superadmin_granted",
+            target=user,
+            after={"is_superadmin": True},
+            metadata={"account": "created" if created else "existing", "via": "command line"},
+            actor=audit.Actor.system("flask create-superadmin"),
+        )
         db.session.commit()
         click.echo(f"{'created' if created else 'promoted'} super-admin {user.email}")
 
@@ -103,11 +110,13 @@ def init_app(app) -> None:
             click.echo(f"{action}: {org.slug} ({org.id})")
 
     for _action in ("suspend", "reinstate", "delete", "restore"):
+
         def _make(action):
             @org_group.command(action, help=f"{action.title()} an organization (slug or id).")
             @click.argument("slug")
             def _cmd(slug):
                 _lifecycle(action, slug)
+
         _make(_action)
 
     jobs_group = click.Group("jobs", help="Background jobs, runnable by hand or from a scheduler.")

@@ -6,6 +6,7 @@ set to ``development`` or ``test`` explicitly (``make run`` and the test suite
 do). In production ``check()`` refuses to start without ``SECRET_KEY`` or
 ``MAIL_URL``, with one line saying what to set.
 """
+
 from __future__ import annotations
 
 import os

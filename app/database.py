@@ -12,10 +12,10 @@ Three connections exist on purpose:
   BYPASSRLS: the policies grant it every organization's rows by name. Only
   ``all_organizations(reason=...)`` switches a session onto it.
 """
+
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -93,7 +93,11 @@ def resolve(config: dict) -> None:
     # A small pool: cross-organization work is the platform console, jobs
     # and commands, never the bulk of the traffic.
     config["SQLALCHEMY_BINDS"] = {
-        CROSS_ORG_BIND: {"url": normalise(cross), "pool_size": 2, "max_overflow": 3,
-                         "pool_recycle": config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_recycle", 1800),
-                         "pool_pre_ping": config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping", False)},
+        CROSS_ORG_BIND: {
+            "url": normalise(cross),
+            "pool_size": 2,
+            "max_overflow": 3,
+            "pool_recycle": config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_recycle", 1800),
+            "pool_pre_ping": config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping", False),
+        },
     }

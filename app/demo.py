@@ -2,6 +2,7 @@
 
 Every demo account's password is ``tenantry-demo``.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -38,19 +39,55 @@ USERS = [
 
 CUSTOM_ROLES = {
     # slug: [(name, description, permissions)]
-    "acme": [("Auditor", "Reads the audit log, the members and the roles; changes nothing.",
-              ["audit:view", "members:view", "roles:view"])],
+    "acme": [
+        (
+            "Auditor",
+            "Reads the audit log, the members and the roles; changes nothing.",
+            ["audit:view", "members:view", "roles:view"],
+        )
+    ],
 }
 
 PROJECTS = {
-    "acme": ["Rocket Skates", "Giant Magnet", "Earthquake Pills", "Tornado Seeds", "Dehydrated Boulders",
-             "Iron Carrot", "Jet-Propelled Pogo Stick", "Invisible Paint", "Instant Icicle Maker",
-             "Bat-Man Outfit", "Super Outfit", "Spring-Powered Shoes", "Triple-Strength Fortified Leg Muscle Vitamins",
-             "Do-It-Yourself Tornado Kit", "Rocket Sled", "Axle Grease", "Bird Seed", "Portable Hole",
-             "Artificial Rock", "Explosive Tennis Balls", "Hi-Speed Tonic", "Desert Pipeline",
-             "Catapult Mk II", "Anvil Logistics", "Road Runner Research"],
-    "globex": ["Doomsday Device", "Hammock District", "Monorail", "Cypress Creek Campus", "Volcano Lair",
-               "Employee Wellness", "Sales Kickoff", "Supply Chain Audit", "Brand Refresh", "Recruiting Drive"],
+    "acme": [
+        "Rocket Skates",
+        "Giant Magnet",
+        "Earthquake Pills",
+        "Tornado Seeds",
+        "Dehydrated Boulders",
+        "Iron Carrot",
+        "Jet-Propelled Pogo Stick",
+        "Invisible Paint",
+        "Instant Icicle Maker",
+        "Bat-Man Outfit",
+        "Super Outfit",
+        "Spring-Powered Shoes",
+        "Triple-Strength Fortified Leg Muscle Vitamins",
+        "Do-It-Yourself Tornado Kit",
+        "Rocket Sled",
+        "Axle Grease",
+        "Bird Seed",
+        "Portable Hole",
+        "Artificial Rock",
+        "Explosive Tennis Balls",
+        "Hi-Speed Tonic",
+        "Desert Pipeline",
+        "Catapult Mk II",
+        "Anvil Logistics",
+        "Road Runner Research",
+    ],
+    "globex": [
+        "Doomsday Device",
+        "Hammock District",
+        "Monorail",
+        "Cypress Creek Campus",
+        "Volcano Lair",
+        "Employee Wellness",
+        "Sales Kickoff",
+        "Supply Chain Audit",
+        "Brand Refresh",
+        "Recruiting Drive",
+    ],
 }
 
 
@@ -94,8 +131,14 @@ def _load_demo() -> str:
             user = db.session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
             if user is None:
                 pw_hash = pw_hash or hash_password(PASSWORD)
-                user = User(email=email, name=name, password_hash=pw_hash, email_verified_at=utcnow(),
-                            password_changed_at=utcnow(), is_superadmin=superadmin)
+                user = User(
+                    email=email,
+                    name=name,
+                    password_hash=pw_hash,
+                    email_verified_at=utcnow(),
+                    password_changed_at=utcnow(),
+                    is_superadmin=superadmin,
+                )
                 db.session.add(user)
                 db.session.flush()
                 created["users"] += 1
@@ -123,10 +166,14 @@ def _load_demo() -> str:
             for i, pname in enumerate(names):
                 if pname in have:
                     continue
-                db.session.add(Project(
-                    name=pname, description=f"{pname}: a demo project of {org.name}.",
-                    status="archived" if i % 9 == 8 else "active", owner_id=users[owner_email].id,
-                ))
+                db.session.add(
+                    Project(
+                        name=pname,
+                        description=f"{pname}: a demo project of {org.name}.",
+                        status="archived" if i % 9 == 8 else "active",
+                        owner_id=users[owner_email].id,
+                    )
+                )
                 created["projects"] += 1
             db.session.flush()
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
@@ -135,12 +182,37 @@ def _load_demo() -> str:
 
 
 # --------------------------------------------------------------------------- members (issue 4)
-FIRST_NAMES = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Finn", "Grace", "Hugo", "Iris", "Jon",
-               "Kira", "Liam", "Maya", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara"]
+FIRST_NAMES = [
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Finn",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jon",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+]
 LAST_NAMES = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jones"]
 GENERATED_MEMBERS = 200
-DEMO_INVITATIONS = ["new.hire1@acme.test", "new.hire2@acme.test", "contractor@example.test",
-                    "intern@acme.test", "auditor@example.test"]
+DEMO_INVITATIONS = [
+    "new.hire1@acme.test",
+    "new.hire2@acme.test",
+    "contractor@example.test",
+    "intern@acme.test",
+    "auditor@example.test",
+]
 
 
 def _demo_member(i: int) -> tuple[str, str, str, str]:
@@ -163,33 +235,65 @@ def _demo_members(acme, inviter) -> tuple[int, int]:
     from app.members.services import INVITATION_TTL, new_token
 
     people = [_demo_member(i) for i in range(GENERATED_MEMBERS)]
-    have = set(db.session.execute(
-        select(func.lower(User.email)).where(func.lower(User.email).in_([p[0] for p in people]))
-    ).scalars())
+    have = set(
+        db.session.execute(
+            select(func.lower(User.email)).where(func.lower(User.email).in_([p[0] for p in people]))
+        ).scalars()
+    )
     missing = [(i, p) for i, p in enumerate(people) if p[0] not in have]
     now = utcnow()
     if missing:
         pw_hash = hash_password(PASSWORD)
-        rows = [{"id": uuid.uuid4(), "email": email, "name": name, "password_hash": pw_hash,
-                 "email_verified_at": now, "password_changed_at": now} for _i, (email, name, _r, _s) in missing]
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "email": email,
+                "name": name,
+                "password_hash": pw_hash,
+                "email_verified_at": now,
+                "password_changed_at": now,
+            }
+            for _i, (email, name, _r, _s) in missing
+        ]
         db.session.execute(insert(User), rows)
         with tenant_context(acme.id):
-            db.session.execute(insert(Membership), [
-                {"organization_id": acme.id, "user_id": row["id"], "role": role, "status": status,
-                 "created_at": now - timedelta(days=(i * 7) % 700, minutes=i),
-                 "last_seen_at": None if i % 6 == 0 else now - timedelta(minutes=(i * 131) % 40000)}
-                for row, (i, (_e, _n, role, status)) in zip(rows, missing)
-            ])
+            db.session.execute(
+                insert(Membership),
+                [
+                    {
+                        "organization_id": acme.id,
+                        "user_id": row["id"],
+                        "role": role,
+                        "status": status,
+                        "created_at": now - timedelta(days=(i * 7) % 700, minutes=i),
+                        "last_seen_at": None if i % 6 == 0 else now - timedelta(minutes=(i * 131) % 40000),
+                    }
+                    for row, (i, (_e, _n, role, status)) in zip(rows, missing, strict=False)
+                ],
+            )
     invited = 0
     with tenant_context(acme.id):
-        open_ = set(db.session.execute(select(func.lower(Invitation.email)).where(
-            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))).scalars())
+        open_ = set(
+            db.session.execute(
+                select(func.lower(Invitation.email)).where(
+                    Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)
+                )
+            ).scalars()
+        )
         for k, email in enumerate(DEMO_INVITATIONS):
             if email in open_:
                 continue
             _token, token_hash = new_token()  # nobody holds the link: resend from the page to get one
-            db.session.add(Invitation(email=email, role="viewer" if k % 2 else "member", token_hash=token_hash,
-                                      invited_by=inviter.id, expires_at=now + INVITATION_TTL, sent_at=now))
+            db.session.add(
+                Invitation(
+                    email=email,
+                    role="viewer" if k % 2 else "member",
+                    token_hash=token_hash,
+                    invited_by=inviter.id,
+                    expires_at=now + INVITATION_TTL,
+                    sent_at=now,
+                )
+            )
             invited += 1
         db.session.flush()
     return len(missing), invited

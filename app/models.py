@@ -1,7 +1,8 @@
 """Import every model so that the metadata (and Alembic) sees them all."""
+
+from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal  # noqa: F401
 from app.auth.models import AuthHandoff, PasswordReset, User, UserSession  # noqa: F401
+from app.members.models import Invitation  # noqa: F401
 from app.projects.models import Project  # noqa: F401
 from app.rbac.models import Role  # noqa: F401
 from app.tenancy.models import Membership, Organization, Plan  # noqa: F401
-from app.members.models import Invitation  # noqa: F401
-from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal  # noqa: F401

@@ -1,13 +1,14 @@
 """Small helpers shared by every area."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (never naive)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_uuid(value) -> uuid.UUID | None:

@@ -17,6 +17,7 @@ Then: ``verify`` of the organization closest to ``--verify-events`` (1M),
 a "naive index" contrast: the rare-action query with its index dropped inside
 a rolled-back transaction.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,35 +113,51 @@ def main() -> None:
             total = c.execute(text("SELECT count(*) FROM audit_events")).scalar()
             c.execute(text("SELECT set_config('app.org_id', :o, false)"), {"o": str(org_id)})
             c.execute(text("SELECT set_config('app.all_orgs', '', false)"))
-            n_org = c.execute(text("SELECT count(*) FROM audit_events WHERE organization_id = :o"), {"o": org_id}).scalar()
+            n_org = c.execute(
+                text("SELECT count(*) FROM audit_events WHERE organization_id = :o"), {"o": org_id}
+            ).scalar()
             print(f"database: {total:,} events; {args.org}: {n_org:,} events")
-            actors = c.execute(text(
-                "SELECT actor_id, count(*) n FROM audit_events WHERE organization_id = :o GROUP BY 1 ORDER BY 2 DESC"),
-                {"o": org_id}).all()
+            actors = c.execute(
+                text(
+                    "SELECT actor_id, count(*) n FROM audit_events WHERE organization_id = :o GROUP BY 1 ORDER BY 2 DESC"
+                ),
+                {"o": org_id},
+            ).all()
             top_actor, rare_actor = actors[0], actors[-1]
-            targets = c.execute(text(
-                "SELECT target_id, count(*) n FROM audit_events WHERE organization_id = :o AND target_type = 'project'"
-                " GROUP BY 1 ORDER BY 2 DESC"), {"o": org_id}).all()
+            targets = c.execute(
+                text(
+                    "SELECT target_id, count(*) n FROM audit_events WHERE organization_id = :o AND target_type = 'project'"
+                    " GROUP BY 1 ORDER BY 2 DESC"
+                ),
+                {"o": org_id},
+            ).all()
             top_target, rare_target = targets[0], targets[-1]
-            ids = c.execute(text(
-                "SELECT min(id), max(id), max(occurred_at) FROM audit_events WHERE organization_id = :o"),
-                {"o": org_id}).first()
-            mid_id = c.execute(text(
-                "SELECT id FROM audit_events WHERE organization_id = :o ORDER BY id DESC OFFSET :k LIMIT 1"),
-                {"o": org_id, "k": n_org // 2}).scalar()
-            deep_id = c.execute(text(
-                "SELECT id FROM audit_events WHERE organization_id = :o ORDER BY id LIMIT 1 OFFSET 60"),
-                {"o": org_id}).scalar()
-            rare_label = c.execute(text(
-                "SELECT target_label FROM audit_events WHERE organization_id = :o AND target_id = :t LIMIT 1"),
-                {"o": org_id, "t": rare_target.target_id}).scalar()
-            request_id = c.execute(text(
-                "SELECT request_id FROM audit_events WHERE organization_id = :o AND id = :i"),
-                {"o": org_id, "i": mid_id}).scalar()
+            ids = c.execute(
+                text("SELECT min(id), max(id), max(occurred_at) FROM audit_events WHERE organization_id = :o"),
+                {"o": org_id},
+            ).first()
+            mid_id = c.execute(
+                text("SELECT id FROM audit_events WHERE organization_id = :o ORDER BY id DESC OFFSET :k LIMIT 1"),
+                {"o": org_id, "k": n_org // 2},
+            ).scalar()
+            deep_id = c.execute(
+                text("SELECT id FROM audit_events WHERE organization_id = :o ORDER BY id LIMIT 1 OFFSET 60"),
+                {"o": org_id},
+            ).scalar()
+            rare_label = c.execute(
+                text("SELECT target_label FROM audit_events WHERE organization_id = :o AND target_id = :t LIMIT 1"),
+                {"o": org_id, "t": rare_target.target_id},
+            ).scalar()
+            c.execute(
+                text("SELECT request_id FROM audit_events WHERE organization_id = :o AND id = :i"),
+                {"o": org_id, "i": mid_id},
+            ).scalar()
             c.rollback()
         latest = ids[2].date()
-        print(f"top actor {top_actor.n:,} events, rarest {rare_actor.n:,}; top project {top_target.n:,} events,"
-              f" rarest {rare_target.n:,}")
+        print(
+            f"top actor {top_actor.n:,} events, rarest {rare_actor.n:,}; top project {top_target.n:,} events,"
+            f" rarest {rare_target.n:,}"
+        )
 
         S = Filters
         scenarios = [
@@ -156,10 +173,14 @@ def main() -> None:
             ("target type only: role (rare)", S(target_type="role")),
             ("target type only: project (common)", S(target_type="project")),
             ("date range: last 7 days", S(date_from=latest - timedelta(days=6), date_to=latest)),
-            ("date range: one day, 6 months ago", S(date_from=latest - timedelta(days=180),
-                                                    date_to=latest - timedelta(days=180))),
-            ("date range: a month, a year ago", S(date_from=latest - timedelta(days=360),
-                                                  date_to=latest - timedelta(days=330))),
+            (
+                "date range: one day, 6 months ago",
+                S(date_from=latest - timedelta(days=180), date_to=latest - timedelta(days=180)),
+            ),
+            (
+                "date range: a month, a year ago",
+                S(date_from=latest - timedelta(days=360), date_to=latest - timedelta(days=330)),
+            ),
             ("deep page: middle of the log (before=)", S(before=mid_id)),
             ("deep page: the oldest page (before=)", S(before=deep_id)),
             ("newer page (after=)", S(after=mid_id)),
@@ -170,19 +191,36 @@ def main() -> None:
             ("text: a short prefix (a)", S(q="a")),
             ("actor + action", S(actor=top_actor.actor_id, action="member.role_changed")),
             ("actor + rare action", S(actor=top_actor.actor_id, action="org.ownership_transferred")),
-            ("action + date range", S(action="member.role_changed", date_from=latest - timedelta(days=60),
-                                      date_to=latest - timedelta(days=30))),
-            ("target + date range", S(target_type="project", target_id=top_target.target_id,
-                                      date_from=latest - timedelta(days=90), date_to=latest)),
+            (
+                "action + date range",
+                S(
+                    action="member.role_changed",
+                    date_from=latest - timedelta(days=60),
+                    date_to=latest - timedelta(days=30),
+                ),
+            ),
+            (
+                "target + date range",
+                S(
+                    target_type="project",
+                    target_id=top_target.target_id,
+                    date_from=latest - timedelta(days=90),
+                    date_to=latest,
+                ),
+            ),
             ("person + action", S(person=top_actor.actor_id, action="project.updated")),
             ("action + deep page", S(action="project.updated", before=mid_id)),
             ("text + action", S(q="kepler", action="project.created")),
         ]
 
-        print(f"\nviewer queries on {args.org} ({n_org:,} events of {total:,}); {args.repeat} runs each;"
-              " DB time = sum of the page's statements (EXPLAIN ANALYZE execution)")
-        print(f"{'scenario':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'plan ms':>8} {'rows':>5} {'stmts':>5}"
-              f" {'wall p50':>9}")
+        print(
+            f"\nviewer queries on {args.org} ({n_org:,} events of {total:,}); {args.repeat} runs each;"
+            " DB time = sum of the page's statements (EXPLAIN ANALYZE execution)"
+        )
+        print(
+            f"{'scenario':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'plan ms':>8} {'rows':>5} {'stmts':>5}"
+            f" {'wall p50':>9}"
+        )
         worst = 0.0
         for name, f in scenarios:
             cap = Capture()
@@ -215,9 +253,11 @@ def main() -> None:
                 totals.append(tot)
                 plans.append(pl)
             worst = max(worst, pct(totals, 99))
-            print(f"{name:<44} {pct(totals, 50):8.3f} {pct(totals, 99):8.3f} {max(totals):8.3f}"
-                  f" {statistics.median(plans):8.3f} {len(pg.events):5d} {len(cap.statements):5d}"
-                  f" {statistics.median(walls):8.2f}")
+            print(
+                f"{name:<44} {pct(totals, 50):8.3f} {pct(totals, 99):8.3f} {max(totals):8.3f}"
+                f" {statistics.median(plans):8.3f} {len(pg.events):5d} {len(cap.statements):5d}"
+                f" {statistics.median(walls):8.2f}"
+            )
             if args.plans:
                 for s in shapes:
                     print(f"{'':<6}{s}")
@@ -239,8 +279,11 @@ def main() -> None:
         try:
             cur = raw.cursor()
             cur.execute("SET lock_timeout = '5s'")
-            for ix in ("ix_audit_events_org_action", "ix_audit_events_org_actor_action",
-                       "ix_audit_events_org_target_action"):
+            for ix in (
+                "ix_audit_events_org_action",
+                "ix_audit_events_org_actor_action",
+                "ix_audit_events_org_target_action",
+            ):
                 cur.execute(f"DROP INDEX {ix}")
             times = []
             for _ in range(3):
@@ -248,8 +291,10 @@ def main() -> None:
                 plan = cur.fetchone()[0]
                 plan = json.loads(plan) if isinstance(plan, str) else plan
                 times.append(plan[0]["Execution Time"])
-            print(f"\nnaive contrast - rare action without the indexes that hold action (dropped in a rolled-back"
-                  f" transaction): p50 {statistics.median(times):.1f} ms ({plan_summary(plan[0]['Plan'])})")
+            print(
+                f"\nnaive contrast - rare action without the indexes that hold action (dropped in a rolled-back"
+                f" transaction): p50 {statistics.median(times):.1f} ms ({plan_summary(plan[0]['Plan'])})"
+            )
         finally:
             raw.rollback()
             raw.close()
@@ -263,23 +308,27 @@ def main() -> None:
 
         with engine.connect() as c:
             c.execute(text("SELECT set_config('app.all_orgs', 'on', false)"))
-            counts = c.execute(text(
-                "SELECT o.id, o.slug, count(*) n FROM audit_seals s JOIN organizations o ON o.id = s.organization_id"
-                " GROUP BY 1, 2")).all()
+            counts = c.execute(
+                text(
+                    "SELECT o.id, o.slug, count(*) n FROM audit_seals s JOIN organizations o ON o.id = s.organization_id"
+                    " GROUP BY 1, 2"
+                )
+            ).all()
             c.rollback()
         target = min(counts, key=lambda r: abs(r.n - args.verify_events))
         ring = integrity.keyring()
         secs = []
         for _ in range(args.verify_repeat):
-            with engine.connect() as c:
-                with c.begin():
-                    t0 = time.perf_counter()
-                    res = verify_org(c, target.id, target.slug, ring)
-                    secs.append(time.perf_counter() - t0)
+            with engine.connect() as c, c.begin():
+                t0 = time.perf_counter()
+                res = verify_org(c, target.id, target.slug, ring)
+                secs.append(time.perf_counter() - t0)
             assert res.ok, res.first
-        print(f"\nverify {target.slug}: {res.checked:,} events, {args.verify_repeat} runs:"
-              f" p50 {pct(secs, 50):.2f} s, p99 {pct(secs, 99):.2f} s, max {max(secs):.2f} s"
-              f" ({res.checked / statistics.median(secs):,.0f} events/s)")
+        print(
+            f"\nverify {target.slug}: {res.checked:,} events, {args.verify_repeat} runs:"
+            f" p50 {pct(secs, 50):.2f} s, p99 {pct(secs, 99):.2f} s, max {max(secs):.2f} s"
+            f" ({res.checked / statistics.median(secs):,.0f} events/s)"
+        )
         from app.audit.sealing import seal_all
 
         t0 = time.perf_counter()

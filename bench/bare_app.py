@@ -8,6 +8,7 @@ under gunicorn exactly like the real app and loads it with the same wrk run.
     BARE_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/tenantry_bench \\
     BARE_ORG_ID=<uuid> .venv/bin/gunicorn -w 2 -b 127.0.0.1:8001 bench.bare_app:app
 """
+
 from __future__ import annotations
 
 import os
@@ -50,10 +51,14 @@ PAGE = """<!doctype html>
 
 @app.get("/")
 def index():
-    rows = db.session.execute(
-        select(Project)
-        .where(Project.organization_id == ORG_ID, Project.status == "active")
-        .order_by(func.lower(Project.name), Project.id)
-        .limit(30)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            select(Project)
+            .where(Project.organization_id == ORG_ID, Project.status == "active")
+            .order_by(func.lower(Project.name), Project.id)
+            .limit(30)
+        )
+        .scalars()
+        .all()
+    )
     return render_template_string(PAGE, rows=rows)

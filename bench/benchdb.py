@@ -1,4 +1,5 @@
 """Shared by the benchmarks: the database they load (never a test's)."""
+
 from __future__ import annotations
 
 from sqlalchemy import create_engine, text

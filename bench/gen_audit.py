@@ -23,6 +23,7 @@ Secondary indexes are dropped during the load and rebuilt after it (much
 faster than maintaining them row by row), then the tables are analysed.
 ``--append`` adds events to an existing data set instead of refusing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,14 +34,13 @@ import random
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchdb import ensure_database  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tenantry_bench"
@@ -49,16 +49,32 @@ CHUNK = 50_000
 
 # (action, weight, target type)
 ACTIONS = [
-    ("auth.login", 200, "user"), ("auth.logout", 90, "user"), ("auth.login_failed", 25, "user"),
-    ("auth.password_changed", 6, "user"), ("auth.session_revoked", 4, "session"),
-    ("project.updated", 220, "project"), ("project.created", 60, "project"), ("project.archived", 20, "project"),
-    ("project.restored", 5, "project"), ("project.deleted", 8, "project"),
-    ("member.invited", 25, "invitation"), ("member.joined", 18, "member"), ("member.role_changed", 12, "member"),
-    ("member.deactivated", 3, "member"), ("member.reactivated", 1, "member"), ("member.removed", 2, "member"),
-    ("member.invitation_resent", 4, "invitation"), ("member.invitation_revoked", 2, "invitation"),
-    ("role.created", 1, "role"), ("role.updated", 2, "role"), ("role.deleted", 0.3, "role"),
-    ("org.settings_changed", 1, "organization"), ("api_key.created", 1.5, "api_key"),
-    ("api_key.revoked", 0.8, "api_key"), ("webhook.updated", 1.2, "webhook"), ("data.exported", 1, "organization"),
+    ("auth.login", 200, "user"),
+    ("auth.logout", 90, "user"),
+    ("auth.login_failed", 25, "user"),
+    ("auth.password_changed", 6, "user"),
+    ("auth.session_revoked", 4, "session"),
+    ("project.updated", 220, "project"),
+    ("project.created", 60, "project"),
+    ("project.archived", 20, "project"),
+    ("project.restored", 5, "project"),
+    ("project.deleted", 8, "project"),
+    ("member.invited", 25, "invitation"),
+    ("member.joined", 18, "member"),
+    ("member.role_changed", 12, "member"),
+    ("member.deactivated", 3, "member"),
+    ("member.reactivated", 1, "member"),
+    ("member.removed", 2, "member"),
+    ("member.invitation_resent", 4, "invitation"),
+    ("member.invitation_revoked", 2, "invitation"),
+    ("role.created", 1, "role"),
+    ("role.updated", 2, "role"),
+    ("role.deleted", 0.3, "role"),
+    ("org.settings_changed", 1, "organization"),
+    ("api_key.created", 1.5, "api_key"),
+    ("api_key.revoked", 0.8, "api_key"),
+    ("webhook.updated", 1.2, "webhook"),
+    ("data.exported", 1, "organization"),
     ("audit.exported", 0.3, "organization"),
 ]
 RARE_ACTION = "org.ownership_transferred"  # ~1 per 200,000 events, at least 1 per organization
@@ -69,9 +85,34 @@ AGENTS = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
     "tenantry-cli/1.4 python-httpx/0.27",
 ]
-WORDS = ["Apollo", "Borealis", "Comet", "Delta", "Eclipse", "Falcon", "Gemini", "Helix", "Ion", "Juno", "Kepler",
-         "Lumen", "Meridian", "Nova", "Orion", "Pulsar", "Quasar", "Rigel", "Sirius", "Titan", "Umbra", "Vega",
-         "Whirl", "Xenon", "Yonder", "Zenith"]
+WORDS = [
+    "Apollo",
+    "Borealis",
+    "Comet",
+    "Delta",
+    "Eclipse",
+    "Falcon",
+    "Gemini",
+    "Helix",
+    "Ion",
+    "Juno",
+    "Kepler",
+    "Lumen",
+    "Meridian",
+    "Nova",
+    "Orion",
+    "Pulsar",
+    "Quasar",
+    "Rigel",
+    "Sirius",
+    "Titan",
+    "Umbra",
+    "Vega",
+    "Whirl",
+    "Xenon",
+    "Yonder",
+    "Zenith",
+]
 SECONDARY_INDEXES = ("audit_events", "audit_seals")
 # What the sealer records for free-text search (every generated event is sealed).
 FILL_LABELS = """
@@ -92,7 +133,7 @@ ON CONFLICT DO NOTHING
 
 
 def zipf_cum(n: int, s: float = 1.0) -> list[float]:
-    w = [1.0 / (k ** s) for k in range(1, n + 1)]
+    w = [1.0 / (k**s) for k in range(1, n + 1)]
     return list(itertools.accumulate(w))
 
 
@@ -101,14 +142,21 @@ def pick(cum: list[float], rnd: random.Random) -> int:
 
 
 def make_app(url: str, secret: str):
-    from app import create_app
-
     import tempfile
+
+    from app import create_app
 
     # Keep the benchmark's anchor file out of the repository (and out of the app's instance/).
     instance = Path(tempfile.gettempdir()) / "tenantry-audit-bench"
-    return create_app({"DATABASE_URL": url, "SECRET_KEY": secret, "LOG_LEVEL": "WARNING",
-                       "INSTANCE_DIR": str(instance), "ENV_NAME": "development"})
+    return create_app(
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": secret,
+            "LOG_LEVEL": "WARNING",
+            "INSTANCE_DIR": str(instance),
+            "ENV_NAME": "development",
+        }
+    )
 
 
 def migrate(app) -> None:
@@ -121,11 +169,10 @@ def migrate(app) -> None:
 def copy(conn, table: str, columns: list[str], rows) -> int:
     raw = conn.connection.driver_connection
     n = 0
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
-            for r in rows:
-                cp.write_row(r)
-                n += 1
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+        for r in rows:
+            cp.write_row(r)
+            n += 1
     return n
 
 
@@ -141,11 +188,14 @@ def org_sizes(events: int, orgs: int, skew: float) -> list[int]:
 
 
 def drop_secondary_indexes(conn) -> list[str]:
-    rows = conn.execute(text(
-        "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname "
-        "JOIN pg_index x ON x.indexrelid = c.oid WHERE i.schemaname = 'public' AND i.tablename = ANY(:t) "
-        "AND NOT x.indisprimary AND NOT x.indisunique"
-    ), {"t": list(SECONDARY_INDEXES)}).all()
+    rows = conn.execute(
+        text(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname "
+            "JOIN pg_index x ON x.indexrelid = c.oid WHERE i.schemaname = 'public' AND i.tablename = ANY(:t) "
+            "AND NOT x.indisprimary AND NOT x.indisunique"
+        ),
+        {"t": list(SECONDARY_INDEXES)},
+    ).all()
     for name, _ in rows:
         conn.execute(text(f'DROP INDEX "{name}"'))
     return [d for _, d in rows]
@@ -203,8 +253,13 @@ def main() -> None:
                 if slug not in have:
                     users.append((uid, email, name))
                     memberships.append((oid, uid, "owner" if m == 0 else ("admin" if m < 3 else "member")))
-            projects = [(uuid.uuid5(uuid.NAMESPACE_DNS, f"{slug}-project-{p}.bench"),
-                         f"{WORDS[p % 26]} {WORDS[(p * 7) % 26]} {p}") for p in range(n_projects)]
+            projects = [
+                (
+                    uuid.uuid5(uuid.NAMESPACE_DNS, f"{slug}-project-{p}.bench"),
+                    f"{WORDS[p % 26]} {WORDS[(p * 7) % 26]} {p}",
+                )
+                for p in range(n_projects)
+            ]
             orgs.append((oid, slug, members, projects))
             if slug not in have:
                 new_orgs.append((oid, slug, f"Audit Bench {i}", "enterprise" if i < 10 else "pro"))
@@ -212,25 +267,29 @@ def main() -> None:
             copy(c, "organizations", ["id", "slug", "name", "plan_key"], new_orgs)
             copy(c, "users", ["id", "email", "name"], users)
             copy(c, "memberships", ["organization_id", "user_id", "role"], memberships)
-    print(f"{len(orgs)} organizations ({len(new_orgs)} new); largest {sizes[0]:,} events,"
-          f" second {sizes[1] if len(sizes) > 1 else 0:,}")
+    print(
+        f"{len(orgs)} organizations ({len(new_orgs)} new); largest {sizes[0]:,} events,"
+        f" second {sizes[1] if len(sizes) > 1 else 0:,}"
+    )
 
     # ------------------------------------------------------------ events (interleaved across orgs in time)
     with engine.begin() as c:
         dropped = drop_secondary_indexes(c)
         start_id = c.execute(text("SELECT coalesce(max(id), 0) FROM audit_events")).scalar() + 1
         chains = {}
-        for r in c.execute(text(
-            "SELECT DISTINCT ON (organization_id) organization_id, seq, chain_mac FROM audit_seals"
-            " ORDER BY organization_id, seq DESC"
-        )):
+        for r in c.execute(
+            text(
+                "SELECT DISTINCT ON (organization_id) organization_id, seq, chain_mac FROM audit_seals"
+                " ORDER BY organization_id, seq DESC"
+            )
+        ):
             chains[r.organization_id] = (r.seq, bytes(r.chain_mac))
     print(f"dropped {len(dropped)} secondary indexes for the load")
 
     org_cum = list(itertools.accumulate(sizes))
     action_cum = list(itertools.accumulate(w for _, w, _ in ACTIONS))
     member_cums, project_cums = {}, {}
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     t_start = now - timedelta(days=args.days)
     with engine.connect() as c:
         latest = c.execute(text("SELECT max(occurred_at) FROM audit_events")).scalar()
@@ -241,9 +300,26 @@ def main() -> None:
     eid = start_id
     from psycopg.types.json import Jsonb
 
-    ev_cols = ["organization_id", "id", "occurred_at", "actor_type", "actor_id", "actor_label", "impersonator_id",
-               "action", "target_type", "target_id", "target_label", "changes", "metadata", "ip", "user_agent",
-               "request_id", "key_id", "mac"]
+    ev_cols = [
+        "organization_id",
+        "id",
+        "occurred_at",
+        "actor_type",
+        "actor_id",
+        "actor_label",
+        "impersonator_id",
+        "action",
+        "target_type",
+        "target_id",
+        "target_label",
+        "changes",
+        "metadata",
+        "ip",
+        "user_agent",
+        "request_id",
+        "key_id",
+        "mac",
+    ]
     seal_cols = ["organization_id", "seq", "event_id", "row_mac", "chain_mac", "horizon"]
     done = 0
     rare_next = {}
@@ -299,7 +375,9 @@ def main() -> None:
                 if action == "project.updated":
                     changes = {"description": [f"v{rnd.randint(1, 99)}", f"v{rnd.randint(100, 199)}"]}
                 elif action in ("project.archived", "project.restored"):
-                    changes = {"status": ["active", "archived"] if action.endswith("archived") else ["archived", "active"]}
+                    changes = {
+                        "status": ["active", "archived"] if action.endswith("archived") else ["archived", "active"]
+                    }
             elif ttype in ("member", "user"):
                 tuid, tl_label = members[rnd.randrange(len(members))] if ttype == "member" else (actor_uid, actor_label)
                 tid, tlabel = str(tuid), tl_label
@@ -315,11 +393,22 @@ def main() -> None:
                 tid = uuid.UUID(int=rnd.getrandbits(128)).hex[:12]
                 tlabel = f"{ttype.replace('_', ' ')} {tid[:6]}"
             row = {
-                "organization_id": oid, "id": eid, "occurred_at": ts, "actor_type": "user", "actor_id": actor_uid,
-                "actor_label": actor_label, "impersonator_id": None, "action": action, "target_type": ttype,
-                "target_id": tid, "target_label": tlabel, "changes": changes, "metadata": meta,
+                "organization_id": oid,
+                "id": eid,
+                "occurred_at": ts,
+                "actor_type": "user",
+                "actor_id": actor_uid,
+                "actor_label": actor_label,
+                "impersonator_id": None,
+                "action": action,
+                "target_type": ttype,
+                "target_id": tid,
+                "target_label": tlabel,
+                "changes": changes,
+                "metadata": meta,
                 "ip": f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
-                "user_agent": AGENTS[rnd.randrange(len(AGENTS))], "request_id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+                "user_agent": AGENTS[rnd.randrange(len(AGENTS))],
+                "request_id": uuid.UUID(int=rnd.getrandbits(128)).hex,
                 "key_id": kid,
             }
             rm = integrity.row_mac(key, row)
@@ -327,8 +416,28 @@ def main() -> None:
             seq += 1
             prev = integrity.chain_mac(key, prev, oid, seq, eid, rm)
             chains[oid] = (seq, prev)
-            ev_rows.append((oid, eid, ts, "user", actor_uid, actor_label, None, action, ttype, tid, tlabel,
-                            Jsonb(changes), Jsonb(meta), row["ip"], row["user_agent"], row["request_id"], kid, rm))
+            ev_rows.append(
+                (
+                    oid,
+                    eid,
+                    ts,
+                    "user",
+                    actor_uid,
+                    actor_label,
+                    None,
+                    action,
+                    ttype,
+                    tid,
+                    tlabel,
+                    Jsonb(changes),
+                    Jsonb(meta),
+                    row["ip"],
+                    row["user_agent"],
+                    row["request_id"],
+                    kid,
+                    rm,
+                )
+            )
             seal_rows.append((oid, seq, eid, rm, prev))
             eid += 1
         if failure:

@@ -17,6 +17,7 @@ on memberships) hold other tenants' rows as in production. Then it times:
 
 Prints p50 / p99 / max in milliseconds per scenario. Not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,14 +33,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchdb import ensure_database  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tenantry_bench"
 APEX = "bench.localhost"
 
-SYL = ["an", "bel", "cor", "da", "el", "fin", "gar", "hal", "is", "jo", "ka", "lin", "mor", "nel", "or",
-       "pe", "qui", "ros", "sa", "tor", "ul", "va", "wen", "xa", "yor", "zel"]
+SYL = [
+    "an",
+    "bel",
+    "cor",
+    "da",
+    "el",
+    "fin",
+    "gar",
+    "hal",
+    "is",
+    "jo",
+    "ka",
+    "lin",
+    "mor",
+    "nel",
+    "or",
+    "pe",
+    "qui",
+    "ros",
+    "sa",
+    "tor",
+    "ul",
+    "va",
+    "wen",
+    "xa",
+    "yor",
+    "zel",
+]
 
 
 def name_of(i: int) -> tuple[str, str]:
@@ -53,10 +79,9 @@ def name_of(i: int) -> tuple[str, str]:
 
 def copy_rows(conn, table: str, columns: list[str], rows) -> None:
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
-            for r in rows:
-                cp.write_row(r)
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+        for r in rows:
+            cp.write_row(r)
 
 
 def load(owner_url: str, members: int, noise: int) -> None:
@@ -66,21 +91,36 @@ def load(owner_url: str, members: int, noise: int) -> None:
     engine = create_engine(owner_url, poolclass=NullPool)
     with engine.begin() as c:
         c.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
-        have = c.execute(text(
-            "SELECT count(*) FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE o.slug = 'bench'"
-        )).scalar()
+        have = c.execute(
+            text(
+                "SELECT count(*) FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE o.slug = 'bench'"
+            )
+        ).scalar()
         if have >= members:
             print(f"bench data present ({have} members in 'bench')")
             return
         print(f"loading {members} members (+{noise} in another organization) …", flush=True)
         t0 = time.perf_counter()
-        c.execute(text("DELETE FROM invitations WHERE organization_id IN (SELECT id FROM organizations WHERE slug IN ('bench', 'bench-noise'))"))
-        c.execute(text("DELETE FROM memberships WHERE organization_id IN (SELECT id FROM organizations WHERE slug IN ('bench', 'bench-noise'))"))
+        c.execute(
+            text(
+                "DELETE FROM invitations WHERE organization_id IN (SELECT id FROM organizations WHERE slug IN ('bench', 'bench-noise'))"
+            )
+        )
+        c.execute(
+            text(
+                "DELETE FROM memberships WHERE organization_id IN (SELECT id FROM organizations WHERE slug IN ('bench', 'bench-noise'))"
+            )
+        )
         c.execute(text("DELETE FROM users WHERE email LIKE '%@bench.test' OR email LIKE '%@noise.test'"))
         c.execute(text("DELETE FROM organizations WHERE slug IN ('bench', 'bench-noise')"))
         bench_id, noise_id = uuid.uuid4(), uuid.uuid4()
-        c.execute(text("INSERT INTO organizations (id, slug, name, plan_key) VALUES (:a, 'bench', 'Bench Corp', 'enterprise'),"
-                       " (:b, 'bench-noise', 'Noise Ltd', 'enterprise')"), {"a": bench_id, "b": noise_id})
+        c.execute(
+            text(
+                "INSERT INTO organizations (id, slug, name, plan_key) VALUES (:a, 'bench', 'Bench Corp', 'enterprise'),"
+                " (:b, 'bench-noise', 'Noise Ltd', 'enterprise')"
+            ),
+            {"a": bench_id, "b": noise_id},
+        )
         pw = _hasher(1, 1024).hash("bench-password")
         owner_id = uuid.uuid4()
         users, ms = [], []
@@ -90,18 +130,41 @@ def load(owner_url: str, members: int, noise: int) -> None:
             domain = "bench.test" if i < members else "noise.test"
             users.append((uid, f"{first.lower()}.{last.lower()}{i}@{domain}", f"{first} {last}", pw))
             org = bench_id if i < members else noise_id
-            role = "owner" if i == 0 else ("viewer" if i % 3 == 0 else "admin" if i % 500 == 7 else "manager" if i % 50 == 3 else "member")
+            role = (
+                "owner"
+                if i == 0
+                else ("viewer" if i % 3 == 0 else "admin" if i % 500 == 7 else "manager" if i % 50 == 3 else "member")
+            )
             status = "deactivated" if i % 23 == 5 else "active"
-            ms.append((org, uid, role, status, f"2024-01-01T00:00:00Z", None if i % 5 == 0 else f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z"))
+            ms.append(
+                (
+                    org,
+                    uid,
+                    role,
+                    status,
+                    "2024-01-01T00:00:00Z",
+                    None if i % 5 == 0 else f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+                )
+            )
         copy_rows(c, "users", ["id", "email", "name", "password_hash"], users)
         # created_at spread over two years, deterministic.
-        copy_rows(c, "memberships", ["organization_id", "user_id", "role", "status", "created_at", "last_seen_at"],
-                  [(o, u, r, s, f"2024-{1 + k % 12:02d}-{1 + k % 28:02d}T{k % 24:02d}:00:00Z", ls)
-                   for k, (o, u, r, s, _c, ls) in enumerate(ms)])
-        c.execute(text(
-            "INSERT INTO invitations (organization_id, id, email, role, token_hash, expires_at) "
-            "SELECT :org, gen_random_uuid(), 'invitee' || g || '@bench-invites.test', 'member', md5(g::text) || md5(g::text), now() + interval '7 days' "
-            "FROM generate_series(1, 200) g"), {"org": bench_id})
+        copy_rows(
+            c,
+            "memberships",
+            ["organization_id", "user_id", "role", "status", "created_at", "last_seen_at"],
+            [
+                (o, u, r, s, f"2024-{1 + k % 12:02d}-{1 + k % 28:02d}T{k % 24:02d}:00:00Z", ls)
+                for k, (o, u, r, s, _c, ls) in enumerate(ms)
+            ],
+        )
+        c.execute(
+            text(
+                "INSERT INTO invitations (organization_id, id, email, role, token_hash, expires_at) "
+                "SELECT :org, gen_random_uuid(), 'invitee' || g || '@bench-invites.test', 'member', md5(g::text) || md5(g::text), now() + interval '7 days' "
+                "FROM generate_series(1, 200) g"
+            ),
+            {"org": bench_id},
+        )
         print(f"loaded in {time.perf_counter() - t0:.1f}s", flush=True)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text("VACUUM ANALYZE users"))
@@ -135,8 +198,15 @@ def main() -> None:
 
     from app import create_app
 
-    app = create_app({"DATABASE_URL": url, "TENANTRY_SERVER_NAME": APEX, "RATELIMIT_ENABLED": False,
-                      "WTF_CSRF_ENABLED": False, "LOG_LEVEL": "WARNING"})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "TENANTRY_SERVER_NAME": APEX,
+            "RATELIMIT_ENABLED": False,
+            "WTF_CSRF_ENABLED": False,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     import logging
 
     logging.getLogger().setLevel(logging.WARNING)
@@ -161,7 +231,7 @@ def main() -> None:
         db.session.add(rec)
         db.session.commit()
         sid, org_id = str(rec.id), org.id
-        total_rows = args.members + 200
+        args.members + 200
 
     client = app.test_client()
     base = f"http://bench.{APEX}"
@@ -174,9 +244,11 @@ def main() -> None:
         return name_of(i)[0].lower()
 
     n = args.repeat
-    print(f"\nmembers page, organization of {args.members:,} members + 200 invitations "
-          f"({args.noise:,} members in another organization); trigram index: {'yes' if trgm else 'no'}; "
-          f"{n} runs each\n")
+    print(
+        f"\nmembers page, organization of {args.members:,} members + 200 invitations "
+        f"({args.noise:,} members in another organization); trigram index: {'yes' if trgm else 'no'}; "
+        f"{n} runs each\n"
+    )
 
     scenarios = [
         ("first page (name A–Z)", "/members"),
@@ -207,7 +279,10 @@ def main() -> None:
     for label, path in scenarios:
         timed_get(path)  # warm
         report(label, [timed_get(path)[0] for _ in range(n)])
-    report("live search fragment (HX-Request) 'ka'", [timed_get("/members?q=ka", {"HX-Request": "true"})[0] for _ in range(n)])
+    report(
+        "live search fragment (HX-Request) 'ka'",
+        [timed_get("/members?q=ka", {"HX-Request": "true"})[0] for _ in range(n)],
+    )
 
     # Deep pages: walk next links from the start; time each page.
     import re
@@ -232,30 +307,48 @@ def main() -> None:
     report(f"from the last page backwards ({len(samples)} pages, joined)", samples)
 
     print("\nsql (listing queries only, no HTTP or template):")
-    with app.app_context():
-        with tenant_context(org_id):
-            keys = {"owner", "admin", "manager", "member", "viewer"}
-            for label, qs in [("first page", {}), ("search 'ka'", {"q": "ka"}),
-                              (f"search '{first_name_fragment(1234)}'", {"q": first_name_fragment(1234)}),
-                              (f"search '{name_of(4242)[1].lower()}'", {"q": name_of(4242)[1].lower()}),
-                              ("search 'bench' (every e-mail)", {"q": "bench"}),
-                              ("role=viewer", {"role": "viewer"}), ("sort last seen", {"sort": "last_seen", "dir": "desc"})]:
-                f = listing.parse_filters(qs, keys)
-                report(f"plan + page of 50 + count (cap {listing.COUNT_CAP:,}): {label}",
-                       [_t(lambda: (lambda g: (listing.page(g), listing.count(g, cap=listing.COUNT_CAP)))(listing.prepare(f)))
-                        for _ in range(n)])
-                report(f"  for comparison, exact count: {label}", [_t(lambda: listing.count(listing.prepare(f))) for _ in range(n)])
-                if f.q:
-                    g = replace(listing.prepare(f), via_index=False)
-                    report(f"  for comparison, page without the trigram index: {label}",
-                           [_t(lambda: listing.page(g)) for _ in range(n)])
-                db.session.rollback()
-            f = listing.parse_filters({}, keys)
-            t0 = time.perf_counter()
-            rows = sum(1 for _ in listing.iterate(f))
-            print(f"  export walk (keyset batches of 1,000): {rows:,} rows in {(time.perf_counter() - t0) * 1000:.0f} ms")
-    print(f"\ncommand: DATABASE_URL={url} .venv/bin/python bench/members_bench.py "
-          f"--members {args.members} --noise {args.noise} --repeat {n}")
+    with app.app_context(), tenant_context(org_id):
+        keys = {"owner", "admin", "manager", "member", "viewer"}
+        for label, qs in [
+            ("first page", {}),
+            ("search 'ka'", {"q": "ka"}),
+            (f"search '{first_name_fragment(1234)}'", {"q": first_name_fragment(1234)}),
+            (f"search '{name_of(4242)[1].lower()}'", {"q": name_of(4242)[1].lower()}),
+            ("search 'bench' (every e-mail)", {"q": "bench"}),
+            ("role=viewer", {"role": "viewer"}),
+            ("sort last seen", {"sort": "last_seen", "dir": "desc"}),
+        ]:
+            f = listing.parse_filters(qs, keys)
+            report(
+                f"plan + page of 50 + count (cap {listing.COUNT_CAP:,}): {label}",
+                [
+                    _t(
+                        lambda: (lambda g: (listing.page(g), listing.count(g, cap=listing.COUNT_CAP)))(
+                            listing.prepare(f)
+                        )
+                    )
+                    for _ in range(n)
+                ],
+            )
+            report(
+                f"  for comparison, exact count: {label}",
+                [_t(lambda: listing.count(listing.prepare(f))) for _ in range(n)],
+            )
+            if f.q:
+                g = replace(listing.prepare(f), via_index=False)
+                report(
+                    f"  for comparison, page without the trigram index: {label}",
+                    [_t(lambda: listing.page(g)) for _ in range(n)],
+                )
+            db.session.rollback()
+        f = listing.parse_filters({}, keys)
+        t0 = time.perf_counter()
+        rows = sum(1 for _ in listing.iterate(f))
+        print(f"  export walk (keyset batches of 1,000): {rows:,} rows in {(time.perf_counter() - t0) * 1000:.0f} ms")
+    print(
+        f"\ncommand: DATABASE_URL={url} .venv/bin/python bench/members_bench.py "
+        f"--members {args.members} --noise {args.noise} --repeat {n}"
+    )
 
 
 def _t(fn) -> float:

@@ -29,6 +29,7 @@ loads the CPU (wrk, gunicorn and PostgreSQL share it), and give it a
 database of its own if other benchmarks use the server, since it switches
 RLS off for a while.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,8 +104,13 @@ def app_env(url: str, port: int) -> dict:
 
 
 def migrate(env: dict) -> None:
-    subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade", "heads"],
-                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade", "heads"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def seed(url: str) -> dict:
@@ -113,42 +119,64 @@ def seed(url: str) -> dict:
 
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as c:
-        found = dict(c.execute(text("SELECT slug, id FROM organizations WHERE slug IN (:a, :b) AND deleted_at IS NULL"),
-                               {"a": SLUG, "b": BIG_SLUG}).all())
+        found = dict(
+            c.execute(
+                text("SELECT slug, id FROM organizations WHERE slug IN (:a, :b) AND deleted_at IS NULL"),
+                {"a": SLUG, "b": BIG_SLUG},
+            ).all()
+        )
         if SLUG in found and BIG_SLUG in found:
             print(f"bench data present (organizations {SLUG}, {BIG_SLUG})")
             engine.dispose()
             return found
         print("loading bench data …", flush=True)
         pw = PasswordHasher().hash(PASSWORD)
-        member = c.execute(text(
-            "INSERT INTO users (id, email, name, password_hash, email_verified_at, password_changed_at) "
-            "VALUES (gen_random_uuid(), :e, 'Bench Member', :pw, now(), now()) "
-            "ON CONFLICT DO NOTHING RETURNING id"), {"e": EMAIL, "pw": pw}).scalar()
+        member = c.execute(
+            text(
+                "INSERT INTO users (id, email, name, password_hash, email_verified_at, password_changed_at) "
+                "VALUES (gen_random_uuid(), :e, 'Bench Member', :pw, now(), now()) "
+                "ON CONFLICT DO NOTHING RETURNING id"
+            ),
+            {"e": EMAIL, "pw": pw},
+        ).scalar()
         if member is None:
             member = c.execute(text("SELECT id FROM users WHERE lower(email) = :e"), {"e": EMAIL}).scalar()
         owners = []
         for i in range(5):
-            owners.append(c.execute(text(
-                "INSERT INTO users (id, email, name, password_hash, email_verified_at) "
-                "VALUES (gen_random_uuid(), :e, :n, :pw, now()) RETURNING id"),
-                {"e": f"owner{i}-{uuid.uuid4().hex[:6]}@pagebench.test", "n": f"Owner {i}", "pw": pw}).scalar())
+            owners.append(
+                c.execute(
+                    text(
+                        "INSERT INTO users (id, email, name, password_hash, email_verified_at) "
+                        "VALUES (gen_random_uuid(), :e, :n, :pw, now()) RETURNING id"
+                    ),
+                    {"e": f"owner{i}-{uuid.uuid4().hex[:6]}@pagebench.test", "n": f"Owner {i}", "pw": pw},
+                ).scalar()
+            )
 
         def org(slug, name, n_projects, members):
-            oid = c.execute(text(
-                "INSERT INTO organizations (id, slug, name, plan_key) VALUES (gen_random_uuid(), :s, :n, 'pro') "
-                "RETURNING id"), {"s": slug, "n": name}).scalar()
+            oid = c.execute(
+                text(
+                    "INSERT INTO organizations (id, slug, name, plan_key) VALUES (gen_random_uuid(), :s, :n, 'pro') "
+                    "RETURNING id"
+                ),
+                {"s": slug, "n": name},
+            ).scalar()
             for uid, role in members:
-                c.execute(text("INSERT INTO memberships (organization_id, user_id, role) VALUES (:o, :u, :r)"),
-                          {"o": oid, "u": uid, "r": role})
+                c.execute(
+                    text("INSERT INTO memberships (organization_id, user_id, role) VALUES (:o, :u, :r)"),
+                    {"o": oid, "u": uid, "r": role},
+                )
             uids = [u for u, _ in members]
-            c.execute(text(
-                "INSERT INTO projects (organization_id, id, name, description, status, owner_id, updated_at) "
-                "SELECT :o, gen_random_uuid(), 'Project ' || lpad(g::text, 5, '0'), "
-                "  'Work stream ' || g || ' of ' || :n, CASE WHEN g % 10 = 0 THEN 'archived' ELSE 'active' END, "
-                "  (:uids)[1 + g % :k], now() - (g || ' minutes')::interval "
-                "FROM generate_series(1, :count) g"),
-                {"o": oid, "n": name, "uids": uids, "k": len(uids), "count": n_projects})
+            c.execute(
+                text(
+                    "INSERT INTO projects (organization_id, id, name, description, status, owner_id, updated_at) "
+                    "SELECT :o, gen_random_uuid(), 'Project ' || lpad(g::text, 5, '0'), "
+                    "  'Work stream ' || g || ' of ' || :n, CASE WHEN g % 10 = 0 THEN 'archived' ELSE 'active' END, "
+                    "  (:uids)[1 + g % :k], now() - (g || ' minutes')::interval "
+                    "FROM generate_series(1, :count) g"
+                ),
+                {"o": oid, "n": name, "uids": uids, "k": len(uids), "count": n_projects},
+            )
             return oid
 
         members = [(member, "member")] + [(u, "owner") for u in owners]
@@ -210,8 +238,18 @@ def posture_ok(url: str) -> tuple[bool, list[str]]:
 # --------------------------------------------------------------------------- servers
 @contextmanager
 def gunicorn(app_spec: str, port: int, env: dict, log: Path):
-    cmd = [str(VENV_BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync", "--bind", f"127.0.0.1:{port}",
-           "--log-level", "warning", app_spec]
+    cmd = [
+        str(VENV_BIN / "gunicorn"),
+        "--workers",
+        "2",
+        "--worker-class",
+        "sync",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        app_spec,
+    ]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -221,8 +259,11 @@ def gunicorn(app_spec: str, port: int, env: dict, log: Path):
                 raise RuntimeError(f"gunicorn exited ({proc.returncode}); see {log}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz" if "wsgi" in app_spec else "/",
-                             headers={"Host": env.get("BENCH_HOST", f"localhost:{port}")})
+                conn.request(
+                    "GET",
+                    "/healthz" if "wsgi" in app_spec else "/",
+                    headers={"Host": env.get("BENCH_HOST", f"localhost:{port}")},
+                )
                 conn.getresponse().read()
                 break
             except OSError:
@@ -264,8 +305,9 @@ def sign_in(port: int) -> tuple[str, dict]:
     apex = f"localhost:{port}"
     status, _, page, jar = request(port, "GET", apex, "/login")
     token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page).group(1).decode()
-    status, location, _, more = request(port, "POST", apex, "/login", jar,
-                                        {"csrf_token": token, "email": EMAIL, "password": PASSWORD})
+    status, location, _, more = request(
+        port, "POST", apex, "/login", jar, {"csrf_token": token, "email": EMAIL, "password": PASSWORD}
+    )
     jar.update(more)
     # One cookie jar per host, as a browser keeps them (cookies are host-only).
     jars, host = {apex: jar}, apex
@@ -324,8 +366,18 @@ def wrk(port, host, path, cookies, duration, threads, connections) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(WRK_LUA)
         script = fh.name
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", script,
-           "-H", f"Host: {host}"]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        script,
+        "-H",
+        f"Host: {host}",
+    ]
     if cookies:
         cmd += ["-H", "Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items())]
     cmd.append(f"http://127.0.0.1:{port}{path}")
@@ -337,8 +389,14 @@ def wrk(port, host, path, cookies, duration, threads, connections) -> dict:
     if not m:
         raise RuntimeError("could not read wrk's output:\n" + out)
     requests_, seconds, ok, other, p50, p99, errors = m.groups()
-    res = {"rps": int(ok) / float(seconds), "p50_ms": int(p50) / 1000, "p99_ms": int(p99) / 1000,
-           "ok": int(ok), "other": int(other), "errors": int(errors)}
+    res = {
+        "rps": int(ok) / float(seconds),
+        "p50_ms": int(p50) / 1000,
+        "p99_ms": int(p99) / 1000,
+        "ok": int(ok),
+        "other": int(other),
+        "errors": int(errors),
+    }
     if res["other"]:
         raise RuntimeError(f"{res['other']} responses were not 200: the measurement is void")
     return res
@@ -349,8 +407,9 @@ def pagination_sql(url: str, big_org_id) -> list[tuple[str, float]]:
     as the runtime role under RLS (what the app runs)."""
     from app.database import runtime_url
 
-    engine = create_engine(runtime_url(url, "tenantry_app", os.environ.get("DATABASE_RUNTIME_PASSWORD")),
-                           poolclass=NullPool)
+    engine = create_engine(
+        runtime_url(url, "tenantry_app", os.environ.get("DATABASE_RUNTIME_PASSWORD")), poolclass=NullPool
+    )
     # The ORM adds organization_id = :org to every statement (the index
     # leads with it); RLS adds its policy on top. The last case is RLS alone.
     base = "FROM projects WHERE organization_id = :org AND status = 'active'"
@@ -360,14 +419,19 @@ def pagination_sql(url: str, big_org_id) -> list[tuple[str, float]]:
         ("offset page 1", f"SELECT * {base} {order} LIMIT 31 OFFSET 0"),
         ("offset page 100 (OFFSET 2970)", f"SELECT * {base} {order} LIMIT 31 OFFSET 2970"),
         ("offset page 600 (OFFSET 17970)", f"SELECT * {base} {order} LIMIT 31 OFFSET 17970"),
-        ("keyset, any page", f"SELECT * {base} AND (lower(name), id) > ('project 09000', "
-                             f"'00000000-0000-0000-0000-000000000000'::uuid) {order} LIMIT 31"),
+        (
+            "keyset, any page",
+            f"SELECT * {base} AND (lower(name), id) > ('project 09000', "
+            f"'00000000-0000-0000-0000-000000000000'::uuid) {order} LIMIT 31",
+        ),
         ("count capped at 1,001", f"SELECT count(*) FROM (SELECT 1 {base} LIMIT 1001) s"),
         ("exact count", f"SELECT count(*) {base}"),
         ("search 'stream 19' (ILIKE), page 1", f"SELECT * {base} {search} {order} LIMIT 31"),
         ("search 'stream 19', capped count", f"SELECT count(*) FROM (SELECT 1 {base} {search} LIMIT 1001) s"),
-        ("page 1, RLS policy alone (no ORM filter)",
-         f"SELECT * FROM projects WHERE status = 'active' {order} LIMIT 31"),
+        (
+            "page 1, RLS policy alone (no ORM filter)",
+            f"SELECT * FROM projects WHERE status = 'active' {order} LIMIT 31",
+        ),
     ]
     out = []
     with engine.connect() as c:
@@ -422,14 +486,21 @@ def main() -> int:
         print(f"   SQL statements per request: {len(statements)}")
         for i, s in enumerate(statements, 1):
             print(f"     {i}. {' '.join(s.split())[:110]}")
-        run = lambda: wrk(args.port, host, "/projects/", cookies, args.duration, args.threads,  # noqa: E731
-                          args.connections)
+        run = lambda: wrk(
+            args.port,
+            host,
+            "/projects/",
+            cookies,
+            args.duration,
+            args.threads,  # noqa: E731
+            args.connections,
+        )
         wrk(args.port, host, "/projects/", cookies, 3, args.threads, args.connections)  # warm-up
         print(f"\n== rounds (wrk -t{args.threads} -c{args.connections} -d{args.duration}s each)")
         for i in range(args.rounds):
             # Alternate which goes first: a machine whose load drifts would
             # otherwise always favour the same side.
-            for variant in (("rls on", "rls off") if i % 2 == 0 else ("rls off", "rls on")):
+            for variant in ("rls on", "rls off") if i % 2 == 0 else ("rls off", "rls on"):
                 if variant == "rls on":
                     results[variant].append(run())
                 else:
@@ -437,27 +508,40 @@ def main() -> int:
                         check_page(args.port, host, cookies)
                         results[variant].append(run())
             on, off = results["rls on"][-1], results["rls off"][-1]
-            print(f"   round {i + 1}: RLS on {on['rps']:7.1f} req/s, off {off['rps']:7.1f} req/s, "
-                  f"ratio {on['rps'] / off['rps']:.3f}", flush=True)
+            print(
+                f"   round {i + 1}: RLS on {on['rps']:7.1f} req/s, off {off['rps']:7.1f} req/s, "
+                f"ratio {on['rps'] / off['rps']:.3f}",
+                flush=True,
+            )
         check_page(args.port, host, cookies)
     ok, bad = posture_ok(url)
     print(f"\n   RLS restored, posture check: {'green' if ok else 'RED: ' + ', '.join(bad)}")
     if not ok:
         return 1
 
-    bare_env = {**env, "BARE_DATABASE_URL": url, "BARE_ORG_ID": str(orgs[SLUG]),
-                "BENCH_HOST": f"localhost:{args.port + 1}"}
+    bare_env = {
+        **env,
+        "BARE_DATABASE_URL": url,
+        "BARE_ORG_ID": str(orgs[SLUG]),
+        "BENCH_HOST": f"localhost:{args.port + 1}",
+    }
     with gunicorn("bench.bare_app:app", args.port + 1, bare_env, log):
         wrk(args.port + 1, f"localhost:{args.port + 1}", "/", None, 3, args.threads, args.connections)
-        results["bare"] = [wrk(args.port + 1, f"localhost:{args.port + 1}", "/", None, args.duration, args.threads,
-                               args.connections)]
+        results["bare"] = [
+            wrk(args.port + 1, f"localhost:{args.port + 1}", "/", None, args.duration, args.threads, args.connections)
+        ]
 
     best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
-    print(f"\n== wrk -t{args.threads} -c{args.connections} -d{args.duration}s, gunicorn 2 sync workers, loopback"
-          f" (best of {args.rounds})")
+    print(
+        f"\n== wrk -t{args.threads} -c{args.connections} -d{args.duration}s, gunicorn 2 sync workers, loopback"
+        f" (best of {args.rounds})"
+    )
     print(f"   {'':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for label, key in [("projects list, RLS on", "rls on"), ("projects list, RLS off", "rls off"),
-                       ("bare Flask + ORM, 30 rows", "bare")]:
+    for label, key in [
+        ("projects list, RLS on", "rls on"),
+        ("projects list, RLS off", "rls off"),
+        ("bare Flask + ORM, 30 rows", "bare"),
+    ]:
         r = best[key]
         print(f"   {label:<34} {r['rps']:8.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}")
     ratio = best["rls on"]["rps"] / best["rls off"]["rps"]

@@ -3,6 +3,7 @@ never as the runtime role. Before migrating, the runtime and the
 cross-organization roles are created if missing (the policies name the
 latter); after every upgrade their grants are re-applied, so a new table is
 covered at once."""
+
 import logging
 from logging.config import fileConfig
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a real PostgreSQL (embedded or TEST_DATABASE_URL), a real
 SMTP server (aiosmtpd), the app, clients per host, and the two-organization
 world every tenant test uses."""
+
 from __future__ import annotations
 
 import os
@@ -110,24 +111,25 @@ def app(database_url, smtp_server, tmp_path_factory):
 
     _, mail_url = smtp_server
     instance = tmp_path_factory.mktemp("instance")
-    app = create_app({
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "TENANTRY_SERVER_NAME": APEX,
-        "MAIL_URL": mail_url,
-        # Tests read the mailbox right after a request: deliver before answering.
-        # tests/mail/test_delivery.py covers background delivery.
-        "MAIL_DELIVERY": "inline",
-        "INSTANCE_DIR": str(instance),
-        "ENV_NAME": "test",
-        "TESTING": True,
-        # Cheap hashing keeps the suite fast; production cost is tested separately.
-        "ARGON2_TIME_COST": 1,
-        "ARGON2_MEMORY_KIB": 1024,
-        "RATELIMIT_ENABLED": True,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5},
-    })
-    from app import database
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "TENANTRY_SERVER_NAME": APEX,
+            "MAIL_URL": mail_url,
+            # Tests read the mailbox right after a request: deliver before answering.
+            # tests/mail/test_delivery.py covers background delivery.
+            "MAIL_DELIVERY": "inline",
+            "INSTANCE_DIR": str(instance),
+            "ENV_NAME": "test",
+            "TESTING": True,
+            # Cheap hashing keeps the suite fast; production cost is tested separately.
+            "ARGON2_TIME_COST": 1,
+            "ARGON2_MEMORY_KIB": 1024,
+            "RATELIMIT_ENABLED": True,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5},
+        }
+    )
 
     # create_app derived the runtime URL from the overridden owner URL.
     assert app.config["SQLALCHEMY_DATABASE_URI"] != database_url

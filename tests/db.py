@@ -4,9 +4,9 @@
 suite drops and recreates that database, so never point it at one you keep.
 Without it, an embedded PostgreSQL is started in ``instance/pgdata-test``.
 """
+
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -55,7 +55,8 @@ def truncate_all(engine) -> None:
     """Empty every table but the reference ones (plans, alembic_version)."""
     with engine.begin() as c:
         tables = [
-            r[0] for r in c.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+            r[0]
+            for r in c.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
             if r[0] not in KEEP_TABLES
         ]
         if tables:

@@ -5,6 +5,7 @@ Organizations and users are written as the cross-organization role (as the
 platform would): the runtime role may not set a plan, a status or
 ``is_superadmin``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -27,12 +28,19 @@ def _hash(pw: str) -> str:
     return _hash_cache[pw]
 
 
-def make_user(email: str | None = None, name: str | None = None, password: str = PASSWORD,
-              verified: bool = True, superadmin: bool = False) -> User:
+def make_user(
+    email: str | None = None,
+    name: str | None = None,
+    password: str = PASSWORD,
+    verified: bool = True,
+    superadmin: bool = False,
+) -> User:
     n = next(_seq)
     user = User(
-        email=email or f"user{n}@example.test", name=name or f"User {n}",
-        password_hash=_hash(password), email_verified_at=utcnow() if verified else None,
+        email=email or f"user{n}@example.test",
+        name=name or f"User {n}",
+        password_hash=_hash(password),
+        email_verified_at=utcnow() if verified else None,
         is_superadmin=superadmin,
     )
     with all_organizations(reason="test factory: a user"):
@@ -41,7 +49,9 @@ def make_user(email: str | None = None, name: str | None = None, password: str =
     return user
 
 
-def make_org(slug: str | None = None, name: str | None = None, plan: str = "pro", status: str = "active") -> Organization:
+def make_org(
+    slug: str | None = None, name: str | None = None, plan: str = "pro", status: str = "active"
+) -> Organization:
     n = next(_seq)
     org = Organization(slug=slug or f"org-{n}", name=name or f"Org {n}", plan_key=plan, status=status)
     with all_organizations(reason="test factory: an organization"):
@@ -50,11 +60,17 @@ def make_org(slug: str | None = None, name: str | None = None, plan: str = "pro"
     return org
 
 
-def add_member(org: Organization, user: User, role: str = "member", custom_role_id=None,
-               status: str = "active") -> Membership:
+def add_member(
+    org: Organization, user: User, role: str = "member", custom_role_id=None, status: str = "active"
+) -> Membership:
     with tenant_context(org.id):
-        m = Membership(organization_id=org.id, user_id=user.id, role=None if custom_role_id else role,
-                       custom_role_id=custom_role_id, status=status)
+        m = Membership(
+            organization_id=org.id,
+            user_id=user.id,
+            role=None if custom_role_id else role,
+            custom_role_id=custom_role_id,
+            status=status,
+        )
         db.session.add(m)
         db.session.commit()
     return m
@@ -64,8 +80,9 @@ def make_project(org: Organization, name: str | None = None, owner: User | None 
     from app.projects.models import Project
 
     with tenant_context(org.id):
-        p = Project(organization_id=org.id, name=name or f"Project {next(_seq)}",
-                    owner_id=owner.id if owner else None, **kw)
+        p = Project(
+            organization_id=org.id, name=name or f"Project {next(_seq)}", owner_id=owner.id if owner else None, **kw
+        )
         db.session.add(p)
         db.session.commit()
     return p

@@ -8,6 +8,7 @@ open transaction and its tenant scope. Isolation and query-count tests must
 not depend on that, so their requests run in an empty ``contextvars``
 context, exactly as a request on a fresh gunicorn worker thread would.
 """
+
 from __future__ import annotations
 
 import contextvars

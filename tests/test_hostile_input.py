@@ -37,9 +37,8 @@ isolation matrix, invitation and reset tokens from the audit route table's
 The 500s this found are pinned by the regression tests at the end; the
 fixes live in app/web/input_guard.py.
 """
-from __future__ import annotations
 
-from app.tenancy.scoping import all_organizations
+from __future__ import annotations
 
 import functools
 import inspect
@@ -55,6 +54,7 @@ from sqlalchemy import text
 from werkzeug.datastructures import MultiDict
 
 from app.rbac.decorators import access_of
+from app.tenancy.scoping import all_organizations
 from tests.audit.test_mutating_routes import Ctx
 from tests.conftest import APEX, csrf_token, url
 from tests.factories import PASSWORD
@@ -71,64 +71,188 @@ LONG = "A" * 5000
 GLOBEX = object()  # placeholder: "the id of a globex row for this variable"
 
 URL_HOSTILE = [
-    "x", "../../etc", "00000000-0000-0000-0000-000000000000", "%00", "\x00", "a\x00b", LONG,
-    "' OR 1=1 --", "<script>alert(1)</script>", "-1", HUGE, "9223372036854775808", "ünï✓𝕏", GLOBEX,
+    "x",
+    "../../etc",
+    "00000000-0000-0000-0000-000000000000",
+    "%00",
+    "\x00",
+    "a\x00b",
+    LONG,
+    "' OR 1=1 --",
+    "<script>alert(1)</script>",
+    "-1",
+    HUGE,
+    "9223372036854775808",
+    "ünï✓𝕏",
+    GLOBEX,
 ]
 
 # Query variants: one value (or list of values: repeated keys) for every name.
 QUERY_HOSTILE = [
-    "-1", "-99999999999", HUGE, "9223372036854775808", "1e309", "NaN", "\x00", "a\x00b",
-    "ünïcødé ✓ 𝕏 \u202e\u200b", ["1", "2", "x"], "2026-13-45", "-infinity", "infinity", "",
-    "' OR 1=1 --", "<script>alert(1)</script>", "../../etc", "//evil.example/x",
-    "00000000-0000-0000-0000-000000000000", LONG,
+    "-1",
+    "-99999999999",
+    HUGE,
+    "9223372036854775808",
+    "1e309",
+    "NaN",
+    "\x00",
+    "a\x00b",
+    "ünïcødé ✓ 𝕏 \u202e\u200b",
+    ["1", "2", "x"],
+    "2026-13-45",
+    "-infinity",
+    "infinity",
+    "",
+    "' OR 1=1 --",
+    "<script>alert(1)</script>",
+    "../../etc",
+    "//evil.example/x",
+    "00000000-0000-0000-0000-000000000000",
+    LONG,
 ]
 # Query strings that are not even valid UTF-8 / percent-encoding.
 RAW_QUERIES = ["q=%ff%fe%00&page=%c0%af&sort=%&status=%zz&before=%00", "&&==&q&page=&=1"]
 
 FORM_HOSTILE = [
-    "", "\x00", "a\x00b", "A" * 100_000, ["a", "b", "\x00"], [], "-1", HUGE, "true", "{}", "[]",
-    "ünïcødé ✓ 𝕏 \u202e", "' OR 1=1 --", "<script>alert(1)</script>", "2026-13-45", "-infinity",
-    "00000000-0000-0000-0000-000000000000", "../../etc",
+    "",
+    "\x00",
+    "a\x00b",
+    "A" * 100_000,
+    ["a", "b", "\x00"],
+    [],
+    "-1",
+    HUGE,
+    "true",
+    "{}",
+    "[]",
+    "ünïcødé ✓ 𝕏 \u202e",
+    "' OR 1=1 --",
+    "<script>alert(1)</script>",
+    "2026-13-45",
+    "-infinity",
+    "00000000-0000-0000-0000-000000000000",
+    "../../etc",
 ]
 
 # Sent one parameter / one field at a time (the others absent or benign), so that
 # a value is not hidden behind another field's validation error. Rotated, so
 # each name gets one value per route and each route a different pairing.
 ONE_AT_A_TIME = [
-    "-1", HUGE, "9223372036854775808", "2026-13-45", "-infinity", LONG, ["1", "2"], "ünï✓ \u202e",
-    "NaN", "' OR 1=1 --", "00000000-0000-0000-0000-000000000000", "", "0", "1e309", "2026-02-30",
+    "-1",
+    HUGE,
+    "9223372036854775808",
+    "2026-13-45",
+    "-infinity",
+    LONG,
+    ["1", "2"],
+    "ünï✓ \u202e",
+    "NaN",
+    "' OR 1=1 --",
+    "00000000-0000-0000-0000-000000000000",
+    "",
+    "0",
+    "1e309",
+    "2026-02-30",
 ]
 # Plausible values for the fields a form is not being attacked on. "confirm" is
 # "1" (confirms a demotion) and never acme's slug: deleting acme would end the run.
 BENIGN = {
     # The acme owner's own credentials: log-in and password checks succeed and go on to store things.
-    "email": "owner@acme.test", "password": PASSWORD, "current_password": PASSWORD, "email_password": PASSWORD,
-    "name": "Benign Name", "description": "Benign description",
-    "emails": "benign@example.test", "new_email": "benign2@example.test",
-    "new_password": "a-long-passphrase-42", "confirm_password": "a-long-passphrase-42",
-    "password_confirm": "a-long-passphrase-42", "status": "active", "role": "member", "new_role": "member",
-    "permissions": "projects:view", "confirm": "1", "slug": "benign-slug", "format": "csv", "next": "/",
-    "action": "deactivate", "dir": "asc", "sort": "name", "page": "1",
+    "email": "owner@acme.test",
+    "password": PASSWORD,
+    "current_password": PASSWORD,
+    "email_password": PASSWORD,
+    "name": "Benign Name",
+    "description": "Benign description",
+    "emails": "benign@example.test",
+    "new_email": "benign2@example.test",
+    "new_password": "a-long-passphrase-42",
+    "confirm_password": "a-long-passphrase-42",
+    "password_confirm": "a-long-passphrase-42",
+    "status": "active",
+    "role": "member",
+    "new_role": "member",
+    "permissions": "projects:view",
+    "confirm": "1",
+    "slug": "benign-slug",
+    "format": "csv",
+    "next": "/",
+    "action": "deactivate",
+    "dir": "asc",
+    "sort": "name",
+    "page": "1",
 }
 
 # Headers a client controls, hostile (stored ones: User-Agent on sessions and audit events).
 HOSTILE_HEADERS = {
-    "User-Agent": "Mozilla/5.0\x00<script>" + "U" * 5000, "Referer": "javascript:alert(1)//\x00",
-    "X-Request-ID": "../../\x00" + "R" * 200, "X-Forwarded-For": "not-an-ip, 999.1.1.1, ::gg",
-    "HX-Current-URL": "http://evil.example/\x00", "HX-Target": "<script>", "HX-Trigger": "' OR 1=1 --",
-    "Accept-Language": "\x00;q=NaN,*;q=-1", "Accept": "application/json;q=\x00",
+    "User-Agent": "Mozilla/5.0\x00<script>" + "U" * 5000,
+    "Referer": "javascript:alert(1)//\x00",
+    "X-Request-ID": "../../\x00" + "R" * 200,
+    "X-Forwarded-For": "not-an-ip, 999.1.1.1, ::gg",
+    "HX-Current-URL": "http://evil.example/\x00",
+    "HX-Target": "<script>",
+    "HX-Trigger": "' OR 1=1 --",
+    "Accept-Language": "\x00;q=NaN,*;q=-1",
+    "Accept": "application/json;q=\x00",
 }
 
 FIXED_PARAMS = (
-    "q", "page", "sort", "status", "role", "cursor", "before", "after", "dir", "from", "to", "action",
-    "actor", "person", "as", "target", "target_type", "target_id", "per_page", "section", "next",
-    "format", "last", "pick", "t",
+    "q",
+    "page",
+    "sort",
+    "status",
+    "role",
+    "cursor",
+    "before",
+    "after",
+    "dir",
+    "from",
+    "to",
+    "action",
+    "actor",
+    "person",
+    "as",
+    "target",
+    "target_type",
+    "target_id",
+    "per_page",
+    "section",
+    "next",
+    "format",
+    "last",
+    "pick",
+    "t",
 )
 GENERIC_FIELDS = (
-    "name", "email", "emails", "password", "password_confirm", "confirm_password", "current_password",
-    "new_password", "description", "status", "owner_id", "role", "role_key", "new_role", "permissions",
-    "confirm", "user_id", "user_ids", "ids", "action", "select_all", "all_matching", "slug", "q", "token",
-    "next", "format", "from", "to",
+    "name",
+    "email",
+    "emails",
+    "password",
+    "password_confirm",
+    "confirm_password",
+    "current_password",
+    "new_password",
+    "description",
+    "status",
+    "owner_id",
+    "role",
+    "role_key",
+    "new_role",
+    "permissions",
+    "confirm",
+    "user_id",
+    "user_ids",
+    "ids",
+    "action",
+    "select_all",
+    "all_matching",
+    "slug",
+    "q",
+    "token",
+    "next",
+    "format",
+    "from",
+    "to",
 )
 
 
@@ -164,10 +288,14 @@ def _route_table() -> tuple:
     """(endpoint, rule, method, slug, kind) for every route and host it is served on."""
     from app import create_app
 
-    app = create_app({
-        "DATABASE_URL": "postgresql://collect-only@127.0.0.1:9/none",
-        "SECRET_KEY": "collection-only", "TESTING": True, "TENANTRY_SERVER_NAME": APEX,
-    })
+    app = create_app(
+        {
+            "DATABASE_URL": "postgresql://collect-only@127.0.0.1:9/none",
+            "SECRET_KEY": "collection-only",
+            "TESTING": True,
+            "TENANTRY_SERVER_NAME": APEX,
+        }
+    )
     rows = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
@@ -204,16 +332,23 @@ def _valid_values(app, world, endpoint: str, rule: str) -> dict:
 
     ctx = Ctx(app, world)
     extra = {
-        "token": lambda w: (ctx.reset_token() if endpoint == "auth.reset"
-                            else ctx.invitation()[1] if endpoint == "members.accept" else "0" * 43),
+        "token": lambda w: (
+            ctx.reset_token()
+            if endpoint == "auth.reset"
+            else ctx.invitation()[1]
+            if endpoint == "members.accept"
+            else "0" * 43
+        ),
         "msg_id": lambda w: "0" * 32,
     }
     values = {}
     for var in VAR_RE.findall(rule):
         make = URL_ARGS.get(var) or extra.get(var)
         if make is None:
-            pytest.fail(f"{endpoint} ({rule}) has URL variable <{var}>: add it to URL_ARGS in "
-                        "tests/rbac/test_matrix.py (or to `extra` in tests/test_hostile_input.py)")
+            pytest.fail(
+                f"{endpoint} ({rule}) has URL variable <{var}>: add it to URL_ARGS in "
+                "tests/rbac/test_matrix.py (or to `extra` in tests/test_hostile_input.py)"
+            )
         with tenant_context(world.acme.id):
             values[var] = make(world)
     return values
@@ -241,7 +376,8 @@ def _fingerprint_sql(conn) -> str:
         where = ALLOWED_ON_REFUSAL.get(table, "true")
         parts.append(
             f"SELECT '{table}' AS t, count(*) || ':' || md5(coalesce(string_agg(r, '|' ORDER BY r), '')) AS f "
-            f'FROM (SELECT (to_jsonb(t){strip})::text AS r FROM "{table}" t WHERE {where}) x')
+            f'FROM (SELECT (to_jsonb(t){strip})::text AS r FROM "{table}" t WHERE {where}) x'
+        )
     return " UNION ALL ".join(parts)
 
 
@@ -278,8 +414,9 @@ def hostile_world(world, monkeypatch, fresh_requests):  # noqa: F811
 
 def test_every_route_is_covered(app):
     """The generated table matches the live url map (nothing skipped but static)."""
-    live = {(r.endpoint, m) for r in app.url_map.iter_rules() if r.endpoint != "static"
-            for m in r.methods - IGNORED_METHODS}
+    live = {
+        (r.endpoint, m) for r in app.url_map.iter_rules() if r.endpoint != "static" for m in r.methods - IGNORED_METHODS
+    }
     assert live == {(e, m) for e, _, m, _, _ in _route_table()}
 
 
@@ -354,8 +491,9 @@ def test_hostile_input_never_gets_a_500(app, hostile_world, login, owner_engine,
         for value in URL_HOSTILE:
             if value is GLOBEX:
                 value = globex.get(var) or fallback_globex
-            send(client, _path(rule, {**valid, var: value}), data=base_form(), tok=token,
-                 what=f"<{var}>={_short(value)}")
+            send(
+                client, _path(rule, {**valid, var: value}), data=base_form(), tok=token, what=f"<{var}>={_short(value)}"
+            )
 
     path = _path(rule, valid)
     # 2. Query strings: every known parameter name, hostile (all variants on reads, a sample on writes).
@@ -374,18 +512,24 @@ def test_hostile_input_never_gets_a_500(app, hostile_world, login, owner_engine,
     # 3. Writes: every form field name, hostile, with a valid CSRF token.
     if writes:
         for value in FORM_HOSTILE:
-            send(client, path, data=[("csrf_token", token), *_form(value)], tok=token,
-                 what=f"form={_short(value)}")
+            send(client, path, data=[("csrf_token", token), *_form(value)], tok=token, what=f"form={_short(value)}")
         files = {n: (io.BytesIO(b"\x00\xff hostile"), "../../etc/passwd") for n in FIELD_NAMES}
         send(client, path, data={"csrf_token": token, **files}, tok=token, what="form=files in every field")
-        send(client, path, data='{"name": ["x"], "confirm": {"a": 1}}', content_type="application/json",
-             tok=token, what="json body")
+        send(
+            client,
+            path,
+            data='{"name": ["x"], "confirm": {"a": 1}}',
+            content_type="application/json",
+            tok=token,
+            what="json body",
+        )
         for i, name in enumerate(FIELD_NAMES):
             value = ONE_AT_A_TIME[(i + offset) % len(ONE_AT_A_TIME)]
             benign = [(k, BENIGN.get(k, "x")) for k in FIELD_NAMES if k != name]
             hostile = [(name, v) for v in (value if isinstance(value, list) else [value])]
-            send(client, path, data=[("csrf_token", token), *benign, *hostile], tok=token,
-                 what=f"{name}={_short(value)}")
+            send(
+                client, path, data=[("csrf_token", token), *benign, *hostile], tok=token, what=f"{name}={_short(value)}"
+            )
         for bad in ("\x00", "A" * 5000, ""):
             send(client, path, data=[("csrf_token", bad), *_form("x")], tok=bad, what=f"csrf={_short(bad)}")
 
@@ -393,15 +537,33 @@ def test_hostile_input_never_gets_a_500(app, hostile_world, login, owner_engine,
     # with benign input, so that the view runs as far as it can.
     fresh = app.test_client() if kind == "public" else login(world.users["owner"], slug)
     fresh_token = csrf_token(fresh, slug)
-    send(fresh, path, headers=HOSTILE_HEADERS, tok=fresh_token, what="hostile headers",
-         data=[("csrf_token", fresh_token), *[(k, BENIGN.get(k, "x")) for k in FIELD_NAMES]] if writes else None)
+    send(
+        fresh,
+        path,
+        headers=HOSTILE_HEADERS,
+        tok=fresh_token,
+        what="hostile headers",
+        data=[("csrf_token", fresh_token), *[(k, BENIGN.get(k, "x")) for k in FIELD_NAMES]] if writes else None,
+    )
 
     # 5. The other requester (anonymous, or the owner on public pages): hostile everywhere at once.
     other_token = csrf_token(other, slug)
-    send(other, _path(rule, {var: "' OR 1=1 --\x00" for var in valid}), query=_query("\x00"), tok=other_token,
-         data=[("csrf_token", other_token), *_form("a\x00b")] if writes else None, what=who_else)
-    send(other, path, query=_query(HUGE), tok=other_token,
-         data=[("csrf_token", other_token), *_form(["", "x"])] if writes else None, what=who_else)
+    send(
+        other,
+        _path(rule, dict.fromkeys(valid, "' OR 1=1 --\x00")),
+        query=_query("\x00"),
+        tok=other_token,
+        data=[("csrf_token", other_token), *_form("a\x00b")] if writes else None,
+        what=who_else,
+    )
+    send(
+        other,
+        path,
+        query=_query(HUGE),
+        tok=other_token,
+        data=[("csrf_token", other_token), *_form(["", "x"])] if writes else None,
+        what=who_else,
+    )
 
     assert n > 0
     assert not problems, f"{len(problems)} of {n} hostile requests failed:\n" + "\n".join(problems)
@@ -409,6 +571,7 @@ def test_hostile_input_never_gets_a_500(app, hostile_world, login, owner_engine,
 
 # --------------------------------------------------------------------------- regressions
 # Each 500 the generated test found, pinned by name (fixed in app/web/input_guard.py).
+
 
 def _count(owner_engine, sql: str) -> int:
     with owner_engine.connect() as c:
@@ -438,8 +601,11 @@ def test_nul_byte_in_the_user_agent_does_not_break_log_in(app, world, owner_engi
     """Was a 500: the User-Agent header is stored with the new session."""
     c = app.test_client()
     before = _count(owner_engine, "SELECT count(*) FROM user_sessions")
-    r = c.post(url(None, "/login"), headers={"User-Agent": "Mozilla/5.0\x00"},
-               data={"csrf_token": csrf_token(c), "email": "owner@acme.test", "password": PASSWORD})
+    r = c.post(
+        url(None, "/login"),
+        headers={"User-Agent": "Mozilla/5.0\x00"},
+        data={"csrf_token": csrf_token(c), "email": "owner@acme.test", "password": PASSWORD},
+    )
     assert r.status_code == 400
     assert _count(owner_engine, "SELECT count(*) FROM user_sessions") == before
 
@@ -448,8 +614,11 @@ def test_a_file_sent_in_a_text_field_is_refused(app, world, login, owner_engine)
     """Was a 500 (FileStorage has no len()) on every form: Flask-WTF reads files into fields."""
     c = login(world.users["owner"], "acme")
     before = _count(owner_engine, "SELECT count(*) FROM projects")
-    r = c.post(url("acme", "/projects/"), content_type="multipart/form-data",
-               data={"csrf_token": csrf_token(c, "acme"), "name": (io.BytesIO(b"x"), "name.txt")})
+    r = c.post(
+        url("acme", "/projects/"),
+        content_type="multipart/form-data",
+        data={"csrf_token": csrf_token(c, "acme"), "name": (io.BytesIO(b"x"), "name.txt")},
+    )
     assert r.status_code == 400
     assert b"does not accept files" in r.data
     assert _count(owner_engine, "SELECT count(*) FROM projects") == before
@@ -480,7 +649,8 @@ def test_an_event_id_beyond_bigint_is_not_found(app, world, login):
 
 def test_a_view_marked_accepts_files_receives_them():
     """The guard's one opt-out, on a throwaway app."""
-    from flask import Flask, request as flask_request
+    from flask import Flask
+    from flask import request as flask_request
 
     from app.web import input_guard
 

@@ -1,4 +1,5 @@
 """Migrations: one head, they match the models, and they run down and up again."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,12 +19,14 @@ def scratch_app(database_url, tmp_path_factory):
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{scratch.database}"'))
-    app = create_app({
-        "DATABASE_URL": scratch.render_as_string(hide_password=False),
-        "SECRET_KEY": "migrations-test",
-        "INSTANCE_DIR": str(tmp_path_factory.mktemp("migrations-instance")),
-        "ENV_NAME": "test",
-    })
+    app = create_app(
+        {
+            "DATABASE_URL": scratch.render_as_string(hide_password=False),
+            "SECRET_KEY": "migrations-test",
+            "INSTANCE_DIR": str(tmp_path_factory.mktemp("migrations-instance")),
+            "ENV_NAME": "test",
+        }
+    )
     yield app
     from app.extensions import db
 
@@ -36,7 +39,6 @@ def scratch_app(database_url, tmp_path_factory):
 
 def test_there_is_exactly_one_head(scratch_app):
     from alembic.script import ScriptDirectory
-    from flask_migrate import Migrate
 
     with scratch_app.app_context():
         cfg = scratch_app.extensions["migrate"].migrate.get_config()

@@ -36,6 +36,7 @@ A failed log-in for an unknown e-mail records only a keyed fingerprint and
 the domain of what was typed (people type passwords into the e-mail field),
 and the response is the auth area's business: the same as for a known one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +50,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 
-from flask import current_app, g, has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy import text
 
 from app.audit import catalogue
@@ -63,8 +64,16 @@ REDACTED = "[redacted]"
 MAX_STRING = 4000
 
 __all__ = [
-    "record", "AuditError", "Actor", "PLATFORM_ORG_ID", "REDACTED", "redact", "snapshot", "is_secret_field",
-    "email_fingerprint", "ensure_platform_org",
+    "record",
+    "AuditError",
+    "Actor",
+    "PLATFORM_ORG_ID",
+    "REDACTED",
+    "redact",
+    "snapshot",
+    "is_secret_field",
+    "email_fingerprint",
+    "ensure_platform_org",
 ]
 
 
@@ -82,11 +91,11 @@ class Actor:
     impersonator_id: uuid.UUID | None = None
 
     @classmethod
-    def system(cls, label: str = "system") -> "Actor":
+    def system(cls, label: str = "system") -> Actor:
         return cls("system", None, label)
 
     @classmethod
-    def of_user(cls, user) -> "Actor":
+    def of_user(cls, user) -> Actor:
         return cls("user", user.id, user_label(user))
 
 
@@ -98,9 +107,41 @@ def user_label(user) -> str:
 
 # ----------------------------------------------------------------------------- secrets
 _DENY_WORDS = frozenset(
-    """password passwords passwd pwd passphrase secret secrets token tokens hash hashed hashes key keys apikey
-    apikeys otp totp hotp salt signature credential credentials private privatekey recovery cookie cookies
-    authorization bearer pin cvv mac""".split()
+    [
+        "password",
+        "passwords",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "hash",
+        "hashed",
+        "hashes",
+        "key",
+        "keys",
+        "apikey",
+        "apikeys",
+        "otp",
+        "totp",
+        "hotp",
+        "salt",
+        "signature",
+        "credential",
+        "credentials",
+        "private",
+        "privatekey",
+        "recovery",
+        "cookie",
+        "cookies",
+        "authorization",
+        "bearer",
+        "pin",
+        "cvv",
+        "mac",
+    ]
 )
 # Names that contain a deny word but hold nothing secret.
 _ALLOW_FIELDS = frozenset({"plan_key", "role_key", "key_prefix", "key_id", "idempotency_key"})
@@ -182,7 +223,10 @@ def diff(before, after) -> dict:
         if k in b and k in a and old == new:
             continue
         if is_secret_field(k):
-            out[_clean_str(str(k))[:200]] = [REDACTED if old is not None else None, REDACTED if new is not None else None]
+            out[_clean_str(str(k))[:200]] = [
+                REDACTED if old is not None else None,
+                REDACTED if new is not None else None,
+            ]
         else:
             out[_clean_str(str(k))[:200]] = [_clean(old), _clean(new)]
     return out
@@ -206,9 +250,16 @@ def email_fingerprint(email: str) -> dict:
 # ----------------------------------------------------------------------------- targets
 _LABEL_ATTRS = ("name", "title", "label", "email", "slug", "url")
 _TYPE_NAMES = {
-    "Organization": "organization", "User": "user", "Membership": "member", "Role": "role",
-    "Project": "project", "UserSession": "session", "Invitation": "invitation", "ApiKey": "api_key",
-    "WebhookEndpoint": "webhook", "Webhook": "webhook",
+    "Organization": "organization",
+    "User": "user",
+    "Membership": "member",
+    "Role": "role",
+    "Project": "project",
+    "UserSession": "session",
+    "Invitation": "invitation",
+    "ApiKey": "api_key",
+    "WebhookEndpoint": "webhook",
+    "Webhook": "webhook",
 }
 
 
@@ -279,7 +330,9 @@ def _current_actor() -> Actor:
     if key is not None:
         label = getattr(key, "name", None) or getattr(key, "prefix", None) or "API key"
         prefix = getattr(key, "prefix", None)
-        return Actor("api_key", getattr(key, "id", None), f"{label} ({prefix})" if prefix and prefix != label else label)
+        return Actor(
+            "api_key", getattr(key, "id", None), f"{label} ({prefix})" if prefix and prefix != label else label
+        )
     return Actor("anonymous", None, "anonymous")
 
 
@@ -339,9 +392,7 @@ def ensure_platform_org(session=None) -> None:
 
 
 # ----------------------------------------------------------------------------- record
-_NEXT_IDS = text(
-    "SELECT nextval('audit_events_id_seq') AS id, clock_timestamp() AS ts FROM generate_series(1, :n)"
-)
+_NEXT_IDS = text("SELECT nextval('audit_events_id_seq') AS id, clock_timestamp() AS ts FROM generate_series(1, :n)")
 
 
 @dataclass(frozen=True)
@@ -352,8 +403,9 @@ class Recorded:
     occurred_at: datetime
 
 
-def record(action: str, target=None, before=None, after=None, metadata=None, *,
-           organization_id=None, actor=None) -> Recorded:
+def record(
+    action: str, target=None, before=None, after=None, metadata=None, *, organization_id=None, actor=None
+) -> Recorded:
     """Record ``action`` in the current transaction (never commits).
 
     ``target``: the changed thing (a model instance, ``(type, id, label)`` or
@@ -388,7 +440,7 @@ def record(action: str, target=None, before=None, after=None, metadata=None, *,
     table = _events_table()
     results = []
     scope_org = current_org_id()
-    for dest, (eid, ts) in zip(destinations, ids):
+    for dest, (eid, ts) in zip(destinations, ids, strict=False):
         row = event_row(dest, eid, ts, action, who, target, before, after, metadata, ctx)
         if dest == PLATFORM_ORG_ID:
             ensure_platform_org(session)
@@ -404,8 +456,18 @@ def record(action: str, target=None, before=None, after=None, metadata=None, *,
     return results[0]
 
 
-def event_row(org_id, event_id: int, occurred_at: datetime, action: str, who: Actor, target=None,
-              before=None, after=None, metadata=None, ctx: dict | None = None) -> dict:
+def event_row(
+    org_id,
+    event_id: int,
+    occurred_at: datetime,
+    action: str,
+    who: Actor,
+    target=None,
+    before=None,
+    after=None,
+    metadata=None,
+    ctx: dict | None = None,
+) -> dict:
     """The full row of one event, MAC included (``record()`` and the purge use it)."""
     ttype, tid, tlabel = resolve_target(target)
     ctx = ctx or {"ip": None, "user_agent": None, "request_id": None}

@@ -15,6 +15,7 @@ loss. Every seal run and every green verification writes each chain's head
 Verification reports a chain that no longer reaches its anchored head, or
 reaches it with another MAC.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,8 +82,13 @@ def advance(database: str, heads: dict) -> None:
                 continue
             db_heads[key] = {"seq": seq, "chain": bytes(chain).hex(), "at": now}
             changed = True
-            log.info("audit.head org=%s seq=%s chain=%s", key, seq, bytes(chain).hex(),
-                     extra={"audit_org": key, "audit_seq": seq, "audit_chain": bytes(chain).hex()})
+            log.info(
+                "audit.head org=%s seq=%s chain=%s",
+                key,
+                seq,
+                bytes(chain).hex(),
+                extra={"audit_org": key, "audit_seq": seq, "audit_chain": bytes(chain).hex()},
+            )
         if not changed:
             return
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".anchors-")

@@ -11,6 +11,7 @@ organization): they always land in the platform log (see
 ``app.audit.context``), and also in the organization whose host they happened
 on, if any.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

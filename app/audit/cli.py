@@ -3,10 +3,11 @@
 Registered on the audit blueprint's CLI group, so registering the blueprint
 adds the commands.
 """
+
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -70,7 +71,7 @@ def register(cli: click.Group) -> None:
                 click.echo("--now: use ISO 8601, e.g. 2030-01-01T00:00:00", err=True)
                 sys.exit(2)
             if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
         engine = owner_engine()
         try:
             results = purge(engine, slug, when)
@@ -78,8 +79,10 @@ def register(cli: click.Group) -> None:
             engine.dispose()
         removed = [r for r in results if r.removed]
         for r in removed:
-            click.echo(f"{r.slug}: removed {r.removed} event(s), seq {r.first_seq}..{r.through_seq},"
-                       f" older than {r.cutoff:%Y-%m-%d}")
+            click.echo(
+                f"{r.slug}: removed {r.removed} event(s), seq {r.first_seq}..{r.through_seq},"
+                f" older than {r.cutoff:%Y-%m-%d}"
+            )
         click.echo(f"purged {sum(r.removed for r in removed)} event(s) in {len(removed)} organization(s)")
 
     @cli.command("actions")

@@ -61,6 +61,7 @@ organization, so every writer of a busy organization would queue on one lock
 Key rotation: each row stores ``key_id`` (a fingerprint of the key). Old keys
 stay verifiable when listed in ``AUDIT_PREVIOUS_KEYS``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -72,7 +73,7 @@ import re
 import struct
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app
 
@@ -115,7 +116,7 @@ def iso(ts: datetime | None) -> str | None:
         return None
     if ts.tzinfo is None:
         raise ValueError("audit timestamps must be timezone-aware")
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical_ip(value) -> str | None:
@@ -195,9 +196,20 @@ def checkpoint_payload(cp) -> bytes:
     g = cp.get if isinstance(cp, Mapping) else (lambda k, d=None: getattr(cp, k, d))
     chain = g("chain_mac")
     payload = [
-        VERSION, "checkpoint", _s(g("organization_id")), int(g("id")), g("kind"), iso(g("created_at")),
-        g("first_seq"), g("through_seq"), bytes(chain).hex() if chain is not None else None,
-        g("removed_count"), iso(g("cutoff")), g("ok"), g("detail"), g("key_id"),
+        VERSION,
+        "checkpoint",
+        _s(g("organization_id")),
+        int(g("id")),
+        g("kind"),
+        iso(g("created_at")),
+        g("first_seq"),
+        g("through_seq"),
+        bytes(chain).hex() if chain is not None else None,
+        g("removed_count"),
+        iso(g("cutoff")),
+        g("ok"),
+        g("detail"),
+        g("key_id"),
     ]
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -5,13 +5,24 @@ runtime role (INSERT and SELECT only, see ``rls.APPEND_ONLY_TABLES``). Only the
 owner connection deletes, and only in the retention purge, which leaves a
 signed checkpoint behind. The design is explained in ``app.audit.integrity``.
 """
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Computed, DateTime, Identity, Index, LargeBinary, String, Text, func,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import INET, JSONB, TSVECTOR, UUID

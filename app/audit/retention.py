@@ -16,6 +16,7 @@ the sealer, in one transaction:
 
 The job that calls it daily is ``flask --app wsgi audit purge``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,8 +62,10 @@ def purge_org(conn, org_id, slug: str, now: datetime, ring, key) -> PurgeResult 
     sealing.seal_org(conn, org_id, ring, key)  # takes the lock, held until commit
     sealing.bind(conn, org_id)  # every statement below names the organization as well
     cp = conn.execute(
-        text("SELECT through_seq FROM audit_checkpoints WHERE organization_id = :o AND kind = 'purge'"
-             " ORDER BY through_seq DESC LIMIT 1"),
+        text(
+            "SELECT through_seq FROM audit_checkpoints WHERE organization_id = :o AND kind = 'purge'"
+            " ORDER BY through_seq DESC LIMIT 1"
+        ),
         {"o": org_id},
     ).scalar()
     start = (cp or 0) + 1
@@ -71,9 +74,11 @@ def purge_org(conn, org_id, slug: str, now: datetime, ring, key) -> PurgeResult 
     after = start - 1
     while True:
         batch = conn.execute(
-            text("SELECT s.seq, s.chain_mac, e.occurred_at FROM audit_seals s LEFT JOIN audit_events e"
-                 " ON e.organization_id = s.organization_id AND e.id = s.event_id"
-                 " WHERE s.organization_id = :o AND s.seq > :after ORDER BY s.seq LIMIT 5000"),
+            text(
+                "SELECT s.seq, s.chain_mac, e.occurred_at FROM audit_seals s LEFT JOIN audit_events e"
+                " ON e.organization_id = s.organization_id AND e.id = s.event_id"
+                " WHERE s.organization_id = :o AND s.seq > :after ORDER BY s.seq LIMIT 5000"
+            ),
             {"o": org_id, "after": after},
         ).all()
         stop = False
@@ -87,20 +92,41 @@ def purge_org(conn, org_id, slug: str, now: datetime, ring, key) -> PurgeResult 
     if last is None:
         return res
     removed = conn.execute(
-        text("DELETE FROM audit_events e USING audit_seals s WHERE s.organization_id = :o AND s.seq BETWEEN :a AND :b"
-             " AND e.organization_id = :o AND e.id = s.event_id"),
+        text(
+            "DELETE FROM audit_events e USING audit_seals s WHERE s.organization_id = :o AND s.seq BETWEEN :a AND :b"
+            " AND e.organization_id = :o AND e.id = s.event_id"
+        ),
         {"o": org_id, "a": start, "b": last.seq},
     ).rowcount
-    conn.execute(text("DELETE FROM audit_seals WHERE organization_id = :o AND seq BETWEEN :a AND :b"),
-                 {"o": org_id, "a": start, "b": last.seq})
-    write_checkpoint(conn, org_id, "purge", first_seq=start, through_seq=last.seq, chain_mac=bytes(last.chain_mac),
-                     removed_count=removed, cutoff=cutoff)
+    conn.execute(
+        text("DELETE FROM audit_seals WHERE organization_id = :o AND seq BETWEEN :a AND :b"),
+        {"o": org_id, "a": start, "b": last.seq},
+    )
+    write_checkpoint(
+        conn,
+        org_id,
+        "purge",
+        first_seq=start,
+        through_seq=last.seq,
+        chain_mac=bytes(last.chain_mac),
+        removed_count=removed,
+        cutoff=cutoff,
+    )
     ids = conn.execute(audit._NEXT_IDS, {"n": 1}).first()
     row = audit.event_row(
-        org_id, ids.id, ids.ts, "audit.purged", audit.Actor.system("retention purge"),
+        org_id,
+        ids.id,
+        ids.ts,
+        "audit.purged",
+        audit.Actor.system("retention purge"),
         target=("organization", str(org_id), slug),
-        metadata={"removed": removed, "first_seq": start, "through_seq": last.seq, "cutoff": cutoff.isoformat(),
-                  "retention_days": days},
+        metadata={
+            "removed": removed,
+            "first_seq": start,
+            "through_seq": last.seq,
+            "cutoff": cutoff.isoformat(),
+            "retention_days": days,
+        },
     )
     conn.execute(audit._events_table().insert(), [row])
     res.removed, res.first_seq, res.through_seq = removed, start, last.seq
@@ -118,9 +144,8 @@ def purge(owner_engine, slug: str | None = None, now: datetime | None = None) ->
         conn.commit()
     out = []
     for org_id, org_slug in orgs:
-        with owner_engine.connect() as conn:
-            with conn.begin():
-                res = purge_org(conn, org_id, org_slug, now, ring, key)
+        with owner_engine.connect() as conn, conn.begin():
+            res = purge_org(conn, org_id, org_slug, now, ring, key)
         if res is not None:
             out.append(res)
     return out

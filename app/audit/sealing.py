@@ -12,6 +12,7 @@ the names actors and targets appear under (``AuditLabelWord``), which the
 viewer's free-text filter reads: no two web requests ever race to insert the
 same new word.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,21 +49,24 @@ def bind(conn, org_id=None) -> None:
 
 def lock(conn, org_id) -> None:
     """The per-organization lock shared by the sealer and the purge (transaction-scoped)."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('tenantry-audit:' || :o, 0))"),
-                 {"o": str(org_id)})
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('tenantry-audit:' || :o, 0))"), {"o": str(org_id)})
 
 
 def chain_start(conn, org_id) -> tuple[int, bytes, str]:
     """``(last seq, its chain MAC, horizon)`` to continue from: the newest seal,
     or the newest purge checkpoint when the purge removed every seal."""
     last = conn.execute(
-        text("SELECT seq, chain_mac, horizon::text AS horizon FROM audit_seals WHERE organization_id = :o"
-             " ORDER BY seq DESC LIMIT 1"),
+        text(
+            "SELECT seq, chain_mac, horizon::text AS horizon FROM audit_seals WHERE organization_id = :o"
+            " ORDER BY seq DESC LIMIT 1"
+        ),
         {"o": org_id},
     ).first()
     cp = conn.execute(
-        text("SELECT through_seq, chain_mac FROM audit_checkpoints WHERE organization_id = :o AND kind = 'purge'"
-             " ORDER BY through_seq DESC LIMIT 1"),
+        text(
+            "SELECT through_seq, chain_mac FROM audit_checkpoints WHERE organization_id = :o AND kind = 'purge'"
+            " ORDER BY through_seq DESC LIMIT 1"
+        ),
         {"o": org_id},
     ).first()
     if last is not None and (cp is None or last.seq >= cp.through_seq):
@@ -125,15 +129,21 @@ def seal_org(conn, org_id, ring: dict[str, bytes], key: bytes) -> SealResult:
     add_labels(conn, org_id, labels)
     res.head_seq, res.head_chain = seq, prev
     if res.rejected:
-        log.error("audit: %d event(s) of organization %s carry an invalid MAC and were not sealed: %s",
-                  len(res.rejected), org_id, res.rejected[:20])
+        log.error(
+            "audit: %d event(s) of organization %s carry an invalid MAC and were not sealed: %s",
+            len(res.rejected),
+            org_id,
+            res.rejected[:20],
+        )
     return res
 
 
 def _flush(conn, batch) -> None:
     conn.execute(
-        text("INSERT INTO audit_seals (organization_id, seq, event_id, row_mac, chain_mac, horizon)"
-             " VALUES (:o, :seq, :e, :rm, :cm, CAST(:h AS xid8))"),
+        text(
+            "INSERT INTO audit_seals (organization_id, seq, event_id, row_mac, chain_mac, horizon)"
+            " VALUES (:o, :seq, :e, :rm, :cm, CAST(:h AS xid8))"
+        ),
         batch,
     )
 
@@ -152,13 +162,20 @@ def add_labels(conn, org_id, labels) -> None:
     """Remember the words of the names actors and targets appeared under
     (free-text search, ``AuditLabelWord``). Only the sealer writes them: one
     writer per organization, so no two transactions race on a new word."""
-    rows = sorted({(w, kind, ref_type, ref_id) for kind, ref_type, ref_id, label in labels
-                   for w in label_words(f"{label} {ref_type}")})
+    rows = sorted(
+        {
+            (w, kind, ref_type, ref_id)
+            for kind, ref_type, ref_id, label in labels
+            for w in label_words(f"{label} {ref_type}")
+        }
+    )
     for i in range(0, len(rows), BATCH):
         conn.execute(
-            text("INSERT INTO audit_label_words (organization_id, word, kind, ref_type, ref_id)"
-                 " VALUES (:o, :w, :k, :t, :i) ON CONFLICT DO NOTHING"),
-            [{"o": org_id, "w": w, "k": k, "t": t, "i": i_} for w, k, t, i_ in rows[i:i + BATCH]],
+            text(
+                "INSERT INTO audit_label_words (organization_id, word, kind, ref_type, ref_id)"
+                " VALUES (:o, :w, :k, :t, :i) ON CONFLICT DO NOTHING"
+            ),
+            [{"o": org_id, "w": w, "k": k, "t": t, "i": i_} for w, k, t, i_ in rows[i : i + BATCH]],
         )
 
 
@@ -190,9 +207,8 @@ def seal_all(engine, slug: str | None = None, config=None) -> list[SealResult]:
     results = []
     heads = {}
     for org_id, _slug in orgs:
-        with engine.connect() as conn:
-            with conn.begin():
-                res = seal_org(conn, org_id, ring, key)
+        with engine.connect() as conn, conn.begin():
+            res = seal_org(conn, org_id, ring, key)
         results.append(res)
         if res.sealed:
             heads[org_id] = (res.head_seq, res.head_chain)

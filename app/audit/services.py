@@ -26,6 +26,7 @@ Every query is index-backed for an organization of millions of events
 * never OFFSET: "Older" is ``id < last id shown``, "Newer" is ``id > first id
   shown`` read ascending.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,7 +35,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Text, and_, func, literal_column, or_, select, text, union_all
 from sqlalchemy.orm import defer
@@ -75,7 +76,7 @@ class Filters:
     PERSON_AS = ("any", "actor", "target")
 
     @classmethod
-    def from_args(cls, args) -> "Filters":
+    def from_args(cls, args) -> Filters:
         f = cls()
 
         def get(name):
@@ -144,7 +145,7 @@ class Filters:
     def active(self) -> bool:
         return bool(self.params())
 
-    def without_cursor(self) -> "Filters":
+    def without_cursor(self) -> Filters:
         return replace(self, before=None, after=None)
 
 
@@ -197,30 +198,36 @@ def _bounds(session, org_id, f: Filters) -> Bounds:
         return list(session.execute(select(ev.c.id).where(org, *conds)).scalars())
 
     if f.date_from:
-        start = datetime.combine(f.date_from, time.min, timezone.utc)
+        start = datetime.combine(f.date_from, time.min, UTC)
         lo = session.execute(
-            select(ev.c.id, ev.c.occurred_at).where(org, ev.c.occurred_at < start - DATE_SLACK)
-            .order_by(ev.c.occurred_at.desc()).limit(1)
+            select(ev.c.id, ev.c.occurred_at)
+            .where(org, ev.c.occurred_at < start - DATE_SLACK)
+            .order_by(ev.c.occurred_at.desc())
+            .limit(1)
         ).first()
         if lo is None:  # nothing clearly before: only events just before the start can intrude
             b.exclude += ids_where(ev.c.occurred_at < start)
         else:
             b.lo_id = lo.id
             # A larger id with an earlier time is within DATE_SLACK of ``lo``.
-            b.exclude += ids_where(ev.c.occurred_at > lo.occurred_at - DATE_SLACK, ev.c.occurred_at < start,
-                                   ev.c.id > lo.id)
+            b.exclude += ids_where(
+                ev.c.occurred_at > lo.occurred_at - DATE_SLACK, ev.c.occurred_at < start, ev.c.id > lo.id
+            )
     if f.date_to:
-        end = datetime.combine(f.date_to + timedelta(days=1), time.min, timezone.utc)
+        end = datetime.combine(f.date_to + timedelta(days=1), time.min, UTC)
         hi = session.execute(
-            select(ev.c.id, ev.c.occurred_at).where(org, ev.c.occurred_at >= end + DATE_SLACK)
-            .order_by(ev.c.occurred_at).limit(1)
+            select(ev.c.id, ev.c.occurred_at)
+            .where(org, ev.c.occurred_at >= end + DATE_SLACK)
+            .order_by(ev.c.occurred_at)
+            .limit(1)
         ).first()
         if hi is None:
             b.exclude += ids_where(ev.c.occurred_at >= end)
         else:
             b.hi_id = hi.id
-            b.exclude += ids_where(ev.c.occurred_at >= end, ev.c.occurred_at < hi.occurred_at + DATE_SLACK,
-                                   ev.c.id < hi.id)
+            b.exclude += ids_where(
+                ev.c.occurred_at >= end, ev.c.occurred_at < hi.occurred_at + DATE_SLACK, ev.c.id < hi.id
+            )
     return b
 
 
@@ -260,7 +267,7 @@ def _person_branches(f: Filters, t=T):
 def _person_condition(f: Filters, t=T):
     if not f.person:
         return None
-    return or_(*[c for c in _person_branches(f, t)])
+    return or_(*list(_person_branches(f, t)))
 
 
 # ----------------------------------------------------------------------------- free text
@@ -313,9 +320,12 @@ def text_refs(session, org_id, q: str) -> TextRefs | None:
         else:
             refs.targets.append((ref_type, ref_id))
     S = AuditSeal.__table__
-    refs.horizon = session.execute(
-        select(S.c.horizon.cast(Text)).where(S.c.organization_id == org_id).order_by(S.c.seq.desc()).limit(1)
-    ).scalar() or "0"
+    refs.horizon = (
+        session.execute(
+            select(S.c.horizon.cast(Text)).where(S.c.organization_id == org_id).order_by(S.c.seq.desc()).limit(1)
+        ).scalar()
+        or "0"
+    )
     return refs
 
 
@@ -330,23 +340,39 @@ def _text_branches(org_id, f: Filters, refs: TextRefs, conds_for, order_desc: bo
     if refs.actors:
         r = func.unnest(cast(refs.actors, ARRAY(PGUUID(as_uuid=True)))).table_valued("aid").render_derived(name="ra")
         e = T.alias("ea")
-        inner = (select(e.c.id).where(e.c.actor_id == r.c.aid, *conds_for(e))
-                 .order_by(e.c.id.desc() if order_desc else e.c.id.asc()).limit(n).lateral("xa"))
+        inner = (
+            select(e.c.id)
+            .where(e.c.actor_id == r.c.aid, *conds_for(e))
+            .order_by(e.c.id.desc() if order_desc else e.c.id.asc())
+            .limit(n)
+            .lateral("xa")
+        )
         out.append(select(inner.c.id).select_from(r).join(inner, true()))
     if refs.targets:
         types = [t for t, _ in refs.targets]
         ids = [i for _, i in refs.targets]
-        r = func.unnest(cast(types, ARRAY(String)), cast(ids, ARRAY(String))).table_valued("tt", "ti").render_derived(name="rt")
+        r = (
+            func.unnest(cast(types, ARRAY(String)), cast(ids, ARRAY(String)))
+            .table_valued("tt", "ti")
+            .render_derived(name="rt")
+        )
         e = T.alias("et")
-        inner = (select(e.c.id).where(e.c.target_type == r.c.tt, e.c.target_id == r.c.ti, *conds_for(e))
-                 .order_by(e.c.id.desc() if order_desc else e.c.id.asc()).limit(n).lateral("xt"))
+        inner = (
+            select(e.c.id)
+            .where(e.c.target_type == r.c.tt, e.c.target_id == r.c.ti, *conds_for(e))
+            .order_by(e.c.id.desc() if order_desc else e.c.id.asc())
+            .limit(n)
+            .lateral("xt")
+        )
         out.append(select(inner.c.id).select_from(r).join(inner, true()))
     e = T.alias("eu")
     from app.audit.models import Xid8
 
     out.append(
-        select(e.c.id).where(e.c.xid >= cast(refs.horizon, Xid8()), *conds_for(e))
-        .order_by(e.c.id.desc() if order_desc else e.c.id.asc()).limit(n)
+        select(e.c.id)
+        .where(e.c.xid >= cast(refs.horizon, Xid8()), *conds_for(e))
+        .order_by(e.c.id.desc() if order_desc else e.c.id.asc())
+        .limit(n)
     )
     return out
 
@@ -398,7 +424,8 @@ def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None) -> Page:
         got = {
             e.id: e
             for e in session.execute(
-                select(AuditEvent).where(AuditEvent.organization_id == org_id, AuditEvent.id.in_(ids))
+                select(AuditEvent)
+                .where(AuditEvent.organization_id == org_id, AuditEvent.id.in_(ids))
                 .options(defer(AuditEvent.search), defer(AuditEvent.xid), defer(AuditEvent.mac))
             ).scalars()
         }
@@ -419,7 +446,8 @@ def get_event(org_id, event_id: int, session=None):
     """One event of the organization, or ``None``."""
     session = session or db.session
     return session.execute(
-        select(AuditEvent).where(AuditEvent.organization_id == org_id, AuditEvent.id == event_id)
+        select(AuditEvent)
+        .where(AuditEvent.organization_id == org_id, AuditEvent.id == event_id)
         .options(defer(AuditEvent.search))
     ).scalar_one_or_none()
 
@@ -435,8 +463,9 @@ def event_integrity(org_id, ev, session=None) -> EventIntegrity:
     """Is this event sealed (its sequence number), and does its MAC verify now?"""
     session = session or db.session
     seal = session.execute(
-        select(AuditSeal.seq, AuditSeal.sealed_at).where(AuditSeal.organization_id == org_id,
-                                                         AuditSeal.event_id == ev.id)
+        select(AuditSeal.seq, AuditSeal.sealed_at).where(
+            AuditSeal.organization_id == org_id, AuditSeal.event_id == ev.id
+        )
     ).first()
     k = integrity.keyring().get(ev.key_id)
     ok = k is not None and integrity.equal(integrity.row_mac(k, ev), ev.mac)
@@ -466,8 +495,10 @@ def log_state(org_id, session=None) -> LogState:
     cps = {}
     for kind in ("purge", "verify"):
         cps[kind] = session.execute(
-            select(AuditCheckpoint).where(AuditCheckpoint.organization_id == org_id, AuditCheckpoint.kind == kind)
-            .order_by(AuditCheckpoint.id.desc()).limit(1)
+            select(AuditCheckpoint)
+            .where(AuditCheckpoint.organization_id == org_id, AuditCheckpoint.kind == kind)
+            .order_by(AuditCheckpoint.id.desc())
+            .limit(1)
         ).scalar_one_or_none()
     verify_ok = False
     if cps["verify"] is not None:
@@ -479,7 +510,10 @@ def log_state(org_id, session=None) -> LogState:
     return LogState(
         retention_days=org.plan.audit_retention_days if org and org.plan else None,
         plan_name=org.plan.name if org and org.plan else None,
-        oldest=oldest, last_purge=cps["purge"], last_verify=cps["verify"], verify_signature_ok=verify_ok,
+        oldest=oldest,
+        last_purge=cps["purge"],
+        last_verify=cps["verify"],
+        verify_signature_ok=verify_ok,
         sealed_through=sealed,
     )
 
@@ -492,8 +526,11 @@ def actor_choices(org_id, session=None) -> list[tuple[str, str]]:
 
     session = session or db.session
     rows = session.execute(
-        select(User.id, User.name, User.email).join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == org_id).order_by(func.lower(User.name), User.email).limit(5000)
+        select(User.id, User.name, User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == org_id)
+        .order_by(func.lower(User.name), User.email)
+        .limit(5000)
     ).all()
     return [(str(r.id), f"{r.name} <{r.email}>" if r.name else r.email) for r in rows]
 
@@ -514,40 +551,65 @@ def label_for(org_id, user_id, session=None) -> str | None:
 
     session = session or db.session
     member = session.execute(
-        select(User.name, User.email).join(Membership, Membership.user_id == User.id)
+        select(User.name, User.email)
+        .join(Membership, Membership.user_id == User.id)
         .where(Membership.organization_id == org_id, Membership.user_id == user_id)
     ).first()
     if member is not None:
         return f"{member.name} <{member.email}>" if member.name else member.email
     # Recorded actors and targets: each one probe of an index ending with id, newest first.
     recorded = session.execute(
-        select(T.c.actor_label).where(T.c.organization_id == org_id, T.c.actor_id == user_id,
-                                      T.c.actor_label.is_not(None))
-        .order_by(T.c.id.desc()).limit(1)
+        select(T.c.actor_label)
+        .where(T.c.organization_id == org_id, T.c.actor_id == user_id, T.c.actor_label.is_not(None))
+        .order_by(T.c.id.desc())
+        .limit(1)
     ).scalar()
     if recorded:
         return recorded
     for tt in PERSON_TARGET_TYPES:
         recorded = session.execute(
-            select(T.c.target_label).where(T.c.organization_id == org_id, T.c.target_type == tt,
-                                           T.c.target_id == str(user_id), T.c.target_label.is_not(None))
-            .order_by(T.c.id.desc()).limit(1)
+            select(T.c.target_label)
+            .where(
+                T.c.organization_id == org_id,
+                T.c.target_type == tt,
+                T.c.target_id == str(user_id),
+                T.c.target_label.is_not(None),
+            )
+            .order_by(T.c.id.desc())
+            .limit(1)
         ).scalar()
         if recorded:
             return recorded
     invited = session.execute(
-        select(Invitation.email).join(User, User.id == user_id)
-        .where(Invitation.organization_id == org_id,
-               or_(func.lower(Invitation.email) == func.lower(User.email), Invitation.accepted_by == user_id))
-        .order_by(Invitation.created_at.desc()).limit(1)
+        select(Invitation.email)
+        .join(User, User.id == user_id)
+        .where(
+            Invitation.organization_id == org_id,
+            or_(func.lower(Invitation.email) == func.lower(User.email), Invitation.accepted_by == user_id),
+        )
+        .order_by(Invitation.created_at.desc())
+        .limit(1)
     ).scalar()
     return invited
 
 
 # ----------------------------------------------------------------------------- export
 EXPORT_COLUMNS = (
-    "id", "occurred_at", "action", "actor_type", "actor_id", "actor_label", "impersonator_id", "target_type",
-    "target_id", "target_label", "changes", "metadata", "ip", "user_agent", "request_id",
+    "id",
+    "occurred_at",
+    "action",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "impersonator_id",
+    "target_type",
+    "target_id",
+    "target_label",
+    "changes",
+    "metadata",
+    "ip",
+    "user_agent",
+    "request_id",
 )
 EXPORT_BATCH = 1000
 
@@ -576,34 +638,40 @@ def export_stream(app, org_id, f: Filters, fmt: str):
     def generate():
         with app.app_context():
             engine = db.engine
-            with engine.connect() as conn:
-                with conn.begin():
-                    conn.execute(
-                        text("SELECT set_config('app.org_id', :o, true)"),
-                        {"o": str(org_id)},
-                    )
-                    bounds = _bounds(conn, org_id, f)
-                    result = conn.execute(stmt.where(*bounds.conditions(T)),
-                                          execution_options={"stream_results": True, "yield_per": EXPORT_BATCH})
+            with engine.connect() as conn, conn.begin():
+                conn.execute(
+                    text("SELECT set_config('app.org_id', :o, true)"),
+                    {"o": str(org_id)},
+                )
+                bounds = _bounds(conn, org_id, f)
+                result = conn.execute(
+                    stmt.where(*bounds.conditions(T)),
+                    execution_options={"stream_results": True, "yield_per": EXPORT_BATCH},
+                )
+                if fmt == "csv":
+                    buf = io.StringIO()
+                    w = csv.writer(buf)
+                    w.writerow(EXPORT_COLUMNS)
+                    yield buf.getvalue()
+                for part in result.partitions():
+                    buf = io.StringIO()
                     if fmt == "csv":
-                        buf = io.StringIO()
                         w = csv.writer(buf)
-                        w.writerow(EXPORT_COLUMNS)
-                        yield buf.getvalue()
-                    for part in result.partitions():
-                        buf = io.StringIO()
-                        if fmt == "csv":
-                            w = csv.writer(buf)
-                            for r in part:
-                                m = r._mapping
-                                w.writerow([_csv_safe(_export_value(c, m[c])) for c in EXPORT_COLUMNS])
-                        else:
-                            for r in part:
-                                m = r._mapping
-                                buf.write(json.dumps({c: _json_value(c, m[c]) for c in EXPORT_COLUMNS},
-                                                     ensure_ascii=False, separators=(",", ":")))
-                                buf.write("\n")
-                        yield buf.getvalue()
+                        for r in part:
+                            m = r._mapping
+                            w.writerow([_csv_safe(_export_value(c, m[c])) for c in EXPORT_COLUMNS])
+                    else:
+                        for r in part:
+                            m = r._mapping
+                            buf.write(
+                                json.dumps(
+                                    {c: _json_value(c, m[c]) for c in EXPORT_COLUMNS},
+                                    ensure_ascii=False,
+                                    separators=(",", ":"),
+                                )
+                            )
+                            buf.write("\n")
+                    yield buf.getvalue()
 
     return generate()
 

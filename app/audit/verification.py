@@ -20,6 +20,7 @@ Kinds of break, each reported with the sequence number and event id:
 The result of each run is stored as a signed ``verify`` checkpoint, which the
 viewer shows ("verified 5 minutes ago: OK").
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,17 +81,27 @@ def write_checkpoint(conn, org_id, kind: str, **fields) -> dict:
     kid, key = integrity.current_key()
     cp_id = conn.execute(text("SELECT nextval('audit_checkpoints_id_seq')")).scalar_one()
     row = {
-        "organization_id": org_id, "id": cp_id, "kind": kind, "created_at": utcnow(),
-        "first_seq": fields.get("first_seq"), "through_seq": fields.get("through_seq", 0),
-        "chain_mac": fields.get("chain_mac"), "removed_count": fields.get("removed_count"),
-        "cutoff": fields.get("cutoff"), "ok": fields.get("ok"), "detail": fields.get("detail"), "key_id": kid,
+        "organization_id": org_id,
+        "id": cp_id,
+        "kind": kind,
+        "created_at": utcnow(),
+        "first_seq": fields.get("first_seq"),
+        "through_seq": fields.get("through_seq", 0),
+        "chain_mac": fields.get("chain_mac"),
+        "removed_count": fields.get("removed_count"),
+        "cutoff": fields.get("cutoff"),
+        "ok": fields.get("ok"),
+        "detail": fields.get("detail"),
+        "key_id": kid,
     }
     row["mac"] = integrity.checkpoint_mac(key, row)
     conn.execute(
-        text("INSERT INTO audit_checkpoints (organization_id, id, kind, created_at, first_seq, through_seq,"
-             " chain_mac, removed_count, cutoff, ok, detail, key_id, mac) VALUES (:organization_id, :id, :kind,"
-             " :created_at, :first_seq, :through_seq, :chain_mac, :removed_count, :cutoff, :ok, :detail, :key_id,"
-             " :mac)"),
+        text(
+            "INSERT INTO audit_checkpoints (organization_id, id, kind, created_at, first_seq, through_seq,"
+            " chain_mac, removed_count, cutoff, ok, detail, key_id, mac) VALUES (:organization_id, :id, :kind,"
+            " :created_at, :first_seq, :through_seq, :chain_mac, :removed_count, :cutoff, :ok, :detail, :key_id,"
+            " :mac)"
+        ),
         row,
     )
     return row
@@ -120,8 +131,12 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
             if res.start_seq == 1:
                 res.start_seq, prev = cp.through_seq + 1, bytes(cp.chain_mac)
         else:
-            problem("checkpoint", cp.through_seq, None,
-                    f"purge checkpoint #{cp.id} (through seq {cp.through_seq}) has an invalid signature: forged")
+            problem(
+                "checkpoint",
+                cp.through_seq,
+                None,
+                f"purge checkpoint #{cp.id} (through seq {cp.through_seq}) has an invalid signature: forged",
+            )
 
     keys = list(ring.values())
     rows = conn.execute(
@@ -141,9 +156,14 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
     for r in rows:
         resync = False
         if r.seq != expected:
-            problem("missing", expected, None,
-                    f"seq {expected}" + (f"..{r.seq - 1}" if r.seq - 1 > expected else "")
-                    + " missing: sealed event(s) deleted together with their seal(s)")
+            problem(
+                "missing",
+                expected,
+                None,
+                f"seq {expected}"
+                + (f"..{r.seq - 1}" if r.seq - 1 > expected else "")
+                + " missing: sealed event(s) deleted together with their seal(s)",
+            )
             resync = True
         expected = r.seq + 1
         seal_row_mac = bytes(r.seal_row_mac)
@@ -152,8 +172,12 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
             integrity.equal(integrity.chain_mac(k, prev, org_id, r.seq, r.event_id, seal_row_mac), stored_chain)
             for k in keys
         ):
-            problem("link", r.seq, r.event_id,
-                    f"seq {r.seq} (event #{r.event_id}): seal does not chain onto seq {r.seq - 1}: link forged or altered")
+            problem(
+                "link",
+                r.seq,
+                r.event_id,
+                f"seq {r.seq} (event #{r.event_id}): seal does not chain onto seq {r.seq - 1}: link forged or altered",
+            )
         prev = stored_chain  # continue from the stored link: one break does not hide the next
         if anchor is not None and r.seq == anchor["seq"]:
             anchor_seen = stored_chain
@@ -164,19 +188,31 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
         res.checked += 1
         k = ring.get(r.key_id)
         if k is None:
-            problem("unknown_key", r.seq, r.event_id,
-                    f"seq {r.seq} (event #{r.event_id}) is signed with unknown key {r.key_id}")
+            problem(
+                "unknown_key",
+                r.seq,
+                r.event_id,
+                f"seq {r.seq} (event #{r.event_id}) is signed with unknown key {r.key_id}",
+            )
             continue
         computed = integrity.row_mac(k, r._mapping)
         if not integrity.equal(computed, r.mac):
             if integrity.equal(r.mac, seal_row_mac):
-                problem("edited", r.seq, r.event_id,
-                        f"seq {r.seq} (event #{r.event_id}, {r.action}): edited after it was recorded")
+                problem(
+                    "edited",
+                    r.seq,
+                    r.event_id,
+                    f"seq {r.seq} (event #{r.event_id}, {r.action}): edited after it was recorded",
+                )
             else:
                 swapped_suspects.append((r.seq, r.event_id, bytes(r.mac), r.action))
         elif not integrity.equal(computed, seal_row_mac):
-            problem("swapped", r.seq, r.event_id,
-                    f"seq {r.seq} (event #{r.event_id}): replaced by another validly signed event")
+            problem(
+                "swapped",
+                r.seq,
+                r.event_id,
+                f"seq {r.seq} (event #{r.event_id}): replaced by another validly signed event",
+            )
     rows.close()
     res.head_seq = expected - 1
     for seq, event_id, mac, action in swapped_suspects:
@@ -185,9 +221,13 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
             {"o": org_id, "m": mac},
         ).first()
         if other is not None:
-            problem("swapped", seq, event_id,
-                    f"seq {seq} (event #{event_id}): holds the contents of seq {other.seq} (event #{other.event_id}):"
-                    " rows swapped or reordered")
+            problem(
+                "swapped",
+                seq,
+                event_id,
+                f"seq {seq} (event #{event_id}): holds the contents of seq {other.seq} (event #{other.event_id}):"
+                " rows swapped or reordered",
+            )
         else:
             problem("edited", seq, event_id, f"seq {seq} (event #{event_id}, {action}): edited after it was recorded")
 
@@ -196,12 +236,17 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
     # transaction below it had ended when that run sealed, so a valid event
     # below it without a seal lost its seal. (The current horizon would not
     # do: it moves on between sealing and verifying.)
-    total = conn.execute(text("SELECT count(*) FROM audit_events WHERE organization_id = :o"), {"o": org_id}).scalar_one()
+    total = conn.execute(
+        text("SELECT count(*) FROM audit_events WHERE organization_id = :o"), {"o": org_id}
+    ).scalar_one()
     if total > present:
-        horizon = conn.execute(
-            text("SELECT horizon::text FROM audit_seals WHERE organization_id = :o ORDER BY seq DESC LIMIT 1"),
-            {"o": org_id},
-        ).scalar() or "0"
+        horizon = (
+            conn.execute(
+                text("SELECT horizon::text FROM audit_seals WHERE organization_id = :o ORDER BY seq DESC LIMIT 1"),
+                {"o": org_id},
+            ).scalar()
+            or "0"
+        )
         for r in conn.execute(
             text(
                 f"SELECT {_EVENT_COLUMNS}, (e.xid < CAST(:h AS xid8)) AS finished FROM audit_events e"
@@ -213,11 +258,20 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
         ):
             k = ring.get(r.key_id)
             if k is None or not integrity.equal(integrity.row_mac(k, r._mapping), r.mac):
-                problem("forged", None, r.id,
-                        f"event #{r.id} ({r.action}) does not match its MAC and was never sealed: inserted outside"
-                        " the application, or edited before sealing")
+                problem(
+                    "forged",
+                    None,
+                    r.id,
+                    f"event #{r.id} ({r.action}) does not match its MAC and was never sealed: inserted outside"
+                    " the application, or edited before sealing",
+                )
             elif r.finished:
-                problem("unsealed", None, r.id, f"event #{r.id} ({r.action}) is finished but has no seal: its seal was removed")
+                problem(
+                    "unsealed",
+                    None,
+                    r.id,
+                    f"event #{r.id} ({r.action}) is finished but has no seal: its seal was removed",
+                )
             else:
                 res.pending += 1
 
@@ -225,12 +279,20 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
         a_seq = int(anchor["seq"])
         if a_seq > res.head_seq:
             first_missing = max(res.head_seq + 1, res.start_seq)
-            problem("truncated", first_missing, None,
-                    f"log ends at seq {res.head_seq} but was sealed up to seq {a_seq} (anchor of {anchor.get('at', '?')}):"
-                    f" seq {first_missing}..{a_seq} removed (truncated tail)")
+            problem(
+                "truncated",
+                first_missing,
+                None,
+                f"log ends at seq {res.head_seq} but was sealed up to seq {a_seq} (anchor of {anchor.get('at', '?')}):"
+                f" seq {first_missing}..{a_seq} removed (truncated tail)",
+            )
         elif a_seq >= res.start_seq and anchor_seen is not None and anchor_seen.hex() != anchor["chain"]:
-            problem("rewritten", a_seq, None,
-                    f"seq {a_seq}: chain differs from its anchor of {anchor.get('at', '?')}: log rewritten up to here")
+            problem(
+                "rewritten",
+                a_seq,
+                None,
+                f"seq {a_seq}: chain differs from its anchor of {anchor.get('at', '?')}: log rewritten up to here",
+            )
     res.problems.sort(key=Problem.sort_key)
     return res
 
@@ -250,20 +312,25 @@ def verify_all(engine, slug: str | None = None, seal_first: bool = True, record:
     known = anchors.load(database)
     results, heads = [], {}
     for org_id, org_slug in orgs:
-        with engine.connect() as conn:
-            with conn.begin():
-                res = verify_org(conn, org_id, org_slug, ring, known.get(str(org_id)))
-                if record:
-                    first = res.first
-                    write_checkpoint(conn, org_id, "verify", through_seq=res.head_seq, ok=res.ok,
-                                     detail=first.message if first else f"{res.checked} events verified")
-                if res.ok and res.head_seq >= res.start_seq:
-                    chain = conn.execute(
-                        text("SELECT chain_mac FROM audit_seals WHERE organization_id = :o AND seq = :s"),
-                        {"o": org_id, "s": res.head_seq},
-                    ).scalar()
-                    if chain is not None:
-                        heads[org_id] = (res.head_seq, bytes(chain))
+        with engine.connect() as conn, conn.begin():
+            res = verify_org(conn, org_id, org_slug, ring, known.get(str(org_id)))
+            if record:
+                first = res.first
+                write_checkpoint(
+                    conn,
+                    org_id,
+                    "verify",
+                    through_seq=res.head_seq,
+                    ok=res.ok,
+                    detail=first.message if first else f"{res.checked} events verified",
+                )
+            if res.ok and res.head_seq >= res.start_seq:
+                chain = conn.execute(
+                    text("SELECT chain_mac FROM audit_seals WHERE organization_id = :o AND seq = :s"),
+                    {"o": org_id, "s": res.head_seq},
+                ).scalar()
+                if chain is not None:
+                    heads[org_id] = (res.head_seq, bytes(chain))
         results.append(res)
         if not res.ok:
             log.error("audit chain broken for %s: %s", org_slug, res.first.message)

@@ -12,6 +12,7 @@
 The CLI (``flask --app wsgi audit seal|verify|purge|actions``) rides on this
 blueprint's command group (``app.audit.cli``).
 """
+
 from __future__ import annotations
 
 import json
@@ -164,9 +165,14 @@ def export():
     db.session.commit()
     stream = services.export_stream(current_app._get_current_object(), g.org.id, f, fmt)
     filename = f"{g.org.slug}-audit.{'csv' if fmt == 'csv' else 'jsonl'}"
-    return Response(stream, mimetype="text/csv" if fmt == "csv" else "application/x-ndjson", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
-    })
+    return Response(
+        stream,
+        mimetype="text/csv" if fmt == "csv" else "application/x-ndjson",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- platform log (apex)

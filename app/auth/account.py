@@ -4,9 +4,10 @@ Every page needs a sign-in and lives on the apex only (a GET on an
 organization host is sent to the apex; anything else there is 404). Each
 change is a POST with CSRF, decided in ``app.auth.services``.
 """
+
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from app.auth import services, sessions
@@ -27,7 +28,7 @@ def _apex_only():
 
 @bp.app_template_filter("ua_summary")
 def ua_summary(ua: str | None) -> str:
-    """"Firefox on Linux" for a session's user agent."""
+    """ "Firefox on Linux" for a session's user agent."""
     return services.describe_user_agent(ua)
 
 
@@ -74,11 +75,17 @@ def change_password():
     if not form.validate():
         return _index(422, password_form=form)
     try:
-        revoked = services.change_password(current_user, form.current_password.data, form.new_password.data,
-                                           keep_session=sessions.current())
+        revoked = services.change_password(
+            current_user, form.current_password.data, form.new_password.data, keep_session=sessions.current()
+        )
     except services.Throttled as e:
-        return throttled("account/index.html", e, name_form=NameForm(formdata=None, name=current_user.name),
-                         password_form=form, email_form=EmailChangeForm(formdata=None))
+        return throttled(
+            "account/index.html",
+            e,
+            name_form=NameForm(formdata=None, name=current_user.name),
+            password_form=form,
+            email_form=EmailChangeForm(formdata=None),
+        )
     except services.AuthError as e:
         if e.field == "current_password":
             db.session.commit()  # keep the audit record of the failed check; nothing else changed
@@ -102,8 +109,13 @@ def change_email():
     try:
         new = services.request_email_change(current_user, form.email_password.data, form.new_email.data)
     except services.Throttled as e:
-        return throttled("account/index.html", e, name_form=NameForm(formdata=None, name=current_user.name),
-                         password_form=PasswordChangeForm(formdata=None), email_form=form)
+        return throttled(
+            "account/index.html",
+            e,
+            name_form=NameForm(formdata=None, name=current_user.name),
+            password_form=PasswordChangeForm(formdata=None),
+            email_form=form,
+        )
     except services.AuthError as e:
         if e.field == "email_password":
             db.session.commit()  # keep the audit record of the failed check; nothing else changed
@@ -116,9 +128,13 @@ def change_email():
 
 def _sessions_page(status: int = 200):
     current = sessions.current()
-    return render("account/sessions.html", "account/_sessions.html", status=status,
-                  user_sessions=services.active_sessions(current_user),
-                  current_id=current.id if current else None)
+    return render(
+        "account/sessions.html",
+        "account/_sessions.html",
+        status=status,
+        user_sessions=services.active_sessions(current_user),
+        current_id=current.id if current else None,
+    )
 
 
 @bp.get("/sessions", endpoint="sessions")  # the function name would shadow ``sessions``
@@ -170,7 +186,5 @@ def revoke_others():
     db.session.commit()
     if is_htmx():
         return _sessions_page()
-    flash(f"{count} other session{'s' if count != 1 else ''} signed out." if count else "No other sessions.",
-          "success")
+    flash(f"{count} other session{'s' if count != 1 else ''} signed out." if count else "No other sessions.", "success")
     return redirect(url_for("account.sessions"))
-

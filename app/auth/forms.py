@@ -4,6 +4,7 @@ Forms check shape only (present, not too long, the two passwords equal); the
 rules (valid address, password strength, uniqueness) live in
 ``app.auth.services`` so that every path applies them.
 """
+
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
@@ -16,13 +17,20 @@ PASSWORD_HINT = f"At least {MIN_LENGTH} characters. Common passwords are refused
 
 
 def _email(label: str = "E-mail", autocomplete: str = "email"):
-    return EmailField(label, validators=[DataRequired("Enter your e-mail address."), Length(max=254)],
-                      render_kw={"autocomplete": autocomplete})
+    return EmailField(
+        label,
+        validators=[DataRequired("Enter your e-mail address."), Length(max=254)],
+        render_kw={"autocomplete": autocomplete},
+    )
 
 
 def _password(label: str, message: str, autocomplete: str, description: str = ""):
-    return PasswordField(label, validators=[DataRequired(message), Length(max=MAX_LENGTH)],
-                         description=description, render_kw={"autocomplete": autocomplete})
+    return PasswordField(
+        label,
+        validators=[DataRequired(message), Length(max=MAX_LENGTH)],
+        description=description,
+        render_kw={"autocomplete": autocomplete},
+    )
 
 
 class LoginForm(FlaskForm):
@@ -31,13 +39,16 @@ class LoginForm(FlaskForm):
 
 
 class SignupForm(FlaskForm):
-    name = StringField("Your name", validators=[DataRequired("Enter your name."), Length(max=120)],
-                       render_kw={"autocomplete": "name"})
+    name = StringField(
+        "Your name", validators=[DataRequired("Enter your name."), Length(max=120)], render_kw={"autocomplete": "name"}
+    )
     email = _email()
     password = _password("Password", "Choose a password.", "new-password", PASSWORD_HINT)
-    confirm = PasswordField("Confirm password", validators=[
-        DataRequired("Enter the password again."), EqualTo("password", "The two passwords do not match.")],
-        render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField(
+        "Confirm password",
+        validators=[DataRequired("Enter the password again."), EqualTo("password", "The two passwords do not match.")],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class ForgotPasswordForm(FlaskForm):
@@ -46,25 +57,40 @@ class ForgotPasswordForm(FlaskForm):
 
 class ResetPasswordForm(FlaskForm):
     password = _password("New password", "Choose a new password.", "new-password", PASSWORD_HINT)
-    confirm = PasswordField("Confirm new password", validators=[
-        DataRequired("Enter the new password again."), EqualTo("password", "The two passwords do not match.")],
-        render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField(
+        "Confirm new password",
+        validators=[
+            DataRequired("Enter the new password again."),
+            EqualTo("password", "The two passwords do not match."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class NameForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired("Enter your name."), Length(max=120)],
-                       render_kw={"autocomplete": "name"})
+    name = StringField(
+        "Name", validators=[DataRequired("Enter your name."), Length(max=120)], render_kw={"autocomplete": "name"}
+    )
 
 
 class PasswordChangeForm(FlaskForm):
     current_password = _password("Current password", "Enter your current password.", "current-password")
     new_password = _password("New password", "Choose a new password.", "new-password", PASSWORD_HINT)
-    confirm_password = PasswordField("Confirm new password", validators=[
-        DataRequired("Enter the new password again."),
-        EqualTo("new_password", "The two passwords do not match.")], render_kw={"autocomplete": "new-password"})
+    confirm_password = PasswordField(
+        "Confirm new password",
+        validators=[
+            DataRequired("Enter the new password again."),
+            EqualTo("new_password", "The two passwords do not match."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class EmailChangeForm(FlaskForm):
     new_email = _email("New e-mail address", "email")
-    email_password = _password("Current password", "Enter your current password.", "current-password",
-                               "We ask for it so that nobody at an unlocked screen can take over your account.")
+    email_password = _password(
+        "Current password",
+        "Enter your current password.",
+        "current-password",
+        "We ask for it so that nobody at an unlocked screen can take over your account.",
+    )

@@ -19,6 +19,7 @@ signed in as the attacker (login CSRF).
                    ->  apex /auth/handoff/issue  (ticket bound to the host and the nonce's hash)
                    ->  org /auth/handoff?t=…     (redeemed next to the cookie)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,12 @@ def issue(session: UserSession, host: str, hashed_nonce: str) -> str:
     the nonce behind ``hashed_nonce``; committed before returning."""
     if not NONCE_HASH_RE.match(hashed_nonce or ""):
         raise ValueError("hashed_nonce must be a SHA-256 hex digest")
-    ticket = AuthHandoff(session_id=session.id, host=host.lower(), nonce_hash=hashed_nonce,
-                         expires_at=utcnow() + timedelta(seconds=ttl_seconds()))
+    ticket = AuthHandoff(
+        session_id=session.id,
+        host=host.lower(),
+        nonce_hash=hashed_nonce,
+        expires_at=utcnow() + timedelta(seconds=ttl_seconds()),
+    )
     db.session.add(ticket)
     db.session.commit()
     return _serializer().dumps(str(ticket.id))
@@ -88,9 +93,13 @@ def redeem(token: str, host: str, nonce: str | None):
     now = utcnow()
     session_id = db.session.execute(
         update(AuthHandoff)
-        .where(AuthHandoff.id == ticket_id, AuthHandoff.used_at.is_(None),
-               AuthHandoff.expires_at > now, AuthHandoff.host == host.lower(),
-               AuthHandoff.nonce_hash == nonce_hash(nonce))
+        .where(
+            AuthHandoff.id == ticket_id,
+            AuthHandoff.used_at.is_(None),
+            AuthHandoff.expires_at > now,
+            AuthHandoff.host == host.lower(),
+            AuthHandoff.nonce_hash == nonce_hash(nonce),
+        )
         .values(used_at=now)
         .returning(AuthHandoff.session_id)
     ).scalar_one_or_none()

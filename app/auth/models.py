@@ -1,4 +1,5 @@
 """Global identity tables: users, their sessions and sign-in hand-offs."""
+
 from __future__ import annotations
 
 import uuid

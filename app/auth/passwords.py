@@ -1,4 +1,5 @@
 """Password hashing (Argon2id at OWASP's recommended cost) and password rules."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -64,7 +65,8 @@ def common_passwords() -> frozenset[str]:
     with ``#`` and no space (``#1stunna``), which stay in."""
     path = Path(__file__).with_name("common_passwords.txt")
     return frozenset(
-        line.strip().lower() for line in path.read_text(encoding="utf-8").splitlines()
+        line.strip().lower()
+        for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("# ") and line.strip() != "#"
     )
 

@@ -9,6 +9,7 @@ field they belong beside), :class:`Throttled` (429) or :class:`LinkInvalid`
 (410). No message ever says whether an e-mail address has an account, except
 sign-up, which cannot help it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,7 +65,9 @@ class LinkInvalid(AuthError):
     status = 410
 
     def __init__(self, message: str | None = None, title: str | None = None):
-        super().__init__(message or "It has expired or was already used. Links like this work once and only for a short time.")
+        super().__init__(
+            message or "It has expired or was already used. Links like this work once and only for a short time."
+        )
         self.title = title or "This link is no longer valid"
 
 
@@ -75,14 +78,17 @@ def normalise_email(email: str) -> str:
     # names that email-validator refuses unless told this is not production.
     test_env = bool(current_app.config.get("DEVELOPMENT") or current_app.config.get("TESTING"))
     try:
-        return validate_email((email or "").strip(), check_deliverability=False,
-                              test_environment=test_env).normalized.lower()
+        return validate_email(
+            (email or "").strip(), check_deliverability=False, test_environment=test_env
+        ).normalized.lower()
     except EmailNotValidError as e:
         raise ValueError(str(e)) from None
 
 
 def find_user(email: str) -> User | None:
-    return db.session.execute(select(User).where(func.lower(User.email) == (email or "").strip().lower())).scalar_one_or_none()
+    return db.session.execute(
+        select(User).where(func.lower(User.email) == (email or "").strip().lower())
+    ).scalar_one_or_none()
 
 
 def create_user(email: str, name: str, password: str | None, verified: bool = False) -> User:
@@ -93,7 +99,8 @@ def create_user(email: str, name: str, password: str | None, verified: bool = Fa
         if problem:
             raise ValueError(problem)
     user = User(
-        email=email, name=name.strip(),
+        email=email,
+        name=name.strip(),
         password_hash=hash_password(password) if password else None,
         email_verified_at=utcnow() if verified else None,
         password_changed_at=utcnow() if password else None,
@@ -215,8 +222,7 @@ def verification_target(token: str) -> User:
     if user is None or user.email.lower() != data.get("e"):
         raise LinkInvalid()
     if user.is_verified:
-        raise LinkInvalid("This link was already used: your e-mail address is verified.",
-                          title="Already verified")
+        raise LinkInvalid("This link was already used: your e-mail address is verified.", title="Already verified")
     return user
 
 
@@ -236,8 +242,9 @@ def count_login_attempt(ip: str | None) -> None:
         raise Throttled(throttle.retry_after("LOGIN_ATTEMPTS_PER_IP", key))
 
 
-def _check_password(user: User | None, password: str, email_key: str, field: str, message: str,
-                    during: str = "login") -> None:
+def _check_password(
+    user: User | None, password: str, email_key: str, field: str, message: str, during: str = "login"
+) -> None:
     """Verify ``password`` under the per-account failure throttle.
 
     The throttle is keyed by the lower-cased e-mail address whether or not an
@@ -312,8 +319,9 @@ def request_password_reset(email: str, ip: str | None) -> None:
     db.session.add(PasswordReset(token_hash=_token_hash(token), user_id=user.id, expires_at=utcnow() + max_age))
     link = apex_url(url_for("auth.reset", token=token))
     audit.record("auth.password_reset_requested", target=user)
-    queue_mail(user.email, "Reset your password", "reset", user=user, link=link,
-               minutes=int(max_age.total_seconds() // 60))
+    queue_mail(
+        user.email, "Reset your password", "reset", user=user, link=link, minutes=int(max_age.total_seconds() // 60)
+    )
 
 
 def reset_target(token: str) -> User:
@@ -340,8 +348,11 @@ def reset_password(token: str, new_password: str, keep_session: UserSession | No
     now = utcnow()
     used = db.session.execute(
         update(PasswordReset)
-        .where(PasswordReset.token_hash == _token_hash(token), PasswordReset.used_at.is_(None),
-               PasswordReset.expires_at > now)
+        .where(
+            PasswordReset.token_hash == _token_hash(token),
+            PasswordReset.used_at.is_(None),
+            PasswordReset.expires_at > now,
+        )
         .values(used_at=now)
         .returning(PasswordReset.user_id),
         execution_options={"synchronize_session": False},
@@ -349,8 +360,10 @@ def reset_password(token: str, new_password: str, keep_session: UserSession | No
     if used is None:
         raise LinkInvalid()
     db.session.execute(
-        update(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
-        .values(used_at=now), execution_options={"synchronize_session": False},
+        update(PasswordReset)
+        .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now),
+        execution_options={"synchronize_session": False},
     )
     _set_password(user, new_password)
     if user.email_verified_at is None:
@@ -382,8 +395,14 @@ def change_password(user: User, current_password: str, new_password: str, keep_s
 
     Every other session of the user is revoked; returns how many.
     """
-    _check_password(user, current_password, user.email.lower(), "current_password",
-                    "That is not your current password.", during="password_change")
+    _check_password(
+        user,
+        current_password,
+        user.email.lower(),
+        "current_password",
+        "That is not your current password.",
+        during="password_change",
+    )
     problem = password_problem(new_password or "", user.email, user.name)
     if problem:
         raise AuthError(problem, "new_password")
@@ -407,16 +426,23 @@ def request_email_change(user: User, current_password: str, new_email: str) -> s
     normalised new address.
     """
     new = _clean_email(new_email, "new_email")
-    _check_password(user, current_password, user.email.lower(), "email_password",
-                    "That is not your current password.", during="email_change")
+    _check_password(
+        user,
+        current_password,
+        user.email.lower(),
+        "email_password",
+        "That is not your current password.",
+        during="email_change",
+    )
     if new == user.email.lower():
         raise AuthError("That is already your e-mail address.", "new_email")
     if _email_taken(new, user):
         raise AuthError("That e-mail address belongs to another account.", "new_email")
     token = _serializer(EMAIL_CHANGE_SALT).dumps({"u": str(user.id), "old": user.email.lower(), "new": new})
     link = apex_url(url_for("auth.confirm_email", token=token))
-    queue_mail(new, "Confirm your new e-mail address", "email_change", user=user, link=link,
-               new_email=new, hours=_link_hours())
+    queue_mail(
+        new, "Confirm your new e-mail address", "email_change", user=user, link=link, new_email=new, hours=_link_hours()
+    )
     audit.record("auth.email_change_requested", target=user, metadata={"new_email": new})
     return new
 
@@ -434,8 +460,10 @@ def email_change_target(token: str) -> tuple[User, str]:
     if user is None or not new or user.email.lower() != data.get("old"):
         raise LinkInvalid()
     if _email_taken(new, user):
-        raise LinkInvalid("That address now belongs to another account, so it cannot be yours as well.",
-                          title="Address already in use")
+        raise LinkInvalid(
+            "That address now belongs to another account, so it cannot be yours as well.",
+            title="Address already in use",
+        )
     return user, new
 
 
@@ -448,18 +476,22 @@ def confirm_email_change(token: str) -> User:
     user.email_verified_at = utcnow()
     db.session.flush()
     audit.record("auth.email_changed", target=user, actor=user, before={"email": old}, after={"email": new})
-    queue_mail(old, "Your e-mail address was changed", "email_changed_notice", user=user,
-               old_email=old, new_email=new)
+    queue_mail(old, "Your e-mail address was changed", "email_changed_notice", user=user, old_email=old, new_email=new)
     return user
 
 
 # --------------------------------------------------------------------------- sessions
 def active_sessions(user: User) -> list[UserSession]:
     """The user's live sessions (not revoked, inside both lifetimes), most recent first."""
-    rows = db.session.execute(
-        select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-        .order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc())
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+            .order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc())
+        )
+        .scalars()
+        .all()
+    )
     return [r for r in rows if sessions.is_valid(r)]
 
 
@@ -497,14 +529,29 @@ def _revoke_sessions(user: User, keep_id: uuid.UUID | None) -> int:
     return result.rowcount or 0
 
 
-_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chromium/", "Chromium"),
-             ("HeadlessChrome/", "Headless Chrome"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
-_SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"),
-            ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chromium/", "Chromium"),
+    ("HeadlessChrome/", "Headless Chrome"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Macintosh", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
 
 
 def describe_user_agent(ua: str | None) -> str:
-    """"Firefox on Linux" from a User-Agent string; good enough to recognise a device."""
+    """ "Firefox on Linux" from a User-Agent string; good enough to recognise a device."""
     ua = ua or ""
     browser = next((name for marker, name in _BROWSERS if marker in ua), None)
     system = next((name for marker, name in _SYSTEMS if marker in ua), None)

@@ -8,6 +8,7 @@ shared by every host the hand-off reached, and a cookie copied from one of
 them to another (the apex's onto an organization's host) must not sign in
 there - each host's sign-in goes through the hand-off.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -73,9 +74,7 @@ def is_valid(rec: UserSession | None) -> bool:
     cfg = current_app.config
     if rec.last_seen_at + cfg["SESSION_IDLE_TIMEOUT"] < now:
         return False
-    if rec.created_at + cfg["SESSION_ABSOLUTE_TIMEOUT"] < now:
-        return False
-    return True
+    return not rec.created_at + cfg["SESSION_ABSOLUTE_TIMEOUT"] < now
 
 
 def revoke(rec: UserSession) -> None:

@@ -26,6 +26,7 @@ What an outage keeps and loses:
   back, gone when the process restarts). Lockouts in Redis from before the
   outage, still inside their window, apply again once Redis answers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,10 @@ class _Breaker:
             since = self._outage_since
             self._failures, self._open_until, self._probing, self._outage_since = 0, None, False, None
         if since is not None:
-            log.info("rate-limit storage answers again after %.0f s: throttles are shared across workers again",
-                     time.monotonic() - since)
+            log.info(
+                "rate-limit storage answers again after %.0f s: throttles are shared across workers again",
+                time.monotonic() - since,
+            )
 
     def failed(self, exc: Exception, failures: int, seconds: float) -> None:
         with self._lock:
@@ -88,8 +91,13 @@ class _Breaker:
             if announce:
                 self._outage_since = time.monotonic()
         if announce:
-            log.warning("rate-limit storage unreachable (%s: %s): throttles count in this process's memory "
-                        "and try the storage again every %s s", type(exc).__name__, exc, seconds)
+            log.warning(
+                "rate-limit storage unreachable (%s: %s): throttles count in this process's memory "
+                "and try the storage again every %s s",
+                type(exc).__name__,
+                exc,
+                seconds,
+            )
 
 
 class _Guard:
@@ -177,6 +185,6 @@ def retry_after(config_key: str, key: str) -> int:
 
 
 def wait_message(seconds: int, what: str = "attempts") -> str:
-    """"Too many attempts. Try again in 15 minutes." — whole minutes, rounded up."""
+    """ "Too many attempts. Try again in 15 minutes." — whole minutes, rounded up."""
     minutes = max(1, math.ceil(seconds / 60))
     return f"Too many {what}. Try again in {minutes} minute{'s' if minutes != 1 else ''}."

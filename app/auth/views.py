@@ -1,6 +1,7 @@
 """Sign-in, sign-out, sign-up, verification, forgotten passwords, e-mail
 confirmation, and the hand-off between hosts. Views parse and render;
 ``app.auth.services`` decides."""
+
 from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
@@ -168,7 +169,7 @@ def signup():
 @login_required
 @login_only
 def verify_pending():
-    """"Check your inbox": where sign-up lands, with a button to resend the link."""
+    """ "Check your inbox": where sign-up lands, with a button to resend the link."""
     if (r := apex_only()) is not None:
         return r
     if current_user.is_verified:
@@ -292,8 +293,12 @@ def confirm_email(token: str):
 
 def _nonce_cookie() -> dict:
     """The hand-off nonce cookie's attributes: host-only, sent to the redemption URL only."""
-    return {"path": url_for("auth.handoff_redeem"), "secure": current_app.config["SESSION_COOKIE_SECURE"],
-            "httponly": True, "samesite": "Lax"}
+    return {
+        "path": url_for("auth.handoff_redeem"),
+        "secure": current_app.config["SESSION_COOKIE_SECURE"],
+        "httponly": True,
+        "samesite": "Lax",
+    }
 
 
 @bp.get("/auth/handoff/begin")
@@ -325,8 +330,12 @@ def handoff_issue():
     host = hosts.normalise(request.args.get("host"))
     hashed = request.args.get("n") or ""
     rec = sessions.current()
-    if (rec is None or hosts.classify(host).kind != "org" or not hosts.is_own_host(host)
-            or not handoff.NONCE_HASH_RE.match(hashed)):
+    if (
+        rec is None
+        or hosts.classify(host).kind != "org"
+        or not hosts.is_own_host(host)
+        or not handoff.NONCE_HASH_RE.match(hashed)
+    ):
         abort(404)
     token = handoff.issue(rec, host, hashed)
     query = {"t": token, "next": _local_path(request.args.get("next"))}
@@ -340,8 +349,9 @@ def handoff_redeem():
     cookie, and continue to ``next`` (a local path)."""
     if g.get("host_kind") != "org":
         abort(404)
-    rec = handoff.redeem(request.args.get("t", ""), hosts.normalise(request.host),
-                         request.cookies.get(handoff.NONCE_COOKIE))
+    rec = handoff.redeem(
+        request.args.get("t", ""), hosts.normalise(request.host), request.cookies.get(handoff.NONCE_COOKIE)
+    )
     if rec is None or not sessions.is_valid(rec):
         return render_template("auth/link_invalid.html"), 410
     sessions.bind_cookie(rec.id)

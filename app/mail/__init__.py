@@ -5,6 +5,7 @@ TLS, ``?starttls=1`` for STARTTLS) mail goes over SMTP. Without it, each
 message is written to ``instance/outbox/`` and listed by a development-only
 page, so nothing is lost and nothing leaves the machine.
 """
+
 from __future__ import annotations
 
 import logging

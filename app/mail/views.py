@@ -4,6 +4,7 @@ The blueprint is registered only in development (``app/web/blueprints.py``),
 and even there it answers only requests from a loopback address and only while
 no ``MAIL_URL`` is set: the outbox holds password-reset links.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -39,7 +40,10 @@ def _read(path):
         msg = BytesParser(policy=policy.default).parse(fh)
     body = msg.get_body(preferencelist=("plain",))
     return {
-        "id": path.stem, "to": msg["To"], "subject": msg["Subject"], "date": msg["Date"],
+        "id": path.stem,
+        "to": msg["To"],
+        "subject": msg["Subject"],
+        "date": msg["Date"],
         "text": body.get_content() if body else "",
     }
 

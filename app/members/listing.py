@@ -25,6 +25,7 @@ Search ("contains", on name and e-mail) has two plans, chosen per query by
 
 A lazy probe of the index (``LIMIT COUNT_CAP + 1``) tells the two apart.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,21 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import String, Text, and_, cast, func, literal, literal_column, null, select, text, true, tuple_, union_all
+from sqlalchemy import (
+    String,
+    Text,
+    and_,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 
 from app.auth.models import User
@@ -181,13 +196,35 @@ class Row:
 
 
 def row_from_membership(m: Membership) -> Row:
-    return Row("member", m.user_id, m.user.name, m.user.email, m.role, m.custom_role_id, m.status,
-               m.created_at, m.last_seen_at, None, "")
+    return Row(
+        "member",
+        m.user_id,
+        m.user.name,
+        m.user.email,
+        m.role,
+        m.custom_role_id,
+        m.status,
+        m.created_at,
+        m.last_seen_at,
+        None,
+        "",
+    )
 
 
 def row_from_invitation(inv: Invitation) -> Row:
-    return Row("invitation", inv.id, "", inv.email, inv.role, inv.custom_role_id, "invited",
-               inv.created_at, None, inv.expires_at, "")
+    return Row(
+        "invitation",
+        inv.id,
+        "",
+        inv.email,
+        inv.role,
+        inv.custom_role_id,
+        "invited",
+        inv.created_at,
+        None,
+        inv.expires_at,
+        "",
+    )
 
 
 # --------------------------------------------------------------------------- cursors
@@ -279,8 +316,9 @@ def search_function_available() -> bool:
     """True when the migration could create ``member_search_ids`` (pg_trgm present); asked once per database."""
     key = str(db.engine.url)
     if key not in _SEARCH_FUNCTION:
-        _SEARCH_FUNCTION[key] = bool(db.session.execute(
-            text("SELECT to_regprocedure('member_search_ids(text)') IS NOT NULL")).scalar())
+        _SEARCH_FUNCTION[key] = bool(
+            db.session.execute(text("SELECT to_regprocedure('member_search_ids(text)') IS NOT NULL")).scalar()
+        )
     return _SEARCH_FUNCTION[key]
 
 
@@ -297,7 +335,9 @@ def prepare(f: Filters) -> Filters:
 def _invitation_where(f: Filters):
     org_id = current_org_id()
     conds = [
-        Invitation.organization_id == org_id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
+        Invitation.organization_id == org_id,
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
         _role_clause(Invitation, f.role),
     ]
     if f.q:
@@ -331,10 +371,16 @@ def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):
         key = _member_key(f.sort)
         branches.append(
             select(
-                literal("member", String).label("kind"), Membership.user_id.label("id"), key.label("k"),
-                cast(key, Text).label("k_text"), User.name.label("name"), User.email.label("email"),
-                Membership.role.label("role"), Membership.custom_role_id.label("custom_role_id"),
-                cast(Membership.status, String).label("status"), Membership.created_at.label("created_at"),
+                literal("member", String).label("kind"),
+                Membership.user_id.label("id"),
+                key.label("k"),
+                cast(key, Text).label("k_text"),
+                User.name.label("name"),
+                User.email.label("email"),
+                Membership.role.label("role"),
+                Membership.custom_role_id.label("custom_role_id"),
+                cast(Membership.status, String).label("status"),
+                Membership.created_at.label("created_at"),
                 Membership.last_seen_at.label("last_seen_at"),
                 cast(null(), TIMESTAMP(timezone=True)).label("expires_at"),
             )
@@ -347,11 +393,16 @@ def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):
         key = _invitation_key(f.sort)
         branches.append(
             select(
-                literal("invitation", String).label("kind"), Invitation.id.label("id"), key.label("k"),
-                cast(key, Text).label("k_text"), literal("", String).label("name"),
+                literal("invitation", String).label("kind"),
+                Invitation.id.label("id"),
+                key.label("k"),
+                cast(key, Text).label("k_text"),
+                literal("", String).label("name"),
                 cast(Invitation.email, String).label("email"),
-                Invitation.role.label("role"), Invitation.custom_role_id.label("custom_role_id"),
-                literal("invited", String).label("status"), Invitation.created_at.label("created_at"),
+                Invitation.role.label("role"),
+                Invitation.custom_role_id.label("custom_role_id"),
+                literal("invited", String).label("status"),
+                Invitation.created_at.label("created_at"),
                 cast(null(), TIMESTAMP(timezone=True)).label("last_seen_at"),
                 Invitation.expires_at.label("expires_at"),
             )
@@ -362,7 +413,9 @@ def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):
     return branches
 
 
-def fetch(f: Filters, after: tuple | None = None, descending: bool | None = None, limit: int | None = None) -> list[Row]:
+def fetch(
+    f: Filters, after: tuple | None = None, descending: bool | None = None, limit: int | None = None
+) -> list[Row]:
     """Up to ``limit`` rows strictly after ``after`` in the given direction."""
     limit = limit or f.per_page
     if descending is None:
@@ -372,14 +425,36 @@ def fetch(f: Filters, after: tuple | None = None, descending: bool | None = None
         return []
     u = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("rows")
     stmt = (
-        select(u.c.kind, u.c.id, u.c.name, u.c.email, u.c.role, u.c.custom_role_id, u.c.status,
-               u.c.created_at, u.c.last_seen_at, u.c.expires_at, u.c.k_text)
+        select(
+            u.c.kind,
+            u.c.id,
+            u.c.name,
+            u.c.email,
+            u.c.role,
+            u.c.custom_role_id,
+            u.c.status,
+            u.c.created_at,
+            u.c.last_seen_at,
+            u.c.expires_at,
+            u.c.k_text,
+        )
         .order_by(*((u.c.k.desc(), u.c.id.desc()) if descending else (u.c.k.asc(), u.c.id.asc())))
         .limit(limit)
     )
     return [
-        Row(r.kind, r.id, r.name, r.email, r.role, r.custom_role_id, r.status, r.created_at,
-            r.last_seen_at, r.expires_at, r.k_text)
+        Row(
+            r.kind,
+            r.id,
+            r.name,
+            r.email,
+            r.role,
+            r.custom_role_id,
+            r.status,
+            r.created_at,
+            r.last_seen_at,
+            r.expires_at,
+            r.k_text,
+        )
         for r in db.session.execute(stmt)
     ]
 

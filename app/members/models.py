@@ -5,6 +5,7 @@ accept an invitation. An invitation is *pending* until it is accepted,
 revoked or past ``expires_at``; at most one pending invitation exists per
 organization and (lower-cased) e-mail address.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -55,12 +56,16 @@ class Invitation(HoldsRole, TenantScoped, db.Model):
         CheckConstraint("(role IS NULL) <> (custom_role_id IS NULL)", name="one_role"),
         CheckConstraint("NOT (accepted_at IS NOT NULL AND revoked_at IS NOT NULL)", name="accepted_or_revoked"),
         ForeignKeyConstraint(
-            ["organization_id", "custom_role_id"], ["roles.organization_id", "roles.id"],
+            ["organization_id", "custom_role_id"],
+            ["roles.organization_id", "roles.id"],
             name="fk_invitations_custom_role",
         ),
         Index("uq_invitations_org_token", "organization_id", "token_hash", unique=True),
         Index(
-            "uq_invitations_pending_email", "organization_id", func.lower(email), unique=True,
+            "uq_invitations_pending_email",
+            "organization_id",
+            func.lower(email),
+            unique=True,
             postgresql_where=text("accepted_at IS NULL AND revoked_at IS NULL"),
         ),
     )

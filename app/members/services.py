@@ -8,6 +8,7 @@ event per change, and never commits — the view commits, so a change and its
 audit event land together or not at all. Mail is sent by the view *after*
 the commit, so nobody is invited to something that rolled back.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,9 +80,11 @@ def find_invitation_by_token(token: str) -> Invitation | None:
     """The current organization's invitation whose link carries ``token`` (any state), or ``None``."""
     if not token or len(token) > 200:
         return None
-    return db.session.execute(
-        select(Invitation).where(Invitation.token_hash == hash_token(token))
-    ).unique().scalar_one_or_none()
+    return (
+        db.session.execute(select(Invitation).where(Invitation.token_hash == hash_token(token)))
+        .unique()
+        .scalar_one_or_none()
+    )
 
 
 # --------------------------------------------------------------------------- seats
@@ -111,8 +114,9 @@ class Seats:
 def _lock_seats(org_id) -> None:
     # Two admins inviting at once must not both take the last seat: serialise
     # seat-taking per organization for the rest of this transaction.
-    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('seats:' || :org, 0))"),
-                       {"org": str(org_id)})
+    db.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('seats:' || :org, 0))"), {"org": str(org_id)}
+    )
 
 
 def seats(org, lock: bool = False) -> Seats:
@@ -129,9 +133,9 @@ def seats(org, lock: bool = False) -> Seats:
         select(func.count()).select_from(Membership).where(Membership.status == "active")
     ).scalar_one()
     pending = db.session.execute(
-        select(func.count()).select_from(Invitation).where(
-            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow()
-        )
+        select(func.count())
+        .select_from(Invitation)
+        .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
     ).scalar_one()
     return Seats(members + pending, org.plan.max_members, org.plan.name)
 
@@ -187,9 +191,13 @@ def deactivate(target: Membership, actor: Membership) -> bool:
         raise MemberError(e.message) from None
     target.status = "deactivated"
     db.session.flush()
-    audit.record("member.deactivated", target=target.user, before={"status": "active"},
-                 after={"status": "deactivated"},
-                 metadata={"user_id": str(target.user_id), "email": target.user.email, "role": target.role_name})
+    audit.record(
+        "member.deactivated",
+        target=target.user,
+        before={"status": "active"},
+        after={"status": "deactivated"},
+        metadata={"user_id": str(target.user_id), "email": target.user.email, "role": target.role_name},
+    )
     return True
 
 
@@ -208,9 +216,13 @@ def reactivate(target: Membership, actor: Membership, org) -> bool:
         raise MemberError(problem)
     target.status = "active"
     db.session.flush()
-    audit.record("member.reactivated", target=target.user, before={"status": "deactivated"},
-                 after={"status": "active"},
-                 metadata={"user_id": str(target.user_id), "email": target.user.email, "role": target.role_name})
+    audit.record(
+        "member.reactivated",
+        target=target.user,
+        before={"status": "deactivated"},
+        after={"status": "active"},
+        metadata={"user_id": str(target.user_id), "email": target.user.email, "role": target.role_name},
+    )
     return True
 
 
@@ -233,7 +245,9 @@ def remove(target: Membership, actor: Membership) -> None:
     user = target.user
     role_name, status = target.role_name, target.status
     released = db.session.execute(
-        update(Project).where(Project.owner_id == target.user_id).values(owner_id=None)
+        update(Project)
+        .where(Project.owner_id == target.user_id)
+        .values(owner_id=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     try:
@@ -244,8 +258,12 @@ def remove(target: Membership, actor: Membership) -> None:
         raise MemberError(
             f"{user.name} is still referenced by this organization's records; deactivate them instead."
         ) from None
-    audit.record("member.removed", target=user, before={"role": role_name, "status": status},
-                 metadata={"user_id": str(user.id), "email": user.email, "projects_unowned": released})
+    audit.record(
+        "member.removed",
+        target=user,
+        before={"role": role_name, "status": status},
+        metadata={"user_id": str(user.id), "email": user.email, "projects_unowned": released},
+    )
 
 
 def active_sessions(user: User) -> list[UserSession]:
@@ -254,23 +272,33 @@ def active_sessions(user: User) -> list[UserSession]:
 
     now = utcnow()
     cfg = current_app.config
-    return list(db.session.execute(
-        select(UserSession).where(
-            UserSession.user_id == user.id, UserSession.revoked_at.is_(None),
-            UserSession.last_seen_at > now - cfg["SESSION_IDLE_TIMEOUT"],
-            UserSession.created_at > now - cfg["SESSION_ABSOLUTE_TIMEOUT"],
-        ).order_by(UserSession.last_seen_at.desc())
-    ).unique().scalars())
+    return list(
+        db.session.execute(
+            select(UserSession)
+            .where(
+                UserSession.user_id == user.id,
+                UserSession.revoked_at.is_(None),
+                UserSession.last_seen_at > now - cfg["SESSION_IDLE_TIMEOUT"],
+                UserSession.created_at > now - cfg["SESSION_ABSOLUTE_TIMEOUT"],
+            )
+            .order_by(UserSession.last_seen_at.desc())
+        )
+        .unique()
+        .scalars()
+    )
 
 
 def sessions_reaching(user: User, host: str) -> set[uuid.UUID]:
     """Ids of the user's sessions known to have reached ``host`` (through a sign-in hand-off)."""
     from app.auth.models import AuthHandoff
 
-    return set(db.session.execute(
-        select(AuthHandoff.session_id).join(UserSession, UserSession.id == AuthHandoff.session_id)
-        .where(UserSession.user_id == user.id, AuthHandoff.host == host.lower(), AuthHandoff.used_at.is_not(None))
-    ).scalars())
+    return set(
+        db.session.execute(
+            select(AuthHandoff.session_id)
+            .join(UserSession, UserSession.id == AuthHandoff.session_id)
+            .where(UserSession.user_id == user.id, AuthHandoff.host == host.lower(), AuthHandoff.used_at.is_not(None))
+        ).scalars()
+    )
 
 
 def revoke_session(target: Membership, session_id, actor: Membership) -> None:
@@ -292,9 +320,16 @@ def revoke_session(target: Membership, session_id, actor: Membership) -> None:
         return
     rec.revoked_at = utcnow()
     db.session.flush()
-    audit.record("auth.session_revoked", target=target.user,
-                 metadata={"user_id": str(target.user_id), "email": target.user.email,
-                           "session_id": str(rec.id), "session_started": rec.created_at.isoformat()})
+    audit.record(
+        "auth.session_revoked",
+        target=target.user,
+        metadata={
+            "user_id": str(target.user_id),
+            "email": target.user.email,
+            "session_id": str(rec.id),
+            "session_started": rec.created_at.isoformat(),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- invitations
@@ -385,21 +420,34 @@ def invite(raw_emails: str, role_key: str, actor: Membership, org) -> InviteOutc
         m.user.email.lower(): m
         for m in db.session.execute(
             select(Membership).join(User, User.id == Membership.user_id).where(func.lower(User.email).in_(wanted))
-        ).unique().scalars()
+        )
+        .unique()
+        .scalars()
     }
     open_invites = {
         inv.email.lower(): inv
         for inv in db.session.execute(
-            select(Invitation).where(func.lower(Invitation.email).in_(wanted), Invitation.accepted_at.is_(None),
-                                     Invitation.revoked_at.is_(None))
-        ).unique().scalars()
+            select(Invitation).where(
+                func.lower(Invitation.email).in_(wanted),
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+        )
+        .unique()
+        .scalars()
     }
     todo = []
     for email in parsed.valid:
         m = members.get(email)
         if m is not None:
-            outcome.skipped.append((email, "is already a member" if m.status == "active"
-                                    else "is a deactivated member (reactivate them instead)"))
+            outcome.skipped.append(
+                (
+                    email,
+                    "is already a member"
+                    if m.status == "active"
+                    else "is a deactivated member (reactivate them instead)",
+                )
+            )
             continue
         inv = open_invites.get(email)
         if inv is not None and not inv.is_expired:
@@ -414,12 +462,21 @@ def invite(raw_emails: str, role_key: str, actor: Membership, org) -> InviteOutc
         token, token_hash = new_token()
         inv = expired or Invitation(email=email)
         _set_role(inv, info)
-        inv.token_hash, inv.invited_by, inv.expires_at, inv.sent_at = token_hash, actor.user_id, now + INVITATION_TTL, None
+        inv.token_hash, inv.invited_by, inv.expires_at, inv.sent_at = (
+            token_hash,
+            actor.user_id,
+            now + INVITATION_TTL,
+            None,
+        )
         if expired is None:
             db.session.add(inv)
         db.session.flush()
-        audit.record("member.invited", target=inv, after={"email": email, "role": info.name, "role_key": info.key},
-                     metadata={"expires_at": inv.expires_at.isoformat(), "renewed": expired is not None})
+        audit.record(
+            "member.invited",
+            target=inv,
+            after={"email": email, "role": info.name, "role_key": info.key},
+            metadata={"expires_at": inv.expires_at.isoformat(), "renewed": expired is not None},
+        )
         outcome.invited.append((inv, token))
     return outcome
 
@@ -444,7 +501,9 @@ def resend(inv: Invitation, actor: Membership, org) -> str:
     token, token_hash = new_token()
     inv.token_hash, inv.expires_at, inv.sent_at = token_hash, utcnow() + INVITATION_TTL, None
     db.session.flush()
-    audit.record("member.invitation_resent", target=inv, metadata={"email": inv.email, "expires_at": inv.expires_at.isoformat()})
+    audit.record(
+        "member.invitation_resent", target=inv, metadata={"email": inv.email, "expires_at": inv.expires_at.isoformat()}
+    )
     return token
 
 
@@ -458,8 +517,13 @@ def revoke(inv: Invitation, actor: Membership) -> None:
         raise MemberError(f"The invitation to {inv.email} was already revoked.")
     inv.revoked_at = utcnow()
     db.session.flush()
-    audit.record("member.invitation_revoked", target=inv, before={"state": "pending"}, after={"state": "revoked"},
-                 metadata={"email": inv.email})
+    audit.record(
+        "member.invitation_revoked",
+        target=inv,
+        before={"state": "pending"},
+        after={"state": "revoked"},
+        metadata={"email": inv.email},
+    )
 
 
 def mark_sent(inv: Invitation) -> None:
@@ -476,8 +540,14 @@ def send_invitation_mail(inv: Invitation, token: str, org, inviter_name: str | N
     link = hosts.org_url(org, url_for("members.accept", token=token))
     inviter = inviter_name or "Someone"
     send_mail(
-        inv.email, f"{inviter} invited you to join {org.name} on Tenantry", "invitation",
-        org=org, inviter=inviter, link=link, role_name=inv.role_name, expires_at=inv.expires_at,
+        inv.email,
+        f"{inviter} invited you to join {org.name} on Tenantry",
+        "invitation",
+        org=org,
+        inviter=inviter,
+        link=link,
+        role_name=inv.role_name,
+        expires_at=inv.expires_at,
     )
 
 
@@ -539,8 +609,12 @@ def accept(inv: Invitation, user: User) -> Membership:
         user.email_verified_at = now  # the link reached this mailbox: that is what verification proves
     claimed = db.session.execute(
         update(Invitation)
-        .where(Invitation.id == inv.id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
-               Invitation.expires_at > now)
+        .where(
+            Invitation.id == inv.id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > now,
+        )
         .values(accepted_at=now, accepted_by=user.id)
         .returning(Invitation.id)
         .execution_options(synchronize_session=False)
@@ -558,9 +632,17 @@ def accept(inv: Invitation, user: User) -> Membership:
         m = Membership(user_id=user.id, role=inv.role, custom_role_id=inv.custom_role_id)
         db.session.add(m)
     db.session.flush()
-    audit.record("member.joined", target=user, after={"role": inv.role_name, "role_key": inv.role_key},
-                 metadata={"invitation_id": str(inv.id), "email": user.email, "already_member": already,
-                           "invited_by": str(inv.invited_by) if inv.invited_by else None})
+    audit.record(
+        "member.joined",
+        target=user,
+        after={"role": inv.role_name, "role_key": inv.role_key},
+        metadata={
+            "invitation_id": str(inv.id),
+            "email": user.email,
+            "already_member": already,
+            "invited_by": str(inv.invited_by) if inv.invited_by else None,
+        },
+    )
     return m
 
 
@@ -658,7 +740,9 @@ class BulkResult:
         return text_out
 
 
-def bulk(action: str, keys: list[tuple[str, uuid.UUID]], actor: Membership, org, new_role: str | None = None) -> BulkResult:
+def bulk(
+    action: str, keys: list[tuple[str, uuid.UUID]], actor: Membership, org, new_role: str | None = None
+) -> BulkResult:
     """Apply ``action`` to each selected row, one at a time, each in its own savepoint.
 
     Every id is looked up again inside the current organization (another
@@ -683,7 +767,7 @@ def bulk(action: str, keys: list[tuple[str, uuid.UUID]], actor: Membership, org,
     result.wrong_kind = len(keys) - len(wanted)
     targets = {}
     for i in range(0, len(wanted), 1000):
-        chunk = wanted[i:i + 1000]
+        chunk = wanted[i : i + 1000]
         if applies == "member":
             stmt = select(Membership).where(Membership.user_id.in_(chunk))
             targets.update((m.user_id, m) for m in db.session.execute(stmt).unique().scalars())

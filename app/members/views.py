@@ -8,6 +8,7 @@ JavaScript every control is a plain form or link and the same routes answer
 with full pages or redirects. Another organization's member or invitation id
 is a 404, as is a malformed one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,7 +17,16 @@ import itertools
 import logging
 
 from flask import (
-    Blueprint, Response, abort, flash, g, redirect, render_template, request, stream_with_context, url_for,
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
 )
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
@@ -35,7 +45,6 @@ from app.web.htmx import is_htmx, render
 log = logging.getLogger("tenantry.members")
 
 bp = Blueprint("members", __name__)
-
 
 
 # --------------------------------------------------------------------------- helpers
@@ -61,8 +70,10 @@ def _choices_and_touchable() -> tuple[list[tuple[str, str]], set[str]]:
 def _row_urls() -> dict:
     """Each row action's URL with ``__id__`` for the id: built once per page,
     not 12 ``url_for`` calls for each of 50 rows (a third of the render time)."""
-    urls = {name: url_for(f"members.{name}", user_id="__id__")
-            for name in ("update", "show", "row", "deactivate", "reactivate", "delete")}
+    urls = {
+        name: url_for(f"members.{name}", user_id="__id__")
+        for name in ("update", "show", "row", "deactivate", "reactivate", "delete")
+    }
     urls.update({name: url_for(f"members.{name}", invitation_id="__id__") for name in ("resend", "revoke")})
     return urls
 
@@ -71,8 +82,15 @@ def _row_context(**extra) -> dict:
     roles, by_key = _roles()
     choices, touchable = _choices_and_touchable()
     return {
-        "roles": roles, "role_by_key": by_key, "choices": choices, "choice_keys": {k for k, _ in choices},
-        "touchable": touchable, "me": g.membership.user_id, "back": _back(), "urls": _row_urls(), **extra,
+        "roles": roles,
+        "role_by_key": by_key,
+        "choices": choices,
+        "choice_keys": {k for k, _ in choices},
+        "touchable": touchable,
+        "me": g.membership.user_id,
+        "back": _back(),
+        "urls": _row_urls(),
+        **extra,
     }
 
 
@@ -99,12 +117,22 @@ def _list_context(f: listing.Filters, page: listing.Page | None, **extra) -> dic
     choices, touchable = _choices_and_touchable()
     actions = [(k, label) for k, (perm, label, _p, _a) in services.BULK_ACTIONS.items() if perm in g.permissions]
     return {
-        "f": f, "page": page, "roles": roles, "role_by_key": by_key, "choices": choices,
-        "choice_keys": {k for k, _ in choices}, "touchable": touchable, "bulk_actions": actions,
+        "f": f,
+        "page": page,
+        "roles": roles,
+        "role_by_key": by_key,
+        "choices": choices,
+        "choice_keys": {k for k, _ in choices},
+        "touchable": touchable,
+        "bulk_actions": actions,
         "me": g.membership.user_id,
-        "seats": services.seats(g.org), "hx": is_htmx(), "statuses": listing.STATUSES, "urls": _row_urls(),
-        "sort_labels": listing.SORT_LABELS, "back": request.full_path.rstrip("?") if request.method == "GET"
-        else url_for("members.index", **f.params()), **extra,
+        "seats": services.seats(g.org),
+        "hx": is_htmx(),
+        "statuses": listing.STATUSES,
+        "urls": _row_urls(),
+        "sort_labels": listing.SORT_LABELS,
+        "back": request.full_path.rstrip("?") if request.method == "GET" else url_for("members.index", **f.params()),
+        **extra,
     }
 
 
@@ -114,8 +142,12 @@ def _list_page(f: listing.Filters, status: int = 200, **extra):
     if not f.errors and error is None:
         try:
             f = listing.prepare(f)
-            page = listing.page(f, after=request.args.get("after"), before=request.args.get("before"),
-                                last=request.args.get("last") == "1")
+            page = listing.page(
+                f,
+                after=request.args.get("after"),
+                before=request.args.get("before"),
+                last=request.args.get("last") == "1",
+            )
             if page.is_first and page.is_last:
                 page.total, page.total_capped = len(page.rows), False  # everything is on this page
             else:
@@ -153,8 +185,7 @@ def export():
     f = listing.parse_filters(request.args, set(by_key))
     if f.errors:
         return _list_page(f)
-    audit.record("data.exported", target=g.org, metadata={"dataset": "members", "filters": f.params(),
-                                                          "format": "csv"})
+    audit.record("data.exported", target=g.org, metadata={"dataset": "members", "filters": f.params(), "format": "csv"})
     db.session.commit()
     org_id = current_org_id()
     names = {k: r.name for k, r in by_key.items()}
@@ -168,14 +199,26 @@ def export():
         with tenant_context(org_id):
             for row in listing.iterate(listing.prepare(f)):
                 buf.seek(0), buf.truncate()
-                w.writerow([_csv_cell(row.name), _csv_cell(row.email), _csv_cell(names.get(row.role_key, "Custom role")),
-                            row.status, row.created_at.isoformat(),
-                            row.last_seen_at.isoformat() if row.last_seen_at else ""])
+                w.writerow(
+                    [
+                        _csv_cell(row.name),
+                        _csv_cell(row.email),
+                        _csv_cell(names.get(row.role_key, "Custom role")),
+                        row.status,
+                        row.created_at.isoformat(),
+                        row.last_seen_at.isoformat() if row.last_seen_at else "",
+                    ]
+                )
                 yield buf.getvalue()
 
-    return Response(stream_with_context(generate()), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
-    })
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def _csv_cell(value: str) -> str:
@@ -203,7 +246,9 @@ def bulk():
         return _list_page(f)
     try:
         if request.form.get("all_matching") == "1":
-            keys = [(r.kind, r.id) for r in itertools.islice(listing.iterate(listing.prepare(f)), services.BULK_LIMIT + 1)]
+            keys = [
+                (r.kind, r.id) for r in itertools.islice(listing.iterate(listing.prepare(f)), services.BULK_LIMIT + 1)
+            ]
         else:
             keys = services.parse_row_keys(request.form.getlist("ids"))
         result = services.bulk(action, keys, g.membership, g.org, new_role=request.form.get("new_role"))
@@ -225,19 +270,37 @@ def bulk():
 def _show_page(m, status: int = 200, error: str | None = None):
     from app.audit.models import AuditEvent
 
-    sessions = services.active_sessions(m.user) if "members:remove" in g.permissions or m.user_id == g.membership.user_id else []
+    sessions = (
+        services.active_sessions(m.user)
+        if "members:remove" in g.permissions or m.user_id == g.membership.user_id
+        else []
+    )
     reached = services.sessions_reaching(m.user, hosts.org_host(g.org)) if sessions else set()
     events = []
     if "audit:view" in g.permissions:
         uid = m.user_id
-        events = list(db.session.execute(
-            select(AuditEvent).where(or_(
-                AuditEvent.actor_id == uid,
-                (AuditEvent.target_type.in_(("user", "member"))) & (AuditEvent.target_id == str(uid)),
-            )).order_by(AuditEvent.id.desc()).limit(20)
-        ).scalars())
-    ctx = _row_context(membership=m, row=listing.row_from_membership(m), sessions=sessions, reached=reached,
-                       events=events, error=error, current_session_id=getattr(g.get("user_session"), "id", None))
+        events = list(
+            db.session.execute(
+                select(AuditEvent)
+                .where(
+                    or_(
+                        AuditEvent.actor_id == uid,
+                        (AuditEvent.target_type.in_(("user", "member"))) & (AuditEvent.target_id == str(uid)),
+                    )
+                )
+                .order_by(AuditEvent.id.desc())
+                .limit(20)
+            ).scalars()
+        )
+    ctx = _row_context(
+        membership=m,
+        row=listing.row_from_membership(m),
+        sessions=sessions,
+        reached=reached,
+        events=events,
+        error=error,
+        current_session_id=getattr(g.get("user_session"), "id", None),
+    )
     return render_template("members/show.html", **ctx), status
 
 
@@ -355,7 +418,9 @@ def delete(user_id):
         return _render_row(row_before, removed=f"{name} was removed from {g.org.name}.")
     flash(f"{name} was removed from {g.org.name}.", "success")
     back = _back()
-    return redirect(url_for("members.index") if back.startswith(url_for("members.show", user_id=row_before.id)) else back)
+    return redirect(
+        url_for("members.index") if back.startswith(url_for("members.show", user_id=row_before.id)) else back
+    )
 
 
 @bp.post("/members/<user_id>/sessions/<session_id>/revoke")
@@ -480,14 +545,22 @@ def revoke(invitation_id):
 
 # --------------------------------------------------------------------------- accepting
 _GONE = {
-    "unknown": ("This invitation link is not valid",
-                "Check that you copied the whole link from the e-mail, or ask for a new invitation."),
-    "expired": ("This invitation has expired",
-                "Invitations are valid for 7 days. Ask whoever invited you to send it again."),
-    "revoked": ("This invitation was withdrawn",
-                "It was revoked by an administrator of the organization. Ask them if you think this is a mistake."),
-    "used": ("This invitation was already used",
-             "Each invitation link works once. If you accepted it, log in to reach the organization."),
+    "unknown": (
+        "This invitation link is not valid",
+        "Check that you copied the whole link from the e-mail, or ask for a new invitation.",
+    ),
+    "expired": (
+        "This invitation has expired",
+        "Invitations are valid for 7 days. Ask whoever invited you to send it again.",
+    ),
+    "revoked": (
+        "This invitation was withdrawn",
+        "It was revoked by an administrator of the organization. Ask them if you think this is a mistake.",
+    ),
+    "used": (
+        "This invitation was already used",
+        "Each invitation link works once. If you accepted it, log in to reach the organization.",
+    ),
 }
 
 

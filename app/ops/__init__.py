@@ -1,4 +1,5 @@
 """Operations: health probes, request ids, structured logs, security headers, error pages."""
+
 from __future__ import annotations
 
 import functools
@@ -9,9 +10,8 @@ import sys
 import time
 import uuid
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from sqlalchemy import text
-from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
 from app.rbac.decorators import public
@@ -136,11 +136,17 @@ def _finish_request(response):
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.endpoint not in ("ops.healthz", "static"):
         log.info(
-            "%s %s %s", request.method, request.path, response.status_code,
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
             extra={
-                "method": request.method, "path": request.path, "status": response.status_code,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 2),
-                "host": request.host, "org": _org_slug(),
+                "host": request.host,
+                "org": _org_slug(),
             },
         )
     return response

@@ -3,6 +3,7 @@
 When the database cannot be reached, every answer is a 503 built without it:
 no query, no signed-in user, no organization (see ``database_unavailable``).
 """
+
 from __future__ import annotations
 
 import json
@@ -71,9 +72,7 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or (
-        request.accept_mimetypes.best == "application/json" and not is_htmx()
-    )
+    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json" and not is_htmx())
 
 
 def render_error(status: int, message: str | None = None):
@@ -87,12 +86,14 @@ def render_error(status: int, message: str | None = None):
     title, default = TITLES.get(status, (f"Error {status}", ""))
     message = message or default
     if wants_json():
-        return jsonify(error={"status": status, "title": title, "message": message,
-                              "request_id": g.get("request_id")}), status
+        return jsonify(
+            error={"status": status, "title": title, "message": message, "request_id": g.get("request_id")}
+        ), status
     template = "errors/_error.html" if is_htmx() else "errors/error.html"
     try:
-        return render_template(template, status=status, title=title, message=message,
-                               denied=g.get("denied_permissions")), status
+        return render_template(
+            template, status=status, title=title, message=message, denied=g.get("denied_permissions")
+        ), status
     except Exception as exc:  # the page about an error must not become a second one
         log.warning("error page %s rendered without the layout: %s", status, _describe(exc))
         return _static_page(status, title, message), status
@@ -113,13 +114,15 @@ def database_unavailable(exc: BaseException):
     _end_transaction(discard_connection=True)
     title, message = TITLES[503]
     if wants_json():
-        body = json.dumps({
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": message,
-            "request_id": g.get("request_id"),
-        })
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": message,
+                "request_id": g.get("request_id"),
+            }
+        )
         resp = current_app.response_class(body, 503, mimetype="application/problem+json")
     else:
         resp = make_response(_static_page(503, title, message), 503)
@@ -147,7 +150,8 @@ def _static_page(status: int, title: str, message: str) -> str:
         # A GET is worth repeating as it was. One leading slash only: "//host"
         # would be a link to another site.
         "action_url": "/" + (request.full_path.rstrip("?") if request.method == "GET" else request.path).lstrip("/")
-        if retry else "/",
+        if retry
+        else "/",
         "action_label": "Try again" if retry else "Go to the start",
     }
     return current_app.jinja_env.get_template(name).render(context)
@@ -212,8 +216,12 @@ def init_app(app) -> None:
         # after_request hook) arrives as a 500 wrapping the original.
         if e.code == 500 and is_database_unavailable(e):
             return database_unavailable(e)
-        resp = render_error(e.code, e.description if e.code in (400, 410, 413, 429) and e.description
-                            and not e.description.startswith("The ") else None)
+        resp = render_error(
+            e.code,
+            e.description
+            if e.code in (400, 410, 413, 429) and e.description and not e.description.startswith("The ")
+            else None,
+        )
         if e.code == 405 and hasattr(e, "valid_methods") and e.valid_methods:
             body, status = resp
             r = make_response(body, status)

@@ -5,8 +5,11 @@ from wtforms.validators import DataRequired, Length, Optional
 
 class OrganizationForm(FlaskForm):
     name = StringField("Organization name", validators=[DataRequired("Give the organization a name."), Length(max=120)])
-    slug = StringField("Address", validators=[Optional(), Length(min=3, max=63, message="Use 3 to 63 characters.")],
-                       description="Lower-case letters, digits and hyphens; leave empty to generate it from the name.")
+    slug = StringField(
+        "Address",
+        validators=[Optional(), Length(min=3, max=63, message="Use 3 to 63 characters.")],
+        description="Lower-case letters, digits and hyphens; leave empty to generate it from the name.",
+    )
 
 
 class GeneralSettingsForm(FlaskForm):
@@ -14,4 +17,6 @@ class GeneralSettingsForm(FlaskForm):
 
 
 class DeleteOrganizationForm(FlaskForm):
-    confirm = StringField("Type the organization's address to confirm", validators=[DataRequired("Type the address to confirm.")])
+    confirm = StringField(
+        "Type the organization's address to confirm", validators=[DataRequired("Type the address to confirm.")]
+    )

@@ -1,7 +1,8 @@
 """Organization settings: general details and the danger zone."""
+
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_login import login_required
 
 from app import audit

@@ -1,7 +1,8 @@
 """The apex (landing, your organizations, create) and an organization's dashboard."""
+
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.auth.views import go_to

@@ -4,6 +4,7 @@ The form checks shape (present, not too long); the service decides what is
 allowed (the owner must be a member of *this* organization), so the rule
 holds for every caller, not only this form.
 """
+
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
@@ -16,18 +17,26 @@ def _strip(value):
 
 
 class ProjectForm(FlaskForm):
-    name = StringField("Name", filters=[_strip],
-                       validators=[DataRequired("Give the project a name."),
-                                   Length(max=120, message="Use at most 120 characters.")])
-    description = TextAreaField("Description", filters=[_strip],
-                                validators=[Optional(), Length(max=5000, message="Use at most 5,000 characters.")])
+    name = StringField(
+        "Name",
+        filters=[_strip],
+        validators=[DataRequired("Give the project a name."), Length(max=120, message="Use at most 120 characters.")],
+    )
+    description = TextAreaField(
+        "Description",
+        filters=[_strip],
+        validators=[Optional(), Length(max=5000, message="Use at most 5,000 characters.")],
+    )
     # Choices are the organization's members, filled in by the view; the
     # service re-checks membership, so the list is a convenience, not the rule.
-    owner_id = SelectField("Owner", choices=[], validate_choice=False,
-                           validators=[DataRequired("Choose the project's owner.")],
-                           description="A member of this organization who answers for the project.")
+    owner_id = SelectField(
+        "Owner",
+        choices=[],
+        validate_choice=False,
+        validators=[DataRequired("Choose the project's owner.")],
+        description="A member of this organization who answers for the project.",
+    )
 
-    def with_owner_choices(self, choices: list[tuple[str, str]]) -> "ProjectForm":
+    def with_owner_choices(self, choices: list[tuple[str, str]]) -> ProjectForm:
         self.owner_id.choices = choices
         return self
-

@@ -3,6 +3,7 @@
 Copy this pattern for product data: ``TenantScoped`` first, ``organization_id``
 leading every key and index, foreign keys that include ``organization_id``.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -45,7 +46,8 @@ class Project(TenantScoped, db.Model):
     __table_args__ = (
         CheckConstraint("status IN ('active', 'archived')", name="status"),
         ForeignKeyConstraint(
-            ["organization_id", "owner_id"], ["memberships.organization_id", "memberships.user_id"],
+            ["organization_id", "owner_id"],
+            ["memberships.organization_id", "memberships.user_id"],
             name="fk_projects_owner_membership",
         ),
         Index("ix_projects_org_name", "organization_id", func.lower(name)),

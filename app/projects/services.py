@@ -13,6 +13,7 @@ What every function here can rely on, and guarantees in turn:
 * Nothing here commits: the view commits, so a change and its audit event are
   stored together or not at all.
 """
+
 from __future__ import annotations
 
 import functools
@@ -80,7 +81,7 @@ class ProjectQuery:
     page: int = 1
 
     @classmethod
-    def from_args(cls, args) -> "ProjectQuery":
+    def from_args(cls, args) -> ProjectQuery:
         q = " ".join(_printable(args.get("q") or "").split())[:MAX_SEARCH]
         status = args.get("status") if args.get("status") in STATUS_FILTERS else DEFAULT_STATUS
         sort = args.get("sort") if args.get("sort") in SORTS else DEFAULT_SORT
@@ -155,8 +156,9 @@ def _filtered(stmt, status: bool, search: bool):
         stmt = stmt.where(Project.status == bindparam("status"))
     if search:
         pattern = bindparam("pattern")
-        stmt = stmt.where(or_(Project.name.ilike(pattern, escape="\\"),
-                              Project.description.ilike(pattern, escape="\\")))
+        stmt = stmt.where(
+            or_(Project.name.ilike(pattern, escape="\\"), Project.description.ilike(pattern, escape="\\"))
+        )
     return stmt
 
 
@@ -304,7 +306,8 @@ def update_project(project: Project, name: str, description: str, owner_id) -> d
         db.session.flush()
         as_text = lambda v: str(v) if isinstance(v, uuid.UUID) else v  # noqa: E731
         audit.record(
-            "project.updated", target=project,
+            "project.updated",
+            target=project,
             before={k: as_text(b) for k, (b, _) in changes.items()},
             after={k: as_text(a) for k, (_, a) in changes.items()},
         )

@@ -5,6 +5,7 @@ a service, commit, render or redirect. Every view declares its permission;
 the organization comes from the host (never from the URL), and a project id
 that is malformed or belongs to another organization is a 404 either way.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, url_for

@@ -4,6 +4,7 @@ A permission is an ``area:action`` string with a group and a description.
 System roles are defined here too; they are identical in every organization
 and cannot be edited. Custom roles (per organization) hold any subset.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,25 +73,50 @@ class SystemRole:
 
 
 _READ = {
-    "org:view", "billing:view", "members:view", "roles:view", "analytics:view", "projects:view",
+    "org:view",
+    "billing:view",
+    "members:view",
+    "roles:view",
+    "analytics:view",
+    "projects:view",
 }
 
 SYSTEM_ROLES: dict[str, SystemRole] = {
     r.key: r
     for r in (
-        SystemRole("owner", "Owner", "Everything, including deleting the organization and managing Owners.",
-                   ALL, 50),
-        SystemRole("admin", "Admin",
-                   "Everything except deleting the organization, transferring ownership and managing Owners.",
-                   ALL - {"org:delete", "org:transfer", "members:manage_owners"}, 40),
-        SystemRole("manager", "Manager", "Projects, export data, view members and analytics.",
-                   frozenset(_READ | {"projects:create", "projects:update", "projects:export",
-                                      "analytics:export", "data:export"}), 30),
-        SystemRole("member", "Member", "View and create or update projects; view members.",
-                   frozenset({"org:view", "members:view", "projects:view", "projects:create",
-                              "projects:update", "analytics:view"}), 20),
-        SystemRole("viewer", "Viewer", "Read only.",
-                   frozenset({"org:view", "members:view", "projects:view", "analytics:view"}), 10),
+        SystemRole("owner", "Owner", "Everything, including deleting the organization and managing Owners.", ALL, 50),
+        SystemRole(
+            "admin",
+            "Admin",
+            "Everything except deleting the organization, transferring ownership and managing Owners.",
+            ALL - {"org:delete", "org:transfer", "members:manage_owners"},
+            40,
+        ),
+        SystemRole(
+            "manager",
+            "Manager",
+            "Projects, export data, view members and analytics.",
+            frozenset(
+                _READ | {"projects:create", "projects:update", "projects:export", "analytics:export", "data:export"}
+            ),
+            30,
+        ),
+        SystemRole(
+            "member",
+            "Member",
+            "View and create or update projects; view members.",
+            frozenset(
+                {"org:view", "members:view", "projects:view", "projects:create", "projects:update", "analytics:view"}
+            ),
+            20,
+        ),
+        SystemRole(
+            "viewer",
+            "Viewer",
+            "Read only.",
+            frozenset({"org:view", "members:view", "projects:view", "analytics:view"}),
+            10,
+        ),
     )
 }
 

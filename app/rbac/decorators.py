@@ -7,6 +7,7 @@ Permission guards sit under ``@login_required``: an anonymous visitor is sent
 to log in; a signed-in member without the permission gets 403; anyone who is
 not a member of the host's organization already got 404 from the host hook.
 """
+
 from __future__ import annotations
 
 import functools

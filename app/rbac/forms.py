@@ -1,5 +1,6 @@
 """Forms of the roles area. Field checks here; the rules (uniqueness, no
 escalation, Owners) live in ``app.rbac.services``."""
+
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
@@ -12,6 +13,7 @@ from app.rbac.services import DESCRIPTION_MAX, NAME_MAX
 try:  # WTForms 3.3+ deprecates (value, label) tuples
     from wtforms.fields.choices import SelectChoice as _Choice
 except ImportError:  # pragma: no cover - older WTForms
+
     def _Choice(value, label):
         return (value, label)
 
@@ -24,29 +26,42 @@ def choice(value: str, label: str):
 class RoleForm(FlaskForm):
     """A custom role: name, description and a subset of the catalogue (the grid's checkboxes)."""
 
-    name = StringField("Name", validators=[
-        DataRequired("Give the role a name."), Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
-    ])
-    description = TextAreaField("Description", validators=[
-        Optional(), Length(max=DESCRIPTION_MAX, message=f"Use at most {DESCRIPTION_MAX} characters."),
-    ], description="What people holding this role do (optional).")
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired("Give the role a name."),
+            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
+        ],
+    )
+    description = TextAreaField(
+        "Description",
+        validators=[
+            Optional(),
+            Length(max=DESCRIPTION_MAX, message=f"Use at most {DESCRIPTION_MAX} characters."),
+        ],
+        description="What people holding this role do (optional).",
+    )
     permissions = SelectMultipleField(
-        "Permissions", choices=[p.name for p in PERMISSIONS], validate_choice=True,
+        "Permissions",
+        choices=[p.name for p in PERMISSIONS],
+        validate_choice=True,
     )
 
 
 class AssignForm(FlaskForm):
     """Give a member this role (choices: the organization's active members)."""
 
-    user_id = SelectField("Add a member", choices=[], validate_choice=True,
-                          validators=[DataRequired("Choose a member.")])
+    user_id = SelectField(
+        "Add a member", choices=[], validate_choice=True, validators=[DataRequired("Choose a member.")]
+    )
 
 
 class TransferForm(FlaskForm):
     """Choose the new Owner; ``confirm`` is set by the confirmation step."""
 
-    user_id = SelectField("New Owner", choices=[], validate_choice=True,
-                          validators=[DataRequired("Choose the member who becomes Owner.")])
+    user_id = SelectField(
+        "New Owner", choices=[], validate_choice=True, validators=[DataRequired("Choose the member who becomes Owner.")]
+    )
     confirm = HiddenField()
 
 

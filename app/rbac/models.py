@@ -1,4 +1,5 @@
 """Custom roles: per organization, any subset of the permission catalogue."""
+
 from __future__ import annotations
 
 import uuid

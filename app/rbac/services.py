@@ -18,12 +18,14 @@ Guardrails, in one place:
   removes an Owner. The last active Owner can be neither demoted nor removed,
   nor leave; ownership moves only by an explicit transfer.
 """
+
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import update as sa_update, func, select
+from sqlalchemy import func, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
@@ -79,8 +81,14 @@ def _system_info(key: str) -> RoleInfo:
 
 
 def _custom_info(role: Role) -> RoleInfo:
-    return RoleInfo(f"{CUSTOM_PREFIX}{role.id}", role.name, role.description or "",
-                    frozenset(role.permissions or ()) & ALL, False, role)
+    return RoleInfo(
+        f"{CUSTOM_PREFIX}{role.id}",
+        role.name,
+        role.description or "",
+        frozenset(role.permissions or ()) & ALL,
+        False,
+        role,
+    )
 
 
 def custom_role_by_id(role_id) -> Role | None:
@@ -100,7 +108,7 @@ def get_role(key: str | None) -> RoleInfo | None:
     if key in SYSTEM_ROLES:
         return _system_info(key)
     if key.startswith(CUSTOM_PREFIX):
-        key = key[len(CUSTOM_PREFIX):]
+        key = key[len(CUSTOM_PREFIX) :]
     role = custom_role_by_id(key)
     return _custom_info(role) if role else None
 
@@ -151,10 +159,16 @@ def active_members() -> list[Membership]:
     """Every active member of the organization, by name."""
     from app.auth.models import User
 
-    return list(db.session.execute(
-        select(Membership).join(User, User.id == Membership.user_id)
-        .where(Membership.status == "active").order_by(func.lower(User.name))
-    ).unique().scalars())
+    return list(
+        db.session.execute(
+            select(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.status == "active")
+            .order_by(func.lower(User.name))
+        )
+        .unique()
+        .scalars()
+    )
 
 
 def membership_of(user_id) -> Membership | None:
@@ -250,7 +264,8 @@ def change_role(target: Membership, new_role_key: str, actor: Membership) -> boo
     db.session.flush()
     db.session.expire(target, ["custom_role"])
     audit.record(
-        "member.role_changed", target=target,
+        "member.role_changed",
+        target=target,
         before={"role": old.name, "role_key": old.key},
         after={"role": new.name, "role_key": new.key},
         metadata={"user_id": str(target.user_id), "email": target.user.email},
@@ -273,9 +288,7 @@ def check_can_remove(target: Membership, actor: Membership) -> None:
         _check_may_touch(target, actor, "remove")
     if _is_last_owner(target):
         if leaving:
-            raise RoleChangeRefused(
-                "You are the last Owner. Transfer ownership to another member before you leave."
-            )
+            raise RoleChangeRefused("You are the last Owner. Transfer ownership to another member before you leave.")
         raise RoleChangeRefused(f"{target.user.name} is the last Owner and cannot be removed.")
 
 
@@ -301,7 +314,8 @@ def transfer_ownership(new_owner: Membership, actor: Membership) -> None:
     db.session.flush()
     db.session.expire(new_owner, ["custom_role"])
     audit.record(
-        "org.ownership_transferred", target=new_owner,
+        "org.ownership_transferred",
+        target=new_owner,
         before={"owner": actor.user.email, "new_owner_role": before.name},
         after={"owner": new_owner.user.email, "previous_owner_role": SYSTEM_ROLES["admin"].name},
         metadata={"from_user_id": str(actor.user_id), "to_user_id": str(new_owner.user_id)},
@@ -309,7 +323,7 @@ def transfer_ownership(new_owner: Membership, actor: Membership) -> None:
 
 
 def explain(membership: Membership) -> list[tuple[str, str]]:
-    """"Why can they?": each permission the member holds, in catalogue order,
+    """ "Why can they?": each permission the member holds, in catalogue order,
     with the name of the role that grants it (one role per member)."""
     held = membership.permissions
     name = membership.role_name
@@ -380,9 +394,7 @@ def _clean_permissions(permissions, actor: Membership) -> list[str]:
         raise RoleError(f"Unknown permission(s): {_perm_list(unknown)}.", "permissions")
     beyond = wanted - actor.permissions
     if beyond:
-        raise RoleError(
-            f"You cannot grant permissions you do not have yourself: {_perm_list(beyond)}.", "permissions"
-        )
+        raise RoleError(f"You cannot grant permissions you do not have yourself: {_perm_list(beyond)}.", "permissions")
     return [p.name for p in PERMISSIONS if p.name in wanted]  # catalogue order
 
 
@@ -409,17 +421,28 @@ def create_role(name: str, description: str, permissions, actor: Membership) -> 
     is empty, too long, a system role's or already used (case-insensitively),
     or when a permission is unknown or not held by the actor. Records ``role.created``."""
     _require_manage(actor)
-    role = Role(name=_clean_name(name), description=_clean_description(description),
-                permissions=_clean_permissions(permissions, actor))
+    role = Role(
+        name=_clean_name(name),
+        description=_clean_description(description),
+        permissions=_clean_permissions(permissions, actor),
+    )
     db.session.add(role)
     _flush_unique(role)
-    audit.record("role.created", target=role, after={"name": role.name, "description": role.description,
-                                                     "permissions": list(role.permissions)})
+    audit.record(
+        "role.created",
+        target=role,
+        after={"name": role.name, "description": role.description, "permissions": list(role.permissions)},
+    )
     return role
 
 
-def update_role(role: Role, name: str | None = None, description: str | None = None,
-                permissions=None, actor: Membership | None = None) -> RoleChanges:
+def update_role(
+    role: Role,
+    name: str | None = None,
+    description: str | None = None,
+    permissions=None,
+    actor: Membership | None = None,
+) -> RoleChanges:
     """Edit a custom role (``None`` leaves a field as it is) and say what changed.
 
     Same checks as ``create_role``; besides, a role granting a permission the
@@ -443,9 +466,13 @@ def update_role(role: Role, name: str | None = None, description: str | None = N
         return changes
     role.name, role.description, role.permissions = new_name, new_desc, new_perms
     _flush_unique(role)
-    audit.record("role.updated", target=role, before=before,
-                 after={"name": new_name, "description": new_desc, "permissions": new_perms},
-                 metadata={"added": list(changes.added), "removed": list(changes.removed)})
+    audit.record(
+        "role.updated",
+        target=role,
+        before=before,
+        after={"name": new_name, "description": new_desc, "permissions": new_perms},
+        metadata={"added": list(changes.added), "removed": list(changes.removed)},
+    )
     return changes
 
 
@@ -472,13 +499,19 @@ def duplicate_role(source_key: str, actor: Membership) -> tuple[Role, frozenset[
     if source is None:
         raise RoleError("That role does not exist.")
     dropped = source.permissions - actor.permissions
-    role = Role(name=_copy_name(source.name), description=source.description,
-                permissions=[p.name for p in PERMISSIONS if p.name in source.permissions - dropped])
+    role = Role(
+        name=_copy_name(source.name),
+        description=source.description,
+        permissions=[p.name for p in PERMISSIONS if p.name in source.permissions - dropped],
+    )
     db.session.add(role)
     _flush_unique(role)
-    audit.record("role.created", target=role,
-                 after={"name": role.name, "description": role.description, "permissions": list(role.permissions)},
-                 metadata={"duplicated_from": source.key, "left_out": sorted(dropped)})
+    audit.record(
+        "role.created",
+        target=role,
+        after={"name": role.name, "description": role.description, "permissions": list(role.permissions)},
+        metadata={"duplicated_from": source.key, "left_out": sorted(dropped)},
+    )
     return role, frozenset(dropped)
 
 
@@ -495,24 +528,33 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
         raise RoleError(f"{role.name} is still assigned. Give these members another role first: {names}.")
     from app.members.models import Invitation
 
-    pending = db.session.execute(
-        select(Invitation.email).where(
-            Invitation.custom_role_id == role.id, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
-            Invitation.expires_at > utcnow(),
+    pending = (
+        db.session.execute(
+            select(Invitation.email).where(
+                Invitation.custom_role_id == role.id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if pending:
-        raise RoleError(f"{role.name} is offered in pending invitations. Revoke or resend them with another role "
-                        f"first: {', '.join(sorted(pending))}.")
+        raise RoleError(
+            f"{role.name} is offered in pending invitations. Revoke or resend them with another role "
+            f"first: {', '.join(sorted(pending))}."
+        )
     # Accepted or revoked invitations keep only a historical reference.
     db.session.execute(
-        sa_update(Invitation).where(Invitation.custom_role_id == role.id)
-        .values(custom_role_id=None, role="viewer"),
+        sa_update(Invitation).where(Invitation.custom_role_id == role.id).values(custom_role_id=None, role="viewer"),
         execution_options={"synchronize_session": False},
     )
-    audit.record("role.deleted", target=role,
-                 before={"name": role.name, "description": role.description,
-                         "permissions": list(role.permissions or ())})
+    audit.record(
+        "role.deleted",
+        target=role,
+        before={"name": role.name, "description": role.description, "permissions": list(role.permissions or ())},
+    )
     db.session.delete(role)
     db.session.flush()
 

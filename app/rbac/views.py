@@ -6,6 +6,7 @@ redirect. Reading needs ``roles:view``; changing roles ``roles:manage``;
 assigning a role ``members:update_role``; the transfer ``org:transfer``. A role
 of another organization is a 404, like any missing row.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
@@ -44,8 +45,12 @@ def _system_columns():
 def _editor_context(form: RoleForm, role=None, changes=None, checked=None):
     checked = set(form.permissions.data or ()) if checked is None else checked
     return {
-        "form": form, "role": role, "groups": groups(), "system_roles": _system_columns(),
-        "checked": checked, "changes": changes,
+        "form": form,
+        "role": role,
+        "groups": groups(),
+        "system_roles": _system_columns(),
+        "checked": checked,
+        "changes": changes,
         "changed": set(changes.added + changes.removed) if changes else set(),
     }
 
@@ -64,8 +69,7 @@ def _apply_error(form, e: services.RoleError) -> None:
 @require("roles:view")
 def index():
     """System and custom roles with how many active members hold each."""
-    return render("roles/index.html", roles=services.all_roles(), counts=services.member_counts(),
-                  form=ConfirmForm())
+    return render("roles/index.html", roles=services.all_roles(), counts=services.member_counts(), form=ConfirmForm())
 
 
 @bp.get("/<role_key>")
@@ -81,16 +85,22 @@ def show(role_key):
     if "members:update_role" in g.permissions and info.key in dict(services.role_choices(g.membership)):
         assign_form = AssignForm()
         assign_form.user_id.choices = _assignable_members(info)
-    return render("roles/show.html", info=info, members=services.members_with_role(info),
-                  groups=groups(), system_roles=_system_columns(), assign_form=assign_form,
-                  form=ConfirmForm())
+    return render(
+        "roles/show.html",
+        info=info,
+        members=services.members_with_role(info),
+        groups=groups(),
+        system_roles=_system_columns(),
+        assign_form=assign_form,
+        form=ConfirmForm(),
+    )
 
 
 @bp.get("/members/<user_id>")
 @login_required
 @require_all("members:view", "roles:view")
 def member_permissions(user_id):
-    """"Why can they?": each permission a member holds and the role that grants it."""
+    """ "Why can they?": each permission a member holds and the role that grants it."""
     membership = services.membership_of(user_id) or abort(404)
     return render("roles/member_permissions.html", membership=membership)
 
@@ -148,8 +158,9 @@ def update(role_key):
     if not form.validate():
         return render("roles/edit.html", "roles/_editor.html", status=422, **_editor_context(form, role))
     try:
-        changes = services.update_role(role, form.name.data, form.description.data or "",
-                                       form.permissions.data, g.membership)
+        changes = services.update_role(
+            role, form.name.data, form.description.data or "", form.permissions.data, g.membership
+        )
     except services.RoleError as e:
         db.session.rollback()
         role = _custom_or_404(role_key)
@@ -159,8 +170,12 @@ def update(role_key):
     message = f"Saved {role.name}. {changes.summary}." if changes else f"No changes to {role.name}."
     if is_htmx():
         form = RoleForm(obj=role, formdata=None)
-        return render("roles/edit.html", "roles/_editor.html", message=message,
-                      **_editor_context(form, role, changes=changes, checked=set(role.permissions)))
+        return render(
+            "roles/edit.html",
+            "roles/_editor.html",
+            message=message,
+            **_editor_context(form, role, changes=changes, checked=set(role.permissions)),
+        )
     flash(message, "success")
     return redirect(url_for("roles.edit", role_key=role.id))
 
@@ -230,9 +245,17 @@ def assign(role_key):
     form.user_id.choices = _assignable_members(info)
 
     def again(error=None):
-        return render("roles/show.html", status=422, info=info, members=services.members_with_role(info),
-                      groups=groups(), system_roles=_system_columns(), assign_form=form,
-                      form=ConfirmForm(), assign_error=error)
+        return render(
+            "roles/show.html",
+            status=422,
+            info=info,
+            members=services.members_with_role(info),
+            groups=groups(),
+            system_roles=_system_columns(),
+            assign_form=form,
+            form=ConfirmForm(),
+            assign_error=error,
+        )
 
     if not form.validate():
         return again()
@@ -261,8 +284,7 @@ def transfer():
     and you become Admin. Bad or refused input → 422, nothing changed."""
     form = TransferForm()
     form.user_id.choices = [choice("", "Choose a member…")] + [
-        choice(str(m.user_id), _member_label(m)) for m in services.active_members()
-        if m.user_id != g.membership.user_id
+        choice(str(m.user_id), _member_label(m)) for m in services.active_members() if m.user_id != g.membership.user_id
     ]
     if request.method == "GET":
         return render("roles/transfer.html", form=form, step="choose")

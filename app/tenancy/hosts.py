@@ -1,4 +1,5 @@
 """Host → organization: decided once per request, here and nowhere else."""
+
 from __future__ import annotations
 
 import functools

@@ -8,6 +8,7 @@
 * After that, the purge job removes its data rows and keeps the
   ``organizations`` row (``purged_at``) and its audit log as a tombstone.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,9 @@ def delete(org: Organization) -> None:
     org.deleted_at = utcnow()
     db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
-        audit.record("org.deleted", target=org, before={"deleted_at": None},
-                     after={"deleted_at": org.deleted_at.isoformat()})
+        audit.record(
+            "org.deleted", target=org, before={"deleted_at": None}, after={"deleted_at": org.deleted_at.isoformat()}
+        )
 
 
 def restore(org: Organization) -> None:
@@ -47,7 +49,8 @@ def restore(org: Organization) -> None:
     if org.purged_at is not None or org.deleted_at + RESTORE_WINDOW < utcnow():
         raise LifecycleError("The 30-day restore window has passed; the organization's data is gone.")
     taken = db.session.execute(
-        select(func.count()).select_from(Organization)
+        select(func.count())
+        .select_from(Organization)
         .where(Organization.slug == org.slug, Organization.deleted_at.is_(None), Organization.id != org.id)
     ).scalar_one()
     if taken:
@@ -56,8 +59,9 @@ def restore(org: Organization) -> None:
     org.deleted_at = None
     db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
-        audit.record("org.restored", target=org, before={"deleted_at": deleted_at.isoformat()},
-                     after={"deleted_at": None})
+        audit.record(
+            "org.restored", target=org, before={"deleted_at": deleted_at.isoformat()}, after={"deleted_at": None}
+        )
 
 
 def set_status(org: Organization, status: str) -> None:
@@ -70,8 +74,12 @@ def set_status(org: Organization, status: str) -> None:
     org.status = status
     db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
-        audit.record("org.suspended" if status == "suspended" else "org.reinstated", target=org,
-                     before={"status": before}, after={"status": status})
+        audit.record(
+            "org.suspended" if status == "suspended" else "org.reinstated",
+            target=org,
+            before={"status": before},
+            after={"status": status},
+        )
 
 
 def _data_tables() -> list[str]:
@@ -94,12 +102,17 @@ def purge_expired(now=None) -> list[str]:
     now = now or utcnow()
     purged = []
     with all_organizations(reason="purge organizations past their restore window"):
-        due = db.session.execute(
-            select(Organization).where(
-                Organization.deleted_at.is_not(None), Organization.purged_at.is_(None),
-                Organization.deleted_at < now - RESTORE_WINDOW,
+        due = (
+            db.session.execute(
+                select(Organization).where(
+                    Organization.deleted_at.is_not(None),
+                    Organization.purged_at.is_(None),
+                    Organization.deleted_at < now - RESTORE_WINDOW,
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         ids = [(o.id, o.slug) for o in due]
     for org_id, slug in ids:
         with tenant_context(org_id):

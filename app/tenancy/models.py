@@ -1,11 +1,21 @@
 """Organizations (global), plans (global) and memberships (tenant-scoped)."""
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    CheckConstraint, DateTime, FetchedValue, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Text, func,
+    CheckConstraint,
+    DateTime,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -64,7 +74,9 @@ class Organization(db.Model):
         # Slugs are unique among live organizations only: a deleted one frees its slug.
         Index("uq_organizations_live_slug", "slug", unique=True, postgresql_where=text("deleted_at IS NULL")),
         Index(
-            "uq_organizations_custom_domain", "custom_domain", unique=True,
+            "uq_organizations_custom_domain",
+            "custom_domain",
+            unique=True,
             postgresql_where=text("custom_domain IS NOT NULL AND deleted_at IS NULL"),
         ),
     )
@@ -128,7 +140,8 @@ class Membership(HoldsRole, TenantScoped, db.Model):
         CheckConstraint("(role IS NULL) <> (custom_role_id IS NULL)", name="one_role"),
         CheckConstraint("status IN ('active', 'deactivated')", name="status"),
         ForeignKeyConstraint(
-            ["organization_id", "custom_role_id"], ["roles.organization_id", "roles.id"],
+            ["organization_id", "custom_role_id"],
+            ["roles.organization_id", "roles.id"],
             name="fk_memberships_custom_role",
         ),
         # The apex lists a user's organizations: reached through RLS's
@@ -139,6 +152,10 @@ class Membership(HoldsRole, TenantScoped, db.Model):
         Index("ix_memberships_org_search_name", "organization_id", "search_name", "user_id"),
         Index("ix_memberships_org_search_email", "organization_id", "search_email", "user_id"),
         Index("ix_memberships_org_created", "organization_id", "created_at", "user_id"),
-        Index("ix_memberships_org_last_seen", "organization_id",
-              text("coalesce(last_seen_at, '-infinity'::timestamptz)"), "user_id"),
+        Index(
+            "ix_memberships_org_last_seen",
+            "organization_id",
+            text("coalesce(last_seen_at, '-infinity'::timestamptz)"),
+            "user_id",
+        ),
     )

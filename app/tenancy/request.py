@@ -1,5 +1,6 @@
 """The request layer of isolation: one hook decides the organization and the
 member's permissions, once per request."""
+
 from __future__ import annotations
 
 import functools
@@ -153,7 +154,9 @@ def _touch_membership(m: Membership) -> None:
     if m.last_seen_at is not None and now - m.last_seen_at < MEMBER_LAST_SEEN_RESOLUTION:
         return
     db.session.execute(
-        update(Membership).where(Membership.user_id == m.user_id).values(last_seen_at=now)
+        update(Membership)
+        .where(Membership.user_id == m.user_id)
+        .values(last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

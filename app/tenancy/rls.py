@@ -5,6 +5,7 @@ Migrations call ``enable(op, table)`` for every table that has
 every upgrade (migrations/env.py), so a table added later is covered too.
 ``posture()`` is what ``flask --app wsgi check`` reports.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,6 +22,7 @@ POLICY_SETTINGS = frozenset({"app.org_id", "app.user_id"})
 
 # Tables the runtime role may only INSERT into and SELECT from.
 APPEND_ONLY_TABLES: set[str] = set()
+
 
 class AllBut(tuple):
     """Every column of the table except these (for INSERT: a new row may
@@ -60,9 +62,11 @@ def _allowed_columns(table: str, privilege: str, columns: set[str]) -> set[str]:
 
 # Columns the runtime role must never be able to write: `flask check` fails
 # when it can.
-RUNTIME_FORBIDDEN_COLUMNS = (("users", "is_superadmin", ("INSERT", "UPDATE")),
-                             ("organizations", "plan_key", ("UPDATE",)),
-                             ("organizations", "status", ("INSERT", "UPDATE")))
+RUNTIME_FORBIDDEN_COLUMNS = (
+    ("users", "is_superadmin", ("INSERT", "UPDATE")),
+    ("organizations", "plan_key", ("UPDATE",)),
+    ("organizations", "status", ("INSERT", "UPDATE")),
+)
 
 
 def _q(conn, role: str) -> str:
@@ -141,10 +145,14 @@ RUNTIME_FUNCTIONS = (ENTER_FUNCTION, "public.member_search_ids(text)")
 
 
 def _table_columns(conn, table: str) -> set[str]:
-    return set(conn.execute(
-        text("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :t"),
-        {"t": table},
-    ).scalars())
+    return set(
+        conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :t"
+            ),
+            {"t": table},
+        ).scalars()
+    )
 
 
 def _public_tables(conn) -> list[str]:
@@ -238,14 +246,18 @@ def _role_checks(conn, role: str, what: str) -> list[tuple[str, bool, str]]:
     out.append((f"{what} role {role} has no BYPASSRLS", not r.rolbypassrls, ""))
     out.append((f"{what} role {role} cannot create roles or databases", not (r.rolcreaterole or r.rolcreatedb), ""))
     owned = conn.execute(
-        text("SELECT count(*) FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner "
-             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE o.rolname = :r AND n.nspname = 'public'"),
+        text(
+            "SELECT count(*) FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE o.rolname = :r AND n.nspname = 'public'"
+        ),
         {"r": role},
     ).scalar()
     out.append((f"{what} role {role} owns no table", owned == 0, f"owns {owned}" if owned else ""))
     member_of = conn.execute(
-        text("SELECT string_agg(g.rolname, ', ') FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
-             "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = :r"),
+        text(
+            "SELECT string_agg(g.rolname, ', ') FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = :r"
+        ),
         {"r": role},
     ).scalar()
     out.append((f"{what} role {role} is a member of no other role", not member_of, member_of or ""))
@@ -277,8 +289,10 @@ def posture(conn, role: str, cross_org_role: str | None = None) -> list[tuple[st
         out.append((f"{t}: RLS enabled", bool(row and row.relrowsecurity), ""))
         out.append((f"{t}: RLS forced", bool(row and row.relforcerowsecurity), ""))
         pol = conn.execute(
-            text("SELECT qual, with_check FROM pg_policies WHERE schemaname = 'public' AND tablename = :t "
-                 "AND policyname = 'tenant_isolation'"),
+            text(
+                "SELECT qual, with_check FROM pg_policies WHERE schemaname = 'public' AND tablename = :t "
+                "AND policyname = 'tenant_isolation'"
+            ),
             {"t": t},
         ).first()
         ok = bool(pol and "app.org_id" in (pol.qual or "") and "app.org_id" in (pol.with_check or ""))
@@ -288,30 +302,66 @@ def posture(conn, role: str, cross_org_role: str | None = None) -> list[tuple[st
     # applies to the runtime role (by name or through PUBLIC) is the
     # organization filter itself.
     policies = conn.execute(
-        text("SELECT tablename, policyname, roles::text[] AS roles, qual, with_check FROM pg_policies"
-             " WHERE schemaname = 'public' ORDER BY tablename, policyname")
+        text(
+            "SELECT tablename, policyname, roles::text[] AS roles, qual, with_check FROM pg_policies"
+            " WHERE schemaname = 'public' ORDER BY tablename, policyname"
+        )
     ).all()
-    other = sorted({f"{p.tablename}.{p.policyname}: {s}" for p in policies
-                    for s in policy_settings(p.qual) | policy_settings(p.with_check) if s not in POLICY_SETTINGS})
-    out.append(("policies read no setting but app.org_id and app.user_id", not other,
-                "; ".join(other) if other else f"{len(policies)} policies checked"))
-    wide = [f"{p.tablename}.{p.policyname}" for p in policies
-            if ({"public", role} & set(p.roles or ()))
-            and not all("app.org_id" in (e or "app.org_id") for e in (p.qual, p.with_check))]
+    other = sorted(
+        {
+            f"{p.tablename}.{p.policyname}: {s}"
+            for p in policies
+            for s in policy_settings(p.qual) | policy_settings(p.with_check)
+            if s not in POLICY_SETTINGS
+        }
+    )
+    out.append(
+        (
+            "policies read no setting but app.org_id and app.user_id",
+            not other,
+            "; ".join(other) if other else f"{len(policies)} policies checked",
+        )
+    )
+    wide = [
+        f"{p.tablename}.{p.policyname}"
+        for p in policies
+        if ({"public", role} & set(p.roles or ()))
+        and not all("app.org_id" in (e or "app.org_id") for e in (p.qual, p.with_check))
+    ]
     out.append((f"every policy that applies to {role} filters by app.org_id", not wide, ", ".join(wide)))
     if cross_org_role:
-        missing = [t for t in tables if not any(
-            p.tablename == t and p.policyname == "cross_organization" and cross_org_role in (p.roles or ())
-            for p in policies)]
-        out.append((f"every tenant table has a cross_organization policy for {cross_org_role}", not missing,
-                    ", ".join(missing)))
+        missing = [
+            t
+            for t in tables
+            if not any(
+                p.tablename == t and p.policyname == "cross_organization" and cross_org_role in (p.roles or ())
+                for p in policies
+            )
+        ]
+        out.append(
+            (
+                f"every tenant table has a cross_organization policy for {cross_org_role}",
+                not missing,
+                ", ".join(missing),
+            )
+        )
     # Column privileges on the global tables: nothing beyond the declared list.
-    bad_cols = [f"{p} {t}.{c}" for t, c, privileges in RUNTIME_FORBIDDEN_COLUMNS for p in privileges
-                if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is not None
-                and conn.execute(text("SELECT has_column_privilege(:r, :t, :c, :p)"),
-                                 {"r": role, "t": f"public.{t}", "c": c, "p": p}).scalar()]
-    out.append((f"runtime role {role} cannot write users.is_superadmin nor an organization's plan or status",
-                not bad_cols, ", ".join(bad_cols)))
+    bad_cols = [
+        f"{p} {t}.{c}"
+        for t, c, privileges in RUNTIME_FORBIDDEN_COLUMNS
+        for p in privileges
+        if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is not None
+        and conn.execute(
+            text("SELECT has_column_privilege(:r, :t, :c, :p)"), {"r": role, "t": f"public.{t}", "c": c, "p": p}
+        ).scalar()
+    ]
+    out.append(
+        (
+            f"runtime role {role} cannot write users.is_superadmin nor an organization's plan or status",
+            not bad_cols,
+            ", ".join(bad_cols),
+        )
+    )
     tenant = set(tables)
     extra = []
     for table in _public_tables(conn):
@@ -321,41 +371,66 @@ def posture(conn, role: str, cross_org_role: str | None = None) -> list[tuple[st
         for privilege in ("INSERT", "UPDATE"):
             allowed = _allowed_columns(table, privilege, columns)
             for col in sorted(columns):
-                may = conn.execute(text("SELECT has_column_privilege(:r, :t, :c, :p)"),
-                                   {"r": role, "t": f"public.{table}", "c": col, "p": privilege}).scalar()
+                may = conn.execute(
+                    text("SELECT has_column_privilege(:r, :t, :c, :p)"),
+                    {"r": role, "t": f"public.{table}", "c": col, "p": privilege},
+                ).scalar()
                 if may and col not in allowed:
                     extra.append(f"{privilege} {table}.{col}")
         for privilege in ("DELETE", "TRUNCATE"):
-            if conn.execute(text("SELECT has_table_privilege(:r, :t, :p)"),
-                            {"r": role, "t": f"public.{table}", "p": privilege}).scalar():
+            if conn.execute(
+                text("SELECT has_table_privilege(:r, :t, :p)"), {"r": role, "t": f"public.{table}", "p": privilege}
+            ).scalar():
                 extra.append(f"{privilege} {table}")
-    out.append((f"runtime role {role} writes only the declared columns of global tables", not extra,
-                ", ".join(extra) if extra else "")) 
+    out.append(
+        (
+            f"runtime role {role} writes only the declared columns of global tables",
+            not extra,
+            ", ".join(extra) if extra else "",
+        )
+    )
     fn = conn.execute(
-        text("SELECT p.prosecdef, has_function_privilege(:r, p.oid, 'EXECUTE') AS runtime_may,"
-             " has_function_privilege('public', p.oid, 'EXECUTE') AS public_may"
-             " FROM pg_proc p WHERE p.oid = to_regprocedure(:f)"),
+        text(
+            "SELECT p.prosecdef, has_function_privilege(:r, p.oid, 'EXECUTE') AS runtime_may,"
+            " has_function_privilege('public', p.oid, 'EXECUTE') AS public_may"
+            " FROM pg_proc p WHERE p.oid = to_regprocedure(:f)"
+        ),
         {"r": role, "f": ENTER_FUNCTION},
     ).first()
     out.append((f"{ENTER_FUNCTION} exists", fn is not None, "" if fn else "missing: run the migrations"))
     if fn is not None:
         out.append((f"{ENTER_FUNCTION} runs as its caller (SECURITY INVOKER)", not fn.prosecdef, ""))
-        out.append((f"{ENTER_FUNCTION} is callable by {role} only", fn.runtime_may and not fn.public_may,
-                    "" if fn.runtime_may else f"{role} lacks EXECUTE"))
+        out.append(
+            (
+                f"{ENTER_FUNCTION} is callable by {role} only",
+                fn.runtime_may and not fn.public_may,
+                "" if fn.runtime_may else f"{role} lacks EXECUTE",
+            )
+        )
     definers = conn.execute(
-        text("SELECT p.oid::regprocedure::text AS name, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may"
-             " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-             " WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1")
+        text(
+            "SELECT p.oid::regprocedure::text AS name, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may"
+            " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1"
+        )
     ).all()
     exposed = [d.name for d in definers if d.public_may]
-    out.append(("SECURITY DEFINER functions are not executable by PUBLIC", not exposed,
-                ", ".join(exposed) if exposed else f"{len(definers)} checked"))
+    out.append(
+        (
+            "SECURITY DEFINER functions are not executable by PUBLIC",
+            not exposed,
+            ", ".join(exposed) if exposed else f"{len(definers)} checked",
+        )
+    )
     for t in sorted(APPEND_ONLY_TABLES):
         if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar() is None:
             continue
         bad = [
-            p for p in ("UPDATE", "DELETE", "TRUNCATE")
-            if conn.execute(text("SELECT has_table_privilege(:r, :t, :p)"), {"r": role, "t": f"public.{t}", "p": p}).scalar()
+            p
+            for p in ("UPDATE", "DELETE", "TRUNCATE")
+            if conn.execute(
+                text("SELECT has_table_privilege(:r, :t, :p)"), {"r": role, "t": f"public.{t}", "p": p}
+            ).scalar()
         ]
         out.append((f"{t}: runtime role may only INSERT and SELECT", not bad, ", ".join(bad)))
     return out

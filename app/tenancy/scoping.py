@@ -21,6 +21,7 @@ the runtime role can make widens what it sees): it moves the session's
 statements onto another connection, as the cross-organization database role
 that the policies name (``TenantSession.get_bind``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,8 @@ from dataclasses import dataclass
 
 from flask_sqlalchemy.session import Session as _FlaskSession
 from sqlalchemy import Connection, ForeignKey, event, false, text
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 
 log = logging.getLogger("tenantry.tenancy")
 
@@ -51,7 +52,7 @@ class _Scope:
     cross_org_reason: str | None = None
 
 
-_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("tenantry_scope", default=_Scope())
+_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("tenantry_scope", default=_Scope())  # noqa: B039 (frozen)
 
 
 class TenantScoped:
@@ -85,8 +86,9 @@ class TenantSession(_FlaskSession):
             except KeyError:
                 # Fail closed: the runtime connection would silently see
                 # one organization (or none) and the caller would act on it.
-                raise RuntimeError("all_organizations() needs the cross-organization bind "
-                                   f"{CROSS_ORG_BIND!r} (SQLALCHEMY_BINDS)") from None
+                raise RuntimeError(
+                    f"all_organizations() needs the cross-organization bind {CROSS_ORG_BIND!r} (SQLALCHEMY_BINDS)"
+                ) from None
         return super().get_bind(mapper, clause, bind, **kwargs)
 
 
@@ -358,11 +360,7 @@ def install(session_class=Session) -> None:
                 continue
             if obj.organization_id is None:
                 if s.org_id is None:
-                    raise CrossTenantWrite(
-                        f"{type(obj).__name__} has no organization and none is current"
-                    )
+                    raise CrossTenantWrite(f"{type(obj).__name__} has no organization and none is current")
                 obj.organization_id = s.org_id
             elif s.org_id is not None and obj.organization_id != s.org_id and not s.all_orgs_reason:
-                raise CrossTenantWrite(
-                    f"{type(obj).__name__} belongs to another organization than the current one"
-                )
+                raise CrossTenantWrite(f"{type(obj).__name__} belongs to another organization than the current one")

@@ -1,4 +1,5 @@
 """Organizations: creation, slugs, the user's own memberships."""
+
 from __future__ import annotations
 
 import re
@@ -12,10 +13,72 @@ from app.tenancy.models import Membership, Organization
 from app.tenancy.scoping import all_organizations, tenant_context
 
 RESERVED_SLUGS = frozenset(
-    """www api admin app apps static assets mail smtp imap pop email platform status help support docs
-    blog billing login logout signup register auth oauth sso saml oidc account accounts dashboard console
-    root system internal dev staging test demo cdn media files img images js css ftp ns ns1 ns2 mx
-    webhooks webhook hooks security legal terms privacy about pricing www1 www2 tenantry localhost""".split()
+    [
+        "www",
+        "api",
+        "admin",
+        "app",
+        "apps",
+        "static",
+        "assets",
+        "mail",
+        "smtp",
+        "imap",
+        "pop",
+        "email",
+        "platform",
+        "status",
+        "help",
+        "support",
+        "docs",
+        "blog",
+        "billing",
+        "login",
+        "logout",
+        "signup",
+        "register",
+        "auth",
+        "oauth",
+        "sso",
+        "saml",
+        "oidc",
+        "account",
+        "accounts",
+        "dashboard",
+        "console",
+        "root",
+        "system",
+        "internal",
+        "dev",
+        "staging",
+        "test",
+        "demo",
+        "cdn",
+        "media",
+        "files",
+        "img",
+        "images",
+        "js",
+        "css",
+        "ftp",
+        "ns",
+        "ns1",
+        "ns2",
+        "mx",
+        "webhooks",
+        "webhook",
+        "hooks",
+        "security",
+        "legal",
+        "terms",
+        "privacy",
+        "about",
+        "pricing",
+        "www1",
+        "www2",
+        "tenantry",
+        "localhost",
+    ]
 )
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
 
@@ -53,9 +116,14 @@ def slug_problem(slug: str) -> str | None:
 
 
 def slug_taken(slug: str) -> bool:
-    return db.session.execute(
-        select(func.count()).select_from(Organization).where(Organization.slug == slug, Organization.deleted_at.is_(None))
-    ).scalar_one() > 0
+    return (
+        db.session.execute(
+            select(func.count())
+            .select_from(Organization)
+            .where(Organization.slug == slug, Organization.deleted_at.is_(None))
+        ).scalar_one()
+        > 0
+    )
 
 
 def available_slug(name: str) -> str:

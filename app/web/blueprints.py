@@ -5,12 +5,12 @@ def register(app) -> None:
     from app.auth.account import bp as account_bp
     from app.auth.views import bp as auth_bp
     from app.mail.views import bp as mail_bp
+    from app.members.views import bp as members_bp
     from app.ops import bp as ops_bp
+    from app.orgs.settings_views import bp as settings_bp
     from app.orgs.views import bp as orgs_bp
     from app.projects.views import bp as projects_bp
     from app.rbac.views import bp as roles_bp
-    from app.orgs.settings_views import bp as settings_bp
-    from app.members.views import bp as members_bp
 
     for bp in (ops_bp, auth_bp, account_bp, orgs_bp, projects_bp, settings_bp, roles_bp, members_bp):
         app.register_blueprint(bp)
@@ -18,4 +18,6 @@ def register(app) -> None:
         # The outbox shows every mail the app wrote, password-reset links
         # included: it must not exist at all in production.
         app.register_blueprint(mail_bp)
-    from app.audit.views import bp as audit_bp; app.register_blueprint(audit_bp)  # noqa: E702
+    from app.audit.views import bp as audit_bp
+
+    app.register_blueprint(audit_bp)  # noqa: E702

@@ -1,5 +1,6 @@
 """Host names as this product compares them (foundation: no database, no
 organizations; ``app.tenancy.hosts`` decides what a host means)."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """HTMX header names and helpers, in one place (as django-htmx does)."""
+
 from __future__ import annotations
 
 from flask import make_response, render_template, request

@@ -24,6 +24,7 @@ Nothing is changed by a refused request: the guard runs before the host
 hook, the session and the view. Covered by tests/test_hostile_input.py,
 which sends hostile input to every route in the url map.
 """
+
 from __future__ import annotations
 
 from flask import abort, current_app, request
@@ -49,8 +50,7 @@ def accepts_files(view):
 
 
 def _has_nul(multidict) -> bool:
-    return any("\x00" in key or "\x00" in value for key, value in multidict.items(multi=True)
-               if isinstance(value, str))
+    return any("\x00" in key or "\x00" in value for key, value in multidict.items(multi=True) if isinstance(value, str))
 
 
 def guard():

@@ -14,8 +14,9 @@ Create Date: 2026-11-21 07:00:00
   events that belong to no organization (``app.audit``).
 
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from app.tenancy import rls
@@ -58,18 +59,25 @@ def upgrade():
         sa.Column("target_type", sa.String(length=32), nullable=True),
         sa.Column("target_id", sa.String(length=128), nullable=True),
         sa.Column("target_label", sa.String(length=300), nullable=True),
-        sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-        sa.Column("metadata", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "changes", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
+        sa.Column(
+            "metadata", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("ip", postgresql.INET(), nullable=True),
         sa.Column("user_agent", sa.String(length=400), nullable=True),
         sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.Column("xid", Xid8(), nullable=False, server_default=sa.text("pg_current_xact_id()")),
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("mac", sa.LargeBinary(), nullable=False),
-        sa.CheckConstraint("actor_type IN ('user', 'api_key', 'system', 'support', 'anonymous')",
-                           name=op.f("ck_audit_events_actor_type")),
-        sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"],
-                                name=op.f("fk_audit_events_organization_id_organizations")),
+        sa.CheckConstraint(
+            "actor_type IN ('user', 'api_key', 'system', 'support', 'anonymous')",
+            name=op.f("ck_audit_events_actor_type"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name=op.f("fk_audit_events_organization_id_organizations")
+        ),
         sa.PrimaryKeyConstraint("organization_id", "id", name=op.f("pk_audit_events")),
     )
     op.execute(f"ALTER TABLE audit_events ADD COLUMN search tsvector GENERATED ALWAYS AS ({SEARCH_EXPRESSION}) STORED")
@@ -78,8 +86,11 @@ def upgrade():
     op.create_index("ix_audit_events_org_actor_action", "audit_events", ["organization_id", "actor_id", "action", "id"])
     op.create_index("ix_audit_events_org_target_type", "audit_events", ["organization_id", "target_type", "id"])
     op.create_index("ix_audit_events_org_target", "audit_events", ["organization_id", "target_type", "target_id", "id"])
-    op.create_index("ix_audit_events_org_target_action", "audit_events",
-                    ["organization_id", "target_type", "target_id", "action", "id"])
+    op.create_index(
+        "ix_audit_events_org_target_action",
+        "audit_events",
+        ["organization_id", "target_type", "target_id", "action", "id"],
+    )
     op.create_index("ix_audit_events_org_occurred", "audit_events", ["organization_id", "occurred_at"])
     op.create_index("ix_audit_events_org_xid", "audit_events", ["organization_id", "xid"])
     # Free text: no GIN index on events (under RLS it would never be used:
@@ -91,10 +102,12 @@ def upgrade():
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("ref_type", sa.String(length=32), nullable=False),
         sa.Column("ref_id", sa.String(length=128), nullable=False),
-        sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"],
-                                name=op.f("fk_audit_label_words_organization_id_organizations")),
-        sa.PrimaryKeyConstraint("organization_id", "word", "kind", "ref_type", "ref_id",
-                                name=op.f("pk_audit_label_words")),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name=op.f("fk_audit_label_words_organization_id_organizations")
+        ),
+        sa.PrimaryKeyConstraint(
+            "organization_id", "word", "kind", "ref_type", "ref_id", name=op.f("pk_audit_label_words")
+        ),
     )
 
     op.create_table(
@@ -106,8 +119,9 @@ def upgrade():
         sa.Column("chain_mac", sa.LargeBinary(), nullable=False),
         sa.Column("horizon", Xid8(), nullable=False),
         sa.Column("sealed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"],
-                                name=op.f("fk_audit_seals_organization_id_organizations")),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name=op.f("fk_audit_seals_organization_id_organizations")
+        ),
         sa.PrimaryKeyConstraint("organization_id", "seq", name=op.f("pk_audit_seals")),
     )
     op.create_index("uq_audit_seals_org_event", "audit_seals", ["organization_id", "event_id"], unique=True)
@@ -128,8 +142,9 @@ def upgrade():
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("mac", sa.LargeBinary(), nullable=False),
         sa.CheckConstraint("kind IN ('purge', 'verify')", name=op.f("ck_audit_checkpoints_kind")),
-        sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"],
-                                name=op.f("fk_audit_checkpoints_organization_id_organizations")),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name=op.f("fk_audit_checkpoints_organization_id_organizations")
+        ),
         sa.PrimaryKeyConstraint("organization_id", "id", name=op.f("pk_audit_checkpoints")),
     )
     op.create_index("ix_audit_checkpoints_org_kind", "audit_checkpoints", ["organization_id", "kind", "id"])

@@ -25,9 +25,9 @@ policy would hide; the caller still reads memberships under RLS. When the
 owner is subject to RLS itself (a non-superuser owner without BYPASSRLS),
 the function still works, just without the index.
 """
-from alembic import op
+
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from alembic import op
 
 from app.tenancy import rls
 
@@ -41,9 +41,7 @@ depends_on = None
 def _try_extension(name: str) -> bool:
     """Create an extension if this server has it and we may; never fails the migration."""
     bind = op.get_bind()
-    available = bind.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name}
-    ).scalar()
+    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name}).scalar()
     if not available:
         return False
     nested = bind.begin_nested()
@@ -73,22 +71,32 @@ def upgrade():
         sa.Column("accepted_by", sa.UUID(), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("(role IS NULL) <> (custom_role_id IS NULL)", name=op.f("ck_invitations_one_role")),
-        sa.CheckConstraint("NOT (accepted_at IS NOT NULL AND revoked_at IS NOT NULL)",
-                           name=op.f("ck_invitations_accepted_or_revoked")),
-        sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"],
-                                name=op.f("fk_invitations_organization_id_organizations")),
-        sa.ForeignKeyConstraint(["organization_id", "custom_role_id"], ["roles.organization_id", "roles.id"],
-                                name="fk_invitations_custom_role"),
-        sa.ForeignKeyConstraint(["invited_by"], ["users.id"], name=op.f("fk_invitations_invited_by_users"),
-                                ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["accepted_by"], ["users.id"], name=op.f("fk_invitations_accepted_by_users"),
-                                ondelete="SET NULL"),
+        sa.CheckConstraint(
+            "NOT (accepted_at IS NOT NULL AND revoked_at IS NOT NULL)", name=op.f("ck_invitations_accepted_or_revoked")
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"], ["organizations.id"], name=op.f("fk_invitations_organization_id_organizations")
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id", "custom_role_id"],
+            ["roles.organization_id", "roles.id"],
+            name="fk_invitations_custom_role",
+        ),
+        sa.ForeignKeyConstraint(
+            ["invited_by"], ["users.id"], name=op.f("fk_invitations_invited_by_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["accepted_by"], ["users.id"], name=op.f("fk_invitations_accepted_by_users"), ondelete="SET NULL"
+        ),
         sa.PrimaryKeyConstraint("organization_id", "id", name=op.f("pk_invitations")),
     )
     op.create_index("uq_invitations_org_token", "invitations", ["organization_id", "token_hash"], unique=True)
     op.create_index(
-        "uq_invitations_pending_email", "invitations", ["organization_id", sa.literal_column("lower(email)")],
-        unique=True, postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
+        "uq_invitations_pending_email",
+        "invitations",
+        ["organization_id", sa.literal_column("lower(email)")],
+        unique=True,
+        postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
     )
     rls.enable(op, "invitations")
 
@@ -138,7 +146,8 @@ def upgrade():
     op.create_index("ix_memberships_org_search_email", "memberships", ["organization_id", "search_email", "user_id"])
     op.create_index("ix_memberships_org_created", "memberships", ["organization_id", "created_at", "user_id"])
     op.create_index(
-        "ix_memberships_org_last_seen", "memberships",
+        "ix_memberships_org_last_seen",
+        "memberships",
         ["organization_id", sa.literal_column("coalesce(last_seen_at, '-infinity'::timestamptz)"), "user_id"],
     )
     # btree_gin lets the index lead with organization_id (the schema rule for

@@ -22,6 +22,7 @@ row-level security as any other read, and can reveal nothing a plain
 caller's ``search_path`` cannot redirect it. Only the runtime role may call
 it (granted after every upgrade, with the other privileges).
 """
+
 from alembic import op
 
 revision = "0005_enter_organization"

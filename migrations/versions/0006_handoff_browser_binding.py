@@ -10,8 +10,9 @@ for their own account cannot sign a victim's browser in as the attacker
 (login CSRF). Tickets live 60 seconds at most: the ones in flight during the
 upgrade are dropped rather than given a nonce nobody holds.
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0006_handoff_browser_binding"
 down_revision = "0005_enter_organization"

@@ -11,8 +11,9 @@ organization and search its members by name and e-mail. Only the runtime
 role needs it; ``flask check`` now fails on any SECURITY DEFINER function
 that PUBLIC may execute.
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0007_definer_not_public"
 down_revision = "0006_handoff_browser_binding"

@@ -24,9 +24,10 @@ From this revision:
 Rollback: ``flask --app wsgi db downgrade 0007_definer_not_public`` restores
 the previous policies and functions (the roles are left in place).
 """
+
+import sqlalchemy as sa
 from alembic import op
 from flask import current_app
-import sqlalchemy as sa
 
 from app.tenancy import rls
 

@@ -1,5 +1,6 @@
 """Fixtures for the audit tests: reading events as the owner, sealing and
 verifying through the real CLI code, and a clean anchor file per test."""
+
 from __future__ import annotations
 
 import pytest
@@ -73,9 +74,12 @@ def settle(slug=None, timeout: float = 20.0):  # noqa: ARG001 (every organizatio
                 m.head_seq, m.head_chain = r.head_seq, r.head_chain
         with db.engine.connect() as c:
             c.execute(text("SELECT set_config('app.all_orgs', 'on', false)"))
-            unsealed = c.execute(text(
-                "SELECT count(*) FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_seals s"
-                " WHERE s.organization_id = e.organization_id AND s.event_id = e.id)")).scalar()
+            unsealed = c.execute(
+                text(
+                    "SELECT count(*) FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_seals s"
+                    " WHERE s.organization_id = e.organization_id AND s.event_id = e.id)"
+                )
+            ).scalar()
             c.execute(text("SELECT set_config('app.all_orgs', '', false)"))
         rejected = sum(len(m.rejected) for m in merged.values())
         if unsealed <= rejected or time.monotonic() > deadline:

@@ -1,4 +1,5 @@
 """``flask --app wsgi audit seal|verify|purge|actions``: exit status and messages."""
+
 from __future__ import annotations
 
 from sqlalchemy import text
@@ -16,8 +17,12 @@ def test_verify_is_green_on_demo_data_and_red_after_a_manual_edit(app, owner_eng
     assert "12 audit events created" in summary
     assert seed_demo_log() == 0  # idempotent
     with owner_engine.connect() as c:
-        unsealed = c.execute(text("SELECT count(*) FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_seals s"
-                                  " WHERE s.event_id = e.id AND s.organization_id = e.organization_id)")).scalar()
+        unsealed = c.execute(
+            text(
+                "SELECT count(*) FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_seals s"
+                " WHERE s.event_id = e.id AND s.organization_id = e.organization_id)"
+            )
+        ).scalar()
     # Normally 0: the loader seals. (Another test suite's open transaction on
     # the shared server can keep the newest events pending for a moment.)
     assert unsealed <= 12
@@ -28,10 +33,13 @@ def test_verify_is_green_on_demo_data_and_red_after_a_manual_edit(app, owner_eng
 
     with owner_engine.begin() as c:
         c.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
-        victim = c.execute(text(
-            "UPDATE audit_events SET changes = '{\"role\": [\"Member\", \"Viewer\"]}' WHERE id = (SELECT min(e.id)"
-            " FROM audit_events e JOIN organizations o ON o.id = e.organization_id"
-            " WHERE o.slug = 'acme' AND e.action = 'member.role_changed') RETURNING id")).scalar()
+        victim = c.execute(
+            text(
+                'UPDATE audit_events SET changes = \'{"role": ["Member", "Viewer"]}\' WHERE id = (SELECT min(e.id)'
+                " FROM audit_events e JOIN organizations o ON o.id = e.organization_id"
+                " WHERE o.slug = 'acme' AND e.action = 'member.role_changed') RETURNING id"
+            )
+        ).scalar()
     result = run(app, "verify")
     assert result.exit_code == 1
     assert "BROKEN  acme:" in result.output and f"event #{victim}" in result.output

@@ -9,14 +9,15 @@ who lacks the permission (403, no event). A mutating endpoint missing from
 the table fails ``test_every_mutating_endpoint_is_mapped``: add it when you
 add the route.
 """
+
 from __future__ import annotations
 
 import hashlib
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
 
 import pytest
 from sqlalchemy import text
@@ -40,7 +41,7 @@ class Call:
 @dataclass
 class Route:
     expect: list[tuple[str, str]]  # (log, action)
-    build: Callable[["Ctx"], Call]
+    build: Callable[[Ctx], Call]
     refused_as: str | None = None  # a member without the permission: 403 and no event
     ok: tuple = (200, 302, 303)
 
@@ -105,9 +106,15 @@ class Ctx:
         token, token_hash = new_token()
 
         def go():
-            inv = Invitation(organization_id=self.world.acme.id, email=email, role="member",
-                             token_hash=token_hash, invited_by=self.user("owner").id,
-                             expires_at=utcnow() + timedelta(days=7), sent_at=utcnow())
+            inv = Invitation(
+                organization_id=self.world.acme.id,
+                email=email,
+                role="member",
+                token_hash=token_hash,
+                invited_by=self.user("owner").id,
+                expires_at=utcnow() + timedelta(days=7),
+                sent_at=utcnow(),
+            )
             db.session.add(inv)
             db.session.flush()
             return str(inv.id)
@@ -129,8 +136,13 @@ class Ctx:
         from app.util import utcnow
 
         token = uuid.uuid4().hex
-        db.session.add(PasswordReset(token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                                     user_id=self.user(key).id, expires_at=utcnow() + timedelta(hours=1)))
+        db.session.add(
+            PasswordReset(
+                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                user_id=self.user(key).id,
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+        )
         db.session.commit()
         return token
 
@@ -149,7 +161,8 @@ class Ctx:
 
         u = self.user(key)
         return services._serializer(services.EMAIL_CHANGE_SALT).dumps(
-            {"u": str(u.id), "old": u.email.lower(), "new": "changed.address@example.test"})
+            {"u": str(u.id), "old": u.email.lower(), "new": "changed.address@example.test"}
+        )
 
 
 ACME, PLATFORM = "acme", "platform"
@@ -158,143 +171,213 @@ ROUTES: dict[str, Route] = {
     # ------------------------------------------------------------------ accounts (apex)
     "auth.login": Route(
         [(PLATFORM, "auth.login")],
-        lambda c: Call("/login", None, None, {"email": "outsider@example.test", "password": f.PASSWORD})),
+        lambda c: Call("/login", None, None, {"email": "outsider@example.test", "password": f.PASSWORD}),
+    ),
     "auth.logout": Route(
-        [(ACME, "auth.logout"), (PLATFORM, "auth.logout")],
-        lambda c: Call("/logout", "acme", "member")),
+        [(ACME, "auth.logout"), (PLATFORM, "auth.logout")], lambda c: Call("/logout", "acme", "member")
+    ),
     "auth.signup": Route(
         [(PLATFORM, "auth.signup"), (PLATFORM, "auth.login")],
-        lambda c: Call("/signup", None, None, {"name": "New Person", "email": "new.person@example.test",
-                                                "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})),
+        lambda c: Call(
+            "/signup",
+            None,
+            None,
+            {
+                "name": "New Person",
+                "email": "new.person@example.test",
+                "password": NEW_PASSWORD,
+                "confirm": NEW_PASSWORD,
+            },
+        ),
+    ),
     "auth.forgot": Route(
         [(PLATFORM, "auth.password_reset_requested")],
-        lambda c: Call("/forgot-password", None, None, {"email": "outsider@example.test"})),
+        lambda c: Call("/forgot-password", None, None, {"email": "outsider@example.test"}),
+    ),
     "auth.reset": Route(
         [(PLATFORM, "auth.password_reset")],
-        lambda c: Call(f"/reset-password/{c.reset_token()}", None, None,
-                       {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})),
+        lambda c: Call(
+            f"/reset-password/{c.reset_token()}", None, None, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+        ),
+    ),
     "auth.resend_verification": Route(
-        [(PLATFORM, "auth.verification_resent")],
-        lambda c: Call("/verify-email/resend", None, c.unverified())),
+        [(PLATFORM, "auth.verification_resent")], lambda c: Call("/verify-email/resend", None, c.unverified())
+    ),
     "auth.verify": Route(
-        [(PLATFORM, "auth.email_verified")],
-        lambda c: Call(f"/verify-email/{c.verification_token()}", None, None)),
+        [(PLATFORM, "auth.email_verified")], lambda c: Call(f"/verify-email/{c.verification_token()}", None, None)
+    ),
     "auth.confirm_email": Route(
-        [(PLATFORM, "auth.email_changed")],
-        lambda c: Call(f"/confirm-email/{c.email_change_token()}", None, None)),
+        [(PLATFORM, "auth.email_changed")], lambda c: Call(f"/confirm-email/{c.email_change_token()}", None, None)
+    ),
     "account.update_name": Route(
-        [(PLATFORM, "auth.profile_updated")],
-        lambda c: Call("/account/name", None, "member", {"name": "Max Renamed"})),
+        [(PLATFORM, "auth.profile_updated")], lambda c: Call("/account/name", None, "member", {"name": "Max Renamed"})
+    ),
     "account.change_password": Route(
         [(PLATFORM, "auth.password_changed")],
-        lambda c: Call("/account/password", None, "member", {"current_password": f.PASSWORD,
-                                                             "new_password": NEW_PASSWORD,
-                                                             "confirm_password": NEW_PASSWORD})),
+        lambda c: Call(
+            "/account/password",
+            None,
+            "member",
+            {"current_password": f.PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+        ),
+    ),
     "account.change_email": Route(
         [(PLATFORM, "auth.email_change_requested")],
-        lambda c: Call("/account/email", None, "member", {"new_email": "max.new@example.test",
-                                                          "email_password": f.PASSWORD})),
+        lambda c: Call(
+            "/account/email", None, "member", {"new_email": "max.new@example.test", "email_password": f.PASSWORD}
+        ),
+    ),
     "account.revoke_session": Route(
         [(PLATFORM, "auth.session_revoked")],
-        lambda c: Call(f"/account/sessions/{c.other_session('member')}/revoke", None, "member")),
+        lambda c: Call(f"/account/sessions/{c.other_session('member')}/revoke", None, "member"),
+    ),
     "account.revoke_others": Route(
         [(PLATFORM, "auth.sessions_revoked")],
-        lambda c: (c.other_session("member"), Call("/account/sessions/revoke-others", None, "member"))[1]),
+        lambda c: (c.other_session("member"), Call("/account/sessions/revoke-others", None, "member"))[1],
+    ),
     "orgs.new": Route(
         [("new", "org.created")],
-        lambda c: Call("/organizations/new", None, "outsider", {"name": "Initech", "slug": "initech"})),
+        lambda c: Call("/organizations/new", None, "outsider", {"name": "Initech", "slug": "initech"}),
+    ),
     # ------------------------------------------------------------------ organization settings
     "settings.update": Route(
         [(ACME, "org.settings_changed")],
-        lambda c: Call("/settings/general", data={"name": "Acme Renamed"}), refused_as="manager"),
+        lambda c: Call("/settings/general", data={"name": "Acme Renamed"}),
+        refused_as="manager",
+    ),
     "settings.delete": Route(
         [(ACME, "org.deleted")],
-        lambda c: Call("/settings/delete", as_user="owner", data={"confirm": "acme"}), refused_as="admin"),
+        lambda c: Call("/settings/delete", as_user="owner", data={"confirm": "acme"}),
+        refused_as="admin",
+    ),
     # ------------------------------------------------------------------ projects
     "projects.create": Route(
         [(ACME, "project.created")],
-        lambda c: Call("/projects/", as_user="member", data={"name": "Portable Hole", "description": "d",
-                                                             "owner_id": c.member_id("member")}), refused_as="viewer"),
+        lambda c: Call(
+            "/projects/",
+            as_user="member",
+            data={"name": "Portable Hole", "description": "d", "owner_id": c.member_id("member")},
+        ),
+        refused_as="viewer",
+    ),
     "projects.update": Route(
         [(ACME, "project.updated")],
-        lambda c: Call(f"/projects/{c.project(0)}", as_user="member",
-                       data={"name": "Renamed Project", "description": "new", "owner_id": c.member_id("owner")}),
-        refused_as="viewer"),
+        lambda c: Call(
+            f"/projects/{c.project(0)}",
+            as_user="member",
+            data={"name": "Renamed Project", "description": "new", "owner_id": c.member_id("owner")},
+        ),
+        refused_as="viewer",
+    ),
     "projects.archive": Route(
         [(ACME, "project.archived")],
-        lambda c: Call(f"/projects/{c.project(1)}/archive", as_user="member"), refused_as="viewer"),
+        lambda c: Call(f"/projects/{c.project(1)}/archive", as_user="member"),
+        refused_as="viewer",
+    ),
     "projects.unarchive": Route(
         [(ACME, "project.restored")],
-        lambda c: Call(f"/projects/{c.project(1, archived=True)}/unarchive", as_user="member"), refused_as="viewer"),
+        lambda c: Call(f"/projects/{c.project(1, archived=True)}/unarchive", as_user="member"),
+        refused_as="viewer",
+    ),
     "projects.delete": Route(
-        [(ACME, "project.deleted")],
-        lambda c: Call(f"/projects/{c.project(2)}/delete"), refused_as="manager"),
+        [(ACME, "project.deleted")], lambda c: Call(f"/projects/{c.project(2)}/delete"), refused_as="manager"
+    ),
     # ------------------------------------------------------------------ roles
     "roles.create": Route(
         [(ACME, "role.created")],
-        lambda c: Call("/roles/", data={"name": "Auditors", "description": "Read the log",
-                                        "permissions": ["org:view", "audit:view"]}), refused_as="manager"),
+        lambda c: Call(
+            "/roles/",
+            data={"name": "Auditors", "description": "Read the log", "permissions": ["org:view", "audit:view"]},
+        ),
+        refused_as="manager",
+    ),
     "roles.update": Route(
         [(ACME, "role.updated")],
-        lambda c: Call(f"/roles/{c.custom_role()}", data={"name": "Auditors", "description": "More",
-                                                          "permissions": ["org:view", "audit:view", "audit:export"]}),
-        refused_as="manager"),
-    "roles.duplicate": Route(
-        [(ACME, "role.created")],
-        lambda c: Call("/roles/member/duplicate"), refused_as="manager"),
+        lambda c: Call(
+            f"/roles/{c.custom_role()}",
+            data={"name": "Auditors", "description": "More", "permissions": ["org:view", "audit:view", "audit:export"]},
+        ),
+        refused_as="manager",
+    ),
+    "roles.duplicate": Route([(ACME, "role.created")], lambda c: Call("/roles/member/duplicate"), refused_as="manager"),
     "roles.delete": Route(
-        [(ACME, "role.deleted")],
-        lambda c: Call(f"/roles/{c.custom_role()}/delete"), refused_as="manager"),
+        [(ACME, "role.deleted")], lambda c: Call(f"/roles/{c.custom_role()}/delete"), refused_as="manager"
+    ),
     "roles.assign": Route(
         [(ACME, "member.role_changed")],
-        lambda c: Call("/roles/manager/members", data={"user_id": c.member_id("member")}), refused_as="manager"),
+        lambda c: Call("/roles/manager/members", data={"user_id": c.member_id("member")}),
+        refused_as="manager",
+    ),
     "roles.transfer": Route(
         [(ACME, "org.ownership_transferred")],
         lambda c: Call("/roles/transfer", as_user="owner", data={"user_id": c.member_id("admin"), "confirm": "yes"}),
-        refused_as="admin"),
+        refused_as="admin",
+    ),
     # ------------------------------------------------------------------ members and invitations
     "members.update": Route(
         [(ACME, "member.role_changed")],
         lambda c: Call(f"/members/{c.member_id('member')}/role", data={"role": "viewer", "confirm": "1"}),
-        refused_as="manager"),
+        refused_as="manager",
+    ),
     "members.deactivate": Route(
         [(ACME, "member.deactivated")],
-        lambda c: Call(f"/members/{c.member_id('member')}/deactivate"), refused_as="manager"),
+        lambda c: Call(f"/members/{c.member_id('member')}/deactivate"),
+        refused_as="manager",
+    ),
     "members.reactivate": Route(
         [(ACME, "member.reactivated")],
-        lambda c: Call(f"/members/{c.deactivated_member()}/reactivate"), refused_as="manager"),
+        lambda c: Call(f"/members/{c.deactivated_member()}/reactivate"),
+        refused_as="manager",
+    ),
     "members.delete": Route(
-        [(ACME, "member.removed")],
-        lambda c: Call(f"/members/{c.member_id('member')}/delete"), refused_as="manager"),
+        [(ACME, "member.removed")], lambda c: Call(f"/members/{c.member_id('member')}/delete"), refused_as="manager"
+    ),
     "members.revoke_session": Route(
         [(ACME, "auth.session_revoked"), (PLATFORM, "auth.session_revoked")],
         lambda c: Call(f"/members/{c.member_id('member')}/sessions/{c.other_session('member')}/revoke"),
-        refused_as="manager"),
+        refused_as="manager",
+    ),
     "members.bulk": Route(
         [(ACME, "member.deactivated")],
         lambda c: Call("/members/bulk", data={"action": "deactivate", "ids": [f"m:{c.member_id('member')}"]}),
-        refused_as="manager"),
+        refused_as="manager",
+    ),
     "members.create": Route(
         [(ACME, "member.invited")],
         lambda c: Call("/members/invite", data={"emails": "newcomer@example.test", "role": "member"}),
-        refused_as="manager"),
+        refused_as="manager",
+    ),
     "members.resend": Route(
         [(ACME, "member.invitation_resent")],
-        lambda c: Call(f"/members/invitations/{c.invitation()[0]}/resend"), refused_as="manager"),
+        lambda c: Call(f"/members/invitations/{c.invitation()[0]}/resend"),
+        refused_as="manager",
+    ),
     "members.revoke": Route(
         [(ACME, "member.invitation_revoked")],
-        lambda c: Call(f"/members/invitations/{c.invitation()[0]}/revoke"), refused_as="manager"),
+        lambda c: Call(f"/members/invitations/{c.invitation()[0]}/revoke"),
+        refused_as="manager",
+    ),
     "members.accept": Route(
         # a new person signs up through the invitation and is signed in: account
         # events (in the platform log, and in acme where they happen) and the join
-        [(ACME, "auth.signup"), (PLATFORM, "auth.signup"), (ACME, "auth.login"), (PLATFORM, "auth.login"),
-         (ACME, "member.joined")],
-        lambda c: Call(f"/invitations/{c.invitation('brand.new@example.test')[1]}", "acme", None,
-                       {"name": "Brand New", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})),
+        [
+            (ACME, "auth.signup"),
+            (PLATFORM, "auth.signup"),
+            (ACME, "auth.login"),
+            (PLATFORM, "auth.login"),
+            (ACME, "member.joined"),
+        ],
+        lambda c: Call(
+            f"/invitations/{c.invitation('brand.new@example.test')[1]}",
+            "acme",
+            None,
+            {"name": "Brand New", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        ),
+    ),
     # ------------------------------------------------------------------ the audit log
     "audit.export": Route(
-        [(ACME, "audit.exported")],
-        lambda c: Call("/audit/export", data={"format": "csv"}), refused_as="viewer"),
+        [(ACME, "audit.exported")], lambda c: Call("/audit/export", data={"format": "csv"}), refused_as="viewer"
+    ),
 }
 
 # Mutating endpoints deliberately not exercised here, with the reason. Keep it empty.
@@ -326,8 +409,9 @@ def _new_events(owner_engine, world, since: int) -> list[tuple[str, str]]:
 
     names = {world.acme.id: "acme", world.globex.id: "globex", PLATFORM_ORG_ID: "platform"}
     with owner_engine.connect() as c:
-        rows = c.execute(text("SELECT organization_id, action FROM audit_events WHERE id > :s ORDER BY id"),
-                         {"s": since}).all()
+        rows = c.execute(
+            text("SELECT organization_id, action FROM audit_events WHERE id > :s ORDER BY id"), {"s": since}
+        ).all()
     return [(names.get(r.organization_id, "new"), r.action) for r in rows]
 
 
@@ -343,8 +427,7 @@ def _send(app, world, call: Call, as_user=None):
     c = _client(app, world, who, call.slug)
     data = dict(call.data)
     data["csrf_token"] = csrf_token(c, call.slug)
-    return c.open(url(call.slug, call.path), method=call.method, data=data,
-                  environ_base={"REMOTE_ADDR": "192.0.2.10"})
+    return c.open(url(call.slug, call.path), method=call.method, data=data, environ_base={"REMOTE_ADDR": "192.0.2.10"})
 
 
 @pytest.mark.parametrize("endpoint", sorted(ROUTES))

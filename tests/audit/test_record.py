@@ -1,12 +1,12 @@
 """record(): same transaction, complete catalogue, context captured, no secrets."""
-from __future__ import annotations
 
-from app.tenancy.scoping import all_organizations
+from __future__ import annotations
 
 import uuid
 
 import pytest
 
+from app.tenancy.scoping import all_organizations
 from tests.conftest import csrf_token, url
 
 
@@ -81,11 +81,15 @@ def test_secrets_are_never_stored(world, events, owner_engine):
     secrets = ["hunter2-password", "tok_abcdef123456", "whsec_s3cr3t", "argon2$hash$value", "sk_live_key"]
     with tenant_context(world.acme.id):
         audit.record(
-            "webhook.updated", target=("webhook", "w1", "Endpoint"),
+            "webhook.updated",
+            target=("webhook", "w1", "Endpoint"),
             before={"url": "https://a.test", "signing_secret": secrets[2], "password": secrets[0]},
             after={"url": "https://b.test", "signing_secret": "whsec_new", "password": "new-" + secrets[0]},
-            metadata={"api_key": secrets[4], "nested": {"accessToken": secrets[1], "password_hash": secrets[3]},
-                      "plan_key": "pro"},
+            metadata={
+                "api_key": secrets[4],
+                "nested": {"accessToken": secrets[1], "password_hash": secrets[3]},
+                "plan_key": "pro",
+            },
         )
         db.session.commit()
     (row,) = events(world.acme)
@@ -103,12 +107,29 @@ def test_secrets_are_never_stored(world, events, owner_engine):
         assert s not in dump
 
 
-@pytest.mark.parametrize("name,secret", [
-    ("password", True), ("new_password", True), ("passwordHash", True), ("api_key", True), ("apiKey", True),
-    ("token", True), ("reset_token_hash", True), ("client_secret", True), ("totp_secret", True),
-    ("recovery_codes", True), ("private_key", True), ("plan_key", False), ("name", False), ("email", False),
-    ("role", False), ("monkey", False), ("keyboard_layout", False), ("key_prefix", False),
-])
+@pytest.mark.parametrize(
+    "name,secret",
+    [
+        ("password", True),
+        ("new_password", True),
+        ("passwordHash", True),
+        ("api_key", True),
+        ("apiKey", True),
+        ("token", True),
+        ("reset_token_hash", True),
+        ("client_secret", True),
+        ("totp_secret", True),
+        ("recovery_codes", True),
+        ("private_key", True),
+        ("plan_key", False),
+        ("name", False),
+        ("email", False),
+        ("role", False),
+        ("monkey", False),
+        ("keyboard_layout", False),
+        ("key_prefix", False),
+    ],
+)
 def test_secret_denylist_by_word(name, secret):
     from app.audit import is_secret_field
 
@@ -119,10 +140,12 @@ def test_request_context_is_captured(world, login, events):
     """Actor, IP, user agent and request id of the request that made the change."""
     c = login(world.users["admin"], "acme")
     rid = "req-" + uuid.uuid4().hex[:12]
-    r = c.post(url("acme", "/settings/general"),
-               data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Renamed"},
-               headers={"User-Agent": "AuditTest/1.0", "X-Request-ID": rid},
-               environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    r = c.post(
+        url("acme", "/settings/general"),
+        data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Renamed"},
+        headers={"User-Agent": "AuditTest/1.0", "X-Request-ID": rid},
+        environ_base={"REMOTE_ADDR": "203.0.113.7"},
+    )
     assert r.status_code in (302, 303), r.data[:500]
     (row,) = events(world.acme, "org.settings_changed")
     assert row["actor_type"] == "user"
@@ -176,8 +199,9 @@ def test_failed_login_for_unknown_email_is_recorded_without_the_address(client, 
     from app import audit
 
     typed = "nobody-here@nowhere.test"
-    r = client.post(url(None, "/login"), data={"csrf_token": csrf_token(client), "email": typed,
-                                              "password": "my-secret-guess"})
+    r = client.post(
+        url(None, "/login"), data={"csrf_token": csrf_token(client), "email": typed, "password": "my-secret-guess"}
+    )
     assert r.status_code == 422
     rows = events(audit.PLATFORM_ORG_ID, "auth.login_failed")
     assert len(rows) == 1

@@ -1,12 +1,13 @@
 """The viewer: access, isolation, filters in the URL, keyset pages, the event
 page, the log's state, HTMX fragments, and streamed, audited exports."""
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -20,16 +21,33 @@ def acme_log(world, record_in):
     from app import audit
 
     evs = {
-        "renamed": record_in(world.acme, "project.updated", target=("project", "p-1", "Rocket Skates"),
-                             before={"name": "Rocket Skate"}, after={"name": "Rocket Skates"},
-                             actor=audit.Actor.of_user(owner)),
-        "role": record_in(world.acme, "member.role_changed", target=("member", str(member.id), "Acme Member"),
-                          before={"role": "Member"}, after={"role": "Admin"}, actor=audit.Actor.of_user(owner)),
-        "by_member": record_in(world.acme, "project.created", target=("project", "p-2", "Giant Magnet"),
-                               after={"name": "Giant Magnet"}, actor=audit.Actor.of_user(member)),
+        "renamed": record_in(
+            world.acme,
+            "project.updated",
+            target=("project", "p-1", "Rocket Skates"),
+            before={"name": "Rocket Skate"},
+            after={"name": "Rocket Skates"},
+            actor=audit.Actor.of_user(owner),
+        ),
+        "role": record_in(
+            world.acme,
+            "member.role_changed",
+            target=("member", str(member.id), "Acme Member"),
+            before={"role": "Member"},
+            after={"role": "Admin"},
+            actor=audit.Actor.of_user(owner),
+        ),
+        "by_member": record_in(
+            world.acme,
+            "project.created",
+            target=("project", "p-2", "Giant Magnet"),
+            after={"name": "Giant Magnet"},
+            actor=audit.Actor.of_user(member),
+        ),
     }
-    record_in(world.globex, "project.created", target=("project", "g-1", "Globex Secret Doomsday"),
-              after={"name": "Doomsday"})
+    record_in(
+        world.globex, "project.created", target=("project", "g-1", "Globex Secret Doomsday"), after={"name": "Doomsday"}
+    )
     return evs
 
 
@@ -73,14 +91,17 @@ def test_other_organizations_event_is_404(world, login, record_in):
     assert get(c, "acme", "/audit/not-a-number").status_code == 404
 
 
-@pytest.mark.parametrize("query,expected", [
-    ("action=member.role_changed", ["role"]),
-    ("target_type=project", ["by_member", "renamed"]),
-    ("target_type=project&target=p-1", ["renamed"]),
-    ("q=magnet", ["by_member"]),
-    ("q=rocket%20ska", ["renamed"]),
-    ("q=acme.test", ["by_member", "role", "renamed"]),
-])
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("action=member.role_changed", ["role"]),
+        ("target_type=project", ["by_member", "renamed"]),
+        ("target_type=project&target=p-1", ["renamed"]),
+        ("q=magnet", ["by_member"]),
+        ("q=rocket%20ska", ["renamed"]),
+        ("q=acme.test", ["by_member", "role", "renamed"]),
+    ],
+)
 def test_filters_narrow_the_list(world, login, acme_log, query, expected):
     c = login(world.users["admin"], "acme")
     html = get(c, "acme", "/audit/?" + query).get_data(as_text=True)
@@ -116,8 +137,13 @@ def test_filter_labels_never_name_another_organizations_users(world, login, acme
     assert "Acme Member &lt;member@acme.test&gt;" in html
     # A former member recorded in acme's log is named as the log recorded them.
     outsider = world.users["outsider"]
-    record_in(world.acme, "project.created", target=("project", "p-9", "Nine"), after={"name": "Nine"},
-              actor=audit.Actor.of_user(outsider))
+    record_in(
+        world.acme,
+        "project.created",
+        target=("project", "p-9", "Nine"),
+        after={"name": "Nine"},
+        actor=audit.Actor.of_user(outsider),
+    )
     html = get(c, "acme", f"/audit/?actor={outsider.id}").get_data(as_text=True)
     assert "Otto Outsider &lt;outsider@example.test&gt;" in html
 
@@ -150,10 +176,17 @@ def test_date_range_filter(world, login, acme_log):
     assert re.findall(r'id="event-\d+"', html) == []
 
 
-@pytest.mark.parametrize("query,field", [
-    ("from=yesterday", "from"), ("to=2026-13-01", "to"), ("action=project.teleported", "action"),
-    ("actor=nobody", "actor"), ("before=abc", "before"), ("from=2026-05-02&to=2026-05-01", "to"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("from=yesterday", "from"),
+        ("to=2026-13-01", "to"),
+        ("action=project.teleported", "action"),
+        ("actor=nobody", "actor"),
+        ("before=abc", "before"),
+        ("from=2026-05-02&to=2026-05-01", "to"),
+    ],
+)
 def test_bad_filter_is_422_with_the_reason(world, login, acme_log, query, field):
     c = login(world.users["admin"], "acme")
     r = get(c, "acme", "/audit/?" + query)
@@ -166,8 +199,12 @@ def test_keyset_pages_never_use_offset(world, login, record_in, app):
 
     from app.extensions import db
 
-    created = [record_in(world.acme, "project.updated", target=("project", f"p{i}", f"P{i}"),
-                         before={"n": i}, after={"n": i + 1}).id for i in range(120)]
+    created = [
+        record_in(
+            world.acme, "project.updated", target=("project", f"p{i}", f"P{i}"), before={"n": i}, after={"n": i + 1}
+        ).id
+        for i in range(120)
+    ]
     c = login(world.users["admin"], "acme")
     statements = []
     listener = lambda conn, cur, stmt, *a: statements.append(stmt)  # noqa: E731
@@ -189,7 +226,8 @@ def test_keyset_pages_never_use_offset(world, login, record_in, app):
     assert ids1 == newest_first[:50] and ids2 == newest_first[50:100] and ids3 == newest_first[100:]
     assert back == ids2
     assert 'rel="next"' not in p3.split('class="pagination"')[1].split("</nav>")[0].replace(
-        'is-disabled" aria-disabled="true">Older', "")  # no "Older" link on the last page
+        'is-disabled" aria-disabled="true">Older', ""
+    )  # no "Older" link on the last page
     assert not [s for s in statements if "OFFSET" in s.upper()]
 
 
@@ -274,11 +312,10 @@ def test_jsonl_export_holds_only_this_organization(world, login, acme_log):
 
 
 def test_export_needs_audit_export(world, login, acme_log, events):
-    from tests import factories as f
-
-    from app.rbac.models import Role
     from app.extensions import db
+    from app.rbac.models import Role
     from app.tenancy.scoping import tenant_context
+    from tests import factories as f
 
     with tenant_context(world.acme.id):
         role = Role(organization_id=world.acme.id, name="Auditor", permissions=["org:view", "audit:view"])
@@ -308,7 +345,7 @@ def test_export_without_csrf_is_refused(world, login, acme_log, events):
 
 
 def test_csv_export_defuses_formulas(world, login, record_in):
-    record_in(world.acme, "project.created", target=("project", "p", "=HYPERLINK(\"http://evil\")"), after={"n": 1})
+    record_in(world.acme, "project.created", target=("project", "p", '=HYPERLINK("http://evil")'), after={"n": 1})
     c = login(world.users["admin"], "acme")
     rows = list(csv.DictReader(io.StringIO(export(c, "csv", action="project.created").get_data(as_text=True))))
     assert rows[0]["target_label"].startswith("'=")
@@ -317,8 +354,10 @@ def test_csv_export_defuses_formulas(world, login, record_in):
 def test_platform_log_is_for_super_admins_on_the_apex(world, login, client):
     from tests import factories as f
 
-    client.post(url(None, "/login"), data={"csrf_token": csrf_token(client), "email": "ghost@nowhere.test",
-                                           "password": "x-y-z-guess"})
+    client.post(
+        url(None, "/login"),
+        data={"csrf_token": csrf_token(client), "email": "ghost@nowhere.test", "password": "x-y-z-guess"},
+    )
     sup = f.make_user("super@tenantry.test", "Sam Super", superadmin=True)
     s = login(sup, None)
     r = s.get(url(None, "/audit/platform"))
@@ -330,8 +369,7 @@ def test_platform_log_is_for_super_admins_on_the_apex(world, login, client):
 
 
 @pytest.mark.parametrize("sealed", [False, True])
-def test_free_text_finds_events_by_actor_and_target_names(world, login, acme_log, seal, sealed, record_in,
-                                                           monkeypatch):
+def test_free_text_finds_events_by_actor_and_target_names(world, login, acme_log, seal, sealed, record_in, monkeypatch):
     """Sealed events are found through the names the sealer remembered,
     unsealed ones directly; a word matching many names falls back to a scan."""
     if sealed:
@@ -357,9 +395,11 @@ def test_free_text_finds_events_by_actor_and_target_names(world, login, acme_log
 def test_date_range_is_exact_at_the_edges_despite_reordering(app, world, login):
     """Concurrent writers can take ids and times in slightly different orders:
     the date filter still includes exactly the events inside the range."""
-    from datetime import datetime, time as dtime, timezone
+    from datetime import datetime
+    from datetime import time as dtime
 
-    from sqlalchemy import create_engine, text as sql
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
     from sqlalchemy.pool import NullPool
 
     from app.audit import Actor, event_row
@@ -367,10 +407,19 @@ def test_date_range_is_exact_at_the_edges_despite_reordering(app, world, login):
     from app.util import utcnow
 
     day = utcnow().date() - timedelta(days=3)
-    midnight = datetime.combine(day, dtime.min, timezone.utc)
+    midnight = datetime.combine(day, dtime.min, UTC)
     offsets = [  # (seconds from midnight of `day`, inside?) in id order
-        (-3600, False), (-0.5, False), (0.1, True), (-0.2, False), (1, True), (3600, True),
-        (86400 - 0.3, True), (86400 + 0.2, False), (86400 - 0.1, True), (86400 + 1.5, False), (90000, False),
+        (-3600, False),
+        (-0.5, False),
+        (0.1, True),
+        (-0.2, False),
+        (1, True),
+        (3600, True),
+        (86400 - 0.3, True),
+        (86400 + 0.2, False),
+        (86400 - 0.1, True),
+        (86400 + 1.5, False),
+        (90000, False),
     ]
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
     ids = []
@@ -378,9 +427,19 @@ def test_date_range_is_exact_at_the_edges_despite_reordering(app, world, login):
         c.execute(sql("SELECT set_config('app.org_id', :o, true)"), {"o": str(world.acme.id)})
         for secs, _ in offsets:
             eid = c.execute(sql("SELECT nextval('audit_events_id_seq')")).scalar()
-            c.execute(AuditEvent.__table__.insert(), [event_row(
-                world.acme.id, eid, midnight + timedelta(seconds=secs), "project.updated", Actor.system(),
-                ("project", "p", "P"))])
+            c.execute(
+                AuditEvent.__table__.insert(),
+                [
+                    event_row(
+                        world.acme.id,
+                        eid,
+                        midnight + timedelta(seconds=secs),
+                        "project.updated",
+                        Actor.system(),
+                        ("project", "p", "P"),
+                    )
+                ],
+            )
             ids.append(eid)
     engine.dispose()
     c = login(world.users["admin"], "acme")
@@ -390,10 +449,12 @@ def test_date_range_is_exact_at_the_edges_despite_reordering(app, world, login):
         return [int(x) for x in re.findall(r'id="event-(\d+)"', html)]
 
     def expected(pred):
-        return sorted((i for i, (secs, _) in zip(ids, offsets) if pred(secs)), reverse=True)
+        return sorted((i for i, (secs, _) in zip(ids, offsets, strict=False) if pred(secs)), reverse=True)
 
     assert listed(f"from={day}&to={day}") == expected(lambda s: 0 <= s < 86400)
-    assert listed(f"from={day}&to={day}") == sorted((i for i, (_, ok) in zip(ids, offsets) if ok), reverse=True)
+    assert listed(f"from={day}&to={day}") == sorted(
+        (i for i, (_, ok) in zip(ids, offsets, strict=False) if ok), reverse=True
+    )
     assert listed(f"from={day}") == expected(lambda s: s >= 0)
     assert listed(f"to={day}") == expected(lambda s: s < 86400)
     assert listed(f"to={day - timedelta(days=1)}") == expected(lambda s: s < 0)

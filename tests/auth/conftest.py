@@ -1,5 +1,6 @@
 """Helpers for the account tests: CSRF-carrying posts, links out of real mail,
 and a record of the audit calls (the real audit store still receives them)."""
+
 from __future__ import annotations
 
 import re

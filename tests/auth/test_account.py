@@ -1,12 +1,11 @@
 """The account page: name, password and e-mail address changes."""
-from __future__ import annotations
 
-from sqlalchemy import select
+from __future__ import annotations
 
 from app.auth.models import User, UserSession
 from app.extensions import db
 from tests import factories as f
-from tests.auth.conftest import follow_link, link_in, path_of, post
+from tests.auth.conftest import follow_link, link_in, post
 from tests.conftest import url
 
 PW = f.PASSWORD
@@ -62,8 +61,11 @@ def test_bad_name_is_422_and_saves_nothing(login):
 def test_change_password_needs_the_current_one_and_signs_out_the_other_sessions(login, audit_log):
     user = f.make_user("ann@example.test")
     here, elsewhere = login(user), login(user)
-    wrong = post(here, "/account/password", {"current_password": "nope-nope-nope",
-                                             "new_password": NEW_PW, "confirm_password": NEW_PW})
+    wrong = post(
+        here,
+        "/account/password",
+        {"current_password": "nope-nope-nope", "new_password": NEW_PW, "confirm_password": NEW_PW},
+    )
     assert wrong.status_code == 422 and 'id="current_password-error"' in wrong.get_data(as_text=True)
     assert elsewhere.get(url(None, "/account")).status_code == 200
     r = post(here, "/account/password", {"current_password": PW, "new_password": NEW_PW, "confirm_password": NEW_PW})
@@ -97,8 +99,11 @@ def test_current_password_guesses_are_throttled_like_log_ins(login):
     user = f.make_user("ann@example.test")
     c = login(user)
     for _ in range(5):
-        post(c, "/account/password", {"current_password": "guess-guess", "new_password": NEW_PW,
-                                      "confirm_password": NEW_PW})
+        post(
+            c,
+            "/account/password",
+            {"current_password": "guess-guess", "new_password": NEW_PW, "confirm_password": NEW_PW},
+        )
     r = post(c, "/account/password", {"current_password": PW, "new_password": NEW_PW, "confirm_password": NEW_PW})
     assert r.status_code == 429 and b"Too many attempts" in r.data
     assert fresh(user).password_hash == user.password_hash
@@ -146,7 +151,11 @@ def test_change_email_bad_input_is_422_and_sends_nothing(login, mailbox):
     f.make_user("taken@example.test")
     c = login(user)
     for data, field, message in (
-        ({"new_email": "new@example.test", "email_password": "wrong-password"}, "email_password", "not your current password"),
+        (
+            {"new_email": "new@example.test", "email_password": "wrong-password"},
+            "email_password",
+            "not your current password",
+        ),
         ({"new_email": "not an address", "email_password": PW}, "new_email", "valid e-mail address"),
         ({"new_email": "TAKEN@example.test", "email_password": PW}, "new_email", "another account"),
         ({"new_email": "ann@example.test", "email_password": PW}, "new_email", "already your e-mail"),

@@ -1,4 +1,5 @@
 """Bad requests get a clear page, never a 500."""
+
 from __future__ import annotations
 
 from tests import factories as f

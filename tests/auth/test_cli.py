@@ -1,4 +1,5 @@
 """``flask --app wsgi create-superadmin EMAIL``."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -11,7 +12,9 @@ from tests import factories as f
 def test_create_superadmin_prompts_for_the_password(app):
     runner = app.test_cli_runner()
     pw = "plum-orbit-cactus-42"
-    result = runner.invoke(args=["create-superadmin", "Root@Example.test", "--name", "Rita Root"], input=f"{pw}\n{pw}\n")
+    result = runner.invoke(
+        args=["create-superadmin", "Root@Example.test", "--name", "Rita Root"], input=f"{pw}\n{pw}\n"
+    )
     assert result.exit_code == 0, result.output
     assert "created super-admin root@example.test" in result.output
     db.session.expire_all()
@@ -31,8 +34,9 @@ def test_create_superadmin_refuses_a_weak_password(app):
 
 def test_create_superadmin_promotes_an_existing_user(app):
     user = f.make_user("ann@example.test")
-    result = app.test_cli_runner().invoke(args=["create-superadmin", "ann@example.test"],
-                                          input="plum-orbit-cactus-42\nplum-orbit-cactus-42\n")
+    result = app.test_cli_runner().invoke(
+        args=["create-superadmin", "ann@example.test"], input="plum-orbit-cactus-42\nplum-orbit-cactus-42\n"
+    )
     assert result.exit_code == 0 and "promoted" in result.output
     db.session.expire_all()
     assert db.session.get(User, user.id).is_superadmin
@@ -45,13 +49,21 @@ def test_create_superadmin_is_recorded_in_the_platform_log(app, owner_engine, lo
 
     pw = "plum-orbit-cactus-42"
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["create-superadmin", "root@example.test", "--name", "Rita Root"],
-                         input=f"{pw}\n{pw}\n").exit_code == 0
+    assert (
+        runner.invoke(
+            args=["create-superadmin", "root@example.test", "--name", "Rita Root"], input=f"{pw}\n{pw}\n"
+        ).exit_code
+        == 0
+    )
     ann = f.make_user("ann@example.test", "Ann Able")
     assert runner.invoke(args=["create-superadmin", "ann@example.test"], input=f"{pw}\n{pw}\n").exit_code == 0
     with owner_engine.connect() as c:
-        rows = [dict(r._mapping) for r in c.execute(text(
-            "SELECT * FROM audit_events WHERE action = 'platform.superadmin_granted' ORDER BY id"))]
+        rows = [
+            dict(r._mapping)
+            for r in c.execute(
+                text("SELECT * FROM audit_events WHERE action = 'platform.superadmin_granted' ORDER BY id")
+            )
+        ]
     assert [r["organization_id"] for r in rows] == [PLATFORM_ORG_ID, PLATFORM_ORG_ID]
     root, promoted = rows
     assert (root["actor_type"], root["actor_label"]) == ("system", "flask create-superadmin")

@@ -1,5 +1,6 @@
 """The hand-off's ``host``: normalised once, and the normalised host is the one
 checked, bound to the ticket and redirected to."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -18,8 +19,12 @@ GOOD_NONCE = "a" * 64
 def acme_domain(world, owner_engine):
     """acme also answers on a verified custom domain."""
     with owner_engine.begin() as c:
-        c.execute(text("UPDATE organizations SET custom_domain = 'acme-corp.test',"
-                       " custom_domain_verified_at = now() WHERE slug = 'acme'"))
+        c.execute(
+            text(
+                "UPDATE organizations SET custom_domain = 'acme-corp.test',"
+                " custom_domain_verified_at = now() WHERE slug = 'acme'"
+            )
+        )
     return "acme-corp.test"
 
 
@@ -32,12 +37,15 @@ def issue(client, host: str):
     return client.get(url(None, "/auth/handoff/issue"), query_string={"host": host, "n": GOOD_NONCE, "next": "/"})
 
 
-@pytest.mark.parametrize("raw,normalised", [
-    ("acme-corp.test:5000.", "acme-corp.test:5000"),  # was a 500 after the ticket was committed
-    ("acme-corp.test.:5000", "acme-corp.test:5000"),
-    (" acme.tenantry.localhost", "acme.tenantry.localhost"),  # was a ticket and "http:// acme…"
-    ("ACME.tenantry.localhost.\t", "acme.tenantry.localhost"),
-])
+@pytest.mark.parametrize(
+    "raw,normalised",
+    [
+        ("acme-corp.test:5000.", "acme-corp.test:5000"),  # was a 500 after the ticket was committed
+        ("acme-corp.test.:5000", "acme-corp.test:5000"),
+        (" acme.tenantry.localhost", "acme.tenantry.localhost"),  # was a ticket and "http:// acme…"
+        ("ACME.tenantry.localhost.\t", "acme.tenantry.localhost"),
+    ],
+)
 def test_handoff_redirects_to_the_normalised_host(world, login, acme_domain, raw, normalised):
     c = login(world.users["consultant"])
     r = issue(c, raw)
@@ -48,13 +56,16 @@ def test_handoff_redirects_to_the_normalised_host(world, login, acme_domain, raw
     assert tickets() == [normalised]
 
 
-@pytest.mark.parametrize("raw", [
-    "acme.tenantry.localhost:5000.",  # not acme's host (no such custom domain)
-    " evil.example.",
-    "acme.tenantry.localhost/evil",
-    "acme .tenantry.localhost",
-    "tenantry.localhost.",  # the apex is not a hand-off target
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "acme.tenantry.localhost:5000.",  # not acme's host (no such custom domain)
+        " evil.example.",
+        "acme.tenantry.localhost/evil",
+        "acme .tenantry.localhost",
+        "tenantry.localhost.",  # the apex is not a hand-off target
+    ],
+)
 def test_handoff_refuses_a_foreign_host_and_commits_no_ticket(world, login, acme_domain, raw):
     c = login(world.users["consultant"])
     assert issue(c, raw).status_code == 404

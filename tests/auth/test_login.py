@@ -1,4 +1,5 @@
 """Log-in and log-out: throttling, one message for every failure, fresh session ids."""
+
 from __future__ import annotations
 
 from argon2 import PasswordHasher, Type
@@ -17,7 +18,7 @@ PW = f.PASSWORD
 def error_of(response) -> str:
     body = response.get_data(as_text=True)
     start = body.index('class="field__error"')
-    return body[start: body.index("</div>", start)]
+    return body[start : body.index("</div>", start)]
 
 
 def test_login_starts_a_new_session_with_a_new_id(client, audit_log):
@@ -91,8 +92,7 @@ def test_every_post_counts_against_the_network(client, app, monkeypatch):
     r = post(client, "/login", {"email": "ann@example.test", "password": PW})
     assert r.status_code == 429 and b"Too many attempts. Try again in 15 minutes." in r.data
     other = app.test_client()
-    ok = post(other, "/login", {"email": "ann@example.test", "password": PW},
-              environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    ok = post(other, "/login", {"email": "ann@example.test", "password": PW}, environ_base={"REMOTE_ADDR": "10.9.8.7"})
     assert ok.status_code == 302
 
 

@@ -1,4 +1,5 @@
 """Forgotten password: one answer for every address, single-use one-hour links."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ NEW_PW = "granite-meadow-violin-7"
 def forgot_answer(response) -> str:
     body = response.get_data(as_text=True)
     start = body.index("<h1>")
-    return body[start: body.index("</p>", start)]
+    return body[start : body.index("</p>", start)]
 
 
 def test_forgot_answers_the_same_for_known_and_unknown_addresses(client, mailbox):
@@ -57,7 +58,12 @@ def test_reset_link_sets_the_password_once_and_signs_out_every_session(client, l
     # used once: the same link is now gone
     again = client.application.test_client()
     assert again.get(link).status_code == 410
-    assert post(again, path_of(link), {"password": "another-fine-phrase-9", "confirm": "another-fine-phrase-9"}).status_code == 410
+    assert (
+        post(
+            again, path_of(link), {"password": "another-fine-phrase-9", "confirm": "another-fine-phrase-9"}
+        ).status_code
+        == 410
+    )
 
 
 def test_a_new_reset_kills_the_older_links(client, mailbox):
@@ -75,8 +81,12 @@ def test_reset_link_older_than_an_hour_is_410(client, mailbox, owner_engine):
     post(client, "/forgot-password", {"email": "ann@example.test"})
     link = link_in(mailbox.last("ann@example.test"))
     with owner_engine.begin() as c:
-        c.execute(text("UPDATE password_resets SET created_at = now() - interval '61 minutes', "
-                       "expires_at = now() - interval '1 minute'"))
+        c.execute(
+            text(
+                "UPDATE password_resets SET created_at = now() - interval '61 minutes', "
+                "expires_at = now() - interval '1 minute'"
+            )
+        )
     r = client.get(link)
     assert r.status_code == 410 and b"no longer valid" in r.data
     assert post(client, path_of(link), {"password": NEW_PW, "confirm": NEW_PW}).status_code == 410
@@ -90,9 +100,11 @@ def test_reset_with_a_bad_password_is_422_and_the_link_still_works(client, mailb
     user = f.make_user("ann@example.test")
     post(client, "/forgot-password", {"email": "ann@example.test"})
     path = path_of(link_in(mailbox.last("ann@example.test")))
-    for data, message in (({"password": "password1", "confirm": "password1"}, "too common"),
-                          ({"password": "short", "confirm": "short"}, "at least 8"),
-                          ({"password": NEW_PW, "confirm": NEW_PW + "x"}, "do not match")):
+    for data, message in (
+        ({"password": "password1", "confirm": "password1"}, "too common"),
+        ({"password": "short", "confirm": "short"}, "at least 8"),
+        ({"password": NEW_PW, "confirm": NEW_PW + "x"}, "do not match"),
+    ):
         r = post(client, path, data)
         assert r.status_code == 422 and message in r.get_data(as_text=True)
     old_hash = user.password_hash

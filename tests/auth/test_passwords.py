@@ -1,4 +1,5 @@
 """Password rules and hashing cost."""
+
 from __future__ import annotations
 
 from argon2 import PasswordHasher

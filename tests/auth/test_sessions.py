@@ -1,4 +1,5 @@
 """Your sessions: list, revoke one, revoke the others; lifetimes; tampered cookies."""
+
 from __future__ import annotations
 
 from sqlalchemy import text
@@ -11,8 +12,10 @@ from tests.auth.conftest import post
 from tests.conftest import APEX, bind_cookie, follow, host, url
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
 
 
 def set_agent(owner_engine, session_id, ua):
@@ -91,8 +94,12 @@ def test_a_cookie_is_good_only_on_the_host_it_was_issued_for(world, client, coun
 
 def test_a_custom_domain_gets_a_cookie_of_its_own_through_the_hand_off(world, client, owner_engine):
     with owner_engine.begin() as conn:
-        conn.execute(text("UPDATE organizations SET custom_domain = 'acme-corp.test',"
-                          " custom_domain_verified_at = now() WHERE slug = 'acme'"))
+        conn.execute(
+            text(
+                "UPDATE organizations SET custom_domain = 'acme-corp.test',"
+                " custom_domain_verified_at = now() WHERE slug = 'acme'"
+            )
+        )
     assert post(client, "/login", {"email": "member@acme.test", "password": f.PASSWORD}).status_code == 302
     r = follow(client, client.get(url(None, "/go"), query_string={"to": "http://acme-corp.test/dashboard"}))
     assert r.status_code == 200 and r.request.host == "acme-corp.test"
@@ -160,8 +167,10 @@ def test_absolute_lifetime_ends_even_an_active_session(login, app, owner_engine)
     c = login(f.make_user("ann@example.test"))
     life = app.config["SESSION_ABSOLUTE_TIMEOUT"]
     with owner_engine.begin() as conn:
-        conn.execute(text("UPDATE user_sessions SET created_at = now() - :d - interval '1 minute', "
-                          "last_seen_at = now()"), {"d": life})
+        conn.execute(
+            text("UPDATE user_sessions SET created_at = now() - :d - interval '1 minute', last_seen_at = now()"),
+            {"d": life},
+        )
     assert c.get(url(None, "/account")).status_code == 302
 
 
@@ -178,7 +187,12 @@ def test_activity_refreshes_last_seen(login, owner_engine):
 def test_user_agent_summary():
     assert describe_user_agent(FIREFOX) == "Firefox on Linux"
     assert describe_user_agent(IPHONE) == "Safari on iPhone"
-    assert describe_user_agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                               "Chrome/126.0 Safari/537.36 Edg/126.0") == "Edge on Windows"
+    assert (
+        describe_user_agent(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/126.0 Safari/537.36 Edg/126.0"
+        )
+        == "Edge on Windows"
+    )
     assert describe_user_agent("curl/8.5.0") == "curl/8.5.0"
     assert describe_user_agent(None) == "Unknown device"

@@ -1,4 +1,5 @@
 """Sign-up and e-mail verification."""
+
 from __future__ import annotations
 
 import time
@@ -12,9 +13,14 @@ from app.auth.models import User, UserSession
 from app.extensions import db
 from tests import factories as f
 from tests.auth.conftest import follow_link, link_in, path_of, post
-from tests.conftest import Mailbox, url
+from tests.conftest import url
 
-GOOD = {"name": "Nina New", "email": "Nina@Example.test", "password": "plum-orbit-cactus-42", "confirm": "plum-orbit-cactus-42"}
+GOOD = {
+    "name": "Nina New",
+    "email": "Nina@Example.test",
+    "password": "plum-orbit-cactus-42",
+    "confirm": "plum-orbit-cactus-42",
+}
 
 
 def user_count() -> int:
@@ -29,8 +35,12 @@ def test_signup_creates_unverified_user_signs_in_and_mails_a_link(client, mailbo
     assert user.email == "nina@example.test" and user.name == "Nina New"
     assert not user.is_verified
     assert user.password_hash.startswith("$argon2id$")
-    assert db.session.execute(select(func.count()).select_from(UserSession)
-                              .where(UserSession.user_id == user.id)).scalar_one() == 1
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)
+        ).scalar_one()
+        == 1
+    )
     page = client.get(url(None, "/verify-email"))
     assert page.status_code == 200 and b"Check your inbox" in page.data and b"nina@example.test" in page.data
     msg = mailbox.last("nina@example.test")
@@ -81,7 +91,8 @@ def test_verification_link_older_than_48_hours_is_410(client, app):
     r = client.get(url(None, f"/verify-email/{token}"))
     assert r.status_code == 410 and b"no longer valid" in r.data
     fresh = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="tenantry.verify-email").dumps(
-        {"u": str(user.id), "e": user.email})
+        {"u": str(user.id), "e": user.email}
+    )
     assert client.get(url(None, f"/verify-email/{fresh}")).status_code == 200
 
 
@@ -94,20 +105,24 @@ def test_a_link_signed_for_another_purpose_is_refused(client, app):
     """Salts keep an e-mail-change token from working as a verification link."""
     user = f.make_user("mix@example.test", verified=False)
     token = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="tenantry.email-change").dumps(
-        {"u": str(user.id), "e": user.email})
+        {"u": str(user.id), "e": user.email}
+    )
     assert client.get(url(None, f"/verify-email/{token}")).status_code == 410
 
 
-@pytest.mark.parametrize("change, field, message", [
-    ({"name": ""}, "name", "Enter your name."),
-    ({"name": "x" * 121}, "name", "120"),
-    ({"email": "not-an-address"}, "email", "Enter a valid e-mail address"),
-    ({"email": ""}, "email", "Enter your e-mail address."),
-    ({"password": "short1", "confirm": "short1"}, "password", "at least 8 characters"),
-    ({"password": "qwertyuiop", "confirm": "qwertyuiop"}, "password", "too common"),
-    ({"password": "nina@example.test", "confirm": "nina@example.test"}, "password", "e-mail address"),
-    ({"confirm": "something-else-entirely"}, "confirm", "do not match"),
-])
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"name": ""}, "name", "Enter your name."),
+        ({"name": "x" * 121}, "name", "120"),
+        ({"email": "not-an-address"}, "email", "Enter a valid e-mail address"),
+        ({"email": ""}, "email", "Enter your e-mail address."),
+        ({"password": "short1", "confirm": "short1"}, "password", "at least 8 characters"),
+        ({"password": "qwertyuiop", "confirm": "qwertyuiop"}, "password", "too common"),
+        ({"password": "nina@example.test", "confirm": "nina@example.test"}, "password", "e-mail address"),
+        ({"confirm": "something-else-entirely"}, "confirm", "do not match"),
+    ],
+)
 def test_signup_bad_input_is_422_beside_the_field_and_saves_nothing(client, mailbox, change, field, message):
     r = post(client, "/signup", {**GOOD, **change})
     assert r.status_code == 422

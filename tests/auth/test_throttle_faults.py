@@ -1,6 +1,7 @@
 """The sign-in throttles when Redis is stopped, hung, or back again: limits
 still hold (in the process's memory), no page waits on Redis, and an outage
 logs one warning, not a traceback per call."""
+
 from __future__ import annotations
 
 import logging
@@ -191,8 +192,9 @@ def _sign_in(client, email: str, password: str, **kw):
 
 
 # --------------------------------------------------------------------------- tests
-def test_a_stopped_redis_still_limits_sign_in_failures_quickly_with_one_warning(redis_app, stopped_redis,
-                                                                                throttle_log, caplog):
+def test_a_stopped_redis_still_limits_sign_in_failures_quickly_with_one_warning(
+    redis_app, stopped_redis, throttle_log, caplog
+):
     # A short cool-down: Redis is retried (and fails) many times during the test.
     app = redis_app(stopped_redis, REDIS_RETRY_SECONDS=0.05)
     f.make_user("ann@example.test")
@@ -217,8 +219,9 @@ def test_a_stopped_redis_still_limits_sign_in_failures_quickly_with_one_warning(
     assert not _tracebacks_or_errors(caplog)
 
 
-def test_a_hung_redis_delays_no_sign_in_or_page_past_a_second_and_limits_still_apply(redis_app, silent_redis,
-                                                                                    throttle_log):
+def test_a_hung_redis_delays_no_sign_in_or_page_past_a_second_and_limits_still_apply(
+    redis_app, silent_redis, throttle_log
+):
     app = redis_app(silent_redis)
     assert app.config["RATELIMIT_STORAGE_OPTIONS"]["socket_timeout"] <= 0.2
     f.make_user("ann@example.test")
@@ -230,9 +233,13 @@ def test_a_hung_redis_delays_no_sign_in_or_page_past_a_second_and_limits_still_a
         statuses[name] = r.status_code
 
     # The drill: four failed sign-ins at once, and an unrelated page meanwhile.
-    threads = [threading.Thread(target=attempt, args=(
-        f"sign-in {i}", lambda i=i: _sign_in(app.test_client(), f"guess{i}@example.test", WRONG)))
-        for i in range(4)]
+    threads = [
+        threading.Thread(
+            target=attempt,
+            args=(f"sign-in {i}", lambda i=i: _sign_in(app.test_client(), f"guess{i}@example.test", WRONG)),
+        )
+        for i in range(4)
+    ]
     threads.append(threading.Thread(target=attempt, args=("page", lambda: app.test_client().get(url(None, "/")))))
     for t in threads:
         t.start()

@@ -13,6 +13,7 @@
 
 Without ``/usr/bin/chromium`` every test here is skipped with the install hint.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,19 +74,21 @@ def live_server(app, database_url, smtp_server, tmp_path_factory):
 
     _, mail_url = smtp_server
     port = free_port()
-    served = create_app({
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "TENANTRY_SERVER_NAME": f"localhost:{port}",
-        "MAIL_URL": mail_url,
-        "MAIL_DELIVERY": "background",  # as in production; Mailbox.last waits for it
-        "INSTANCE_DIR": str(tmp_path_factory.mktemp("live-instance")),
-        "ENV_NAME": "test",
-        "ARGON2_TIME_COST": 1,
-        "ARGON2_MEMORY_KIB": 1024,
-        "RATELIMIT_ENABLED": True,  # the limiter is shared by every app in the process
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5},
-    })
+    served = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "TENANTRY_SERVER_NAME": f"localhost:{port}",
+            "MAIL_URL": mail_url,
+            "MAIL_DELIVERY": "background",  # as in production; Mailbox.last waits for it
+            "INSTANCE_DIR": str(tmp_path_factory.mktemp("live-instance")),
+            "ENV_NAME": "test",
+            "ARGON2_TIME_COST": 1,
+            "ARGON2_MEMORY_KIB": 1024,
+            "RATELIMIT_ENABLED": True,  # the limiter is shared by every app in the process
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5},
+        }
+    )
     server = make_server("127.0.0.1", port, served, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
@@ -120,8 +123,14 @@ def page(browser, live_server):
     context.set_default_timeout(10_000)
     pg = context.new_page()
     problems: list[str] = []
-    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" and (
-        "Content Security Policy" in m.text or "Refused to" in m.text) else None)
+    pg.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and ("Content Security Policy" in m.text or "Refused to" in m.text)
+            else None
+        ),
+    )
     pg.on("pageerror", lambda e: problems.append(f"script error: {e}"))
     yield pg
     context.close()

@@ -1,4 +1,5 @@
 """Steps every browser scenario shares: logging in and out like a person would."""
+
 from __future__ import annotations
 
 from playwright.sync_api import expect

@@ -1,5 +1,6 @@
 """The first scenario in real Chromium: sign up, verify the e-mail from the
 captured mail, log in, see your sessions, log out."""
+
 from __future__ import annotations
 
 import re

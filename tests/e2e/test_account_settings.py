@@ -1,4 +1,5 @@
 """Account settings and sessions in real Chromium: errors beside fields, HTMX revoke."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,13 +8,14 @@ from playwright.sync_api import expect
 from app.auth.models import UserSession
 from app.extensions import db
 from tests import factories as f
-
 from tests.e2e.helpers import log_in
 
 pytestmark = pytest.mark.e2e
 
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
 
 
 def test_account_settings_show_errors_beside_fields_and_save(page, live_server, shot):

@@ -1,14 +1,13 @@
 """Real Chromium on the audit log: an admin changes a member's role on the
 members page, opens the audit log, filters to that member, opens the event
 and sees the role before and after; then exports it."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 from playwright.sync_api import expect
-
-from tests import factories as f
 
 from tests.e2e.helpers import sign_in
 
@@ -20,8 +19,9 @@ def test_admin_changes_a_role_then_finds_it_in_the_audit_log(page, live_server, 
 
     # The change, through the members page (a promotion saves on change).
     page.get_by_role("link", name="Members").click()
-    viewer_row = page.locator("#members-list tbody tr",
-                              has=page.get_by_role("rowheader", name=re.compile("Acme Viewer")))
+    viewer_row = page.locator(
+        "#members-list tbody tr", has=page.get_by_role("rowheader", name=re.compile("Acme Viewer"))
+    )
     viewer_row.get_by_label("Role of Acme Viewer").select_option("member")
     expect(viewer_row.get_by_text("Role changed to Member.")).to_be_visible()
     shot(page, "role-changed")
@@ -68,7 +68,7 @@ def test_admin_changes_a_role_then_finds_it_in_the_audit_log(page, live_server, 
     # Export the filtered view as CSV (a download; itself audited).
     with page.expect_download() as dl:
         page.get_by_role("button", name="CSV").click()
-    content = open(dl.value.path(), encoding="utf-8").read()
+    content = dl.value.path().read_text(encoding="utf-8")
     assert content.splitlines()[0].startswith("id,occurred_at,action")
     assert "member.role_changed" in content and content.count("\n") == 2
     page.goto(live_server.org_url("acme", "/audit/"))

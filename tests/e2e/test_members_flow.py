@@ -1,6 +1,7 @@
 """Real Chromium on the members pages: an admin searches, filters by role,
 changes a role inline (a demotion asks first), invites two people, and an
 invitee accepts from the mail the SMTP server captured."""
+
 from __future__ import annotations
 
 import re
@@ -8,10 +9,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests import factories as f
-from tests.members.conftest import add_members, link_in
-
 from tests.e2e.helpers import sign_in
+from tests.members.conftest import add_members, link_in
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +20,8 @@ def row(page, name):
 
 
 def test_admin_searches_filters_changes_a_role_and_invites_and_the_invitee_joins(
-        page, browser, live_server, world, mailbox, shot):
+    page, browser, live_server, world, mailbox, shot
+):
     add_members(world.acme, 8, prefix="crew")
     sign_in(page, live_server, "admin@acme.test")
     page.get_by_role("link", name="Members").click()
@@ -101,5 +101,7 @@ def test_admin_searches_filters_changes_a_role_and_invites_and_the_invitee_joins
     # The admin now sees Ann as an active member and one pending invitation.
     page.goto(live_server.org_url("acme", "/members?q=new%40example"))
     expect(row(page, "Ann Newcomer").locator(".badge--active")).to_be_visible()
-    expect(page.locator("#members-list tbody tr", has_text="bob.new@example.test").locator(".badge--invited")).to_be_visible()
+    expect(
+        page.locator("#members-list tbody tr", has_text="bob.new@example.test").locator(".badge--invited")
+    ).to_be_visible()
     shot(page, "after-accept")

@@ -1,6 +1,7 @@
 """Real Chromium: a member of two organizations logs in once on the apex and
 moves between them with the switcher, never typing a password again, and
 each organization shows only its own projects."""
+
 from __future__ import annotations
 
 import pytest

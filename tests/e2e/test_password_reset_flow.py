@@ -1,5 +1,6 @@
 """Forgotten password in real Chromium: the e-mailed link, a new password, the
 link dead afterwards; and the log-in throttle's message."""
+
 from __future__ import annotations
 
 import re

@@ -1,12 +1,11 @@
 """The permission editor in real Chromium: an Admin creates the custom role
 "Auditor" (audit:view + members:view), edits it in place (HTMX), assigns it to
 a member; that member then sees exactly those areas and nothing else."""
+
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-
-from tests.factories import PASSWORD
 
 from tests.e2e.helpers import log_in, log_out
 
@@ -77,8 +76,9 @@ def test_admin_creates_auditor_role_and_its_holder_sees_exactly_those_areas(page
     expect(page).to_have_url(acme("/members"))
     expect(page.get_by_role("heading", name="Not allowed")).to_have_count(0)
     served = live_server.app.view_functions
-    expected = [label for endpoint, label in (("members.index", "Members"), ("audit.index", "Audit log"))
-                if endpoint in served]
+    expected = [
+        label for endpoint, label in (("members.index", "Members"), ("audit.index", "Audit log")) if endpoint in served
+    ]
     expect(page.locator("nav.sidenav a")).to_have_text(expected)
     shot(page, "auditor-nav")
     for endpoint, label in (("members.index", "Members"), ("audit.index", "Audit log")):

@@ -1,6 +1,7 @@
 """Real Chromium on the projects pages: active search that keeps the URL in
 step, sorting that survives the next search, inline edit with its 422, and
 archive behind a confirmation."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import factories as f
-
 from tests.e2e.helpers import sign_in
 
 pytestmark = pytest.mark.e2e

@@ -1,5 +1,6 @@
 """Background delivery: a request that queues mail answers without waiting
 for SMTP, and the mail still arrives once the transaction has committed."""
+
 from __future__ import annotations
 
 import threading

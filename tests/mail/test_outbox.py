@@ -1,4 +1,5 @@
 """Without MAIL_URL, mail lands in the development outbox and a dev-only page lists it."""
+
 from __future__ import annotations
 
 import pytest

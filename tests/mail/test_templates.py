@@ -1,4 +1,5 @@
 """Every account mail has a text and an HTML part, carries its link, and fetches nothing."""
+
 from __future__ import annotations
 
 import re

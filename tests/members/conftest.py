@@ -1,5 +1,6 @@
 """Fixtures of the members area: bulk members as real rows, invitations,
 memberships read back fresh, and an audit spy."""
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,9 @@ def _fresh(fresh_requests):  # noqa: F811
     yield
 
 
-def add_members(org, n: int, prefix: str = "person", role: str = "member", status: str = "active",
-                start=None) -> list[uuid.UUID]:
+def add_members(
+    org, n: int, prefix: str = "person", role: str = "member", status: str = "active", start=None
+) -> list[uuid.UUID]:
     """``n`` users with memberships of ``org`` in two INSERTs (committed); returns their ids.
 
     Names are "<Prefix> NNNN" and e-mails "<prefix>NNNN@<org slug>.test", so
@@ -36,28 +38,52 @@ def add_members(org, n: int, prefix: str = "person", role: str = "member", statu
     """
     start = start or utcnow()
     ids = [uuid.uuid4() for _ in range(n)]
-    db.session.execute(insert(User), [
-        {"id": uid, "email": f"{prefix}{i:04d}@{org.slug}.test", "name": f"{prefix.title()} {i:04d}",
-         "password_hash": None, "email_verified_at": start}
-        for i, uid in enumerate(ids)
-    ])
-    with tenant_context(org.id):
-        db.session.execute(insert(Membership), [
-            {"organization_id": org.id, "user_id": uid, "role": role, "status": status,
-             "created_at": start - timedelta(minutes=i)}
+    db.session.execute(
+        insert(User),
+        [
+            {
+                "id": uid,
+                "email": f"{prefix}{i:04d}@{org.slug}.test",
+                "name": f"{prefix.title()} {i:04d}",
+                "password_hash": None,
+                "email_verified_at": start,
+            }
             for i, uid in enumerate(ids)
-        ])
+        ],
+    )
+    with tenant_context(org.id):
+        db.session.execute(
+            insert(Membership),
+            [
+                {
+                    "organization_id": org.id,
+                    "user_id": uid,
+                    "role": role,
+                    "status": status,
+                    "created_at": start - timedelta(minutes=i),
+                }
+                for i, uid in enumerate(ids)
+            ],
+        )
         db.session.commit()
     return ids
 
 
-def invite_row(org, email: str, role: str = "member", expires_in=timedelta(days=7), invited_by=None,
-               **extra) -> tuple[uuid.UUID, str]:
+def invite_row(
+    org, email: str, role: str = "member", expires_in=timedelta(days=7), invited_by=None, **extra
+) -> tuple[uuid.UUID, str]:
     """An invitation of ``org`` written directly (committed): ``(id, token)``."""
     token, token_hash = new_token()
     with tenant_context(org.id):
-        inv = Invitation(organization_id=org.id, email=email, role=role, token_hash=token_hash,
-                         expires_at=utcnow() + expires_in, invited_by=invited_by, **extra)
+        inv = Invitation(
+            organization_id=org.id,
+            email=email,
+            role=role,
+            token_hash=token_hash,
+            expires_at=utcnow() + expires_in,
+            invited_by=invited_by,
+            **extra,
+        )
         db.session.add(inv)
         db.session.commit()
         return inv.id, token
@@ -73,7 +99,9 @@ def membership(org, user_id) -> Membership | None:
 def invitation(org, invitation_id) -> Invitation | None:
     db.session.expire_all()
     with tenant_context(org.id):
-        return db.session.execute(select(Invitation).where(Invitation.id == invitation_id)).unique().scalar_one_or_none()
+        return (
+            db.session.execute(select(Invitation).where(Invitation.id == invitation_id)).unique().scalar_one_or_none()
+        )
 
 
 def invitations(org) -> list[Invitation]:

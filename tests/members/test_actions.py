@@ -1,6 +1,7 @@
 """Changing members: inline role change (with a demotion step), deactivate,
 reactivate, remove, bulk actions with partial refusal — guardrails from rbac,
 one audit event per change."""
+
 from __future__ import annotations
 
 from app.extensions import db
@@ -10,8 +11,7 @@ from tests.members.conftest import HX, add_members, invitation, invite_row, memb
 
 
 def post(c, path, data=None, htmx=True, slug="acme"):
-    return c.post(url(slug, path), data={"csrf_token": csrf_token(c, slug), **(data or {})},
-                  headers=HX if htmx else {})
+    return c.post(url(slug, path), data={"csrf_token": csrf_token(c, slug), **(data or {})}, headers=HX if htmx else {})
 
 
 # --------------------------------------------------------------------------- inline role change
@@ -72,11 +72,11 @@ def test_admin_cannot_promote_to_owner_or_touch_an_owner(world, login):
     # The owner's row shows a badge, not a select, to an admin.
     page = c.get(url("acme", "/members?role=owner")).data
     assert f'id="role-{world.users["owner"].id}"'.encode() not in page
-    assert f'/members/{world.users["owner"].id}/deactivate'.encode() not in page
-    assert f'/members/{world.users["owner"].id}/delete'.encode() not in page
+    assert f"/members/{world.users['owner'].id}/deactivate".encode() not in page
+    assert f"/members/{world.users['owner'].id}/delete".encode() not in page
     # An Owner sees them.
     page = login(world.users["owner"], "acme").get(url("acme", "/members")).data
-    assert f'/members/{world.users["admin"].id}/deactivate'.encode() in page
+    assert f"/members/{world.users['admin'].id}/deactivate".encode() in page
 
 
 def test_unknown_role_is_422(world, login):
@@ -245,4 +245,5 @@ def test_bulk_action_needs_its_own_permission(world, login):
     inv, _ = invite_row(world.acme, "x@example.test")
     assert bulk(c, "revoke", [f"i:{inv}"]).status_code == 200
     assert login(world.users["viewer"], "acme").post(
-        url("acme", "/members/bulk"), data={"action": "revoke"}).status_code in (400, 403)
+        url("acme", "/members/bulk"), data={"action": "revoke"}
+    ).status_code in (400, 403)

@@ -1,5 +1,6 @@
 """Invitations: send → mail through the real SMTP server → accept (new and
 existing users), expiry, reuse, revoke, resend, seats, bad input."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,16 +14,28 @@ from app.members.models import Invitation
 from app.tenancy.scoping import tenant_context
 from app.util import utcnow
 from tests.conftest import Mailbox, csrf_token, follow, url
-from tests.factories import make_org, make_user, add_member
+from tests.factories import add_member, make_org, make_user
 from tests.members.conftest import (
-    HX, add_members, invitation, invitations, invite_row, link_in, membership, token_hash_of,
+    HX,
+    add_members,
+    invitation,
+    invitations,
+    invite_row,
+    link_in,
+    membership,
+    token_hash_of,
 )
 
 
 def invite(c, emails: str, role: str = "member", slug: str = "acme"):
-    return c.post(url(slug, "/members/invite"), data={
-        "csrf_token": csrf_token(c, slug), "emails": emails, "role": role,
-    })
+    return c.post(
+        url(slug, "/members/invite"),
+        data={
+            "csrf_token": csrf_token(c, slug),
+            "emails": emails,
+            "role": role,
+        },
+    )
 
 
 def path_of(link: str) -> str:
@@ -70,12 +83,15 @@ def test_invalid_addresses_are_refused_individually_with_422_and_nothing_is_sent
     assert invitations(world.acme) == [] and mailbox.messages == []
 
 
-@pytest.mark.parametrize("emails,role,message", [
-    ("", "member", b"Enter at least one e-mail address."),
-    ("x@example.test", "owner", b"Choose a role you are allowed to give."),  # admin cannot give Owner
-    ("x@example.test", "emperor", b"Choose a role you are allowed to give."),
-    ("x@example.test", "", b"Choose a role you are allowed to give."),
-])
+@pytest.mark.parametrize(
+    "emails,role,message",
+    [
+        ("", "member", b"Enter at least one e-mail address."),
+        ("x@example.test", "owner", b"Choose a role you are allowed to give."),  # admin cannot give Owner
+        ("x@example.test", "emperor", b"Choose a role you are allowed to give."),
+        ("x@example.test", "", b"Choose a role you are allowed to give."),
+    ],
+)
 def test_bad_invite_input_is_422_beside_the_field(world, login, mailbox, emails, role, message):
     c = login(world.users["admin"], "acme")
     r = invite(c, emails, role)
@@ -183,8 +199,10 @@ def test_new_person_signs_up_from_the_mailed_link_and_joins(world, app, login, m
     page = visitor.get(link)
     assert page.status_code == 200
     assert b"Create account and join" in page.data and b'value="fresh@example.test" readonly' in page.data
-    r = visitor.post(link, data={"csrf_token": csrf_token(visitor, "acme"), "name": "Fresh Face",
-                                 "password": "a-long-enough-passphrase"})
+    r = visitor.post(
+        link,
+        data={"csrf_token": csrf_token(visitor, "acme"), "name": "Fresh Face", "password": "a-long-enough-passphrase"},
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith("/dashboard")
     user = db.session.execute(select(User).where(User.email == "fresh@example.test")).scalar_one()
     assert user.is_verified and user.name == "Fresh Face"
@@ -240,8 +258,18 @@ def test_existing_user_not_signed_in_here_is_offered_to_log_in_and_comes_back(wo
     assert parts.netloc == "tenantry.localhost" and parts.path == "/login"
     assert parse_qs(parts.query)["next"] == [link]
     # … and logging in there hands the sign-in back to the link, which joins.
-    r = follow(visitor, visitor.post(href, data={"csrf_token": csrf_token(visitor, None),
-                                                 "email": "outsider@example.test", "password": PASSWORD, "next": link}))
+    r = follow(
+        visitor,
+        visitor.post(
+            href,
+            data={
+                "csrf_token": csrf_token(visitor, None),
+                "email": "outsider@example.test",
+                "password": PASSWORD,
+                "next": link,
+            },
+        ),
+    )
     assert r.status_code == 200, r.data[:500]
     assert r.request.host == "acme.tenantry.localhost" and r.request.path == "/dashboard"
     assert membership(world.acme, world.users["outsider"].id).role == "member"
@@ -272,7 +300,9 @@ def test_a_used_link_does_not_work_twice(world, app, login, mailbox):
 def test_an_expired_link_gets_a_clear_410(world, app):
     inv_id, token = invite_row(world.acme, "late@example.test")
     with tenant_context(world.acme.id):
-        db.session.execute(update(Invitation).where(Invitation.id == inv_id).values(expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.execute(
+            update(Invitation).where(Invitation.id == inv_id).values(expires_at=utcnow() - timedelta(minutes=1))
+        )
         db.session.commit()
     r = app.test_client().get(url("acme", f"/invitations/{token}"))
     assert r.status_code == 410 and b"This invitation has expired" in r.data
@@ -283,7 +313,9 @@ def test_a_revoked_link_gets_a_clear_410(world, app, login, mailbox, audit_event
     invite(c, "revokee@example.test")
     link, _ = link_in(mailbox.last("revokee@example.test"))
     inv = invitations(world.acme)[0]
-    r = c.post(url("acme", f"/members/invitations/{inv.id}/revoke"), data={"csrf_token": csrf_token(c, "acme")}, headers=HX)
+    r = c.post(
+        url("acme", f"/members/invitations/{inv.id}/revoke"), data={"csrf_token": csrf_token(c, "acme")}, headers=HX
+    )
     assert r.status_code == 200 and b"was revoked" in r.data
     r = app.test_client().get(link)
     assert r.status_code == 410 and b"withdrawn" in r.data
@@ -302,7 +334,9 @@ def test_resend_mails_a_new_link_and_the_old_one_dies(world, app, login, mailbox
     invite(c, "again@example.test")
     old_link, old_token = link_in(mailbox.last("again@example.test"))
     inv = invitations(world.acme)[0]
-    r = c.post(url("acme", f"/members/invitations/{inv.id}/resend"), data={"csrf_token": csrf_token(c, "acme")}, headers=HX)
+    r = c.post(
+        url("acme", f"/members/invitations/{inv.id}/resend"), data={"csrf_token": csrf_token(c, "acme")}, headers=HX
+    )
     assert r.status_code == 200 and b"Sent again to again@example.test" in r.data
     assert len(mailbox.to("again@example.test")) == 2
     new_link, new_token = link_in(mailbox.last("again@example.test"))
@@ -335,7 +369,11 @@ def test_accepted_or_revoked_invitations_cannot_be_resent_or_revoked(world, logi
     inv_id, _ = invite_row(world.acme, "done@example.test", accepted_at=utcnow())
     c = login(world.users["admin"], "acme")
     for action in ("resend", "revoke"):
-        r = c.post(url("acme", f"/members/invitations/{inv_id}/{action}"), data={"csrf_token": csrf_token(c, "acme")}, headers=HX)
+        r = c.post(
+            url("acme", f"/members/invitations/{inv_id}/{action}"),
+            data={"csrf_token": csrf_token(c, "acme")},
+            headers=HX,
+        )
         assert r.status_code == 422 and b"already accepted" in r.data
     assert mailbox.messages == []
 

@@ -1,6 +1,7 @@
 """Every members route stays inside the host's organization: globex ids on
 acme's host are 404, outsiders get 404, anonymous visitors are sent to log in,
 and malformed ids are 404 (never 500)."""
+
 from __future__ import annotations
 
 import uuid
@@ -31,8 +32,9 @@ def member_routes(user_id, invitation_id, session_id):
 def call(c, method, path, slug="acme", **data):
     if method == "GET":
         return c.get(url(slug, path))
-    return c.post(url(slug, path), data={"csrf_token": csrf_token(c, slug), "role": "viewer", "confirm": "1", **data},
-                  headers=HX)
+    return c.post(
+        url(slug, path), data={"csrf_token": csrf_token(c, slug), "role": "viewer", "confirm": "1", **data}, headers=HX
+    )
 
 
 def test_every_member_route_treats_globex_ids_as_missing_on_acme(world, login, mailbox):

@@ -1,5 +1,6 @@
 """The members list: search, filters, sort, keyset pages, HTMX fragment, 422s,
 the CSV export — always inside one organization."""
+
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,9 @@ from tests.members.conftest import HX, add_members, invite_row
 def names_in(html: bytes) -> list[str]:
     """Member names and invitation e-mails of the rendered rows, in order."""
     out = []
-    for m in re.finditer(rb'<tr id="row-(m|i)-[^"]+" data-row="[^"]+">.*?<th scope="row">(.*?)</th>\s*<td>([^<]*)</td>', html, re.S):
+    for m in re.finditer(
+        rb'<tr id="row-(m|i)-[^"]+" data-row="[^"]+">.*?<th scope="row">(.*?)</th>\s*<td>([^<]*)</td>', html, re.S
+    ):
         kind, cell, email = m.groups()
         if kind == b"m":
             out.append(re.sub(rb"<[^>]+>|\(you\)", b"", cell).strip().decode())
@@ -101,10 +104,15 @@ def test_filter_by_custom_role(world, login):
     assert b"badge--custom" in r.data or b"Support</option>" in r.data
 
 
-@pytest.mark.parametrize("sort,direction,first", [
-    ("name", "asc", "Acme Admin"), ("name", "desc", "Casey Consultant"),
-    ("email", "asc", "Acme Admin"), ("email", "desc", "Acme Viewer"),
-])
+@pytest.mark.parametrize(
+    "sort,direction,first",
+    [
+        ("name", "asc", "Acme Admin"),
+        ("name", "desc", "Casey Consultant"),
+        ("email", "asc", "Acme Admin"),
+        ("email", "desc", "Acme Viewer"),
+    ],
+)
 def test_sorts_by_name_and_email(world, login, sort, direction, first):
     c = login(world.users["admin"], "acme")
     r = c.get(url("acme", f"/members?sort={sort}&dir={direction}"))
@@ -203,12 +211,19 @@ def test_search_box_is_a_live_search_that_pushes_the_url(world, login):
     assert 'method="get"' in html  # works without JavaScript
 
 
-@pytest.mark.parametrize("query,field", [
-    ("sort=password", "Sort by"), ("dir=sideways", "ascending or descending"),
-    ("status=zombie", "active, deactivated or invited"), ("role=emperor", "this organization"),
-    ("per_page=0", "between 1 and"), ("per_page=abc", "between 1 and"), ("q=" + "x" * 101, "at most 100"),
-    ("after=not-a-cursor", "not valid"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("sort=password", "Sort by"),
+        ("dir=sideways", "ascending or descending"),
+        ("status=zombie", "active, deactivated or invited"),
+        ("role=emperor", "this organization"),
+        ("per_page=0", "between 1 and"),
+        ("per_page=abc", "between 1 and"),
+        ("q=" + "x" * 101, "at most 100"),
+        ("after=not-a-cursor", "not valid"),
+    ],
+)
 def test_bad_list_parameters_answer_422_with_the_reason(world, login, query, field):
     c = login(world.users["admin"], "acme")
     r = c.get(url("acme", f"/members?{query}"))
@@ -252,7 +267,7 @@ def test_export_streams_csv_of_the_filtered_list_and_is_audited(world, login, au
 
 
 def test_export_neutralises_spreadsheet_formulas(world, login):
-    u = make_user("formula@acme.test", "=HYPERLINK(\"http://evil\")")
+    u = make_user("formula@acme.test", '=HYPERLINK("http://evil")')
     add_member(world.acme, u, "member")
     c = login(world.users["owner"], "acme")
     body = c.get(url("acme", "/members/export.csv?q=formula")).get_data(as_text=True)

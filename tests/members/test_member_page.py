@@ -1,5 +1,6 @@
 """A member's page: profile, role, "why can they", active sessions (revocable,
 audited), recent audit events; last-seen stamping; demo data."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -26,12 +27,24 @@ def test_member_page_lists_active_sessions_and_marks_the_ones_that_reached_this_
     uid = world.users["member"].id
     live = UserSession(user_id=uid, ip="203.0.113.7", user_agent="Firefox on Linux")
     old = UserSession(user_id=uid, ip="203.0.113.8", user_agent="Old", revoked_at=utcnow())
-    stale = UserSession(user_id=uid, ip="203.0.113.9", user_agent="Stale",
-                        last_seen_at=utcnow() - timedelta(days=30), created_at=utcnow() - timedelta(days=30))
+    stale = UserSession(
+        user_id=uid,
+        ip="203.0.113.9",
+        user_agent="Stale",
+        last_seen_at=utcnow() - timedelta(days=30),
+        created_at=utcnow() - timedelta(days=30),
+    )
     db.session.add_all([live, old, stale])
     db.session.flush()
-    db.session.add(AuthHandoff(session_id=live.id, host="acme.tenantry.localhost", nonce_hash="0" * 64,
-                               expires_at=utcnow(), used_at=utcnow()))
+    db.session.add(
+        AuthHandoff(
+            session_id=live.id,
+            host="acme.tenantry.localhost",
+            nonce_hash="0" * 64,
+            expires_at=utcnow(),
+            used_at=utcnow(),
+        )
+    )
     db.session.commit()
     c = login(world.users["admin"], "acme")
     r = c.get(url("acme", f"/members/{uid}"))
@@ -45,8 +58,10 @@ def test_revoking_a_member_session_signs_them_out_and_is_audited(world, login, a
     assert victim.get(url("acme", "/dashboard")).status_code == 200
     c = login(world.users["admin"], "acme")
     sid = victim.user_session_id
-    r = c.post(url("acme", f"/members/{world.users['member'].id}/sessions/{sid}/revoke"),
-               data={"csrf_token": csrf_token(c, "acme")})
+    r = c.post(
+        url("acme", f"/members/{world.users['member'].id}/sessions/{sid}/revoke"),
+        data={"csrf_token": csrf_token(c, "acme")},
+    )
     assert r.status_code == 302
     assert db.session.get(UserSession, sid).revoked_at is not None
     assert victim.get(url("acme", "/dashboard")).status_code == 302  # back to log in
@@ -56,12 +71,16 @@ def test_revoking_a_member_session_signs_them_out_and_is_audited(world, login, a
 def test_session_revoke_needs_members_remove_and_respects_the_owner(world, login):
     owner_session = login(world.users["owner"], "acme").user_session_id
     viewer = login(world.users["viewer"], "acme")
-    r = viewer.post(url("acme", f"/members/{world.users['owner'].id}/sessions/{owner_session}/revoke"),
-                    data={"csrf_token": csrf_token(viewer, "acme")})
+    r = viewer.post(
+        url("acme", f"/members/{world.users['owner'].id}/sessions/{owner_session}/revoke"),
+        data={"csrf_token": csrf_token(viewer, "acme")},
+    )
     assert r.status_code == 403
     admin = login(world.users["admin"], "acme")
-    r = admin.post(url("acme", f"/members/{world.users['owner'].id}/sessions/{owner_session}/revoke"),
-                   data={"csrf_token": csrf_token(admin, "acme")})
+    r = admin.post(
+        url("acme", f"/members/{world.users['owner'].id}/sessions/{owner_session}/revoke"),
+        data={"csrf_token": csrf_token(admin, "acme")},
+    )
     assert r.status_code == 422 and b"Owner" in r.data
     assert db.session.get(UserSession, owner_session).revoked_at is None
 
@@ -106,7 +125,12 @@ def test_demo_adds_200_members_and_5_invitations_to_acme_idempotently(app):
     with tenant_context(acme.id):
         roles = dict(db.session.execute(select(Membership.role, func.count()).group_by(Membership.role)).all())
         statuses = dict(db.session.execute(select(Membership.status, func.count()).group_by(Membership.status)).all())
-        pending = db.session.execute(select(func.count()).select_from(Invitation).where(Invitation.accepted_at.is_(None))).scalar()
+        pending = db.session.execute(
+            select(func.count()).select_from(Invitation).where(Invitation.accepted_at.is_(None))
+        ).scalar()
     assert sum(roles.values()) >= 206 and roles["member"] > roles["viewer"] > roles.get("manager", 0)
     assert statuses["deactivated"] > 0 and pending == 5
-    assert db.session.execute(select(func.count()).select_from(User).where(User.email.like("%.%@acme.test"))).scalar() == 200
+    assert (
+        db.session.execute(select(func.count()).select_from(User).where(User.email.like("%.%@acme.test"))).scalar()
+        == 200
+    )

@@ -1,6 +1,7 @@
 """Member search: the two plans (trigram index through ``member_search_ids``,
 or an ordered scan) return the same rows, and the SECURITY DEFINER search
 function reveals nothing outside the organization the RLS setting names."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -44,8 +45,9 @@ def test_index_and_scan_plans_return_the_same_pages(world):
                 f = listing.parse_filters({"q": q, "sort": sort, "per_page": "7"}, ROLE_KEYS)
                 indexed = listing.prepare(f)
                 scanned = replace(f, via_index=False)
-                assert [r.id for r in listing.iterate(replace(indexed, via_index=True))] == \
-                       [r.id for r in listing.iterate(scanned)], (q, sort)
+                assert [r.id for r in listing.iterate(replace(indexed, via_index=True))] == [
+                    r.id for r in listing.iterate(scanned)
+                ], (q, sort)
                 assert listing.count(replace(f, via_index=True)) == listing.count(scanned), q
 
 
@@ -61,6 +63,7 @@ def test_prepare_uses_the_index_for_selective_searches_only(world, monkeypatch):
 
 def test_search_keys_are_filled_for_members_added_through_the_orm(world):
     with tenant_context(world.acme.id):
-        row = db.session.execute(text(
-            "SELECT search_name, search_email FROM memberships WHERE user_id = :u"), {"u": world.users["admin"].id}).one()
+        row = db.session.execute(
+            text("SELECT search_name, search_email FROM memberships WHERE user_id = :u"), {"u": world.users["admin"].id}
+        ).one()
     assert row == ("acme admin", "admin@acme.test")

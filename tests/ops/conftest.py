@@ -1,4 +1,5 @@
 """Second applications for the operations tests (another database, another environment)."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,5 +32,8 @@ def make_app(database_url: str, instance_dir, **overrides):
 def app_without_database(tmp_path):
     """An app whose database is a closed port on loopback."""
     port = free_port()
-    return make_app(f"postgresql+psycopg://nobody:nothing@127.0.0.1:{port}/nowhere", tmp_path,
-                    SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": {"connect_timeout": 2}})
+    return make_app(
+        f"postgresql+psycopg://nobody:nothing@127.0.0.1:{port}/nowhere",
+        tmp_path,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": {"connect_timeout": 2}},
+    )

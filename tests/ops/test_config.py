@@ -1,5 +1,6 @@
 """Configuration fails closed: production is the default, and production
 refuses to start without the settings that keep it safe."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**values):
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"TENANTRY_ENV", "SECRET_KEY", "MAIL_URL", "DATABASE_URL"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"TENANTRY_ENV", "SECRET_KEY", "MAIL_URL", "DATABASE_URL"}}
     env.update(values)
     return env
 
@@ -63,7 +63,11 @@ def test_an_unknown_environment_name_is_refused(monkeypatch, tmp_path):
 def test_wsgi_refuses_to_start_with_one_line_naming_the_setting(tmp_path):
     # The check runs before the database is touched: no server is needed.
     r = subprocess.run(
-        [sys.executable, "-c", "import wsgi"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=_env(TENANTRY_INSTANCE_DIR=str(tmp_path), MAIL_URL="smtp://127.0.0.1:1"),
     )
     assert r.returncode == 1

@@ -5,6 +5,7 @@ Chromium and WebKit hold not only a form's target but every redirect that
 answers the submission to the form page's ``form-action``, so each flow is
 followed hop by hop and each hop checked against the page the form was on.
 """
+
 from __future__ import annotations
 
 import re
@@ -59,9 +60,16 @@ def submit_and_follow(client, page_url: str, post_url: str, data: dict):
     return response, hops
 
 
-@pytest.mark.parametrize("page", [
-    url(None, "/login"), url("acme", "/login"), url("acme", "/nope"), url(None, "/nope"), "http://elsewhere.test/",
-])
+@pytest.mark.parametrize(
+    "page",
+    [
+        url(None, "/login"),
+        url("acme", "/login"),
+        url("acme", "/nope"),
+        url(None, "/nope"),
+        "http://elsewhere.test/",
+    ],
+)
 def test_form_action_names_no_bare_scheme_only_our_hosts(world, client, page):
     sources = form_action(client.get(page))
     assert "'self'" in sources
@@ -111,10 +119,18 @@ def test_log_in_to_a_custom_domain_continues_from_a_page_not_a_redirect(world, c
     """The apex's form-action cannot list custom domains, so the browser gets
     there from a page after the form's answer, never by its redirects."""
     with owner_engine.begin() as conn:
-        conn.execute(text("UPDATE organizations SET custom_domain = 'acme-corp.test',"
-                          " custom_domain_verified_at = now() WHERE slug = 'acme'"))
-    data = {"csrf_token": csrf_token(client), "email": "owner@acme.test", "password": f.PASSWORD,
-            "next": "http://acme-corp.test/projects"}
+        conn.execute(
+            text(
+                "UPDATE organizations SET custom_domain = 'acme-corp.test',"
+                " custom_domain_verified_at = now() WHERE slug = 'acme'"
+            )
+        )
+    data = {
+        "csrf_token": csrf_token(client),
+        "email": "owner@acme.test",
+        "password": f.PASSWORD,
+        "next": "http://acme-corp.test/projects",
+    }
     response, hops = submit_and_follow(client, url(None, "/login"), url(None, "/login"), data)
     assert response.status_code == 200 and len(hops) == 1
     html = response.get_data(as_text=True)

@@ -8,6 +8,7 @@ built as in production in the ways that matter here: no pool pre-ping (a
 stale pooled connection reaches a request), and a fresh application context
 per request (so the session is torn down after every answer).
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,13 @@ class Postgres:
 
         pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
         # pgserver runs the server as its own system user when we are root.
-        return subprocess.run([str(pg_ctl), "-D", str(self.pgdata), "-w", *args], check=check,
-                              capture_output=True, timeout=30, user=self.server.system_user).returncode
+        return subprocess.run(
+            [str(pg_ctl), "-D", str(self.pgdata), "-w", *args],
+            check=check,
+            capture_output=True,
+            timeout=30,
+            user=self.server.system_user,
+        ).returncode
 
     def running(self) -> bool:
         return self._pg_ctl("status", check=False) == 0
@@ -101,8 +107,9 @@ def stage(postgres, tmp_path_factory):
     from app.rbac.decorators import public
 
     pg, owner = postgres
-    app = make_app(owner, tmp_path_factory.mktemp("instance"),
-                   SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 5})
+    app = make_app(
+        owner, tmp_path_factory.mktemp("instance"), SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_size": 5}
+    )
 
     # Views that lose the database half-way, for the error and teardown paths.
     @public
@@ -200,13 +207,16 @@ def assert_static_page(r, status: int) -> None:
 
 
 def test_database_down_answers_503_static_page_fragment_and_problem_json_then_recovers_without_restart(
-        stage, member_client, error_log):
+    stage, member_client, error_log
+):
     stage.postgres.stop()
     page = member_client.get(url("acme", "/projects/"), headers={"X-Request-ID": "outage-page-0001"})
-    fragment = member_client.get(url("acme", "/projects/?q=r"),
-                                 headers={"HX-Request": "true", "X-Request-ID": "outage-htmx-0002"})
-    problem = member_client.get(url("acme", "/projects/"),
-                                headers={"Accept": "application/json", "X-Request-ID": "outage-json-0003"})
+    fragment = member_client.get(
+        url("acme", "/projects/?q=r"), headers={"HX-Request": "true", "X-Request-ID": "outage-htmx-0002"}
+    )
+    problem = member_client.get(
+        url("acme", "/projects/"), headers={"Accept": "application/json", "X-Request-ID": "outage-json-0003"}
+    )
     api = member_client.get(url("acme", "/api/v1/projects"), headers={"X-Request-ID": "outage-api-0004"})
     stage.postgres.start()
 
@@ -245,8 +255,7 @@ def test_database_down_answers_503_static_page_fragment_and_problem_json_then_re
     assert again.status_code == 200 and b"Rocket" in again.data
 
 
-def test_stale_pooled_connection_after_a_restart_costs_at_most_one_503_and_the_pool_recovers(
-        stage, member_client):
+def test_stale_pooled_connection_after_a_restart_costs_at_most_one_503_and_the_pool_recovers(stage, member_client):
     # A restart with no request in between: the pooled connection is stale.
     stage.postgres.stop()
     stage.postgres.start()

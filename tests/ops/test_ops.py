@@ -1,4 +1,5 @@
 """Health probes, request ids, security headers and cookie attributes."""
+
 from __future__ import annotations
 
 import re
@@ -41,7 +42,10 @@ def test_request_id_is_echoed_or_generated(client):
 
 
 def test_request_id_is_on_error_pages_too(client):
-    assert client.get(url(None, "/nope"), headers={"X-Request-ID": "trace-12345678"}).headers["X-Request-ID"] == "trace-12345678"
+    assert (
+        client.get(url(None, "/nope"), headers={"X-Request-ID": "trace-12345678"}).headers["X-Request-ID"]
+        == "trace-12345678"
+    )
 
 
 def test_csp_allows_no_inline_script(client):
@@ -52,7 +56,7 @@ def test_csp_allows_no_inline_script(client):
     assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
     assert directives["frame-ancestors"] == ["'none'"]
     assert r.headers["X-Content-Type-Options"] == "nosniff"
-    assert b"<script>" not in r.data and b" style=\"" not in r.data
+    assert b"<script>" not in r.data and b' style="' not in r.data
 
 
 def _session_cookie(response) -> str:

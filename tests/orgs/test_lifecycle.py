@@ -1,7 +1,6 @@
 """Suspension, soft delete, restore within 30 days, purge after."""
-from __future__ import annotations
 
-from app.tenancy.scoping import all_organizations
+from __future__ import annotations
 
 from datetime import timedelta
 
@@ -10,6 +9,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.tenancy import lifecycle
+from app.tenancy.scoping import all_organizations
 from app.util import utcnow
 from tests.conftest import csrf_token, url
 
@@ -75,7 +75,9 @@ def test_purge_removes_data_after_30_days_and_keeps_a_tombstone(world, owner_eng
     with owner_engine.connect() as c:
         acme_id, globex_id = world.acme.id, world.globex.id
         assert c.execute(text("SELECT count(*) FROM projects WHERE organization_id=:o"), {"o": acme_id}).scalar() == 0
-        assert c.execute(text("SELECT count(*) FROM memberships WHERE organization_id=:o"), {"o": acme_id}).scalar() == 0
+        assert (
+            c.execute(text("SELECT count(*) FROM memberships WHERE organization_id=:o"), {"o": acme_id}).scalar() == 0
+        )
         assert c.execute(text("SELECT count(*) FROM projects WHERE organization_id=:o"), {"o": globex_id}).scalar() == 3
         row = c.execute(text("SELECT purged_at, slug FROM organizations WHERE id=:o"), {"o": acme_id}).one()
         assert row.purged_at is not None and row.slug == "acme"

@@ -1,7 +1,6 @@
 """Creating organizations, reaching them, switching between them."""
-from __future__ import annotations
 
-from app.tenancy.scoping import all_organizations
+from __future__ import annotations
 
 from datetime import timedelta
 from urllib.parse import urljoin, urlsplit
@@ -12,11 +11,11 @@ from sqlalchemy import select, text
 from app.auth.models import AuthHandoff
 from app.extensions import db
 from app.tenancy.models import Membership, Organization
+from app.tenancy.scoping import all_organizations, tenant_context
 from app.tenancy.services import slugify
 from app.util import utcnow
-from app.tenancy.scoping import tenant_context
-from tests.conftest import csrf_token, url
 from tests import factories as f
+from tests.conftest import csrf_token, url
 
 
 def _create(client, **data):
@@ -41,15 +40,18 @@ def test_creator_becomes_owner_and_lands_in_the_new_org(world, login):
     assert m.user_id == world.users["outsider"].id and m.role == "owner"
 
 
-@pytest.mark.parametrize("slug,message", [
-    ("ab", b"3 to 63"),
-    ("-acme", b"lower-case letters"),
-    ("acme-", b"lower-case letters"),
-    ("Ac_me", b"lower-case letters"),
-    ("www", b"reserved"),
-    ("platform", b"reserved"),
-    ("acme", b"already taken"),
-])
+@pytest.mark.parametrize(
+    "slug,message",
+    [
+        ("ab", b"3 to 63"),
+        ("-acme", b"lower-case letters"),
+        ("acme-", b"lower-case letters"),
+        ("Ac_me", b"lower-case letters"),
+        ("www", b"reserved"),
+        ("platform", b"reserved"),
+        ("acme", b"already taken"),
+    ],
+)
 def test_bad_slug_is_refused_with_422_and_nothing_created(world, login, slug, message):
     c = login(world.users["outsider"])
     before = db.session.execute(text("SELECT count(*) FROM organizations")).scalar()
@@ -162,12 +164,18 @@ def test_handoff_ticket_signs_in_only_the_browser_that_asked_for_it(world, clien
 def test_handoff_issue_refuses_foreign_hosts_and_bad_nonces(world, login):
     c = login(world.users["consultant"])
     good = "a" * 64
-    for host, n in (("evil.example", good), ("tenantry.localhost", good), ("acme.tenantry.localhost", "short"),
-                    ("acme.tenantry.localhost", "")):
+    for host, n in (
+        ("evil.example", good),
+        ("tenantry.localhost", good),
+        ("acme.tenantry.localhost", "short"),
+        ("acme.tenantry.localhost", ""),
+    ):
         r = c.get(url(None, "/auth/handoff/issue"), query_string={"host": host, "n": n, "next": "/"})
         assert r.status_code == 404, (host, n)
-    r = c.get(url(None, "/auth/handoff/issue"), query_string={"host": "acme.tenantry.localhost", "n": good,
-                                                               "next": "https://evil.example/"})
+    r = c.get(
+        url(None, "/auth/handoff/issue"),
+        query_string={"host": "acme.tenantry.localhost", "n": good, "next": "https://evil.example/"},
+    )
     assert r.status_code == 302 and "next=%2F" in r.headers["Location"]
 
 
@@ -259,6 +267,6 @@ def test_switcher_keeps_the_section_only_where_the_role_may_open_it(world, login
         db.session.commit()
     c = login(world.users["consultant"], "acme")
     body = c.get(url("acme", "/switcher?section=/roles"), headers={"HX-Request": "true"}).data.decode()
-    assert "to=http://globex.tenantry.localhost/\"" in body
+    assert 'to=http://globex.tenantry.localhost/"' in body
     body = c.get(url("acme", "/switcher?section=/projects"), headers={"HX-Request": "true"}).data.decode()
-    assert "to=http://globex.tenantry.localhost/projects\"" in body
+    assert 'to=http://globex.tenantry.localhost/projects"' in body

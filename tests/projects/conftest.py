@@ -1,4 +1,5 @@
 """Fixtures for the projects tests: an audit spy and a CSRF-carrying post."""
+
 from __future__ import annotations
 
 import pytest

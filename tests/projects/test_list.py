@@ -1,5 +1,6 @@
 """The projects list: search, status filter, sort, pagination, HTMX fragment,
 empty states, and how many queries a page costs."""
+
 from __future__ import annotations
 
 import re
@@ -121,10 +122,13 @@ def test_count_is_capped_for_huge_organizations(world, login, owner_engine):
     from sqlalchemy import text
 
     with owner_engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO projects (organization_id, id, name) "
-            "SELECT :org, gen_random_uuid(), 'Bulk ' || g FROM generate_series(1, :n) g"
-        ), {"org": world.acme.id, "n": COUNT_CAP + 5})
+        conn.execute(
+            text(
+                "INSERT INTO projects (organization_id, id, name) "
+                "SELECT :org, gen_random_uuid(), 'Bulk ' || g FROM generate_series(1, :n) g"
+            ),
+            {"org": world.acme.id, "n": COUNT_CAP + 5},
+        )
     body = login(world.users["viewer"], "acme").get(url("acme", "/projects/")).data.decode()
     assert "1–30 of 1,000+" in body
 
@@ -132,8 +136,15 @@ def test_count_is_capped_for_huge_organizations(world, login, owner_engine):
 def test_nonsense_filters_fall_back_to_defaults(world, login):
     c = login(world.users["viewer"], "acme")
     # (a NUL is refused with 400 before any view: tests/test_hostile_input.py)
-    for qs in ("?status=deleted", "?sort=drop+table", "?page=abc", "?page=-4", "?page=99999999999999",
-               "?q=" + "x" * 5000, "?q=%07%1b"):
+    for qs in (
+        "?status=deleted",
+        "?sort=drop+table",
+        "?page=abc",
+        "?page=-4",
+        "?page=99999999999999",
+        "?q=" + "x" * 5000,
+        "?q=%07%1b",
+    ):
         r = c.get(url("acme", "/projects/" + qs))
         assert r.status_code == 200, qs
 

@@ -1,5 +1,6 @@
 """Create, view, inline edit, archive, delete: permissions, validation, audit,
 and another organization's project always being a 404."""
+
 from __future__ import annotations
 
 import uuid
@@ -36,7 +37,12 @@ def test_member_creates_a_project_owned_by_a_member(world, login, post, audit_ev
     form = c.get(url("acme", "/projects/new"))
     assert form.status_code == 200
 
-    r = post(c, "acme", "/projects/", {"name": "  New  launch ", "description": "Go", "owner_id": str(world.users["viewer"].id)})
+    r = post(
+        c,
+        "acme",
+        "/projects/",
+        {"name": "  New  launch ", "description": "Go", "owner_id": str(world.users["viewer"].id)},
+    )
     assert r.status_code == 302
     pid = r.headers["Location"].rsplit("/", 1)[1]
     saved = row(owner_engine, pid)
@@ -49,23 +55,30 @@ def test_member_creates_a_project_owned_by_a_member(world, login, post, audit_ev
     assert b"New launch" in page.data and b"Acme Viewer" in page.data
 
 
-@pytest.mark.parametrize("data, field, message", [
-    ({"name": "", "owner_id": "ME"}, "name", "Give the project a name."),
-    ({"name": "   ", "owner_id": "ME"}, "name", "Give the project a name."),
-    # (a NUL is refused with 400 before any view: tests/test_hostile_input.py)
-    ({"name": "\x07\x1b", "owner_id": "ME"}, "name", "Give the project a name."),
-    ({"name": "x" * 121, "owner_id": "ME"}, "name", "Use at most 120 characters."),
-    ({"name": "ok", "description": "d" * 5001, "owner_id": "ME"}, "description", "Use at most 5,000 characters."),
-    ({"name": "ok"}, "owner_id", "Choose the project&#39;s owner."),
-    ({"name": "ok", "owner_id": "not-a-uuid"}, "owner_id", "Choose a member of this organization."),
-    ({"name": "ok", "owner_id": str(uuid.uuid4())}, "owner_id", "Choose a member of this organization."),
-    ({"name": "ok", "owner_id": "GLOBEX_MEMBER"}, "owner_id", "Choose a member of this organization."),
-    ({"name": "ok", "owner_id": "OUTSIDER"}, "owner_id", "Choose a member of this organization."),
-])
-def test_bad_input_is_422_beside_the_field_and_saves_nothing(world, login, post, owner_engine, audit_events,
-                                                               data, field, message):
-    ids = {"ME": world.users["member"].id, "GLOBEX_MEMBER": world.users["globex_member"].id,
-           "OUTSIDER": world.users["outsider"].id}
+@pytest.mark.parametrize(
+    "data, field, message",
+    [
+        ({"name": "", "owner_id": "ME"}, "name", "Give the project a name."),
+        ({"name": "   ", "owner_id": "ME"}, "name", "Give the project a name."),
+        # (a NUL is refused with 400 before any view: tests/test_hostile_input.py)
+        ({"name": "\x07\x1b", "owner_id": "ME"}, "name", "Give the project a name."),
+        ({"name": "x" * 121, "owner_id": "ME"}, "name", "Use at most 120 characters."),
+        ({"name": "ok", "description": "d" * 5001, "owner_id": "ME"}, "description", "Use at most 5,000 characters."),
+        ({"name": "ok"}, "owner_id", "Choose the project&#39;s owner."),
+        ({"name": "ok", "owner_id": "not-a-uuid"}, "owner_id", "Choose a member of this organization."),
+        ({"name": "ok", "owner_id": str(uuid.uuid4())}, "owner_id", "Choose a member of this organization."),
+        ({"name": "ok", "owner_id": "GLOBEX_MEMBER"}, "owner_id", "Choose a member of this organization."),
+        ({"name": "ok", "owner_id": "OUTSIDER"}, "owner_id", "Choose a member of this organization."),
+    ],
+)
+def test_bad_input_is_422_beside_the_field_and_saves_nothing(
+    world, login, post, owner_engine, audit_events, data, field, message
+):
+    ids = {
+        "ME": world.users["member"].id,
+        "GLOBEX_MEMBER": world.users["globex_member"].id,
+        "OUTSIDER": world.users["outsider"].id,
+    }
     data = {k: str(ids.get(v, v)) for k, v in data.items()}
     c = login(world.users["member"], "acme")
     r = post(c, "acme", "/projects/", data)
@@ -129,26 +142,33 @@ def test_viewer_sees_no_edit_archive_or_delete_controls(world, login):
 
 
 # --------------------------------------------------------------------------- permissions
-@pytest.mark.parametrize("role, method, suffix, allowed", [
-    ("viewer", "get", "/new", False),
-    ("viewer", "post", "/", False),
-    ("viewer", "get", "/{id}/edit", False),
-    ("viewer", "post", "/{id}", False),
-    ("viewer", "post", "/{id}/archive", False),
-    ("viewer", "post", "/{id}/unarchive", False),
-    ("viewer", "get", "/{id}/delete", False),
-    ("member", "get", "/{id}/delete", False),
-    ("member", "post", "/{id}/delete", False),
-    ("manager", "post", "/{id}/delete", False),
-    ("member", "get", "/{id}/edit", True),
-    ("admin", "get", "/{id}/delete", True),
-])
+@pytest.mark.parametrize(
+    "role, method, suffix, allowed",
+    [
+        ("viewer", "get", "/new", False),
+        ("viewer", "post", "/", False),
+        ("viewer", "get", "/{id}/edit", False),
+        ("viewer", "post", "/{id}", False),
+        ("viewer", "post", "/{id}/archive", False),
+        ("viewer", "post", "/{id}/unarchive", False),
+        ("viewer", "get", "/{id}/delete", False),
+        ("member", "get", "/{id}/delete", False),
+        ("member", "post", "/{id}/delete", False),
+        ("manager", "post", "/{id}/delete", False),
+        ("member", "get", "/{id}/edit", True),
+        ("admin", "get", "/{id}/delete", True),
+    ],
+)
 def test_permissions_per_action(world, login, post, owner_engine, role, method, suffix, allowed):
     pid = project_id(world, "acme")
     before = dict(row(owner_engine, pid))
     c = login(world.users[role], "acme")
     path = "/projects" + suffix.format(id=pid)
-    r = c.get(url("acme", path)) if method == "get" else post(c, "acme", path, {"name": "Hacked", "owner_id": str(world.users[role].id)})
+    r = (
+        c.get(url("acme", path))
+        if method == "get"
+        else post(c, "acme", path, {"name": "Hacked", "owner_id": str(world.users[role].id)})
+    )
     if allowed:
         assert r.status_code == 200
     else:
@@ -179,8 +199,13 @@ def test_edit_form_is_a_fragment_with_htmx_and_a_page_without(world, login):
 def test_inline_update_swaps_the_details_back_and_audits_changed_fields(world, login, post, owner_engine, audit_events):
     c = login(world.users["member"], "acme")
     pid = project_id(world, "acme")
-    r = post(c, "acme", f"/projects/{pid}", {"name": "Renamed", "description": "",
-                                             "owner_id": str(world.users["owner"].id)}, htmx=True)
+    r = post(
+        c,
+        "acme",
+        f"/projects/{pid}",
+        {"name": "Renamed", "description": "", "owner_id": str(world.users["owner"].id)},
+        htmx=True,
+    )
     assert r.status_code == 200
     assert r.data.strip().startswith(b'<section class="card" id="project-details"')
     assert b'<h1 id="project-title" hx-swap-oob="true">Renamed</h1>' in r.data
@@ -193,8 +218,12 @@ def test_inline_update_swaps_the_details_back_and_audits_changed_fields(world, l
 def test_update_without_htmx_redirects_to_the_project(world, login, post, owner_engine):
     c = login(world.users["member"], "acme")
     pid = project_id(world, "acme")
-    r = post(c, "acme", f"/projects/{pid}", {"name": "Plain", "description": "new words",
-                                             "owner_id": str(world.users["member"].id)})
+    r = post(
+        c,
+        "acme",
+        f"/projects/{pid}",
+        {"name": "Plain", "description": "new words", "owner_id": str(world.users["member"].id)},
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/projects/{pid}")
     saved = row(owner_engine, pid)
     assert (saved["name"], saved["description"], saved["owner_id"]) == ("Plain", "new words", world.users["member"].id)
@@ -217,8 +246,12 @@ def test_update_with_bad_input_is_422_with_the_form_fragment(world, login, post,
 def test_update_that_changes_nothing_records_nothing(world, login, post, audit_events):
     c = login(world.users["member"], "acme")
     pid = project_id(world, "acme")
-    r = post(c, "acme", f"/projects/{pid}", {"name": "Acme Project 0", "description": "",
-                                             "owner_id": str(world.users["owner"].id)})
+    r = post(
+        c,
+        "acme",
+        f"/projects/{pid}",
+        {"name": "Acme Project 0", "description": "", "owner_id": str(world.users["owner"].id)},
+    )
     assert r.status_code == 302
     assert audit_events == []
 
@@ -251,12 +284,15 @@ def test_delete_asks_first_then_deletes(world, login, post, owner_engine, audit_
     assert c.get(url("acme", f"/projects/{pid}")).status_code == 404
 
 
-@pytest.mark.parametrize("suffix, data", [
-    ("", {"name": "Pwned", "owner_id": "OWNER"}),
-    ("/archive", {}),
-    ("/unarchive", {}),
-    ("/delete", {}),
-])
+@pytest.mark.parametrize(
+    "suffix, data",
+    [
+        ("", {"name": "Pwned", "owner_id": "OWNER"}),
+        ("/archive", {}),
+        ("/unarchive", {}),
+        ("/delete", {}),
+    ],
+)
 def test_writes_aimed_at_another_organization_change_nothing(world, login, post, owner_engine, suffix, data):
     gid = project_id(world, "globex")
     before = dict(row(owner_engine, gid))

@@ -1,4 +1,5 @@
 """Fixtures of the roles area: custom roles and memberships as real rows."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -20,23 +21,19 @@ def make_role(org, name: str, permissions=(), description: str = "") -> SimpleNa
         role = Role(organization_id=org.id, name=name, description=description, permissions=list(permissions))
         db.session.add(role)
         db.session.commit()
-        return SimpleNamespace(id=role.id, name=role.name, permissions=list(role.permissions),
-                               organization_id=org.id)
+        return SimpleNamespace(id=role.id, name=role.name, permissions=list(role.permissions), organization_id=org.id)
 
 
 def membership(org, user) -> Membership:
     """``user``'s membership of ``org``, freshly loaded."""
     db.session.expire_all()
     with tenant_context(org.id):
-        return db.session.execute(
-            select(Membership).where(Membership.user_id == user.id)
-        ).unique().scalar_one()
+        return db.session.execute(select(Membership).where(Membership.user_id == user.id)).unique().scalar_one()
 
 
 @pytest.fixture
 def roles_world(world):
     """The shared world plus one custom role in each organization, held by nobody."""
-    world.acme_role = make_role(world.acme, "Support", ["org:view", "members:view", "audit:view"],
-                                "Answers customers")
+    world.acme_role = make_role(world.acme, "Support", ["org:view", "members:view", "audit:view"], "Answers customers")
     world.globex_role = make_role(world.globex, "Globex secret role", ["org:view"])
     return world

@@ -1,4 +1,5 @@
 """Every route declares who may reach it (the url map is walked, not listed)."""
+
 from __future__ import annotations
 
 from app.rbac.catalogue import ALL
@@ -17,9 +18,7 @@ def test_every_route_declares_its_access(app):
             bad.append(f"{rule.endpoint}: unknown kind {access['kind']!r}")
         elif access["kind"] == "permission" and not set(access["permissions"]) <= ALL:
             bad.append(f"{rule.endpoint}: permissions outside the catalogue {access['permissions']}")
-    assert not missing, (
-        "routes without @public, @login_only or @require(...): " + ", ".join(sorted(missing))
-    )
+    assert not missing, "routes without @public, @login_only or @require(...): " + ", ".join(sorted(missing))
     assert not bad, "; ".join(bad)
 
 
@@ -27,6 +26,7 @@ def test_roles_area_routes_require_permissions(app):
     """The roles blueprint has no public or login-only route."""
     kinds = {
         rule.endpoint: access_of(app.view_functions[rule.endpoint])["kind"]
-        for rule in app.url_map.iter_rules() if rule.endpoint.startswith("roles.")
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("roles.")
     }
     assert kinds and set(kinds.values()) == {"permission"}, kinds

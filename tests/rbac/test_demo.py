@@ -1,5 +1,6 @@
 """Demo data: acme's five accounts hold the five system roles, and acme has
 the custom role "Auditor" — loaded idempotently."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -20,7 +21,8 @@ def test_demo_has_the_five_system_roles_and_an_auditor_role_once(app):
         roles = db.session.execute(select(Role)).scalars().all()
         held = {m.user.email: m.role for m in db.session.execute(select(Membership)).unique().scalars()}
     assert [(r.name, sorted(r.permissions)) for r in roles] == [
-        ("Auditor", ["audit:view", "members:view", "roles:view"])]
+        ("Auditor", ["audit:view", "members:view", "roles:view"])
+    ]
     for key in ("owner", "admin", "manager", "member", "viewer"):
         assert held[f"{key}@acme.test"] == key
     with tenant_context(globex.id):

@@ -4,6 +4,7 @@ Owner stays, explicit transfer, roles in use are not deleted, unique names.
 Services are called inside the organization's context exactly as views call
 them; the HTTP tests prove the views answer refusals with 422 and save nothing.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -49,8 +50,9 @@ def test_admin_cannot_assign_owner(roles_world):
 
 def test_role_choices_exclude_roles_granting_what_the_actor_lacks(roles_world):
     w = roles_world
-    limited = make_role(w.acme, "Role admin", ["org:view", "members:view", "members:update_role",
-                                               "roles:view", "roles:manage"])
+    limited = make_role(
+        w.acme, "Role admin", ["org:view", "members:view", "members:update_role", "roles:view", "roles:manage"]
+    )
     small = make_role(w.acme, "Member viewer", ["members:view"])
     u = make_user("ra@acme.test", "Rae Roles")
     add_member(w.acme, u, custom_role_id=limited.id)
@@ -64,8 +66,9 @@ def test_role_choices_exclude_roles_granting_what_the_actor_lacks(roles_world):
 
 def test_custom_role_holder_cannot_assign_a_role_beyond_their_own(roles_world):
     w = roles_world
-    limited = make_role(w.acme, "Role admin", ["org:view", "members:view", "members:update_role",
-                                               "roles:view", "roles:manage"])
+    limited = make_role(
+        w.acme, "Role admin", ["org:view", "members:view", "members:update_role", "roles:view", "roles:manage"]
+    )
     u = make_user("ra@acme.test", "Rae Roles")
     add_member(w.acme, u, custom_role_id=limited.id)
     with _in(w.acme):
@@ -83,17 +86,14 @@ def test_nobody_changes_a_member_more_powerful_than_themselves(roles_world):
     u = make_user("ra@acme.test", "Rae Roles")
     add_member(w.acme, u, custom_role_id=limited.id)
     small = make_role(w.acme, "Member viewer", ["members:view"])
-    with _in(w.acme):
-        with pytest.raises(services.RoleChangeRefused, match="holds permissions you do not have"):
-            services.change_role(membership(w.acme, w.users["manager"]), f"custom:{small.id}",
-                                 membership(w.acme, u))
+    with _in(w.acme), pytest.raises(services.RoleChangeRefused, match="holds permissions you do not have"):
+        services.change_role(membership(w.acme, w.users["manager"]), f"custom:{small.id}", membership(w.acme, u))
 
 
 def test_custom_role_cannot_be_created_with_permissions_the_actor_lacks(roles_world):
     w = roles_world
-    with _in(w.acme):
-        with pytest.raises(services.RoleError, match="org:delete") as e:
-            services.create_role("Deleter", "", ["org:delete"], membership(w.acme, w.users["admin"]))
+    with _in(w.acme), pytest.raises(services.RoleError, match="org:delete") as e:
+        services.create_role("Deleter", "", ["org:delete"], membership(w.acme, w.users["admin"]))
     assert e.value.field == "permissions"
 
 
@@ -104,15 +104,19 @@ def test_custom_role_holder_cannot_edit_a_role_to_grant_more_than_they_hold(role
     u = make_user("ra@acme.test", "Rae Roles")
     add_member(w.acme, u, custom_role_id=limited.id)
     c = login(u, "acme")
-    r = c.post(url("acme", f"/roles/{target.id}"), data={
-        "csrf_token": csrf_token(c, "acme"), "name": "Readers", "permissions": ["org:view", "audit:export"]})
+    r = c.post(
+        url("acme", f"/roles/{target.id}"),
+        data={"csrf_token": csrf_token(c, "acme"), "name": "Readers", "permissions": ["org:view", "audit:export"]},
+    )
     assert r.status_code == 422
     assert b"audit:export" in r.data
     with _in(w.acme):
         assert services.custom_role_by_id(target.id).permissions == ["org:view"]
     # Within their own permissions it works.
-    r = c.post(url("acme", f"/roles/{target.id}"), data={
-        "csrf_token": csrf_token(c, "acme"), "name": "Readers", "permissions": ["org:view", "audit:view"]})
+    r = c.post(
+        url("acme", f"/roles/{target.id}"),
+        data={"csrf_token": csrf_token(c, "acme"), "name": "Readers", "permissions": ["org:view", "audit:view"]},
+    )
     assert r.status_code == 302
 
 
@@ -142,10 +146,8 @@ def test_duplicating_owner_leaves_out_what_the_admin_cannot_grant(roles_world, a
 # --------------------------------------------------------------------------- owners
 def test_only_owners_change_an_owners_role(roles_world):
     w = roles_world
-    with _in(w.acme):
-        with pytest.raises(services.RoleChangeRefused, match="Only an Owner"):
-            services.change_role(membership(w.acme, w.users["owner"]), "viewer",
-                                 membership(w.acme, w.users["admin"]))
+    with _in(w.acme), pytest.raises(services.RoleChangeRefused, match="Only an Owner"):
+        services.change_role(membership(w.acme, w.users["owner"]), "viewer", membership(w.acme, w.users["admin"]))
 
 
 def test_only_owners_remove_an_owner(roles_world):
@@ -160,9 +162,8 @@ def test_only_owners_remove_an_owner(roles_world):
 
 def test_viewer_cannot_remove_anyone(roles_world):
     w = roles_world
-    with _in(w.acme):
-        with pytest.raises(services.RoleChangeRefused):
-            services.check_can_remove(membership(w.acme, w.users["member"]), membership(w.acme, w.users["viewer"]))
+    with _in(w.acme), pytest.raises(services.RoleChangeRefused):
+        services.check_can_remove(membership(w.acme, w.users["member"]), membership(w.acme, w.users["viewer"]))
 
 
 def test_last_owner_cannot_be_demoted_even_by_themselves(roles_world):
@@ -219,8 +220,10 @@ def test_unknown_or_foreign_role_is_refused(roles_world):
 def test_change_role_to_the_same_role_changes_nothing(roles_world, audited):
     w = roles_world
     with _in(w.acme):
-        assert services.change_role(membership(w.acme, w.users["member"]), "member",
-                                    membership(w.acme, w.users["admin"])) is False
+        assert (
+            services.change_role(membership(w.acme, w.users["member"]), "member", membership(w.acme, w.users["admin"]))
+            is False
+        )
     assert not [a for a, _ in audited if a == "member.role_changed"]
 
 
@@ -232,8 +235,10 @@ def test_transfer_makes_the_member_owner_and_the_owner_admin(roles_world, login,
     r = c.post(url("acme", "/roles/transfer"), data={"csrf_token": csrf_token(c, "acme"), "user_id": str(target.id)})
     assert r.status_code == 200 and b"transfer-confirm" in r.data  # the confirm step, nothing changed yet
     assert membership(w.acme, target).role == "member"
-    r = c.post(url("acme", "/roles/transfer"), data={
-        "csrf_token": csrf_token(c, "acme"), "user_id": str(target.id), "confirm": "yes"})
+    r = c.post(
+        url("acme", "/roles/transfer"),
+        data={"csrf_token": csrf_token(c, "acme"), "user_id": str(target.id), "confirm": "yes"},
+    )
     assert r.status_code == 302
     assert membership(w.acme, target).role == "owner"
     assert membership(w.acme, w.users["owner"]).role == "admin"
@@ -246,9 +251,8 @@ def test_transfer_makes_the_member_owner_and_the_owner_admin(roles_world, login,
 
 def test_admin_cannot_transfer_ownership(roles_world):
     w = roles_world
-    with _in(w.acme):
-        with pytest.raises(services.RoleChangeRefused, match="Only an Owner"):
-            services.transfer_ownership(membership(w.acme, w.users["member"]), membership(w.acme, w.users["admin"]))
+    with _in(w.acme), pytest.raises(services.RoleChangeRefused, match="Only an Owner"):
+        services.transfer_ownership(membership(w.acme, w.users["member"]), membership(w.acme, w.users["admin"]))
 
 
 @pytest.mark.parametrize("user_id", ["", "not-a-uuid", "00000000-0000-0000-0000-000000000000", "SELF", "GLOBEX"])
@@ -256,8 +260,9 @@ def test_transfer_bad_input_is_422(roles_world, login, user_id):
     w = roles_world
     user_id = {"SELF": str(w.users["owner"].id), "GLOBEX": str(w.users["globex_owner"].id)}.get(user_id, user_id)
     c = login(w.users["owner"], "acme")
-    r = c.post(url("acme", "/roles/transfer"), data={
-        "csrf_token": csrf_token(c, "acme"), "user_id": user_id, "confirm": "yes"})
+    r = c.post(
+        url("acme", "/roles/transfer"), data={"csrf_token": csrf_token(c, "acme"), "user_id": user_id, "confirm": "yes"}
+    )
     assert r.status_code == 422
     assert b"field__error" in r.data
     assert membership(w.acme, w.users["owner"]).role == "owner"
@@ -278,9 +283,8 @@ def test_role_in_use_cannot_be_deleted_and_the_members_are_listed(roles_world, l
 def test_role_held_by_a_deactivated_member_cannot_be_deleted(roles_world):
     w = roles_world
     add_member(w.acme, make_user("old@acme.test", "Old Timer"), custom_role_id=w.acme_role.id, status="deactivated")
-    with _in(w.acme):
-        with pytest.raises(services.RoleError, match="Old Timer"):
-            services.delete_role(services.custom_role_by_id(w.acme_role.id), membership(w.acme, w.users["owner"]))
+    with _in(w.acme), pytest.raises(services.RoleError, match="Old Timer"):
+        services.delete_role(services.custom_role_by_id(w.acme_role.id), membership(w.acme, w.users["owner"]))
 
 
 def test_unused_role_is_deleted_and_audited(roles_world, login, audited):
@@ -298,8 +302,9 @@ def test_unused_role_is_deleted_and_audited(roles_world, login, audited):
 def test_role_names_are_unique_and_not_system_names(roles_world, login, name):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", "/roles/"), data={"csrf_token": csrf_token(c, "acme"), "name": name,
-                                            "permissions": ["org:view"]})
+    r = c.post(
+        url("acme", "/roles/"), data={"csrf_token": csrf_token(c, "acme"), "name": name, "permissions": ["org:view"]}
+    )
     assert r.status_code == 422
     assert b"field__error" in r.data
 
@@ -307,8 +312,10 @@ def test_role_names_are_unique_and_not_system_names(roles_world, login, name):
 def test_same_role_name_is_fine_in_another_organization(roles_world, login):
     w = roles_world
     c = login(w.users["globex_owner"], "globex")
-    r = c.post(url("globex", "/roles/"), data={"csrf_token": csrf_token(c, "globex"), "name": "Support",
-                                              "permissions": ["org:view"]})
+    r = c.post(
+        url("globex", "/roles/"),
+        data={"csrf_token": csrf_token(c, "globex"), "name": "Support", "permissions": ["org:view"]},
+    )
     assert r.status_code == 302
 
 
@@ -316,8 +323,10 @@ def test_renaming_onto_another_roles_name_is_refused(roles_world, login):
     w = roles_world
     other = make_role(w.acme, "Billing", ["billing:view"])
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", f"/roles/{other.id}"), data={"csrf_token": csrf_token(c, "acme"), "name": "SUPPORT",
-                                                       "permissions": ["billing:view"]})
+    r = c.post(
+        url("acme", f"/roles/{other.id}"),
+        data={"csrf_token": csrf_token(c, "acme"), "name": "SUPPORT", "permissions": ["billing:view"]},
+    )
     assert r.status_code == 422
     with _in(w.acme):
         assert services.custom_role_by_id(other.id).name == "Billing"
@@ -327,20 +336,27 @@ def test_deleting_a_custom_role_offered_in_a_pending_invitation_is_refused(world
     """A pending invitation holds the role too: deleting it must say so, not fail."""
     from datetime import timedelta
 
+    from app.extensions import db
     from app.members.models import Invitation
     from app.rbac import services
     from app.rbac.models import Role
     from app.tenancy.scoping import tenant_context
-    from app.extensions import db
     from app.util import utcnow
 
     with tenant_context(world.acme.id):
         role = Role(organization_id=world.acme.id, name="Temp", permissions=["projects:view"])
         db.session.add(role)
         db.session.flush()
-        db.session.add(Invitation(organization_id=world.acme.id, email="later@example.test", custom_role_id=role.id,
-                                  token_hash="0" * 64, invited_by=world.users["owner"].id,
-                                  expires_at=utcnow() + timedelta(days=7)))
+        db.session.add(
+            Invitation(
+                organization_id=world.acme.id,
+                email="later@example.test",
+                custom_role_id=role.id,
+                token_hash="0" * 64,
+                invited_by=world.users["owner"].id,
+                expires_at=utcnow() + timedelta(days=7),
+            )
+        )
         db.session.commit()
         with pytest.raises(services.RoleError, match="later@example.test"):
             services.delete_role(role)

@@ -8,6 +8,7 @@ data. Nothing here is hand-listed: the cases come from ``app.url_map`` and
 ``SYSTEM_ROLES``. URL arguments come from the world fixture; a route with a
 URL variable not in ``URL_ARGS`` fails, so a new route must be added here.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,8 +27,13 @@ def _pending_invitation(w):
     from app.members.models import Invitation
     from app.util import utcnow
 
-    inv = Invitation(email="pending@example.test", role="viewer", token_hash="0" * 64,
-                     invited_by=w.users["owner"].id, expires_at=utcnow() + timedelta(days=7))
+    inv = Invitation(
+        email="pending@example.test",
+        role="viewer",
+        token_hash="0" * 64,
+        invited_by=w.users["owner"].id,
+        expires_at=utcnow() + timedelta(days=7),
+    )
     db.session.add(inv)
     db.session.commit()
     return inv.id
@@ -50,8 +56,9 @@ def _audit_event(w):
     from app.audit.models import AuditEvent
     from app.extensions import db
 
-    audit.record("role.created", target=("role", str(w.acme_role.id), w.acme_role.name),
-                 after={"name": w.acme_role.name})
+    audit.record(
+        "role.created", target=("role", str(w.acme_role.id), w.acme_role.name), after={"name": w.acme_role.name}
+    )
     db.session.commit()
     return db.session.execute(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)).scalar_one()
 
@@ -79,10 +86,14 @@ def _route_table() -> tuple:
     """
     from app import create_app
 
-    app = create_app({
-        "DATABASE_URL": "postgresql://collect-only@127.0.0.1:9/none",
-        "SECRET_KEY": "collection-only", "TESTING": True, "TENANTRY_SERVER_NAME": APEX,
-    })
+    app = create_app(
+        {
+            "DATABASE_URL": "postgresql://collect-only@127.0.0.1:9/none",
+            "SECRET_KEY": "collection-only",
+            "TESTING": True,
+            "TENANTRY_SERVER_NAME": APEX,
+        }
+    )
     rows = []
     for rule in app.url_map.iter_rules():
         access = access_of(app.view_functions[rule.endpoint]) if rule.endpoint != "static" else None
@@ -121,8 +132,15 @@ def build_path(app, endpoint: str, rule: str, world) -> str:
 
 def test_matrix_covers_the_roles_area():
     endpoints = {e for e, *_ in _route_table()}
-    assert {"roles.index", "roles.show", "roles.edit", "roles.update", "roles.assign",
-            "roles.transfer", "roles.member_permissions"} <= endpoints
+    assert {
+        "roles.index",
+        "roles.show",
+        "roles.edit",
+        "roles.update",
+        "roles.assign",
+        "roles.transfer",
+        "roles.member_permissions",
+    } <= endpoints
 
 
 def test_route_is_allowed_exactly_for_roles_holding_its_permission(app, roles_world, login, system_role, route):

@@ -1,5 +1,6 @@
 """The roles pages: listing with counts, the permission editor (plain and
 HTMX), assignment, "why can they?", bad input and other organizations' ids."""
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,14 @@ def test_roles_page_lists_system_and_custom_roles_with_member_counts(roles_world
     assert r.status_code == 200
     html = r.get_data(as_text=True)
     counts = dict(re.findall(r'data-role="([^"]+)".*?data-member-count>(\d+)<', html, re.S))
-    assert counts == {"owner": "1", "admin": "1", "manager": "1", "member": "2", "viewer": "1",
-                      f"custom:{w.acme_role.id}": "2"}
+    assert counts == {
+        "owner": "1",
+        "admin": "1",
+        "manager": "1",
+        "member": "2",
+        "viewer": "1",
+        f"custom:{w.acme_role.id}": "2",
+    }
     assert "Globex secret role" not in html  # isolation
 
 
@@ -45,7 +52,10 @@ def test_system_role_page_and_no_editor_for_it(roles_world, login):
     r = c.get(url("acme", "/roles/manager"))
     assert r.status_code == 200 and b"Acme Manager" in r.data
     assert c.get(url("acme", "/roles/manager/edit")).status_code == 404
-    assert c.post(url("acme", "/roles/manager"), data={"csrf_token": csrf_token(c, "acme"), "name": "X"}).status_code == 404
+    assert (
+        c.post(url("acme", "/roles/manager"), data={"csrf_token": csrf_token(c, "acme"), "name": "X"}).status_code
+        == 404
+    )
     assert c.post(url("acme", "/roles/manager/delete"), data={"csrf_token": csrf_token(c, "acme")}).status_code == 404
 
 
@@ -66,9 +76,15 @@ def test_editor_grid_has_every_permission_with_a_focusable_description(roles_wor
 def test_create_role_then_it_appears(roles_world, login):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", "/roles/"), data={"csrf_token": csrf_token(c, "acme"), "name": "Auditor",
-                                            "description": "Reads the log",
-                                            "permissions": ["audit:view", "members:view"]})
+    r = c.post(
+        url("acme", "/roles/"),
+        data={
+            "csrf_token": csrf_token(c, "acme"),
+            "name": "Auditor",
+            "description": "Reads the log",
+            "permissions": ["audit:view", "members:view"],
+        },
+    )
     assert r.status_code == 302
     with tenant_context(w.acme.id):
         role = next(i for i in services.all_roles() if i.name == "Auditor")
@@ -79,25 +95,43 @@ def test_create_role_then_it_appears(roles_world, login):
 def test_saving_with_htmx_swaps_the_editor_and_says_what_changed(roles_world, login):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", f"/roles/{w.acme_role.id}"), headers=HX, data={
-        "csrf_token": csrf_token(c, "acme"), "name": "Support", "description": "Answers customers",
-        "permissions": ["org:view", "members:view", "projects:view"]})
+    r = c.post(
+        url("acme", f"/roles/{w.acme_role.id}"),
+        headers=HX,
+        data={
+            "csrf_token": csrf_token(c, "acme"),
+            "name": "Support",
+            "description": "Answers customers",
+            "permissions": ["org:view", "members:view", "projects:view"],
+        },
+    )
     assert r.status_code == 200
     assert "HX-Request" in r.headers.get("Vary", "")
     html = r.get_data(as_text=True)
-    assert "<html" not in html and html.lstrip().startswith("<form id=\"role-editor\"")
+    assert "<html" not in html and html.lstrip().startswith('<form id="role-editor"')
     assert "Added projects:view; removed audit:view" in html
     assert html.count("is-changed") == 2
     with tenant_context(w.acme.id):
-        assert set(services.custom_role_by_id(w.acme_role.id).permissions) == {"org:view", "members:view", "projects:view"}
+        assert set(services.custom_role_by_id(w.acme_role.id).permissions) == {
+            "org:view",
+            "members:view",
+            "projects:view",
+        }
 
 
 def test_saving_without_js_redirects_with_the_summary(roles_world, login):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", f"/roles/{w.acme_role.id}"), data={
-        "csrf_token": csrf_token(c, "acme"), "name": "Support", "description": "Answers customers",
-        "permissions": ["org:view", "members:view", "audit:view", "audit:export"]}, follow_redirects=True)
+    r = c.post(
+        url("acme", f"/roles/{w.acme_role.id}"),
+        data={
+            "csrf_token": csrf_token(c, "acme"),
+            "name": "Support",
+            "description": "Answers customers",
+            "permissions": ["org:view", "members:view", "audit:view", "audit:export"],
+        },
+        follow_redirects=True,
+    )
     assert r.status_code == 200
     assert b"Saved Support. Added audit:export." in r.data
 
@@ -105,20 +139,26 @@ def test_saving_without_js_redirects_with_the_summary(roles_world, login):
 def test_editor_bad_input_with_htmx_is_a_422_fragment(roles_world, login):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", f"/roles/{w.acme_role.id}"), headers=HX,
-               data={"csrf_token": csrf_token(c, "acme"), "name": "", "permissions": ["audit:view"]})
+    r = c.post(
+        url("acme", f"/roles/{w.acme_role.id}"),
+        headers=HX,
+        data={"csrf_token": csrf_token(c, "acme"), "name": "", "permissions": ["audit:view"]},
+    )
     assert r.status_code == 422 and b"<html" not in r.data and b"Give the role a name." in r.data
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"name": ""}, b"Give the role a name."),
-    ({"name": "x" * 65}, b"at most 64"),
-    ({"name": "Fine", "permissions": ["nope:nothing"]}, b"nope:nothing"),
-    ({"name": "Fine", "permissions": ["org:delete"]}, b"org:delete"),
-    ({"name": "Fine", "description": "d" * 501}, b"at most 500"),
-    ({"name": "Owner"}, b"system role"),
-    ({"name": "support"}, b"already has this name"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"name": ""}, b"Give the role a name."),
+        ({"name": "x" * 65}, b"at most 64"),
+        ({"name": "Fine", "permissions": ["nope:nothing"]}, b"nope:nothing"),
+        ({"name": "Fine", "permissions": ["org:delete"]}, b"org:delete"),
+        ({"name": "Fine", "description": "d" * 501}, b"at most 500"),
+        ({"name": "Owner"}, b"system role"),
+        ({"name": "support"}, b"already has this name"),
+    ],
+)
 @pytest.mark.parametrize("target", ["create", "update"])
 def test_role_form_bad_input_is_422_and_saves_nothing(roles_world, login, data, message, target):
     w = roles_world
@@ -129,7 +169,8 @@ def test_role_form_bad_input_is_422_and_saves_nothing(roles_world, login, data, 
     assert message in r.data.replace(b"&#39;", b"'")
     with tenant_context(w.acme.id):
         assert {i.name for i in services.all_roles() if not i.system} == {"Support"} | (
-            {"Other"} if target == "update" else set())
+            {"Other"} if target == "update" else set()
+        )
 
 
 @pytest.mark.parametrize("user_id", ["", "junk", "00000000-0000-0000-0000-000000000000", "GLOBEX"])
@@ -137,8 +178,9 @@ def test_assign_bad_input_is_422(roles_world, login, user_id):
     w = roles_world
     user_id = str(w.users["globex_member"].id) if user_id == "GLOBEX" else user_id
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", f"/roles/{w.acme_role.id}/members"),
-               data={"csrf_token": csrf_token(c, "acme"), "user_id": user_id})
+    r = c.post(
+        url("acme", f"/roles/{w.acme_role.id}/members"), data={"csrf_token": csrf_token(c, "acme"), "user_id": user_id}
+    )
     assert r.status_code == 422 and b"field__error" in r.data
     assert membership(w.globex, w.users["globex_member"]).role == "member"
 
@@ -146,8 +188,10 @@ def test_assign_bad_input_is_422(roles_world, login, user_id):
 def test_assign_gives_the_member_the_role(roles_world, login):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", f"/roles/{w.acme_role.id}/members"),
-               data={"csrf_token": csrf_token(c, "acme"), "user_id": str(w.users["viewer"].id)})
+    r = c.post(
+        url("acme", f"/roles/{w.acme_role.id}/members"),
+        data={"csrf_token": csrf_token(c, "acme"), "user_id": str(w.users["viewer"].id)},
+    )
     assert r.status_code == 302
     m = membership(w.acme, w.users["viewer"])
     assert m.role is None and m.custom_role_id == w.acme_role.id
@@ -156,8 +200,10 @@ def test_assign_gives_the_member_the_role(roles_world, login):
 def test_assign_refusal_is_422_with_the_reason(roles_world, login):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", "/roles/viewer/members"),
-               data={"csrf_token": csrf_token(c, "acme"), "user_id": str(w.users["owner"].id)})
+    r = c.post(
+        url("acme", "/roles/viewer/members"),
+        data={"csrf_token": csrf_token(c, "acme"), "user_id": str(w.users["owner"].id)},
+    )
     assert r.status_code == 422 and b"Only an Owner" in r.data
     assert membership(w.acme, w.users["owner"]).role == "owner"
 
@@ -165,22 +211,35 @@ def test_assign_refusal_is_422_with_the_reason(roles_world, login):
 def test_assign_owner_is_refused_to_admin(roles_world, login):
     w = roles_world
     c = login(w.users["admin"], "acme")
-    r = c.post(url("acme", "/roles/owner/members"),
-               data={"csrf_token": csrf_token(c, "acme"), "user_id": str(w.users["member"].id)})
+    r = c.post(
+        url("acme", "/roles/owner/members"),
+        data={"csrf_token": csrf_token(c, "acme"), "user_id": str(w.users["member"].id)},
+    )
     assert r.status_code == 422
     assert membership(w.acme, w.users["member"]).role == "member"
 
 
-@pytest.mark.parametrize("method, suffix", [
-    ("GET", ""), ("GET", "/edit"), ("POST", ""), ("POST", "/duplicate"), ("GET", "/delete"), ("POST", "/delete"),
-    ("POST", "/members"),
-])
+@pytest.mark.parametrize(
+    "method, suffix",
+    [
+        ("GET", ""),
+        ("GET", "/edit"),
+        ("POST", ""),
+        ("POST", "/duplicate"),
+        ("GET", "/delete"),
+        ("POST", "/delete"),
+        ("POST", "/members"),
+    ],
+)
 def test_other_organizations_role_is_404(roles_world, login, method, suffix):
     w = roles_world
     c = login(w.users["owner"], "acme")
     for key in (w.globex_role.id, "not-a-uuid", "00000000-0000-0000-0000-000000000000"):
-        r = c.open(url("acme", f"/roles/{key}{suffix}"), method=method,
-                   data={"csrf_token": csrf_token(c, "acme"), "name": "Hijack", "user_id": str(w.users["member"].id)})
+        r = c.open(
+            url("acme", f"/roles/{key}{suffix}"),
+            method=method,
+            data={"csrf_token": csrf_token(c, "acme"), "name": "Hijack", "user_id": str(w.users["member"].id)},
+        )
         assert r.status_code == 404, (key, r.status_code)
     with tenant_context(w.globex.id):
         assert services.custom_role_by_id(w.globex_role.id).name == "Globex secret role"
@@ -193,8 +252,10 @@ def test_why_page_lists_each_permission_and_the_granting_role(roles_world, login
     r = login(w.users["manager"], "acme").get(url("acme", f"/roles/members/{sue.id}"))
     html = r.get_data(as_text=True)
     assert r.status_code == 200
-    rows = [(perm, re.findall(r"<td>(?:<a [^>]*>)?([^<]+)<", row)[-1])
-            for perm, row in re.findall(r'<tr data-permission="([^"]+)">(.*?)</tr>', html, re.S)]
+    rows = [
+        (perm, re.findall(r"<td>(?:<a [^>]*>)?([^<]+)<", row)[-1])
+        for perm, row in re.findall(r'<tr data-permission="([^"]+)">(.*?)</tr>', html, re.S)
+    ]
     perms = {p for p, _ in rows}
     assert perms == {"org:view", "members:view", "audit:view"}
     assert {name for _, name in rows} == {"Support"}
@@ -235,13 +296,20 @@ def test_custom_role_permissions_are_what_require_checks(roles_world, login):
     c = login(u, "acme")
     for path in ("/dashboard", "/roles/", f"/roles/{w.acme_role.id}", "/roles/transfer", f"/roles/members/{u.id}"):
         assert c.get(url("acme", path)).status_code == 403, path
-    r = c.post(url("acme", "/roles/"), data={"csrf_token": csrf_token(c, "acme"), "name": "Mine",
-                                            "permissions": ["audit:view"]})
+    r = c.post(
+        url("acme", "/roles/"),
+        data={"csrf_token": csrf_token(c, "acme"), "name": "Mine", "permissions": ["audit:view"]},
+    )
     assert r.status_code == 403
     # Granting roles:view through the custom role opens exactly that.
     with tenant_context(w.acme.id):
-        services.update_role(services.custom_role_by_id(auditor.id), None, None, ["audit:view", "roles:view"],
-                             membership(w.acme, w.users["owner"]))
+        services.update_role(
+            services.custom_role_by_id(auditor.id),
+            None,
+            None,
+            ["audit:view", "roles:view"],
+            membership(w.acme, w.users["owner"]),
+        )
         from app.extensions import db
 
         db.session.commit()

@@ -1,6 +1,7 @@
 """Fixtures for the isolation tests: fresh request contexts, a raw
 connection as the runtime role, and a globex world with a row in every
 tenant table the matrix aims at."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,13 @@ def _fresh(fresh_requests):
 def psycopg_kwargs(sqlalchemy_url: str) -> dict:
     """psycopg ``connect()`` arguments for a SQLAlchemy URL (TCP or a socket directory)."""
     u = make_url(sqlalchemy_url)
-    kw = {"user": u.username, "password": u.password, "dbname": u.database,
-          "host": u.host or u.query.get("host"), "port": u.port}
+    kw = {
+        "user": u.username,
+        "password": u.password,
+        "dbname": u.database,
+        "host": u.host or u.query.get("host"),
+        "port": u.port,
+    }
     return {k: v for k, v in kw.items() if v}
 
 

@@ -1,5 +1,6 @@
 """``flask --app wsgi check``: green on a correct database, red (exit 1) as
 soon as one part of the posture is broken. Every test restores what it broke."""
+
 from __future__ import annotations
 
 import re
@@ -33,28 +34,28 @@ def test_check_is_green_on_the_test_database(app):
 
 
 def test_check_fails_when_rls_is_not_forced_on_one_table(app, owner_exec):
-    owner_exec('ALTER TABLE projects NO FORCE ROW LEVEL SECURITY')
+    owner_exec("ALTER TABLE projects NO FORCE ROW LEVEL SECURITY")
     try:
         code, out = run_check(app)
     finally:
-        owner_exec('ALTER TABLE projects FORCE ROW LEVEL SECURITY')
+        owner_exec("ALTER TABLE projects FORCE ROW LEVEL SECURITY")
     assert code == 1, out
     assert "[FAIL] projects: RLS forced" in out
     assert run_check(app)[0] == 0
 
 
 def test_check_fails_when_rls_is_disabled_on_one_table(app, owner_exec):
-    owner_exec('ALTER TABLE memberships DISABLE ROW LEVEL SECURITY')
+    owner_exec("ALTER TABLE memberships DISABLE ROW LEVEL SECURITY")
     try:
         code, out = run_check(app)
     finally:
-        owner_exec('ALTER TABLE memberships ENABLE ROW LEVEL SECURITY')
+        owner_exec("ALTER TABLE memberships ENABLE ROW LEVEL SECURITY")
     assert code == 1 and "[FAIL] memberships: RLS enabled" in out
     assert run_check(app)[0] == 0
 
 
 def test_check_fails_when_a_tenant_policy_is_missing(app, owner_exec):
-    owner_exec('DROP POLICY tenant_isolation ON roles')
+    owner_exec("DROP POLICY tenant_isolation ON roles")
     try:
         code, out = run_check(app)
     finally:
@@ -109,11 +110,11 @@ def test_check_fails_when_the_runtime_role_is_a_superuser(app, owner_exec, probe
 
 
 def test_check_fails_when_the_runtime_role_owns_a_table(app, owner_exec, probe_role):
-    owner_exec('CREATE TABLE probe_owned (id int)', f'ALTER TABLE probe_owned OWNER TO "{probe_role}"')
+    owner_exec("CREATE TABLE probe_owned (id int)", f'ALTER TABLE probe_owned OWNER TO "{probe_role}"')
     try:
         code, out = run_check(app)
     finally:
-        owner_exec('DROP TABLE probe_owned')
+        owner_exec("DROP TABLE probe_owned")
     assert code == 1 and "owns no table" in out
 
 

@@ -1,5 +1,6 @@
 """The request layer: the host decides the organization, and nothing tells an
 outsider whether an organization exists."""
+
 from __future__ import annotations
 
 import re
@@ -67,12 +68,18 @@ def test_outsider_gets_the_same_404_as_for_an_unknown_page(world, login):
 
 def test_outsider_posts_are_404_and_change_nothing(world, login, owner_engine):
     c = login(world.users["outsider"], "acme")
-    r = c.post(url("acme", "/projects/"), data={"csrf_token": csrf_token(c, "acme"), "name": "x",
-                                                "owner_id": str(world.users["outsider"].id)})
+    r = c.post(
+        url("acme", "/projects/"),
+        data={"csrf_token": csrf_token(c, "acme"), "name": "x", "owner_id": str(world.users["outsider"].id)},
+    )
     assert r.status_code == 404
     with owner_engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM projects WHERE organization_id = :o"),
-                            {"o": world.acme.id}).scalar() == 3
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM projects WHERE organization_id = :o"), {"o": world.acme.id}
+            ).scalar()
+            == 3
+        )
 
 
 def test_anonymous_gets_the_same_redirect_whether_the_org_exists_or_not(world, client):
@@ -108,8 +115,9 @@ def test_suspended_org_shows_members_the_suspension_page(world, login, owner_eng
 def test_suspended_org_changes_nothing_on_post(world, login, owner_engine):
     c = login(world.users["owner"], "acme")
     with owner_engine.connect() as conn:
-        pid = conn.execute(text("SELECT id FROM projects WHERE organization_id = :o LIMIT 1"),
-                           {"o": world.acme.id}).scalar()
+        pid = conn.execute(
+            text("SELECT id FROM projects WHERE organization_id = :o LIMIT 1"), {"o": world.acme.id}
+        ).scalar()
         before = conn.execute(text("SELECT md5(string_agg(p::text, '|' ORDER BY p.id)) FROM projects p")).scalar()
     set_org(owner_engine, "acme", status="suspended")
     token = csrf_token(c, "acme")

@@ -18,6 +18,7 @@ without ``HX-Request``:
 Every acme page without URL variables is also fetched (page and fragment)
 and must not mention globex.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -25,8 +26,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from app.rbac.models import Role
 from app.extensions import db
+from app.rbac.models import Role
 from app.tenancy.rls import tenant_tables
 from app.tenancy.scoping import tenant_context
 from tests.conftest import csrf_token, sign_in
@@ -44,14 +45,14 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "role_key": "SELECT id::text FROM roles WHERE organization_id = :globex",
     "role_id": "SELECT id::text FROM roles WHERE organization_id = :globex",
     "user_id": "SELECT user_id::text FROM memberships WHERE organization_id = :globex AND user_id NOT IN "
-               "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
+    "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
     "member_id": "SELECT user_id::text FROM memberships WHERE organization_id = :globex AND user_id NOT IN "
-                 "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
+    "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
     # Sessions are a global table, but one belongs to a person: a globex-only
     # member's sign-in must be out of reach of anyone in acme.
     "session_id": "SELECT s.id::text FROM user_sessions s JOIN memberships m ON m.user_id = s.user_id "
-                  "WHERE m.organization_id = :globex AND s.user_id NOT IN "
-                  "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
+    "WHERE m.organization_id = :globex AND s.user_id NOT IN "
+    "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
     "org_id": "SELECT id::text FROM organizations WHERE id = :globex",
     "invitation_id": "SELECT id::text FROM invitations WHERE organization_id = :globex",
     "event_id": "SELECT id::text FROM audit_events WHERE organization_id = :globex",
@@ -62,7 +63,7 @@ NOT_ROW_IDS: dict[str, str] = {
     "filename": "static files",
     "msg_id": "the development outbox: files on disk, development only",
     "token": "single-use secrets (e-mail confirmation, password reset): only their hash is stored; "
-             "their own tests cover forged and reused tokens",
+    "their own tests cover forged and reused tokens",
 }
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -71,8 +72,13 @@ WORDY = ("name", "slug", "email", "label", "description", "title")
 # Field values a write might need to get past validation: the test wants the
 # id lookup, not the form, to be what stops it.
 FORM_FIELDS = {
-    "name": "Pwned from acme", "description": "x", "status": "archived", "role": "admin",
-    "confirm": "globex", "email": "pwned@example.test", "permissions": "projects:delete",
+    "name": "Pwned from acme",
+    "description": "x",
+    "status": "archived",
+    "role": "admin",
+    "confirm": "globex",
+    "email": "pwned@example.test",
+    "permissions": "projects:delete",
 }
 
 
@@ -81,14 +87,16 @@ def seed_globex(app, world) -> None:
     from datetime import timedelta
 
     from app.members.models import Invitation
-    from app.util import utcnow
-
     from app.projects.services import create_project
+    from app.util import utcnow
 
     with tenant_context(world.globex.id, world.users["globex_owner"].id):
         db.session.add(Role(name="Globex auditors", description="Globex only", permissions=["audit:view"]))
-        db.session.add(Invitation(email="invitee@globex.test", role="member", token_hash="0" * 64,
-                                  expires_at=utcnow() + timedelta(days=7)))
+        db.session.add(
+            Invitation(
+                email="invitee@globex.test", role="member", token_hash="0" * 64, expires_at=utcnow() + timedelta(days=7)
+            )
+        )
         # Through the service, so that globex's audit log holds an event too.
         create_project("Globex Audited Plan", "Globex only", world.users["globex_owner"].id)
         db.session.commit()
@@ -123,14 +131,20 @@ def globex_secrets(owner_engine, world) -> set[str]:
                 for row in c.execute(text(f'SELECT * FROM "{table}" WHERE organization_id = :{org}'), params):
                     for column, value in row._mapping.items():
                         if isinstance(value, uuid.UUID) or (
-                                isinstance(value, str) and len(value) >= 5 and any(w in column for w in WORDY)):
+                            isinstance(value, str) and len(value) >= 5 and any(w in column for w in WORDY)
+                        ):
                             bucket.add(str(value))
-        users = c.execute(text(
-            "SELECT u.id::text, u.name, u.email FROM users u JOIN memberships m ON m.user_id = u.id "
-            "WHERE m.organization_id = :globex AND u.id NOT IN "
-            "(SELECT user_id FROM memberships WHERE organization_id = :acme)"), params)
+        users = c.execute(
+            text(
+                "SELECT u.id::text, u.name, u.email FROM users u JOIN memberships m ON m.user_id = u.id "
+                "WHERE m.organization_id = :globex AND u.id NOT IN "
+                "(SELECT user_id FROM memberships WHERE organization_id = :acme)"
+            ),
+            params,
+        )
         for row in users:
             secrets.update(row)
+
     # A bare lower-case word ("system", "active") is vocabulary, not globex's data.
     def vocabulary(s: str) -> bool:
         return s.isalpha() and s.islower() and s != world.globex.slug
@@ -144,16 +158,25 @@ def globex_snapshot(owner_engine, world) -> dict[str, str]:
     out = {}
     with owner_engine.connect() as c:
         for table in tenant_tables(c):
-            out[table] = c.execute(text(
-                f'SELECT md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\')) FROM "{table}" t '
-                "WHERE organization_id = :globex"), params).scalar()
-        out["organizations"] = c.execute(text(
-            "SELECT md5(o::text) FROM organizations o WHERE id = :globex"), params).scalar()
+            out[table] = c.execute(
+                text(
+                    f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{table}\" t "
+                    "WHERE organization_id = :globex"
+                ),
+                params,
+            ).scalar()
+        out["organizations"] = c.execute(
+            text("SELECT md5(o::text) FROM organizations o WHERE id = :globex"), params
+        ).scalar()
         for table, col in (("users", "id"), ("user_sessions", "user_id")):
-            out[table] = c.execute(text(
-                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t "
-                f"WHERE {col} IN (SELECT user_id FROM memberships WHERE organization_id = :globex) "
-                f"AND {col} NOT IN (SELECT user_id FROM memberships WHERE organization_id = :acme)"), params).scalar()
+            out[table] = c.execute(
+                text(
+                    f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t "
+                    f"WHERE {col} IN (SELECT user_id FROM memberships WHERE organization_id = :globex) "
+                    f"AND {col} NOT IN (SELECT user_id FROM memberships WHERE organization_id = :acme)"
+                ),
+                params,
+            ).scalar()
     return out
 
 
@@ -188,8 +211,8 @@ def test_every_url_variable_is_known(app):
         "Routes with URL variables the isolation matrix does not know:\n"
         + "\n".join(f"  <{var}>: {', '.join(rules)}" for var, rules in sorted(unknown.items()))
         + "\nAdd each variable to GLOBEX_ID_SQL in tests/tenancy/test_isolation_matrix.py (SQL that finds a "
-          "globex-only value; seed a row in seed_globex if the world has none), or to NOT_ROW_IDS with the "
-          "reason it names no row."
+        "globex-only value; seed a row in seed_globex if the world has none), or to NOT_ROW_IDS with the "
+        "reason it names no row."
     )
 
 
@@ -202,12 +225,15 @@ def test_acme_aiming_at_globex_ids_gets_404_leaks_nothing_and_changes_nothing(ap
     for rule in id_routes(app):
         unknown = rule.arguments - set(GLOBEX_ID_SQL) - set(NOT_ROW_IDS)
         if unknown:
-            problems.append(f"{rule.endpoint}: unknown URL variable(s) {sorted(unknown)}: see test_every_url_variable_is_known")
+            problems.append(
+                f"{rule.endpoint}: unknown URL variable(s) {sorted(unknown)}: see test_every_url_variable_is_known"
+            )
             continue
         missing = [v for v in rule.arguments if v in GLOBEX_ID_SQL and not values.get(v)]
         if missing:
-            problems.append(f"{rule.endpoint}: globex has no row for <{'>, <'.join(missing)}>: "
-                            "create one in seed_globex()")
+            problems.append(
+                f"{rule.endpoint}: globex has no row for <{'>, <'.join(missing)}>: create one in seed_globex()"
+            )
             continue
         args = {v: (values[v] if v in GLOBEX_ID_SQL else "x") for v in rule.arguments}
         path = rule.build(args)[1]

@@ -4,6 +4,7 @@ Cross-organization work runs as its own database role, reached in Python only
 through ``all_organizations(reason=...)``, which switches the connection. The
 runtime role (every request) sees one organization whatever SQL it runs, and
 cannot make anyone a super-admin or move an organization to another plan."""
+
 from __future__ import annotations
 
 import re
@@ -18,29 +19,55 @@ from app.tenancy.scoping import all_organizations, tenant_context
 from tests.tenancy.test_check_command import owner_exec, probe_role, run_check  # noqa: F401 (fixtures)
 
 # Settings an attacker would try, besides every app.* setting the schema mentions.
-GUESSES = ("app.all_orgs", "app.bypass", "app.bypass_rls", "app.superadmin", "app.platform", "app.role",
-           "app.cross_org", "app.org_ids", "app.tenant", "app.is_superadmin")
+GUESSES = (
+    "app.all_orgs",
+    "app.bypass",
+    "app.bypass_rls",
+    "app.superadmin",
+    "app.platform",
+    "app.role",
+    "app.cross_org",
+    "app.org_ids",
+    "app.tenant",
+    "app.is_superadmin",
+)
 
 
 def _app_settings_in_schema(owner_engine) -> set[str]:
     """Every ``app.*`` setting named by a policy or a function in the database."""
     with owner_engine.connect() as c:
-        sources = list(c.execute(text("SELECT coalesce(qual, '') || ' ' || coalesce(with_check, '') FROM pg_policies"
-                                      " WHERE schemaname = 'public'")).scalars())
-        sources += list(c.execute(text(
-            "SELECT p.prosrc || ' ' || coalesce(array_to_string(p.proconfig, ' '), '') FROM pg_proc p"
-            " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'")).scalars())
+        sources = list(
+            c.execute(
+                text(
+                    "SELECT coalesce(qual, '') || ' ' || coalesce(with_check, '') FROM pg_policies"
+                    " WHERE schemaname = 'public'"
+                )
+            ).scalars()
+        )
+        sources += list(
+            c.execute(
+                text(
+                    "SELECT p.prosrc || ' ' || coalesce(array_to_string(p.proconfig, ' '), '') FROM pg_proc p"
+                    " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
+                )
+            ).scalars()
+        )
     return {m for s in sources for m in re.findall(r"\bapp\.[a-z_]+", s)}
 
 
 def test_the_runtime_role_reads_zero_rows_of_another_organization_whatever_it_sets(
-        world, runtime_connect, owner_engine):
+    world, runtime_connect, owner_engine
+):
     with owner_engine.connect() as c:
         tables = tenant_tables(c)
         # There is something to leak: the owner sees globex rows in these tables.
         for t in ("projects", "memberships"):
-            assert c.execute(text(f'SELECT count(*) FROM "{t}" WHERE organization_id = :o'),
-                             {"o": world.globex.id}).scalar() > 0, t
+            assert (
+                c.execute(
+                    text(f'SELECT count(*) FROM "{t}" WHERE organization_id = :o'), {"o": world.globex.id}
+                ).scalar()
+                > 0
+            ), t
     settings = _app_settings_in_schema(owner_engine) | set(GUESSES)
     assert {"app.org_id", "app.user_id"} <= settings
     globex_user = world.users["globex_owner"].id
@@ -56,34 +83,39 @@ def test_the_runtime_role_reads_zero_rows_of_another_organization_whatever_it_se
                     conn.execute("SELECT set_config('app.user_id', %s, %s)", (str(globex_user), is_local))
                     for t in tables:
                         foreign = conn.execute(
-                            f'SELECT count(*) FROM "{t}" WHERE organization_id IS DISTINCT FROM %s',
-                            (world.acme.id,)).fetchone()[0]
+                            f'SELECT count(*) FROM "{t}" WHERE organization_id IS DISTINCT FROM %s', (world.acme.id,)
+                        ).fetchone()[0]
                         assert foreign == 0, f"{t}: {foreign} rows of another organization with settings = {value}"
                     # Not even the other organization's user's own memberships.
-                    assert conn.execute("SELECT count(*) FROM memberships WHERE user_id = %s",
-                                        (globex_user,)).fetchone()[0] == 0
+                    assert (
+                        conn.execute("SELECT count(*) FROM memberships WHERE user_id = %s", (globex_user,)).fetchone()[
+                            0
+                        ]
+                        == 0
+                    )
 
 
 def test_the_runtime_role_cannot_become_the_cross_organization_role(app, runtime_connect):
     cross = app.config["DATABASE_CROSS_ORG_ROLE"]
-    with runtime_connect() as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(f'SET ROLE "{cross}"')
+    with runtime_connect() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(f'SET ROLE "{cross}"')
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE users SET is_superadmin = true",
-    "INSERT INTO users (id, email, name, is_superadmin) VALUES (gen_random_uuid(), 'x@example.test', 'X', true)",
-    "UPDATE organizations SET plan_key = 'enterprise'",
-    "UPDATE organizations SET status = 'active'",
-    "DELETE FROM users",
-    "DELETE FROM organizations",
-    "UPDATE user_sessions SET user_id = user_id",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE users SET is_superadmin = true",
+        "INSERT INTO users (id, email, name, is_superadmin) VALUES (gen_random_uuid(), 'x@example.test', 'X', true)",
+        "UPDATE organizations SET plan_key = 'enterprise'",
+        "UPDATE organizations SET status = 'active'",
+        "DELETE FROM users",
+        "DELETE FROM organizations",
+        "UPDATE user_sessions SET user_id = user_id",
+    ],
+)
 def test_the_runtime_role_cannot_grant_itself_power(world, runtime_connect, sql):
-    with runtime_connect() as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(sql)
+    with runtime_connect() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(sql)
 
 
 def _current_user() -> str:

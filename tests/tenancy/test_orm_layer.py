@@ -1,6 +1,7 @@
 """The ORM layer on its own: RLS is out of the picture (a session on the owner
 connection, which is a superuser, with the scoping hooks installed), so
 anything filtered here was filtered by the ``do_orm_execute`` hook alone."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,8 @@ def owner_session(owner_engine):
     scoping.install(OwnerSession)
     session = OwnerSession(bind=owner_engine)
     bypass = session.execute(
-        text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")).scalar()
+        text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    ).scalar()
     assert bypass, "the owner connection must bypass RLS for this test to isolate the ORM layer"
     session.rollback()
     yield session
@@ -46,8 +48,8 @@ def test_a_query_without_a_filter_returns_only_the_current_orgs_rows(world, owne
         assert {m.organization_id for m in members} == {world.acme.id}
         # Joins and columns-only selects are scoped too.
         rows = owner_session.execute(
-            select(Project.name, Membership.user_id)
-            .join(Membership, Membership.user_id == Project.owner_id)).all()
+            select(Project.name, Membership.user_id).join(Membership, Membership.user_id == Project.owner_id)
+        ).all()
         assert sorted(r.name for r in rows) == ["Acme Project 0", "Acme Project 1", "Acme Project 2"]
     with tenant_context(world.globex.id):
         names = owner_session.execute(select(Project.name)).scalars().all()
@@ -74,8 +76,10 @@ def test_new_rows_get_the_current_org(world, owner_session):
         owner_session.add(p)
         owner_session.flush()
         assert p.organization_id == world.acme.id
-        assert owner_session.execute(
-            text("SELECT organization_id FROM projects WHERE id = :id"), {"id": p.id}).scalar() == world.acme.id
+        assert (
+            owner_session.execute(text("SELECT organization_id FROM projects WHERE id = :id"), {"id": p.id}).scalar()
+            == world.acme.id
+        )
 
 
 def test_a_new_row_with_no_org_and_no_current_org_is_refused(world, owner_session):
@@ -104,18 +108,29 @@ def test_bulk_update_and_delete_touch_only_the_current_org(world, owner_session,
         owner_session.execute(delete(Membership).where(Membership.role == "viewer"))
         owner_session.commit()
     with owner_engine.connect() as c:
-        by_org = dict(c.execute(text(
-            "SELECT o.slug, string_agg(DISTINCT p.name, ',') FROM projects p "
-            "JOIN organizations o ON o.id = p.organization_id GROUP BY o.slug")).all())
-        globex_members = c.execute(text("SELECT count(*) FROM memberships WHERE organization_id = :g"),
-                                   {"g": world.globex.id}).scalar()
+        by_org = dict(
+            c.execute(
+                text(
+                    "SELECT o.slug, string_agg(DISTINCT p.name, ',') FROM projects p "
+                    "JOIN organizations o ON o.id = p.organization_id GROUP BY o.slug"
+                )
+            ).all()
+        )
+        globex_members = c.execute(
+            text("SELECT count(*) FROM memberships WHERE organization_id = :g"), {"g": world.globex.id}
+        ).scalar()
     assert by_org == {"acme": "Renamed", "globex": "Globex Secret 0,Globex Secret 1,Globex Secret 2"}
     assert globex_members == 3
 
 
 def test_the_statement_level_escape_is_explicit(world, owner_session):
     with tenant_context(world.acme.id):
-        everything = owner_session.execute(
-            select(Project).execution_options(all_organizations="test: proving the escape is opt-in")
-        ).unique().scalars().all()
+        everything = (
+            owner_session.execute(
+                select(Project).execution_options(all_organizations="test: proving the escape is opt-in")
+            )
+            .unique()
+            .scalars()
+            .all()
+        )
     assert len(everything) == 6

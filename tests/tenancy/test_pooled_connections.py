@@ -1,6 +1,7 @@
 """One pooled connection, requests for two organizations in turn: each sees
 only its own rows, and nothing of the previous request stays on the
 connection (the settings are transaction-local)."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,18 @@ from sqlalchemy import event, text
 from tests.conftest import sign_in, url
 from tests.fresh_client import FreshContextClient
 
-CONFIG_KEYS = ("DATABASE_URL", "SECRET_KEY", "TENANTRY_SERVER_NAME", "MAIL_URL", "INSTANCE_DIR", "ENV_NAME",
-               "TESTING", "ARGON2_TIME_COST", "ARGON2_MEMORY_KIB", "RATELIMIT_ENABLED")
+CONFIG_KEYS = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "TENANTRY_SERVER_NAME",
+    "MAIL_URL",
+    "INSTANCE_DIR",
+    "ENV_NAME",
+    "TESTING",
+    "ARGON2_TIME_COST",
+    "ARGON2_MEMORY_KIB",
+    "RATELIMIT_ENABLED",
+)
 
 
 @pytest.fixture
@@ -21,10 +32,12 @@ def one_connection_app(app):
     from app import create_app
     from app.extensions import db
 
-    single = create_app({
-        **{k: app.config[k] for k in CONFIG_KEYS},
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_pre_ping": False},
-    })
+    single = create_app(
+        {
+            **{k: app.config[k] for k in CONFIG_KEYS},
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_pre_ping": False},
+        }
+    )
     single.test_client_class = FreshContextClient
     with single.app_context():
         engine = db.engine
@@ -51,9 +64,13 @@ def test_one_connection_serves_acme_then_globex_each_seeing_only_its_own(world, 
     consultant_acme = sign_in(single, world.users["consultant"], "acme")
     consultant_globex = sign_in(single, world.users["consultant"], "globex")
     for client, slug, expected in [
-        (acme, "acme", ACME), (globex, "globex", GLOBEX), (acme, "acme", ACME),
+        (acme, "acme", ACME),
+        (globex, "globex", GLOBEX),
+        (acme, "acme", ACME),
         # The same person in both organizations, back to back on one connection.
-        (consultant_acme, "acme", ACME), (consultant_globex, "globex", GLOBEX), (consultant_acme, "acme", ACME),
+        (consultant_acme, "acme", ACME),
+        (consultant_globex, "globex", GLOBEX),
+        (consultant_acme, "acme", ACME),
     ]:
         r = client.get(url(slug, "/projects/"))
         assert r.status_code == 200

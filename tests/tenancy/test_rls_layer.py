@@ -1,6 +1,7 @@
 """PostgreSQL row-level security on its own: raw SQL as the runtime role, no
 ORM, no hooks. Whatever the application code gets wrong, the database still
 refuses to show or write another organization's rows."""
+
 from __future__ import annotations
 
 import psycopg
@@ -27,16 +28,15 @@ def owner_count(owner_engine, table, org_id) -> int:
 
 def test_runtime_role_is_subject_to_rls(runtime_connect):
     with runtime_connect() as conn:
-        row = conn.execute(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
+        row = conn.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
     assert row == (False, False)
 
 
 def test_acme_transaction_sees_no_globex_row_in_any_tenant_table(world, runtime_connect, owner_engine, tables):
-    from tests import factories as f
-    from app.rbac.models import Role
     from app.extensions import db
+    from app.rbac.models import Role
     from app.tenancy.scoping import tenant_context
+    from tests import factories as f
 
     with tenant_context(world.globex.id):
         db.session.add(Role(name="Globex auditors", permissions=["audit:view"]))
@@ -45,58 +45,66 @@ def test_acme_transaction_sees_no_globex_row_in_any_tenant_table(world, runtime_
     # The owner (RLS does not apply to it) sees the globex rows that are there to leak.
     for t in ("projects", "memberships", "roles"):
         assert owner_count(owner_engine, t, world.globex.id) > 0, t
-    with runtime_connect() as conn:
-        with conn.transaction():
-            conn.execute(SET_ORG, (str(world.acme.id),))
-            for t in tables:
-                foreign = conn.execute(
-                    f'SELECT count(*) FROM "{t}" WHERE organization_id IS DISTINCT FROM %s', (world.acme.id,)
-                ).fetchone()[0]
-                assert foreign == 0, f"{t}: acme's transaction sees {foreign} rows of other organizations"
-                assert conn.execute(f'SELECT count(*) FROM "{t}" WHERE organization_id = %s',
-                                    (world.globex.id,)).fetchone()[0] == 0, t
-            assert conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 3
+    with runtime_connect() as conn, conn.transaction():
+        conn.execute(SET_ORG, (str(world.acme.id),))
+        for t in tables:
+            foreign = conn.execute(
+                f'SELECT count(*) FROM "{t}" WHERE organization_id IS DISTINCT FROM %s', (world.acme.id,)
+            ).fetchone()[0]
+            assert foreign == 0, f"{t}: acme's transaction sees {foreign} rows of other organizations"
+            assert (
+                conn.execute(f'SELECT count(*) FROM "{t}" WHERE organization_id = %s', (world.globex.id,)).fetchone()[0]
+                == 0
+            ), t
+        assert conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 3
 
 
 def test_insert_with_another_org_id_is_refused_in_every_tenant_table(world, runtime_connect, tables):
     """WITH CHECK runs before NOT NULL, CHECK and key constraints, so a bare
     ``INSERT (organization_id)`` is refused by the policy in any tenant table."""
-    with runtime_connect() as conn:
-        with conn.transaction():
-            conn.execute(SET_ORG, (str(world.acme.id),))
-            for t in tables:
-                with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-                    with conn.transaction():  # a savepoint per table
-                        conn.execute(f'INSERT INTO "{t}" (organization_id) VALUES (%s)', (world.globex.id,))
+    with runtime_connect() as conn, conn.transaction():
+        conn.execute(SET_ORG, (str(world.acme.id),))
+        for t in tables:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                with conn.transaction():  # a savepoint per table
+                    conn.execute(f'INSERT INTO "{t}" (organization_id) VALUES (%s)', (world.globex.id,))
 
 
 def test_a_complete_project_row_for_globex_is_refused_and_for_acme_accepted(world, runtime_connect, owner_engine):
-    with runtime_connect() as conn:
-        with conn.transaction():
-            conn.execute(SET_ORG, (str(world.acme.id),))
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-                with conn.transaction():
-                    conn.execute("INSERT INTO projects (organization_id, id, name) VALUES (%s, gen_random_uuid(), 'x')",
-                                 (world.globex.id,))
-            conn.execute("INSERT INTO projects (organization_id, id, name) VALUES (%s, gen_random_uuid(), 'ok')",
-                         (world.acme.id,))
+    with runtime_connect() as conn, conn.transaction():
+        conn.execute(SET_ORG, (str(world.acme.id),))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO projects (organization_id, id, name) VALUES (%s, gen_random_uuid(), 'x')",
+                    (world.globex.id,),
+                )
+        conn.execute(
+            "INSERT INTO projects (organization_id, id, name) VALUES (%s, gen_random_uuid(), 'ok')",
+            (world.acme.id,),
+        )
     assert owner_count(owner_engine, "projects", world.acme.id) == 4
     assert owner_count(owner_engine, "projects", world.globex.id) == 3
 
 
 def test_rows_cannot_be_moved_to_or_changed_in_another_org(world, runtime_connect, owner_engine):
-    with runtime_connect() as conn:
-        with conn.transaction():
-            conn.execute(SET_ORG, (str(world.acme.id),))
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-                with conn.transaction():
-                    conn.execute("UPDATE projects SET organization_id = %s", (world.globex.id,))
-            assert conn.execute("UPDATE projects SET name = 'x' WHERE organization_id = %s",
-                                (world.globex.id,)).rowcount == 0
-            assert conn.execute("DELETE FROM projects WHERE organization_id = %s", (world.globex.id,)).rowcount == 0
+    with runtime_connect() as conn, conn.transaction():
+        conn.execute(SET_ORG, (str(world.acme.id),))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            with conn.transaction():
+                conn.execute("UPDATE projects SET organization_id = %s", (world.globex.id,))
+        assert (
+            conn.execute("UPDATE projects SET name = 'x' WHERE organization_id = %s", (world.globex.id,)).rowcount == 0
+        )
+        assert conn.execute("DELETE FROM projects WHERE organization_id = %s", (world.globex.id,)).rowcount == 0
     with owner_engine.connect() as c:
-        names = c.execute(text("SELECT name FROM projects WHERE organization_id = :g ORDER BY name"),
-                          {"g": world.globex.id}).scalars().all()
+        names = (
+            c.execute(
+                text("SELECT name FROM projects WHERE organization_id = :g ORDER BY name"), {"g": world.globex.id}
+            )
+            .scalars()
+            .all()
+        )
     assert names == ["Globex Secret 0", "Globex Secret 1", "Globex Secret 2"]
 
 
@@ -139,8 +147,10 @@ def test_enter_organization_returns_only_that_users_membership_of_that_org(world
     acme, globex, users = world.acme.id, world.globex.id, world.users
     with runtime_connect() as conn:
         assert conn.execute(ENTER, (acme, users["member"].id)).fetchall() == [(users["member"].id,)]
-        assert conn.execute("SELECT current_setting('app.org_id'), current_setting('app.user_id')").fetchone() \
-            == (str(acme), str(users["member"].id))
+        assert conn.execute("SELECT current_setting('app.org_id'), current_setting('app.user_id')").fetchone() == (
+            str(acme),
+            str(users["member"].id),
+        )
         assert conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 3
         conn.rollback()
         assert conn.execute(ENTER, (acme, users["globex_owner"].id)).fetchall() == []
@@ -154,7 +164,11 @@ def test_enter_organization_returns_only_that_users_membership_of_that_org(world
 def test_enter_organization_runs_as_its_caller_and_only_the_runtime_role_may_call_it(owner_engine, app):
     role = app.config["DATABASE_RUNTIME_ROLE"]
     with owner_engine.connect() as c:
-        row = c.execute(text(
-            "SELECT prosecdef, has_function_privilege(:r, oid, 'EXECUTE'), has_function_privilege('public', oid, 'EXECUTE')"
-            " FROM pg_proc WHERE oid = to_regprocedure('public.enter_organization(uuid, uuid)')"), {"r": role}).one()
+        row = c.execute(
+            text(
+                "SELECT prosecdef, has_function_privilege(:r, oid, 'EXECUTE'), has_function_privilege('public', oid, 'EXECUTE')"
+                " FROM pg_proc WHERE oid = to_regprocedure('public.enter_organization(uuid, uuid)')"
+            ),
+            {"r": role},
+        ).one()
     assert tuple(row) == (False, True, False)

@@ -6,10 +6,19 @@ Checked twice: on the models' metadata (what the code declares) and on the
 live database catalogs (what the migrations actually built, including any
 index a migration added by hand).
 """
+
 from __future__ import annotations
 
 from sqlalchemy import (
-    Column, ForeignKeyConstraint, Index, MetaData, String, Table, UniqueConstraint, func, text,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -54,7 +63,8 @@ def metadata_problems(metadata: MetaData, allowed=ALLOWED_INDEXES) -> list[str]:
                 if len(cons.elements) < 2 or (ORG, ORG) not in pairs:
                     problems.append(
                         f"{name}: foreign key {cons.name} to tenant table {target} must be composite and "
-                        f"include {ORG} -> {target}.{ORG}")
+                        f"include {ORG} -> {target}.{ORG}"
+                    )
         for index in table.indexes:
             if index.name in allowed:
                 continue
@@ -97,13 +107,16 @@ def catalog_problems(conn, allowed=ALLOWED_INDEXES) -> list[str]:
     for r in conn.execute(CATALOG_INDEXES, {"tables": tables}):
         if r.index_name not in allowed and r.first_column != ORG:
             kind = "unique index" if r.indisunique else "index"
-            problems.append(f"{r.table_name}: {kind} {r.index_name} leads with "
-                            f"{r.first_column or 'an expression'}, not {ORG}")
+            problems.append(
+                f"{r.table_name}: {kind} {r.index_name} leads with {r.first_column or 'an expression'}, not {ORG}"
+            )
     for r in conn.execute(CATALOG_FKS, {"tables": tables}):
-        pairs = set(zip(r.columns, r.target_columns))
+        pairs = set(zip(r.columns, r.target_columns, strict=False))
         if len(r.columns) < 2 or (ORG, ORG) not in pairs:
-            problems.append(f"{r.table_name}: foreign key {r.conname} to tenant table {r.target} "
-                            f"must be composite and include {ORG}")
+            problems.append(
+                f"{r.table_name}: foreign key {r.conname} to tenant table {r.target} "
+                f"must be composite and include {ORG}"
+            )
     return problems
 
 
@@ -136,15 +149,16 @@ def _bad_metadata() -> MetaData:
     Table("organizations", md, Column("id", UUID, primary_key=True))
     Table("memberships", md, Column(ORG, UUID, primary_key=True), Column("user_id", UUID, primary_key=True))
     widgets = Table(
-        "widgets", md,
-        Column("id", UUID, primary_key=True),                       # id first: breaks the PK rule
+        "widgets",
+        md,
+        Column("id", UUID, primary_key=True),  # id first: breaks the PK rule
         Column(ORG, UUID, primary_key=True),
         Column("name", String),
         Column("owner_id", UUID),
-        UniqueConstraint("name", name="uq_widgets_name"),           # unique without organization_id
+        UniqueConstraint("name", name="uq_widgets_name"),  # unique without organization_id
         ForeignKeyConstraint(["owner_id"], ["memberships.user_id"], name="fk_widgets_owner"),  # not composite
     )
-    Index("ix_widgets_name", func.lower(widgets.c.name))            # an expression first
+    Index("ix_widgets_name", func.lower(widgets.c.name))  # an expression first
     return md
 
 
@@ -158,20 +172,25 @@ def test_the_metadata_check_fails_on_a_table_that_breaks_the_rule():
 
 
 def test_the_catalog_check_fails_on_a_table_that_breaks_the_rule(app, owner_engine):
-    with owner_engine.connect() as conn:
-        with conn.begin() as tx:  # DDL is transactional: rolled back below
-            conn.execute(text(
+    with owner_engine.connect() as conn, conn.begin() as tx:  # DDL is transactional: rolled back below
+        conn.execute(
+            text(
                 "CREATE TABLE widgets (organization_id uuid NOT NULL, id uuid NOT NULL, name text, owner_id uuid,"
                 " PRIMARY KEY (id, organization_id), CONSTRAINT uq_widgets_name UNIQUE (name))"
-            ))
-            conn.execute(text("CREATE INDEX ix_widgets_lower_name ON widgets (lower(name))"))
-            conn.execute(text("ALTER TABLE widgets ADD CONSTRAINT fk_widgets_owner FOREIGN KEY (owner_id) "
-                              "REFERENCES users (id)"))
-            conn.execute(text("CREATE UNIQUE INDEX uq_projects_id_only ON projects (id)"))
-            conn.execute(text("ALTER TABLE widgets ADD CONSTRAINT fk_widgets_project FOREIGN KEY (owner_id) "
-                              "REFERENCES projects (id)"))
-            problems = catalog_problems(conn)
-            tx.rollback()
+            )
+        )
+        conn.execute(text("CREATE INDEX ix_widgets_lower_name ON widgets (lower(name))"))
+        conn.execute(
+            text("ALTER TABLE widgets ADD CONSTRAINT fk_widgets_owner FOREIGN KEY (owner_id) REFERENCES users (id)")
+        )
+        conn.execute(text("CREATE UNIQUE INDEX uq_projects_id_only ON projects (id)"))
+        conn.execute(
+            text(
+                "ALTER TABLE widgets ADD CONSTRAINT fk_widgets_project FOREIGN KEY (owner_id) REFERENCES projects (id)"
+            )
+        )
+        problems = catalog_problems(conn)
+        tx.rollback()
     text_ = "\n".join(problems)
     assert "widgets: unique index widgets_pkey leads with id" in text_
     assert "uq_widgets_name" in text_

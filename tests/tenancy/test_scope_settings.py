@@ -2,6 +2,7 @@
 statement (the organization lookup) or one ``set_config`` when the scope
 changes, none for an empty scope or a savepoint, and a deferred reset at the
 end of a request that is sent only if the transaction is used again."""
+
 from __future__ import annotations
 
 from flask import g
@@ -44,10 +45,14 @@ def test_entering_and_leaving_a_tenant_context_inside_a_transaction_updates_the_
 
 
 def _settings() -> tuple:
-    return tuple(db.session.execute(text(
-        "SELECT coalesce(current_setting('app.org_id', true), ''),"
-        " coalesce(current_setting('app.user_id', true), '')"
-    )).one())
+    return tuple(
+        db.session.execute(
+            text(
+                "SELECT coalesce(current_setting('app.org_id', true), ''),"
+                " coalesce(current_setting('app.user_id', true), '')"
+            )
+        ).one()
+    )
 
 
 def _session_row(user, revoked=False):
@@ -57,8 +62,7 @@ def _session_row(user, revoked=False):
     return rec
 
 
-def test_one_statement_resolves_the_organization_membership_and_settings_of_a_valid_session(app, world,
-                                                                                          count_queries):
+def test_one_statement_resolves_the_organization_membership_and_settings_of_a_valid_session(app, world, count_queries):
     member = world.users["member"]
     rec = _session_row(member)
     with app.test_request_context("/projects/", base_url=url("acme", "/")):
