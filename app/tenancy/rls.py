@@ -159,6 +159,20 @@ def _public_tables(conn) -> list[str]:
     return list(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).scalars())
 
 
+def _reset_privileges(conn, role: str) -> str:
+    """Let ``role`` connect and use the schema (never create in it), and take
+    back every table privilege, so the caller grants from nothing and a
+    privilege dropped from the lists is revoked too. Returns the quoted role."""
+    q = _q(conn, role)
+    db = conn.execute(text("SELECT current_database()")).scalar()
+    conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO {q}'))
+    conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {q}"))
+    conn.execute(text(f"REVOKE CREATE ON SCHEMA public FROM {q}"))
+    conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {q}"))
+    conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}"))
+    return q
+
+
 def grant_runtime(conn, role: str) -> None:
     """Give the runtime role exactly the privileges the app needs, nothing it does not.
 
@@ -167,14 +181,7 @@ def grant_runtime(conn, role: str) -> None:
     SELECT). Global tables: SELECT, and the columns of
     ``RUNTIME_GLOBAL_WRITES``. Idempotent: re-applied after every upgrade.
     """
-    q = _q(conn, role)
-    db = conn.execute(text("SELECT current_database()")).scalar()
-    conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO {q}'))
-    conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {q}"))
-    conn.execute(text(f"REVOKE CREATE ON SCHEMA public FROM {q}"))
-    # Start from nothing, so a privilege dropped from the lists is revoked too.
-    conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {q}"))
-    conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}"))
+    q = _reset_privileges(conn, role)
     tenant = set(tenant_tables(conn))
     for table in _public_tables(conn):
         t = f'"{table}"'
@@ -202,13 +209,7 @@ def grant_cross_org(conn, role: str) -> None:
     Every table's rows (the ``cross_organization`` policies), with the same
     append-only rule on the audit tables; no function of the request path.
     """
-    q = _q(conn, role)
-    db = conn.execute(text("SELECT current_database()")).scalar()
-    conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO {q}'))
-    conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {q}"))
-    conn.execute(text(f"REVOKE CREATE ON SCHEMA public FROM {q}"))
-    conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {q}"))
-    conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}"))
+    q = _reset_privileges(conn, role)
     for table in _public_tables(conn):
         t = f'"{table}"'
         if table == "alembic_version":
