@@ -23,6 +23,9 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 from tests import db as testdb  # noqa: E402
 
 APEX = "tenantry.localhost"
+# A well-formed id that names no row. Fixed, not uuid4(): a parameter is part
+# of a test's id, and every xdist worker must collect the same ids.
+UNKNOWN_ID = "7b0c5f0e-2f4a-4c1e-9a55-3d8e6b1f0a42"
 
 
 def free_port() -> int:

@@ -61,6 +61,7 @@ def settle(slug=None, timeout: float = 20.0):  # noqa: ARG001 (every organizatio
     import time
 
     from app.audit.sealing import seal_all
+    from app.database import CROSS_ORG_BIND
     from app.extensions import db
 
     merged = {}
@@ -72,15 +73,15 @@ def settle(slug=None, timeout: float = 20.0):  # noqa: ARG001 (every organizatio
                 m.sealed += r.sealed
                 m.rejected = sorted(set(m.rejected) | set(r.rejected))
                 m.head_seq, m.head_chain = r.head_seq, r.head_chain
-        with db.engine.connect() as c:
-            c.execute(text("SELECT set_config('app.all_orgs', 'on', false)"))
+        # Counted as the cross-organization role: the runtime role sees no
+        # organization's events here, and would call every chain settled.
+        with db.engines[CROSS_ORG_BIND].connect() as c:
             unsealed = c.execute(
                 text(
                     "SELECT count(*) FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_seals s"
                     " WHERE s.organization_id = e.organization_id AND s.event_id = e.id)"
                 )
             ).scalar()
-            c.execute(text("SELECT set_config('app.all_orgs', '', false)"))
         rejected = sum(len(m.rejected) for m in merged.values())
         if unsealed <= rejected or time.monotonic() > deadline:
             return merged

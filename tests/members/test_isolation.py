@@ -4,13 +4,11 @@ and malformed ids are 404 (never 500)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from app.auth.models import UserSession
 from app.extensions import db
-from tests.conftest import csrf_token, url
+from tests.conftest import UNKNOWN_ID, csrf_token, url
 from tests.members.conftest import HX, invitation, invite_row, membership
 
 
@@ -66,7 +64,7 @@ def test_the_consultant_in_both_orgs_is_still_scoped_by_host(world, login):
     assert membership(world.globex, cid).role == "admin"
 
 
-@pytest.mark.parametrize("bad", ["not-a-uuid", "123", str(uuid.uuid4())])
+@pytest.mark.parametrize("bad", ["not-a-uuid", "123", UNKNOWN_ID])
 def test_malformed_or_unknown_ids_are_404(world, login, bad):
     c = login(world.users["owner"], "acme")
     for method, path in member_routes(bad, bad, bad):

@@ -3,14 +3,12 @@ and another organization's project always being a 404."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import text
 
 from app.tenancy.scoping import tenant_context
 from tests import factories as f
-from tests.conftest import url
+from tests.conftest import UNKNOWN_ID, url
 
 
 def project_id(world, slug: str, i: int = 0) -> str:
@@ -66,7 +64,7 @@ def test_member_creates_a_project_owned_by_a_member(world, login, post, audit_ev
         ({"name": "ok", "description": "d" * 5001, "owner_id": "ME"}, "description", "Use at most 5,000 characters."),
         ({"name": "ok"}, "owner_id", "Choose the project&#39;s owner."),
         ({"name": "ok", "owner_id": "not-a-uuid"}, "owner_id", "Choose a member of this organization."),
-        ({"name": "ok", "owner_id": str(uuid.uuid4())}, "owner_id", "Choose a member of this organization."),
+        ({"name": "ok", "owner_id": UNKNOWN_ID}, "owner_id", "Choose a member of this organization."),
         ({"name": "ok", "owner_id": "GLOBEX_MEMBER"}, "owner_id", "Choose a member of this organization."),
         ({"name": "ok", "owner_id": "OUTSIDER"}, "owner_id", "Choose a member of this organization."),
     ],
@@ -130,7 +128,7 @@ def test_other_organizations_project_is_404(world, login, suffix):
     assert b"Globex" not in r.data
 
 
-@pytest.mark.parametrize("bad", ["nope", "1", str(uuid.uuid4()), "00000000-0000-0000-0000-00000000000g", "%00"])
+@pytest.mark.parametrize("bad", ["nope", "1", UNKNOWN_ID, "00000000-0000-0000-0000-00000000000g", "%00"])
 def test_malformed_or_unknown_ids_are_404_not_500(world, login, bad):
     c = login(world.users["owner"], "acme")
     assert c.get(url("acme", f"/projects/{bad}")).status_code == 404
