@@ -70,7 +70,6 @@ __all__ = [
     "PLATFORM_ORG_ID",
     "REDACTED",
     "redact",
-    "snapshot",
     "is_secret_field",
     "email_fingerprint",
     "ensure_platform_org",
@@ -230,11 +229,6 @@ def diff(before, after) -> dict:
         else:
             out[_clean_str(str(k))[:200]] = [_clean(old), _clean(new)]
     return out
-
-
-def snapshot(obj, *fields: str) -> dict:
-    """``{field: getattr(obj, field)}`` - a convenient ``before``/``after``."""
-    return {f: getattr(obj, f, None) for f in fields}
 
 
 def email_fingerprint(email: str) -> dict:

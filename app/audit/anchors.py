@@ -97,15 +97,3 @@ def advance(database: str, heads: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
-
-
-def forget(database: str, org_ids=None) -> None:
-    """Drop anchors (tests, or after restoring a database from a backup on purpose)."""
-    with _locked() as p:
-        data = _read(p)
-        if org_ids is None:
-            data.pop(database, None)
-        else:
-            for o in org_ids:
-                data.get(database, {}).pop(str(o), None)
-        p.write_text(json.dumps(data, indent=1, sort_keys=True))

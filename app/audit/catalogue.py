@@ -121,11 +121,6 @@ def describe(name: str) -> str:
     return a.description if a else name
 
 
-def is_account_action(name: str) -> bool:
-    a = BY_NAME.get(name)
-    return bool(a and a.account)
-
-
 def groups() -> list[tuple[str, list[Action]]]:
     """Actions grouped, in catalogue order (the viewer's grouped select)."""
     out: dict[str, list[Action]] = {}

@@ -37,8 +37,6 @@ from app.tenancy.scoping import TenantScoped
 # every migration; ``flask check`` reports it).
 rls.APPEND_ONLY_TABLES.update({"audit_events", "audit_seals", "audit_checkpoints", "audit_label_words"})
 
-ACTOR_TYPES = ("user", "api_key", "system", "support", "anonymous")
-
 
 class Xid8(UserDefinedType):
     """PostgreSQL ``xid8``: the 64-bit id of the transaction that inserted a row."""

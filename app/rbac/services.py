@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.extensions import db
-from app.rbac.catalogue import ALL, BY_NAME, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
+from app.rbac.catalogue import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
 from app.rbac.models import Role
 from app.tenancy.models import Membership
 from app.util import parse_uuid, utcnow
@@ -557,8 +557,3 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
     )
     db.session.delete(role)
     db.session.flush()
-
-
-def permission_info(name: str):
-    """The catalogue entry of a permission (for templates)."""
-    return BY_NAME.get(name)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app
 from sqlalchemy import bindparam, select
 
 from app.extensions import db
@@ -133,6 +133,3 @@ def safe_next(target: str | None, default: str = "/") -> str:
         return target
     return default
 
-
-def current_host() -> str:
-    return request.host.lower()

@@ -40,14 +40,6 @@ class Plan(db.Model):
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
-PLAN_DEFAULTS = [
-    # key, name, members, api/min, retention days, webhooks, order
-    ("free", "Free", 10, 60, 30, 1, 1),
-    ("pro", "Pro", 250, 600, 365, 10, 2),
-    ("enterprise", "Enterprise", None, 6000, 7 * 365, 100, 3),
-]
-
-
 class Organization(db.Model):
     """A customer organization, reached at ``<slug>.<SERVER_NAME>``."""
 

@@ -101,14 +101,6 @@ def current_org_id() -> uuid.UUID | None:
     return _scope.get().org_id
 
 
-def current_scope_user_id() -> uuid.UUID | None:
-    return _scope.get().user_id
-
-
-def all_organizations_reason() -> str | None:
-    return _scope.get().all_orgs_reason
-
-
 def set_scope(org_id=None, user_id=None, all_orgs_reason=None, cross_org_reason=None) -> contextvars.Token:
     """Set the scope for the rest of this context; returns a token for ``reset_scope``."""
     token = _scope.set(_Scope(org_id, user_id, all_orgs_reason, cross_org_reason))

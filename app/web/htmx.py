@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from flask import make_response, render_template, request
 
+# Only the headers the app reads or sends; add one here when a view needs it.
 HX_REQUEST = "HX-Request"
-HX_TARGET = "HX-Target"
-HX_TRIGGER = "HX-Trigger"
 HX_HISTORY_RESTORE = "HX-History-Restore-Request"
 HX_REDIRECT = "HX-Redirect"
-HX_LOCATION = "HX-Location"
-HX_PUSH_URL = "HX-Push-Url"
-HX_RETARGET = "HX-Retarget"
-HX_RESWAP = "HX-Reswap"
-HX_REFRESH = "HX-Refresh"
 
 
 def is_htmx() -> bool:
