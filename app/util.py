@@ -11,6 +11,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern: ``%``, ``_`` and the escape
+    character ``\\`` escaped (PostgreSQL's default ESCAPE is that backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def parse_uuid(value) -> uuid.UUID | None:
     """A UUID from user input, or ``None`` when it is not one (never raises)."""
     if isinstance(value, uuid.UUID):

@@ -7,7 +7,7 @@ change is a POST with CSRF, decided in ``app.auth.services``.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from app.auth import services, sessions
@@ -16,7 +16,7 @@ from app.auth.views import apex_only, field_error, throttled
 from app.extensions import db
 from app.rbac.decorators import login_only
 from app.tenancy import hosts
-from app.web.htmx import HX_REDIRECT, is_htmx, render
+from app.web.htmx import is_htmx, redirect_page, render
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -147,12 +147,7 @@ def sessions_index():
 
 def _signed_out():
     """After revoking your own session: straight to the log-in page (HTMX: via HX-Redirect)."""
-    target = hosts.apex_url(url_for("auth.login"))
-    if is_htmx():
-        resp = make_response("", 200)
-        resp.headers[HX_REDIRECT] = target
-        return resp
-    return redirect(target)
+    return redirect_page(hosts.apex_url(url_for("auth.login")))
 
 
 @bp.post("/sessions/<session_id>/revoke")

@@ -138,15 +138,9 @@ def _unauthorized():
     An HTMX request gets 401 with ``HX-Redirect`` (a 302 would swap the log-in
     form into whatever the request targeted).
     """
-    from flask import make_response, redirect, url_for
+    from flask import url_for
 
     from app.tenancy import hosts
-    from app.web.htmx import HX_REDIRECT, HX_REQUEST
+    from app.web.htmx import redirect_page
 
-    target = hosts.apex_url(url_for("auth.login", next=request.url))
-    # Any HTMX request, history restores included: a redirect would be swapped in.
-    if request.headers.get(HX_REQUEST) == "true":
-        resp = make_response("", 401)
-        resp.headers[HX_REDIRECT] = target
-        return resp
-    return redirect(target)
+    return redirect_page(hosts.apex_url(url_for("auth.login", next=request.url)), htmx_status=401)

@@ -58,7 +58,7 @@ from app.members.models import Invitation
 from app.rbac.catalogue import SYSTEM_ROLES
 from app.tenancy.models import Membership
 from app.tenancy.scoping import current_org_id
-from app.util import parse_uuid, utcnow
+from app.util import escape_like, parse_uuid, utcnow
 
 SORTS = ("name", "email", "joined", "last_seen")
 DEFAULT_DIR = {"name": "asc", "email": "asc", "joined": "desc", "last_seen": "desc"}
@@ -95,8 +95,7 @@ class Filters:
     @property
     def needle(self) -> str:
         """The search text, lower-cased, LIKE wildcards escaped."""
-        q = self.q.lower()
-        return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return escape_like(self.q.lower())
 
     def params(self, **override) -> dict:
         """Query-string parameters for a link that keeps these filters (defaults left out)."""

@@ -138,7 +138,7 @@ def _may_open(path: str, membership) -> bool:
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
 
-    from app.rbac.decorators import access_of
+    from app.rbac.decorators import access_of, grants
 
     adapter = current_app.url_map.bind("localhost")
     try:
@@ -153,6 +153,4 @@ def _may_open(path: str, membership) -> bool:
     access = access_of(current_app.view_functions[endpoint]) or {}
     if access.get("kind") != "permission":
         return access.get("kind") in ("public", "login")
-    held = membership.permissions
-    perms = access["permissions"]
-    return all(p in held for p in perms) if access["mode"] == "all" else any(p in held for p in perms)
+    return grants(membership.permissions, access["permissions"], access["mode"])

@@ -11,6 +11,9 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from app.projects.models import DESCRIPTION_MAX, NAME_MAX
+from app.projects.services import too_long
+
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
@@ -20,12 +23,12 @@ class ProjectForm(FlaskForm):
     name = StringField(
         "Name",
         filters=[_strip],
-        validators=[DataRequired("Give the project a name."), Length(max=120, message="Use at most 120 characters.")],
+        validators=[DataRequired("Give the project a name."), Length(max=NAME_MAX, message=too_long(NAME_MAX))],
     )
     description = TextAreaField(
         "Description",
         filters=[_strip],
-        validators=[Optional(), Length(max=5000, message="Use at most 5,000 characters.")],
+        validators=[Optional(), Length(max=DESCRIPTION_MAX, message=too_long(DESCRIPTION_MAX))],
     )
     # Choices are the organization's members, filled in by the view; the
     # service re-checks membership, so the list is a convenience, not the rule.

@@ -17,13 +17,17 @@ from app.extensions import db
 from app.tenancy.scoping import TenantScoped
 
 STATUSES = ("active", "archived")
+# Lengths a person may type: the column below, the form and the service all
+# take them from here.
+NAME_MAX = 120
+DESCRIPTION_MAX = 5000
 
 
 class Project(TenantScoped, db.Model):
     __tablename__ = "projects"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
     owner_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

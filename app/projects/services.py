@@ -27,9 +27,9 @@ from sqlalchemy.orm import raiseload
 from app import audit
 from app.auth.models import User
 from app.extensions import db
-from app.projects.models import Project
+from app.projects.models import DESCRIPTION_MAX, NAME_MAX, Project
 from app.tenancy.models import Membership
-from app.util import parse_uuid
+from app.util import escape_like, parse_uuid
 
 PAGE_SIZE = 30
 # Counting stops here: "1–30 of 1,000+" costs a bounded scan however large an
@@ -50,6 +50,11 @@ DEFAULT_STATUS = "active"
 
 # Fields a person edits, in the order audit diffs list them.
 EDITABLE = ("name", "description", "owner_id")
+
+
+def too_long(limit: int) -> str:
+    """The message for a field longer than ``limit`` characters (form and service alike)."""
+    return f"Use at most {limit:,} characters."
 
 
 def _printable(text: str) -> str:
@@ -144,11 +149,6 @@ class ProjectPage:
     def pages(self) -> int | None:
         """Number of pages, or ``None`` when the count was capped."""
         return None if self.total_capped else max(1, math.ceil(self.total / PAGE_SIZE))
-
-
-def escape_like(text: str) -> str:
-    """``text`` as a literal inside a LIKE pattern (``%``, ``_`` and ``\\`` escaped)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _filtered(stmt, status: bool, search: bool):
@@ -257,11 +257,11 @@ def _clean(name: str | None, description: str | None) -> tuple[str, str]:
     name = " ".join(_printable(name or "").split())
     if not name:
         raise ProjectError("name", "Give the project a name.")
-    if len(name) > 120:
-        raise ProjectError("name", "Use at most 120 characters.")
+    if len(name) > NAME_MAX:
+        raise ProjectError("name", too_long(NAME_MAX))
     description = _printable(description or "").strip()
-    if len(description) > 5000:
-        raise ProjectError("description", "Use at most 5,000 characters.")
+    if len(description) > DESCRIPTION_MAX:
+        raise ProjectError("description", too_long(DESCRIPTION_MAX))
     return name, description
 
 

@@ -49,6 +49,14 @@ def login_only(view=None, *, suspended_ok: bool = False):
     return wrap(view) if view is not None else wrap
 
 
+def grants(held, permissions, mode: str = "all") -> bool:
+    """True when the permissions ``held`` satisfy a guard on ``permissions``:
+    every one of them (``mode`` ``"all"``) or at least one (``"any"``)."""
+    if mode == "any":
+        return any(p in held for p in permissions)
+    return all(p in held for p in permissions)
+
+
 def has(permission: str) -> bool:
     """True when the current member holds ``permission`` in the host's organization."""
     return permission in getattr(g, "permissions", frozenset())
@@ -68,9 +76,7 @@ def _guard(perms: tuple[str, ...], mode: str):
                 from app.extensions import login_manager
 
                 return login_manager.unauthorized()
-            held = getattr(g, "permissions", frozenset())
-            ok = all(p in held for p in perms) if mode == "all" else any(p in held for p in perms)
-            if not ok:
+            if not grants(getattr(g, "permissions", frozenset()), perms, mode):
                 g.denied_permissions = perms
                 abort(403)
             return view(*args, **kwargs)

@@ -11,9 +11,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 
 from app.extensions import db
-from app.web.hosts import normalise
-
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
+from app.web.hosts import SLUG_PATTERN, normalise
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ def classify(host: str) -> HostMatch:
     suffix = "." + base
     if host.endswith(suffix):
         label = host[: -len(suffix)]
-        if "." not in label and SLUG_RE.match(label):
+        if "." not in label and SLUG_PATTERN.match(label):
             return HostMatch("org", slug=label)
         return HostMatch("unknown")
     if host and re.fullmatch(r"[a-z0-9.-]+(:\d+)?", host):
@@ -132,4 +130,3 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if parts.scheme in ("http", "https") and parts.netloc and is_own_host(parts.netloc):
         return target
     return default
-

@@ -11,6 +11,7 @@ from app import audit
 from app.extensions import db
 from app.tenancy.models import Membership, Organization
 from app.tenancy.scoping import all_organizations, tenant_context
+from app.web.hosts import SLUG_PATTERN
 
 RESERVED_SLUGS = frozenset(
     [
@@ -80,7 +81,6 @@ RESERVED_SLUGS = frozenset(
         "localhost",
     ]
 )
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
 
 
 class OrgError(ValueError):

@@ -3,6 +3,13 @@ organizations; ``app.tenancy.hosts`` decides what a host means)."""
 
 from __future__ import annotations
 
+import re
+
+# An organization's slug: one DNS label of 3 to 63 characters, so that
+# ``<slug>.<SERVER_NAME>`` is a valid host name. The database checks the same
+# pattern (constraint ck_organizations_slug_dns, migration 0001).
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
+
 
 def normalise(host: str | None) -> str:
     """``host`` as this product names it: no surrounding whitespace, lower
