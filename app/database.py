@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,28 @@ def runtime_url(owner_url: str, role: str, password: str | None) -> str:
 
 
 CROSS_ORG_BIND = "cross_org"
+
+# What the row-level security policies read: the organization (and user) a
+# transaction works for. ``set_config(..., true)`` makes both
+# transaction-local, so a pooled connection cannot carry them into its next
+# transaction. Every transaction that sets them runs this statement, except a
+# request's, whose organization lookup sets them inside the
+# ``enter_organization`` function (migration 0005) to save a round trip.
+TENANT_SETTINGS_SQL = text("SELECT set_config('app.org_id', :org, true), set_config('app.user_id', :user, true)")
+
+
+def tenant_settings(org_id=None, user_id=None) -> dict[str, str]:
+    """The parameters of ``TENANT_SETTINGS_SQL`` (``''``: none)."""
+    return {"org": str(org_id) if org_id else "", "user": str(user_id) if user_id else ""}
+
+
+def apply_tenant_settings(conn, org_id=None, user_id=None) -> dict[str, str]:
+    """Make ``org_id`` / ``user_id`` the RLS settings of the transaction open on
+    ``conn`` (a SQLAlchemy connection; none: no organization's rows at all).
+    Returns the parameters sent."""
+    params = tenant_settings(org_id, user_id)
+    conn.execute(TENANT_SETTINGS_SQL, params)
+    return params
 
 
 def resolve(config: dict) -> None:

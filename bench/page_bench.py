@@ -405,7 +405,7 @@ def wrk(port, host, path, cookies, duration, threads, connections) -> dict:
 def pagination_sql(url: str, big_org_id) -> list[tuple[str, float]]:
     """Median milliseconds of the list's statements in a 20,000-project organization,
     as the runtime role under RLS (what the app runs)."""
-    from app.database import runtime_url
+    from app.database import apply_tenant_settings, runtime_url
 
     engine = create_engine(
         runtime_url(url, "tenantry_app", os.environ.get("DATABASE_RUNTIME_PASSWORD")), poolclass=NullPool
@@ -439,7 +439,7 @@ def pagination_sql(url: str, big_org_id) -> list[tuple[str, float]]:
             times = []
             for _ in range(15):
                 with c.begin():
-                    c.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(big_org_id)})
+                    apply_tenant_settings(c, big_org_id)
                     t0 = time.perf_counter()
                     c.execute(text(sql), {"org": big_org_id}).all()
                     times.append((time.perf_counter() - t0) * 1000)

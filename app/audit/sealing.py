@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from app.audit import integrity
+from app.database import apply_tenant_settings
 
 log = logging.getLogger("tenantry.audit.seal")
 
@@ -41,10 +42,7 @@ class SealResult:
 def bind(conn, org_id=None) -> None:
     """Apply the RLS settings for this transaction on a bare connection: one
     organization's rows (none when ``org_id`` is ``None``)."""
-    conn.execute(
-        text("SELECT set_config('app.org_id', :o, true), set_config('app.user_id', '', true)"),
-        {"o": str(org_id) if org_id else ""},
-    )
+    apply_tenant_settings(conn, org_id)
 
 
 def lock(conn, org_id) -> None:

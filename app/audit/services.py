@@ -37,11 +37,12 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Text, and_, func, literal_column, or_, select, text, union_all
+from sqlalchemy import Text, and_, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import defer
 
 from app.audit import catalogue, integrity
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditSeal
+from app.database import apply_tenant_settings
 from app.extensions import db
 from app.util import parse_uuid
 
@@ -639,10 +640,7 @@ def export_stream(app, org_id, f: Filters, fmt: str):
         with app.app_context():
             engine = db.engine
             with engine.connect() as conn, conn.begin():
-                conn.execute(
-                    text("SELECT set_config('app.org_id', :o, true)"),
-                    {"o": str(org_id)},
-                )
+                apply_tenant_settings(conn, org_id)
                 bounds = _bounds(conn, org_id, f)
                 result = conn.execute(
                     stmt.where(*bounds.conditions(T)),

@@ -32,9 +32,11 @@ import uuid
 from dataclasses import dataclass
 
 from flask_sqlalchemy.session import Session as _FlaskSession
-from sqlalchemy import Connection, ForeignKey, event, false, text
+from sqlalchemy import Connection, ForeignKey, event, false
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+
+from app.database import CROSS_ORG_BIND, apply_tenant_settings, tenant_settings
 
 log = logging.getLogger("tenantry.tenancy")
 
@@ -65,10 +67,6 @@ class TenantScoped:
     organization_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("organizations.id"), primary_key=True, sort_order=-100
     )
-
-
-# The Flask-SQLAlchemy bind of the cross-organization role (app.database).
-CROSS_ORG_BIND = "cross_org"
 
 
 class TenantSession(_FlaskSession):
@@ -184,19 +182,13 @@ def _current_session() -> Session | None:
 
 def _settings_sql_params() -> dict:
     s = _scope.get()
-    return {
-        "org": str(s.org_id) if s.org_id else "",
-        "user": str(s.user_id) if s.user_id else "",
-    }
-
-
-_SET_SQL = text("SELECT set_config('app.org_id', :org, true), set_config('app.user_id', :user, true)")
+    return tenant_settings(s.org_id, s.user_id)
 
 
 def apply_rls_settings(connection, session: Session | None = None) -> None:
     """Make the current scope visible to PostgreSQL for this transaction."""
-    params = _settings_sql_params()
-    connection.execute(_SET_SQL, params)
+    s = _scope.get()
+    params = apply_tenant_settings(connection, s.org_id, s.user_id)
     if session is not None:
         session.info[_APPLIED] = params
 
@@ -212,10 +204,7 @@ def record_applied_settings(session: Session, org_id, user_id) -> None:
     """
     if session.in_transaction():
         session.info.pop(_STALE, None)
-        session.info[_APPLIED] = {
-            "org": str(org_id) if org_id else "",
-            "user": str(user_id) if user_id else "",
-        }
+        session.info[_APPLIED] = tenant_settings(org_id, user_id)
 
 
 def _reapply_to_open_transaction() -> None:

@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from app.database import apply_tenant_settings
+
 
 @pytest.fixture
 def chain(world, record_in, seal, events):
@@ -178,7 +180,7 @@ def test_runtime_role_sees_only_its_organizations_events(app, world, chain):
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
     try:
         with engine.begin() as c:
-            c.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(world.globex.id)})
+            apply_tenant_settings(c, world.globex.id)
             orgs = set(c.execute(text("SELECT DISTINCT organization_id FROM audit_events")).scalars())
             assert orgs == {world.globex.id}
             with pytest.raises(Exception, match="row-level security"):
@@ -209,7 +211,7 @@ def test_late_commit_never_lands_inside_a_sealed_range(app, world, record_in, se
         # Still uncommitted. Another writer commits meanwhile, and the sealer runs.
         engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
         with engine.begin() as c:
-            c.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(world.acme.id)})
+            apply_tenant_settings(c, world.acme.id)
             eid, ts = c.execute(text("SELECT nextval('audit_events_id_seq'), clock_timestamp()")).first()
             c.execute(
                 AuditEvent.__table__.insert(),
@@ -257,7 +259,7 @@ def insert_old(app, org, n, days_ago):
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
     ids = []
     with engine.begin() as c:
-        c.execute(text("SELECT set_config('app.org_id', :o, true)"), {"o": str(org.id)})
+        apply_tenant_settings(c, org.id)
         for i in range(n):
             eid = c.execute(text("SELECT nextval('audit_events_id_seq')")).scalar()
             ts = utcnow() - timedelta(days=days_ago, minutes=n - i)

@@ -11,6 +11,7 @@ from datetime import UTC, timedelta
 
 import pytest
 
+from app.database import apply_tenant_settings
 from tests.conftest import csrf_token, url
 
 
@@ -424,7 +425,7 @@ def test_date_range_is_exact_at_the_edges_despite_reordering(app, world, login):
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
     ids = []
     with engine.begin() as c:
-        c.execute(sql("SELECT set_config('app.org_id', :o, true)"), {"o": str(world.acme.id)})
+        apply_tenant_settings(c, world.acme.id)
         for secs, _ in offsets:
             eid = c.execute(sql("SELECT nextval('audit_events_id_seq')")).scalar()
             c.execute(
