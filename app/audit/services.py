@@ -29,8 +29,6 @@ Every query is index-backed for an organization of millions of events
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import uuid
@@ -45,6 +43,7 @@ from app.audit.models import AuditCheckpoint, AuditEvent, AuditSeal
 from app.database import apply_tenant_settings
 from app.extensions import db
 from app.util import parse_uuid
+from app.web.downloads import csv_chunks
 
 PAGE_SIZE = 50
 DATE_SLACK = timedelta(seconds=2)
@@ -615,12 +614,6 @@ EXPORT_COLUMNS = (
 EXPORT_BATCH = 1000
 
 
-def _csv_safe(value) -> str:
-    s = "" if value is None else str(value)
-    # Spreadsheet formula injection: a cell starting with = + - @ is data, not code.
-    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
-
-
 def export_stream(app, org_id, f: Filters, fmt: str):
     """A generator of text chunks: every event matching ``f`` (newest first).
 
@@ -647,29 +640,24 @@ def export_stream(app, org_id, f: Filters, fmt: str):
                     execution_options={"stream_results": True, "yield_per": EXPORT_BATCH},
                 )
                 if fmt == "csv":
-                    buf = io.StringIO()
-                    w = csv.writer(buf)
-                    w.writerow(EXPORT_COLUMNS)
-                    yield buf.getvalue()
+                    yield from csv_chunks(
+                        EXPORT_COLUMNS,
+                        (
+                            [[_export_value(c, r._mapping[c]) for c in EXPORT_COLUMNS] for r in part]
+                            for part in result.partitions()
+                        ),
+                    )
+                    return
                 for part in result.partitions():
-                    buf = io.StringIO()
-                    if fmt == "csv":
-                        w = csv.writer(buf)
-                        for r in part:
-                            m = r._mapping
-                            w.writerow([_csv_safe(_export_value(c, m[c])) for c in EXPORT_COLUMNS])
-                    else:
-                        for r in part:
-                            m = r._mapping
-                            buf.write(
-                                json.dumps(
-                                    {c: _json_value(c, m[c]) for c in EXPORT_COLUMNS},
-                                    ensure_ascii=False,
-                                    separators=(",", ":"),
-                                )
-                            )
-                            buf.write("\n")
-                    yield buf.getvalue()
+                    yield "".join(
+                        json.dumps(
+                            {c: _json_value(c, r._mapping[c]) for c in EXPORT_COLUMNS},
+                            ensure_ascii=False,
+                            separators=(",", ":"),
+                        )
+                        + "\n"
+                        for r in part
+                    )
 
     return generate()
 

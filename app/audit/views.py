@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.routing import BuildError
 
@@ -27,6 +27,7 @@ from app.audit.cli import register as register_cli
 from app.extensions import db
 from app.rbac.decorators import has, login_only, require
 from app.tenancy.scoping import tenant_context
+from app.web.downloads import download
 from app.web.htmx import render
 
 bp = Blueprint("audit", __name__, url_prefix="/audit", cli_group="audit")
@@ -164,15 +165,9 @@ def export():
     audit.record("audit.exported", target=g.org, metadata={"format": fmt, "filters": f.params()})
     db.session.commit()
     stream = services.export_stream(current_app._get_current_object(), g.org.id, f, fmt)
-    filename = f"{g.org.slug}-audit.{'csv' if fmt == 'csv' else 'jsonl'}"
-    return Response(
-        stream,
-        mimetype="text/csv" if fmt == "csv" else "application/x-ndjson",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    if fmt == "csv":
+        return download(stream, f"{g.org.slug}-audit.csv")
+    return download(stream, f"{g.org.slug}-audit.jsonl", "application/x-ndjson")
 
 
 # ----------------------------------------------------------------------------- platform log (apex)

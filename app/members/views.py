@@ -11,14 +11,11 @@ is a 404, as is a malformed one.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import logging
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     flash,
     g,
@@ -40,6 +37,7 @@ from app.rbac import services as rbac
 from app.rbac.decorators import public, require, require_all, require_any
 from app.tenancy import hosts
 from app.tenancy.scoping import current_org_id, tenant_context
+from app.web.downloads import csv_chunks, download
 from app.web.htmx import is_htmx, render
 
 log = logging.getLogger("tenantry.members")
@@ -189,41 +187,24 @@ def export():
     db.session.commit()
     org_id = current_org_id()
     names = {k: r.name for k, r in by_key.items()}
-    filename = f"{g.org.slug}-members.csv"
 
-    def generate():
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["name", "email", "role", "status", "joined_at", "last_seen_at"])
-        yield buf.getvalue()
+    def rows():
+        # One row a chunk: each leaves as soon as it is read.
         with tenant_context(org_id):
             for row in listing.iterate(listing.prepare(f)):
-                buf.seek(0), buf.truncate()
-                w.writerow(
+                yield [
                     [
-                        _csv_cell(row.name),
-                        _csv_cell(row.email),
-                        _csv_cell(names.get(row.role_key, "Custom role")),
+                        row.name,
+                        row.email,
+                        names.get(row.role_key, "Custom role"),
                         row.status,
                         row.created_at.isoformat(),
                         row.last_seen_at.isoformat() if row.last_seen_at else "",
                     ]
-                )
-                yield buf.getvalue()
+                ]
 
-    return Response(
-        stream_with_context(generate()),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-def _csv_cell(value: str) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet (CSV injection).
-    return "'" + value if value and value[0] in "=+-@\t\r" else value
+    header = ["name", "email", "role", "status", "joined_at", "last_seen_at"]
+    return download(stream_with_context(csv_chunks(header, rows())), f"{g.org.slug}-members.csv")
 
 
 @bp.post("/members/bulk")
