@@ -482,23 +482,26 @@ def confirm_email_change(token: str) -> User:
 
 # --------------------------------------------------------------------------- sessions
 def active_sessions(user: User) -> list[UserSession]:
-    """The user's live sessions (not revoked, inside both lifetimes), most recent first."""
-    rows = (
+    """The user's live sessions (``sessions.live``), most recently used first:
+    what their account page and an administrator's member page both list."""
+    return list(
         db.session.execute(
             select(UserSession)
-            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+            .where(UserSession.user_id == user.id, *sessions.live())
             .order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc())
-        )
-        .scalars()
-        .all()
+        ).scalars()
     )
-    return [r for r in rows if sessions.is_valid(r)]
 
 
 def revoke_session(user: User, session_id) -> UserSession | None:
-    """Revoke one of the user's own sessions (every host it reached). ``None`` when
-    the id is not one of theirs — another user's session is indistinguishable
-    from a missing one."""
+    """Revoke one of ``user``'s sessions on every host it reached, whoever asks
+    (the user on their account page, an administrator through
+    ``app.members.services.revoke_session``, which checks who may).
+
+    ``None`` when the id is not one of theirs: another user's session is
+    indistinguishable from a missing one. Records ``auth.session_revoked``
+    about the user, naming the session; an already revoked one records nothing.
+    """
     sid = parse_uuid(session_id)
     if sid is None:
         return None
@@ -509,7 +512,18 @@ def revoke_session(user: User, session_id) -> UserSession | None:
         return None
     if rec.revoked_at is None:
         sessions.revoke(rec)
-        audit.record("auth.session_revoked", target=rec, metadata={"user_id": str(user.id)})
+        db.session.flush()
+        owner = rec.user  # the User itself: ``user`` may be the current_user proxy
+        audit.record(
+            "auth.session_revoked",
+            target=owner,
+            metadata={
+                "user_id": str(owner.id),
+                "email": owner.email,
+                "session_id": str(rec.id),
+                "session_started": rec.created_at.isoformat(),
+            },
+        )
     return rec
 
 

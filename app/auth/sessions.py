@@ -66,15 +66,29 @@ def bind_cookie(session_id: uuid.UUID, cookie=None, host: str | None = None) -> 
     cookie.permanent = True
 
 
+def _cutoffs(now) -> tuple:
+    """``(last seen, created)``: a live session was used and started no earlier."""
+    cfg = current_app.config
+    return now - cfg["SESSION_IDLE_TIMEOUT"], now - cfg["SESSION_ABSOLUTE_TIMEOUT"]
+
+
 def is_valid(rec: UserSession | None) -> bool:
-    """True when the session exists, is not revoked, and is inside both lifetimes."""
+    """True when the session is live: it exists, is not revoked, and is inside
+    both lifetimes (idle and absolute). ``live()`` is the same rule in SQL."""
     if rec is None or rec.revoked_at is not None:
         return False
-    now = utcnow()
-    cfg = current_app.config
-    if rec.last_seen_at + cfg["SESSION_IDLE_TIMEOUT"] < now:
-        return False
-    return not rec.created_at + cfg["SESSION_ABSOLUTE_TIMEOUT"] < now
+    seen_since, started_since = _cutoffs(utcnow())
+    return rec.last_seen_at >= seen_since and rec.created_at >= started_since
+
+
+def live() -> tuple:
+    """WHERE conditions selecting live sessions: ``is_valid`` as SQL."""
+    seen_since, started_since = _cutoffs(utcnow())
+    return (
+        UserSession.revoked_at.is_(None),
+        UserSession.last_seen_at >= seen_since,
+        UserSession.created_at >= started_since,
+    )
 
 
 def revoke(rec: UserSession) -> None:

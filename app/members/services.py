@@ -23,6 +23,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.auth import services as auth_services
 from app.auth.models import User, UserSession
 from app.extensions import db
 from app.members.models import Invitation
@@ -141,18 +142,6 @@ def seats(org, lock: bool = False) -> Seats:
 
 
 # --------------------------------------------------------------------------- member changes
-def _may_touch(target: Membership, actor: Membership) -> str | None:
-    """Why ``actor`` may not act on ``target``'s account, or ``None`` (no escalation in reverse)."""
-    if target.user_id == actor.user_id:
-        return None
-    if target.role == "owner" and "members:manage_owners" not in actor.permissions:
-        return "Only an Owner can manage an Owner."
-    beyond = rbac.role_of(target).permissions - actor.permissions
-    if beyond:
-        return f"{target.user.name} holds permissions you do not have; only someone who holds them can do this."
-    return None
-
-
 def is_demotion(target: Membership, new_role_key: str) -> bool:
     """True when the new role takes away any permission the member holds now."""
     new = rbac.get_role(new_role_key)
@@ -208,7 +197,7 @@ def reactivate(target: Membership, actor: Membership, org) -> bool:
         raise MemberError("Your role does not allow reactivating members.")
     if target.status == "active":
         return False
-    reason = _may_touch(target, actor)
+    reason = rbac.may_touch(target, actor, "reactivate")
     if reason:
         raise MemberError(reason)
     problem = seats(org, lock=True).refusal(1)
@@ -266,28 +255,6 @@ def remove(target: Membership, actor: Membership) -> None:
     )
 
 
-def active_sessions(user: User) -> list[UserSession]:
-    """The user's sessions that are still valid (not revoked, inside both lifetimes), newest first."""
-    from flask import current_app
-
-    now = utcnow()
-    cfg = current_app.config
-    return list(
-        db.session.execute(
-            select(UserSession)
-            .where(
-                UserSession.user_id == user.id,
-                UserSession.revoked_at.is_(None),
-                UserSession.last_seen_at > now - cfg["SESSION_IDLE_TIMEOUT"],
-                UserSession.created_at > now - cfg["SESSION_ABSOLUTE_TIMEOUT"],
-            )
-            .order_by(UserSession.last_seen_at.desc())
-        )
-        .unique()
-        .scalars()
-    )
-
-
 def sessions_reaching(user: User, host: str) -> set[uuid.UUID]:
     """Ids of the user's sessions known to have reached ``host`` (through a sign-in hand-off)."""
     from app.auth.models import AuthHandoff
@@ -304,32 +271,18 @@ def sessions_reaching(user: User, host: str) -> set[uuid.UUID]:
 def revoke_session(target: Membership, session_id, actor: Membership) -> None:
     """Sign a member out of one sign-in (on every host it reached).
 
-    The session must belong to ``target``; the actor needs ``members:remove``
-    and may not act on someone more powerful. Records ``auth.session_revoked`` (in this organization's log and the platform's).
+    The session must belong to ``target`` (``LookupError`` otherwise); the
+    actor needs ``members:remove`` and may not act on someone more powerful.
+    The revoking, and its ``auth.session_revoked`` event (in this
+    organization's log and the platform's), is ``app.auth.services.revoke_session``.
     """
     if "members:remove" not in actor.permissions:
         raise MemberError("Your role does not allow signing members out.")
-    reason = _may_touch(target, actor)
+    reason = rbac.may_touch(target, actor, "sign out")
     if reason:
         raise MemberError(reason)
-    sid = parse_uuid(session_id)
-    rec = db.session.get(UserSession, sid) if sid else None
-    if rec is None or rec.user_id != target.user_id:
+    if auth_services.revoke_session(target.user, session_id) is None:
         raise LookupError("no such session")
-    if rec.revoked_at is not None:
-        return
-    rec.revoked_at = utcnow()
-    db.session.flush()
-    audit.record(
-        "auth.session_revoked",
-        target=target.user,
-        metadata={
-            "user_id": str(target.user_id),
-            "email": target.user.email,
-            "session_id": str(rec.id),
-            "session_started": rec.created_at.isoformat(),
-        },
-    )
 
 
 # --------------------------------------------------------------------------- invitations

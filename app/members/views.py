@@ -29,6 +29,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
 from app import audit
+from app.auth import services as auth_services
 from app.extensions import db
 from app.members import listing, services
 from app.members.forms import AcceptSignUpForm, InviteForm
@@ -252,7 +253,7 @@ def _show_page(m, status: int = 200, error: str | None = None):
     from app.audit.models import AuditEvent
 
     sessions = (
-        services.active_sessions(m.user)
+        auth_services.active_sessions(m.user)
         if "members:remove" in g.permissions or m.user_id == g.membership.user_id
         else []
     )

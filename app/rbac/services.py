@@ -203,17 +203,33 @@ def _is_last_owner(m: Membership) -> bool:
     return [uid for uid in _active_owner_ids() if uid != m.user_id] == []
 
 
-def _check_may_touch(target: Membership, actor: Membership, verb: str) -> None:
-    """The actor may change or remove ``target`` only if ``target`` is not more powerful."""
+def may_touch(target: Membership, actor: Membership, verb: str) -> str | None:
+    """Why ``actor`` may not ``verb`` ``target`` (``"remove"``, ``"sign out"``…),
+    or ``None``: the one rule for acting on another member's account.
+
+    Only a holder of ``members:manage_owners`` acts on an Owner, and nobody
+    acts on someone holding a permission they lack themselves (escalation in
+    reverse). Acting on yourself is never refused here; the caller decides
+    whether it may be done to oneself at all.
+    """
+    if target.user_id == actor.user_id:
+        return None
     held = actor.permissions
     if _is_owner(target) and "members:manage_owners" not in held:
-        raise RoleChangeRefused(f"Only an Owner can {verb} an Owner.")
+        return f"Only an Owner can {verb} an Owner."
     beyond = role_of(target).permissions - held
-    if beyond and target.user_id != actor.user_id:
-        raise RoleChangeRefused(
+    if beyond:
+        return (
             f"{target.user.name} holds permissions you do not have ({_perm_list(beyond)}); "
             f"only someone who holds them can {verb} this member."
         )
+    return None
+
+
+def _check_may_touch(target: Membership, actor: Membership, verb: str) -> None:
+    reason = may_touch(target, actor, verb)
+    if reason:
+        raise RoleChangeRefused(reason)
 
 
 def role_choices(actor: Membership) -> list[tuple[str, str]]:
