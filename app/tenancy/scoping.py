@@ -250,16 +250,15 @@ def _sync_if_stale(session: Session) -> None:
             apply_rls_settings(conn, session)
 
 
-def _open_connections(session: Session):
-    tx = session.get_transaction()
-    if tx is None:
-        return []
-    # _connections is keyed by both the engine and the connection: dedupe, or
-    # every scope change costs two round trips.
-    seen: dict[int, object] = {}
-    for conn, *_ in tx._connections.values():
-        seen.setdefault(id(conn), conn)
-    return list(seen.values())
+# The connections the open transaction began on (one per bind in use: the
+# runtime role's, and the cross-organization role's inside
+# all_organizations()), noted by after_begin and dropped when it ends.
+# SQLAlchemy has no public way to list them.
+_CONNECTIONS = "tenantry_connections"
+
+
+def _open_connections(session: Session) -> list:
+    return list(session.info.get(_CONNECTIONS, {}).values())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -282,6 +281,8 @@ def install(session_class=Session) -> None:
 
     @event.listens_for(session_class, "after_begin")
     def _after_begin(session, transaction, connection):
+        # Once per connection: a savepoint begins on its transaction's connection again.
+        session.info.setdefault(_CONNECTIONS, {}).setdefault(id(connection), connection)
         # An empty scope needs no statement: the settings are transaction-local
         # (set_config(..., true)), so a new transaction starts with none, and
         # the policies then match nothing. Setting the scope later in the
@@ -301,9 +302,10 @@ def install(session_class=Session) -> None:
     @event.listens_for(session_class, "after_transaction_end")
     def _forget_stale(session, transaction):
         if transaction.parent is None:
-            # The settings ended with the transaction.
+            # The settings ended with the transaction, and so did its connections.
             session.info.pop(_STALE, None)
             session.info.pop(_APPLIED, None)
+            session.info.pop(_CONNECTIONS, None)
 
     @event.listens_for(session_class, "after_soft_rollback")
     def _resync_after_savepoint_rollback(session, previous_transaction):

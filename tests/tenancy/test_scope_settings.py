@@ -5,6 +5,8 @@ end of a request that is sent only if the transaction is used again."""
 
 from __future__ import annotations
 
+import contextlib
+
 from flask import g
 from flask.testing import FlaskClient
 from sqlalchemy import text
@@ -13,7 +15,7 @@ from app.auth.models import UserSession
 from app.auth.sessions import bind_cookie
 from app.extensions import db
 from app.tenancy.request import resolve
-from app.tenancy.scoping import current_org_id, reset_scope, set_scope, tenant_context
+from app.tenancy.scoping import all_organizations, current_org_id, reset_scope, set_scope, tenant_context
 from app.util import utcnow
 from tests.conftest import sign_in, url
 
@@ -111,3 +113,24 @@ def test_savepoints_inside_a_scope_send_no_settings_of_their_own(world, count_qu
                 with db.session.begin_nested():
                     db.session.execute(text("SELECT count(*) FROM projects"))
         assert not any("set_config" in s for s in q.statements), q.report()
+
+
+def test_a_scope_change_reaches_both_connections_of_a_transaction_across_organizations(world, count_queries):
+    """Inside ``all_organizations()`` the session's transaction holds two
+    connections (the runtime role's, begun before, and the
+    cross-organization role's): a scope change reaches each of them, once."""
+    runtime = {"bind": db.engine}
+
+    def runtime_org() -> str:
+        return db.session.execute(text("SELECT current_setting('app.org_id', true)"), bind_arguments=runtime).scalar()
+
+    db.session.execute(text("SELECT 1"))
+    with all_organizations(reason="test: a second connection in the session's transaction"):
+        db.session.execute(text("SELECT 1"))
+        with contextlib.ExitStack() as stack:
+            with count_queries() as q:
+                stack.enter_context(tenant_context(world.globex.id))
+            assert sum("set_config" in s for s in q.statements) == 1, q.report()
+            assert _settings()[0] == str(world.globex.id)  # the cross-organization connection
+            assert runtime_org() == str(world.globex.id)
+        assert _settings()[0] == "" and runtime_org() == ""
