@@ -44,8 +44,9 @@ organization, so every writer of a busy organization would queue on one lock
    Truncating the tail (removing the newest events and their seals) leaves a
    shorter, internally valid chain; it is caught by comparing with the
    *anchor*: every seal run and verification writes the head of each chain
-   (seq, chain MAC) to a file outside the database (``AUDIT_ANCHOR_PATH``,
-   default ``instance/audit-anchors.json``) and to the log as a JSON line
+   (seq, chain MAC) to a store outside the database (``app.audit.anchors``:
+   the file ``AUDIT_ANCHOR_PATH``, default ``instance/audit-anchors.json``,
+   or any other ``AnchorStore``) and to the log as a JSON line
    (``audit.head``) for shipping to write-once storage. A chain that no longer
    reaches its anchored head, or reaches it with another MAC, was truncated
    or rewritten.
