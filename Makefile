@@ -41,14 +41,19 @@ run: migrate instance/.demo-loaded
 	@$(BIN)/flask --app wsgi banner
 	$(BIN)/flask --app wsgi run --port $(PORT) --with-threads
 
+# The suite runs on one pytest-xdist worker per core; each worker has its own
+# database (tests/db.py), SMTP server, live server and browser.
+# PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= auto
+
 test: install
-	TENANTRY_ENV=test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TENANTRY_ENV=test $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: install
-	TENANTRY_ENV=test $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	TENANTRY_ENV=test $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not e2e" $(PYTEST_ARGS)
 
 e2e: install
-	TENANTRY_ENV=test $(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+	TENANTRY_ENV=test $(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/e2e $(PYTEST_ARGS)
 
 # ruff: lint and formatting; the layer contract is added by lint-imports.
 lint: install

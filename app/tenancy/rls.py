@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 ORG_SETTING = "NULLIF(current_setting('app.org_id', true), '')::uuid"
 
@@ -117,18 +118,38 @@ def disable(op, table: str) -> None:
     op.execute(f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY')
 
 
+# A CREATE ROLE that lost the race: unique_violation while the other
+# transaction was open, duplicate_object once it had committed.
+_ALREADY_EXISTS = ("23505", "42710")
+
+
 def ensure_role(conn, role: str, password: str | None) -> None:
     """Create ``role`` if missing: LOGIN, not superuser, no BYPASSRLS, no CREATEROLE/CREATEDB, inheriting nothing.
 
     Used for both the runtime role and the cross-organization role. Roles are
     global to the server; migrations/env.py calls this before migrating, so
     the policies can name them.
+
+    Roles being global, databases of one server that migrate at the same
+    moment (the test suite's parallel workers) race here, and their
+    migration locks, one per database, do not serialise them: a role is
+    altered only when it holds a power it must not (concurrent ALTER ROLEs
+    fail with "tuple concurrently updated"), and a CREATE that lost the race
+    to another database's is as good as its own.
     """
-    exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
     q = _q(conn, role)
-    if not exists:
-        conn.execute(text(f"CREATE ROLE {q} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"))
-    else:
+    powers = conn.execute(
+        text("SELECT rolsuper OR rolbypassrls OR rolcreatedb OR rolcreaterole FROM pg_roles WHERE rolname = :r"),
+        {"r": role},
+    ).scalar()
+    if powers is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(text(f"CREATE ROLE {q} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"))
+        except (IntegrityError, ProgrammingError) as e:
+            if getattr(e.orig, "sqlstate", None) not in _ALREADY_EXISTS:
+                raise
+    elif powers:
         conn.execute(text(f"ALTER ROLE {q} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"))
     if password:
         conn.execute(text(f"ALTER ROLE {q} PASSWORD :p"), {"p": password})
