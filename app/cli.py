@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from sqlalchemy import create_engine
 
+from app.errors import UserError
 from app.extensions import db
 
 
@@ -102,7 +103,7 @@ def init_app(app) -> None:
                     lifecycle.delete(org)
                 else:
                     lifecycle.set_status(org, "suspended" if action == "suspend" else "active")
-            except lifecycle.LifecycleError as e:
+            except UserError as e:
                 db.session.rollback()
                 click.echo(f"error: {e}", err=True)
                 sys.exit(2)

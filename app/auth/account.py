@@ -12,10 +12,12 @@ from flask_login import current_user, login_required
 
 from app.auth import services, sessions
 from app.auth.forms import EmailChangeForm, NameForm, PasswordChangeForm
-from app.auth.views import apex_only, field_error, throttled
+from app.auth.views import apex_only, throttled
+from app.errors import UserError
 from app.extensions import db
 from app.rbac.decorators import login_only
 from app.tenancy import hosts
+from app.web.forms import with_error
 from app.web.htmx import is_htmx, redirect_page, render
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -58,9 +60,9 @@ def update_name():
         return _index(422, name_form=form)
     try:
         services.change_name(current_user, form.name.data)
-    except services.AuthError as e:
-        field_error(form, e)
-        return _index(422, name_form=form)
+    except UserError as e:
+        db.session.rollback()
+        return _index(e.status, name_form=with_error(form, e))
     db.session.commit()
     flash("Your name was saved.", "success")
     return redirect(url_for("account.index"))
@@ -86,11 +88,11 @@ def change_password():
             password_form=form,
             email_form=EmailChangeForm(formdata=None),
         )
-    except services.AuthError as e:
+    except UserError as e:
         if e.field == "current_password":
             db.session.commit()  # keep the audit record of the failed check; nothing else changed
-        field_error(form, e)
-        return _index(422, password_form=form)
+        db.session.rollback()
+        return _index(e.status, password_form=with_error(form, e))
     db.session.commit()
     others = f" {revoked} other session{'s were' if revoked != 1 else ' was'} signed out." if revoked else ""
     flash("Your password was changed." + others, "success")
@@ -116,11 +118,11 @@ def change_email():
             password_form=PasswordChangeForm(formdata=None),
             email_form=form,
         )
-    except services.AuthError as e:
+    except UserError as e:
         if e.field == "email_password":
             db.session.commit()  # keep the audit record of the failed check; nothing else changed
-        field_error(form, e)
-        return _index(422, email_form=form)
+        db.session.rollback()
+        return _index(e.status, email_form=with_error(form, e))
     db.session.commit()
     flash(f"We sent a confirmation link to {new}. Your address changes when you follow it.", "info")
     return redirect(url_for("account.index"))

@@ -4,9 +4,9 @@ Every function here guarantees its rule on its own (views only parse forms and
 render), records an audit event for every change, and never commits: the view
 commits, and mail queued with ``queue_mail`` leaves only once it has.
 
-Errors the user can act on are raised as :class:`AuthError` (with the form
-field they belong beside), :class:`Throttled` (429) or :class:`LinkInvalid`
-(410). No message ever says whether an e-mail address has an account, except
+Errors the user can act on are raised as :class:`app.errors.UserError` (with
+the form field they belong beside), :class:`Throttled` (429, with the wait) or
+:class:`LinkInvalid` (410, with a title for its page). No message ever says whether an e-mail address has an account, except
 sign-up, which cannot help it.
 """
 
@@ -26,6 +26,7 @@ from app import audit
 from app.auth import sessions, throttle
 from app.auth.models import PasswordReset, User, UserSession
 from app.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
+from app.errors import UserError
 from app.extensions import db
 from app.mail import queue_mail
 from app.tenancy.hosts import apex_url
@@ -38,18 +39,7 @@ BAD_CREDENTIALS = "That e-mail and password do not match an account."
 BAD_EMAIL = "Enter a valid e-mail address, like name@example.com."
 
 
-class AuthError(Exception):
-    """A refusal the user can act on; ``field`` names the form field it belongs beside."""
-
-    status = 422
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class Throttled(AuthError):
+class Throttled(UserError):
     """Too many attempts; ``retry_after`` seconds until the next one is allowed."""
 
     status = 429
@@ -59,7 +49,7 @@ class Throttled(AuthError):
         self.retry_after = retry_after
 
 
-class LinkInvalid(AuthError):
+class LinkInvalid(UserError):
     """An e-mailed link that is unknown, tampered with, expired or already used (410)."""
 
     status = 410
@@ -129,15 +119,15 @@ def _clean_email(email: str, field: str) -> str:
     try:
         return normalise_email(email)
     except ValueError:
-        raise AuthError(BAD_EMAIL, field) from None
+        raise UserError(BAD_EMAIL, field) from None
 
 
 def _clean_name(name: str, field: str = "name") -> str:
     name = re.sub(r"\s+", " ", (name or "").strip())
     if not name:
-        raise AuthError("Enter your name.", field)
+        raise UserError("Enter your name.", field)
     if len(name) > 120:
-        raise AuthError("Use at most 120 characters.", field)
+        raise UserError("Use at most 120 characters.", field)
     return name
 
 
@@ -153,11 +143,11 @@ def sign_up(name: str, email: str, password: str, ip: str | None) -> User:
     email = _clean_email(email, "email")
     problem = password_problem(password or "", email, name)
     if problem:
-        raise AuthError(problem, "password")
+        raise UserError(problem, "password")
     if not throttle.hit("SIGNUPS_PER_IP", ip or "-"):
         raise Throttled(throttle.retry_after("SIGNUPS_PER_IP", ip or "-"), "sign-ups from your network")
     if find_user(email) is not None:
-        raise AuthError("An account with this e-mail address already exists. Log in, or reset your password.", "email")
+        raise UserError("An account with this e-mail address already exists. Log in, or reset your password.", "email")
     user = create_user(email, name, password)
     audit.record("auth.signup", target=user, actor=user)
     send_verification(user)
@@ -261,7 +251,7 @@ def _check_password(
         if user is None:
             metadata.update(audit.email_fingerprint(email_key))
         audit.record("auth.login_failed", target=user, metadata=metadata)
-        raise AuthError(message, field)
+        raise UserError(message, field)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
 
@@ -269,7 +259,7 @@ def _check_password(
 def authenticate(email: str, password: str) -> User:
     """The user whose e-mail and password these are.
 
-    Raises :class:`AuthError` with one message for an unknown address and a
+    Raises :class:`UserError` with one message for an unknown address and a
     wrong password alike, and :class:`Throttled` past
     ``LOGIN_FAILURES_PER_ACCOUNT`` failures for that address. Rehashes a
     password stored at an older cost.
@@ -344,7 +334,7 @@ def reset_password(token: str, new_password: str, keep_session: UserSession | No
     user = reset_target(token)
     problem = password_problem(new_password or "", user.email, user.name)
     if problem:
-        raise AuthError(problem, "password")
+        raise UserError(problem, "password")
     now = utcnow()
     used = db.session.execute(
         update(PasswordReset)
@@ -405,9 +395,9 @@ def change_password(user: User, current_password: str, new_password: str, keep_s
     )
     problem = password_problem(new_password or "", user.email, user.name)
     if problem:
-        raise AuthError(problem, "new_password")
+        raise UserError(problem, "new_password")
     if verify_password(user.password_hash, new_password):
-        raise AuthError("Choose a password different from your current one.", "new_password")
+        raise UserError("Choose a password different from your current one.", "new_password")
     _set_password(user, new_password)
     revoked = _revoke_sessions(user, keep_session.id if keep_session else None)
     audit.record("auth.password_changed", target=user, metadata={"sessions_revoked": revoked})
@@ -435,9 +425,9 @@ def request_email_change(user: User, current_password: str, new_email: str) -> s
         during="email_change",
     )
     if new == user.email.lower():
-        raise AuthError("That is already your e-mail address.", "new_email")
+        raise UserError("That is already your e-mail address.", "new_email")
     if _email_taken(new, user):
-        raise AuthError("That e-mail address belongs to another account.", "new_email")
+        raise UserError("That e-mail address belongs to another account.", "new_email")
     token = _serializer(EMAIL_CHANGE_SALT).dumps({"u": str(user.id), "old": user.email.lower(), "new": new})
     link = apex_url(url_for("auth.confirm_email", token=token))
     queue_mail(

@@ -11,9 +11,11 @@ from flask_login import current_user, login_required
 
 from app.auth import handoff, services, sessions
 from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from app.errors import UserError
 from app.extensions import db
 from app.rbac.decorators import login_only, public
 from app.tenancy import hosts
+from app.web.forms import with_error
 
 bp = Blueprint("auth", __name__)
 
@@ -81,13 +83,6 @@ def link_invalid(e: services.LinkInvalid):
     return render_template("auth/link_invalid.html", title=e.title, message=e.message), 410
 
 
-def field_error(form, e: services.AuthError) -> None:
-    """Put a service's refusal beside the form field it concerns."""
-    db.session.rollback()
-    field = getattr(form, e.field or "", None) or next(iter(form))
-    field.errors = list(field.errors) + [e.message]
-
-
 def throttled(template: str, e: services.Throttled, **ctx):
     """A 429 that re-renders the page with the wait, and ``Retry-After``."""
     db.session.rollback()
@@ -121,10 +116,9 @@ def login():
         user = services.authenticate(form.email.data, form.password.data)
     except services.Throttled as e:
         return throttled("auth/login.html", e, form=form, next=next_url)
-    except services.AuthError as e:
+    except UserError as e:
         db.session.commit()  # keeps the audit record of the failure; nothing else changed
-        form.password.errors = list(form.password.errors) + [e.message]
-        return render_template("auth/login.html", form=form, next=next_url), 422
+        return render_template("auth/login.html", form=with_error(form, e), next=next_url), e.status
     services.log_in(user)
     db.session.commit()
     return go_to(after_login_target(user, next_url))
@@ -157,9 +151,9 @@ def signup():
         user = services.sign_up(form.name.data, form.email.data, form.password.data, client_ip())
     except services.Throttled as e:
         return throttled("auth/signup.html", e, form=form)
-    except services.AuthError as e:
-        field_error(form, e)
-        return render_template("auth/signup.html", form=form), 422
+    except UserError as e:
+        db.session.rollback()
+        return render_template("auth/signup.html", form=with_error(form, e)), e.status
     services.log_in(user)
     db.session.commit()
     return redirect(url_for("auth.verify_pending"))
@@ -233,9 +227,9 @@ def forgot():
         services.request_password_reset(form.email.data, client_ip())
     except services.Throttled as e:
         return throttled("auth/forgot.html", e, form=form)
-    except services.AuthError as e:
-        field_error(form, e)
-        return render_template("auth/forgot.html", form=form), 422
+    except UserError as e:
+        db.session.rollback()
+        return render_template("auth/forgot.html", form=with_error(form, e)), e.status
     db.session.commit()
     return render_template("auth/forgot_sent.html", email=form.email.data.strip())
 
@@ -260,9 +254,9 @@ def reset(token: str):
         services.reset_password(token, form.password.data, keep_session=keep)
     except services.LinkInvalid as e:
         return link_invalid(e)
-    except services.AuthError as e:
-        field_error(form, e)
-        return render_template("auth/reset.html", form=form, user=user), 422
+    except UserError as e:
+        db.session.rollback()
+        return render_template("auth/reset.html", form=with_error(form, e), user=user), e.status
     db.session.commit()
     if current_user.is_authenticated:
         flash("Your password was changed and every other session signed out.", "success")

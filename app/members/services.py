@@ -3,7 +3,7 @@
 Each function works inside the current organization (the ORM hook and RLS
 scope every query), checks its own guardrails (role guardrails come from
 ``app.rbac.services``: last Owner, Owners only by Owners, no escalation),
-raises ``MemberError`` with a message fit for the user, records one audit
+raises ``UserError`` with a message fit for the user, records one audit
 event per change, and never commits — the view commits, so a change and its
 audit event land together or not at all. Mail is sent by the view *after*
 the commit, so nobody is invited to something that rolled back.
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from app import audit
 from app.auth import services as auth_services
 from app.auth.models import User, UserSession
+from app.errors import UserError
 from app.extensions import db
 from app.members.models import Invitation
 from app.rbac import services as rbac
@@ -36,15 +37,6 @@ log = logging.getLogger("tenantry.members")
 INVITATION_TTL = timedelta(days=7)
 MAX_EMAILS_PER_INVITE = 100
 TOKEN_BYTES = 32
-
-
-class MemberError(ValueError):
-    """A user-facing reason why a members action was refused (``field``: the form field it concerns)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 # --------------------------------------------------------------------------- look-ups
@@ -150,18 +142,9 @@ def is_demotion(target: Membership, new_role_key: str) -> bool:
     return bool(rbac.role_of(target).permissions - new.permissions)
 
 
-def change_role(target: Membership, new_role_key: str, actor: Membership) -> bool:
-    """Give ``target`` another role through the rbac guardrails (which record
-    ``member.role_changed``). A deactivated member's role can change too."""
-    try:
-        return rbac.change_role(target, new_role_key, actor)
-    except rbac.RoleChangeRefused as e:
-        raise MemberError(e.message, "role") from None
-
-
 def _refuse_self(target: Membership, actor: Membership, verb: str) -> None:
     if target.user_id == actor.user_id:
-        raise MemberError(f"You cannot {verb} yourself here.")
+        raise UserError(f"You cannot {verb} yourself here.")
 
 
 def deactivate(target: Membership, actor: Membership) -> bool:
@@ -170,14 +153,11 @@ def deactivate(target: Membership, actor: Membership) -> bool:
     the last Owner, and for anyone more powerful than the actor.
     Records ``member.deactivated``; ``False`` when already deactivated."""
     if "members:remove" not in actor.permissions:
-        raise MemberError("Your role does not allow deactivating members.")
+        raise UserError("Your role does not allow deactivating members.")
     _refuse_self(target, actor, "deactivate")
     if target.status == "deactivated":
         return False
-    try:
-        rbac.check_can_remove(target, actor)
-    except rbac.RoleChangeRefused as e:
-        raise MemberError(e.message) from None
+    rbac.check_can_remove(target, actor)
     target.status = "deactivated"
     db.session.flush()
     audit.record(
@@ -194,15 +174,15 @@ def reactivate(target: Membership, actor: Membership, org) -> bool:
     """Reactivate a deactivated member, if a seat is free on the plan.
     Records ``member.reactivated``; ``False`` when already active."""
     if "members:remove" not in actor.permissions:
-        raise MemberError("Your role does not allow reactivating members.")
+        raise UserError("Your role does not allow reactivating members.")
     if target.status == "active":
         return False
     reason = rbac.may_touch(target, actor, "reactivate")
     if reason:
-        raise MemberError(reason)
+        raise UserError(reason)
     problem = seats(org, lock=True).refusal(1)
     if problem:
-        raise MemberError(problem)
+        raise UserError(problem)
     target.status = "active"
     db.session.flush()
     audit.record(
@@ -223,12 +203,9 @@ def remove(target: Membership, actor: Membership) -> None:
     ``member.removed`` with the role they had.
     """
     if "members:remove" not in actor.permissions:
-        raise MemberError("Your role does not allow removing members.")
+        raise UserError("Your role does not allow removing members.")
     _refuse_self(target, actor, "remove")
-    try:
-        rbac.check_can_remove(target, actor)
-    except rbac.RoleChangeRefused as e:
-        raise MemberError(e.message) from None
+    rbac.check_can_remove(target, actor)
     from app.projects.models import Project
 
     user = target.user
@@ -244,7 +221,7 @@ def remove(target: Membership, actor: Membership) -> None:
             db.session.delete(target)
             db.session.flush()
     except IntegrityError:
-        raise MemberError(
+        raise UserError(
             f"{user.name} is still referenced by this organization's records; deactivate them instead."
         ) from None
     audit.record(
@@ -277,10 +254,10 @@ def revoke_session(target: Membership, session_id, actor: Membership) -> None:
     organization's log and the platform's), is ``app.auth.services.revoke_session``.
     """
     if "members:remove" not in actor.permissions:
-        raise MemberError("Your role does not allow signing members out.")
+        raise UserError("Your role does not allow signing members out.")
     reason = rbac.may_touch(target, actor, "sign out")
     if reason:
-        raise MemberError(reason)
+        raise UserError(reason)
     if auth_services.revoke_session(target.user, session_id) is None:
         raise LookupError("no such session")
 
@@ -333,7 +310,7 @@ def _assignable(role_key: str, actor: Membership):
     keys = {k for k, _ in rbac.role_choices(actor)}
     info = rbac.get_role(role_key)
     if info is None or info.key not in keys:
-        raise MemberError("Choose a role you are allowed to give.", "role")
+        raise UserError("Choose a role you are allowed to give.", "role")
     return info
 
 
@@ -345,7 +322,7 @@ def _set_role(obj, info) -> None:
 def invite(raw_emails: str, role_key: str, actor: Membership, org) -> InviteOutcome:
     """Invite every address in ``raw_emails`` with one role.
 
-    Refused as a whole (``MemberError``, nothing saved) when an address is
+    Refused as a whole (``UserError``, nothing saved) when an address is
     malformed, there are too many, the role is not one the actor may give, or
     the plan's seats (active members + pending invitations) would be exceeded.
     Addresses of members and of people already invited are skipped and
@@ -354,14 +331,14 @@ def invite(raw_emails: str, role_key: str, actor: Membership, org) -> InviteOutc
     ``member.invited`` per invitation.
     """
     if "members:invite" not in actor.permissions:
-        raise MemberError("Your role does not allow inviting people.")
+        raise UserError("Your role does not allow inviting people.")
     parsed = parse_emails(raw_emails)
     if parsed.invalid:
-        raise MemberError("; ".join(f"{e} {why}" for e, why in parsed.invalid) + ".", "emails")
+        raise UserError("; ".join(f"{e} {why}" for e, why in parsed.invalid) + ".", "emails")
     if not parsed.valid:
-        raise MemberError("Enter at least one e-mail address.", "emails")
+        raise UserError("Enter at least one e-mail address.", "emails")
     if len(parsed.valid) > MAX_EMAILS_PER_INVITE:
-        raise MemberError(f"Invite at most {MAX_EMAILS_PER_INVITE} people at once.", "emails")
+        raise UserError(f"Invite at most {MAX_EMAILS_PER_INVITE} people at once.", "emails")
     info = _assignable(role_key, actor)
     seat_state = seats(org, lock=True)
 
@@ -409,7 +386,7 @@ def invite(raw_emails: str, role_key: str, actor: Membership, org) -> InviteOutc
         todo.append((email, inv))
     problem = seat_state.refusal(len(todo)) if todo else None
     if problem:
-        raise MemberError(problem, "emails")
+        raise UserError(problem, "emails")
     now = utcnow()
     for email, expired in todo:
         token, token_hash = new_token()
@@ -442,15 +419,15 @@ def resend(inv: Invitation, actor: Membership, org) -> str:
     returns the new token (for the mail).
     """
     if "members:invite" not in actor.permissions:
-        raise MemberError("Your role does not allow managing invitations.")
+        raise UserError("Your role does not allow managing invitations.")
     if inv.accepted_at is not None:
-        raise MemberError(f"The invitation to {inv.email} was already accepted.")
+        raise UserError(f"The invitation to {inv.email} was already accepted.")
     if inv.revoked_at is not None:
-        raise MemberError(f"The invitation to {inv.email} was revoked; invite them again instead.")
+        raise UserError(f"The invitation to {inv.email} was revoked; invite them again instead.")
     if inv.is_expired:
         problem = seats(org, lock=True).refusal(1)
         if problem:
-            raise MemberError(problem)
+            raise UserError(problem)
     token, token_hash = new_token()
     inv.token_hash, inv.expires_at, inv.sent_at = token_hash, utcnow() + INVITATION_TTL, None
     db.session.flush()
@@ -463,11 +440,11 @@ def resend(inv: Invitation, actor: Membership, org) -> str:
 def revoke(inv: Invitation, actor: Membership) -> None:
     """Revoke an open invitation: its link stops working and its seat is freed. Records ``member.invitation_revoked``."""
     if "members:invite" not in actor.permissions:
-        raise MemberError("Your role does not allow managing invitations.")
+        raise UserError("Your role does not allow managing invitations.")
     if inv.accepted_at is not None:
-        raise MemberError(f"The invitation to {inv.email} was already accepted.")
+        raise UserError(f"The invitation to {inv.email} was already accepted.")
     if inv.revoked_at is not None:
-        raise MemberError(f"The invitation to {inv.email} was already revoked.")
+        raise UserError(f"The invitation to {inv.email} was already revoked.")
     inv.revoked_at = utcnow()
     db.session.flush()
     audit.record(
@@ -556,7 +533,7 @@ def accept(inv: Invitation, user: User) -> Membership:
     ``member.joined``.
     """
     if not email_matches(inv, user):
-        raise MemberError(f"This invitation is for {inv.email}.")
+        raise UserError(f"This invitation is for {inv.email}.", status=409)
     now = utcnow()
     if user.email_verified_at is None:
         user.email_verified_at = now  # the link reached this mailbox: that is what verification proves
@@ -579,7 +556,9 @@ def accept(inv: Invitation, user: User) -> Membership:
     m = db.session.execute(select(Membership).where(Membership.user_id == user.id)).unique().scalar_one_or_none()
     if m is not None and m.status != "active":
         # Deactivated on purpose by an administrator: an old link does not undo that.
-        raise MemberError("Your membership of this organization is deactivated. Ask an administrator to reactivate it.")
+        raise UserError(
+            "Your membership of this organization is deactivated. Ask an administrator to reactivate it.", status=409
+        )
     already = m is not None
     if m is None:
         m = Membership(user_id=user.id, role=inv.role, custom_role_id=inv.custom_role_id)
@@ -601,25 +580,25 @@ def accept(inv: Invitation, user: User) -> Membership:
 
 def create_invited_account(inv: Invitation, name: str, password: str) -> User:
     """Create a verified account for the invited address: the token proves
-    the mailbox, so no verification mail is needed. Raises ``MemberError``
+    the mailbox, so no verification mail is needed. Raises ``UserError``
     (``field``: name / password) on bad input or when the account exists.
     Records ``auth.signup``."""
     from app.auth.services import create_user, find_user
 
     name = " ".join((name or "").split())
     if not name:
-        raise MemberError("Enter your name.", "name")
+        raise UserError("Enter your name.", "name")
     if len(name) > 120:
-        raise MemberError("Use at most 120 characters.", "name")
+        raise UserError("Use at most 120 characters.", "name")
     if find_user(inv.email) is not None:
-        raise MemberError(f"An account for {inv.email} already exists. Log in to accept.", "password")
+        raise UserError(f"An account for {inv.email} already exists. Log in to accept.", "password")
     try:
         with db.session.begin_nested():
             user = create_user(inv.email, name, password, verified=True)
     except ValueError as e:
-        raise MemberError(str(e), "password") from None
+        raise UserError(str(e), "password") from None
     except IntegrityError:
-        raise MemberError(f"An account for {inv.email} already exists. Log in to accept.", "password") from None
+        raise UserError(f"An account for {inv.email} already exists. Log in to accept.", "password") from None
     audit.record("auth.signup", target=user, actor=user, metadata={"via": "invitation", "invitation_id": str(inv.id)})
     return user
 
@@ -638,13 +617,13 @@ BULK_LIMIT = 5000
 
 
 def parse_row_keys(values) -> list[tuple[str, uuid.UUID]]:
-    """``m:<uuid>`` / ``i:<uuid>`` values from a bulk form; ``MemberError`` on anything else."""
+    """``m:<uuid>`` / ``i:<uuid>`` values from a bulk form; ``UserError`` on anything else."""
     out, seen = [], set()
     for v in values:
         kind, _, raw = (v or "").partition(":")
         rid = parse_uuid(raw)
         if kind not in ("m", "i") or rid is None:
-            raise MemberError("The selection contains a row that is not valid. Reload the page and try again.", "ids")
+            raise UserError("The selection contains a row that is not valid. Reload the page and try again.", "ids")
         key = ("member" if kind == "m" else "invitation", rid)
         if key not in seen:
             seen.add(key)
@@ -705,14 +684,14 @@ def bulk(
     the result is a summary, not all-or-nothing.
     """
     if action not in BULK_ACTIONS:
-        raise MemberError("Choose an action.", "action")
+        raise UserError("Choose an action.", "action")
     perm, _label, _past, applies = BULK_ACTIONS[action]
     if perm not in actor.permissions:
-        raise MemberError("Your role does not allow this action.", "action")
+        raise UserError("Your role does not allow this action.", "action")
     if action == "role":
         _assignable(new_role or "", actor)
     if not keys:
-        raise MemberError("Select at least one row.", "ids")
+        raise UserError("Select at least one row.", "ids")
     result = BulkResult(action)
     if len(keys) > BULK_LIMIT:
         keys, result.truncated = keys[:BULK_LIMIT], True
@@ -735,7 +714,7 @@ def bulk(
         try:
             with db.session.begin_nested():
                 changed = _bulk_one(action, target, actor, org, new_role, result)
-        except MemberError as e:
+        except UserError as e:
             result.refused[e.message] = result.refused.get(e.message, 0) + 1
             continue
         except IntegrityError:
@@ -752,7 +731,7 @@ def bulk(
 def _bulk_one(action, target, actor, org, new_role, result: BulkResult) -> bool:
     if action == "role":
         _refuse_self(target, actor, "change the role of")
-        return change_role(target, new_role, actor)
+        return rbac.change_role(target, new_role, actor)
     if action == "deactivate":
         return deactivate(target, actor)
     if action == "reactivate":
@@ -766,4 +745,4 @@ def _bulk_one(action, target, actor, org, new_role, result: BulkResult) -> bool:
     if action == "revoke":
         revoke(target, actor)
         return True
-    raise MemberError("Choose an action.")
+    raise UserError("Choose an action.")

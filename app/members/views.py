@@ -30,15 +30,16 @@ from sqlalchemy import or_, select
 
 from app import audit
 from app.auth import services as auth_services
+from app.errors import UserError
 from app.extensions import db
 from app.members import listing, services
 from app.members.forms import AcceptSignUpForm, InviteForm
-from app.members.services import MemberError
 from app.rbac import services as rbac
 from app.rbac.decorators import public, require, require_all, require_any
 from app.tenancy import hosts
 from app.tenancy.scoping import current_org_id, tenant_context
 from app.web.downloads import csv_chunks, download
+from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
 
 log = logging.getLogger("tenantry.members")
@@ -234,7 +235,7 @@ def bulk():
         else:
             keys = services.parse_row_keys(request.form.getlist("ids"))
         result = services.bulk(action, keys, g.membership, g.org, new_role=request.form.get("new_role"))
-    except MemberError as e:
+    except UserError as e:
         db.session.rollback()
         return _list_page(f, status=422, bulk_error=e.message)
     db.session.commit()
@@ -336,8 +337,8 @@ def update(user_id):
             return _render_row(listing.row_from_membership(m), **ctx)
         return render_template("members/confirm_role.html", **_row_context(membership=m, **ctx))
     try:
-        changed = services.change_role(m, new_role, g.membership)
-    except MemberError as e:
+        changed = rbac.change_role(m, new_role, g.membership)
+    except UserError as e:
         return _refused(m, e.message)
     db.session.commit()
     note = f"Role changed to {target_role.name}." if changed else "No change."
@@ -356,7 +357,7 @@ def deactivate(user_id):
     m = _member_or_404(user_id)
     try:
         services.deactivate(m, g.membership)
-    except MemberError as e:
+    except UserError as e:
         return _refused(m, e.message)
     db.session.commit()
     if is_htmx():
@@ -373,7 +374,7 @@ def reactivate(user_id):
     m = _member_or_404(user_id)
     try:
         services.reactivate(m, g.membership, g.org)
-    except MemberError as e:
+    except UserError as e:
         return _refused(m, e.message)
     db.session.commit()
     if is_htmx():
@@ -393,7 +394,7 @@ def delete(user_id):
     row_before = listing.row_from_membership(m)
     try:
         services.remove(m, g.membership)
-    except MemberError as e:
+    except UserError as e:
         return _refused(m, e.message)
     db.session.commit()
     if is_htmx():
@@ -415,7 +416,7 @@ def revoke_session(user_id, session_id):
         services.revoke_session(m, session_id, g.membership)
     except LookupError:
         abort(404)
-    except MemberError as e:
+    except UserError as e:
         return _refused(m, e.message)
     db.session.commit()
     flash("The session was signed out.", "success")
@@ -454,10 +455,10 @@ def create():
         return render_template("members/new.html", form=form, seats=services.seats(g.org)), 422
     try:
         outcome = services.invite(form.emails.data, form.role.data, g.membership, g.org)
-    except MemberError as e:
+    except UserError as e:
         db.session.rollback()
-        getattr(form, e.field or "emails").errors.append(e.message)
-        return render_template("members/new.html", form=form, seats=services.seats(g.org)), 422
+        form = with_error(form, e, fallback="emails")
+        return render_template("members/new.html", form=form, seats=services.seats(g.org)), e.status
     if not outcome.invited:
         db.session.rollback()
         form.emails.errors.append("Nobody was invited: " + "; ".join(f"{e} {why}" for e, why in outcome.skipped) + ".")
@@ -487,7 +488,7 @@ def resend(invitation_id):
     inv = _invitation_or_404(invitation_id)
     try:
         token = services.resend(inv, g.membership, g.org)
-    except MemberError as e:
+    except UserError as e:
         db.session.rollback()
         if is_htmx():
             return _render_row(_invitation_row(inv), status=422, error=e.message)
@@ -512,7 +513,7 @@ def revoke(invitation_id):
     row_before = _invitation_row(inv)
     try:
         services.revoke(inv, g.membership)
-    except MemberError as e:
+    except UserError as e:
         db.session.rollback()
         if is_htmx():
             return _render_row(_invitation_row(inv), status=422, error=e.message)
@@ -582,9 +583,9 @@ def accept(token):
         except services.InvitationUnusable as e:
             db.session.rollback()
             return _gone(e.reason)
-        except MemberError as e:
+        except UserError as e:
             db.session.rollback()
-            return render_template("members/accept.html", mode="refused", error=e.message, **ctx), 409
+            return render_template("members/accept.html", mode="refused", error=e.message, **ctx), e.status
         db.session.commit()
         flash(f"Welcome to {g.org.name}. You joined as {inv.role_name}.", "success")
         return redirect(url_for("orgs.dashboard"))
@@ -606,10 +607,10 @@ def accept(token):
     except services.InvitationUnusable as e:
         db.session.rollback()
         return _gone(e.reason)
-    except MemberError as e:
+    except UserError as e:
         db.session.rollback()
-        getattr(form, e.field if e.field in ("name", "password") else "password").errors.append(e.message)
-        return render_template("members/accept.html", mode="sign_up", form=form, **ctx), 422
+        form = with_error(form, e, fallback="password")
+        return render_template("members/accept.html", mode="sign_up", form=form, **ctx), e.status
     db.session.commit()
     flash(f"Welcome to {g.org.name}. Your account is ready and you joined as {inv.role_name}.", "success")
     return redirect(url_for("orgs.dashboard"))

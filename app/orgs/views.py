@@ -6,11 +6,13 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.auth.views import go_to
+from app.errors import UserError
 from app.extensions import db
 from app.orgs.forms import OrganizationForm
 from app.rbac.decorators import login_only, public, require
 from app.tenancy import hosts
-from app.tenancy.services import OrgError, create_organization, my_memberships
+from app.tenancy.services import create_organization, my_memberships
+from app.web.forms import with_error
 from app.web.htmx import render
 
 bp = Blueprint("orgs", __name__)
@@ -82,10 +84,9 @@ def new():
         return render_template("orgs/new.html", form=form), 422
     try:
         org = create_organization(form.name.data, form.slug.data, current_user)
-    except OrgError as e:
+    except UserError as e:
         db.session.rollback()
-        getattr(form, e.field).errors.append(e.message)
-        return render_template("orgs/new.html", form=form), 422
+        return render_template("orgs/new.html", form=with_error(form, e)), e.status
     db.session.commit()
     return go_to(hosts.org_url(org, "/"))
 

@@ -7,7 +7,7 @@ What every function here can rely on, and guarantees in turn:
   ``organization_id = <current>`` to every statement and PostgreSQL RLS
   refuses anything else, so a forgotten filter is still not a leak. New rows
   get the current organization.
-* A bad request raises ``ProjectError`` with a message for a person, naming
+* A bad request raises ``UserError`` with a message for a person, naming
   the form field it belongs to; nothing has been changed when it is raised.
 * Every change records one audit event, in the same transaction.
 * Nothing here commits: the view commits, so a change and its audit event are
@@ -26,6 +26,7 @@ from sqlalchemy.orm import raiseload
 
 from app import audit
 from app.auth.models import User
+from app.errors import UserError
 from app.extensions import db
 from app.projects.models import DESCRIPTION_MAX, NAME_MAX, Project
 from app.tenancy.models import Membership
@@ -60,15 +61,6 @@ def too_long(limit: int) -> str:
 def _printable(text: str) -> str:
     """``text`` without control characters (PostgreSQL refuses NUL in text; none belongs in a name)."""
     return "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32)
-
-
-class ProjectError(ValueError):
-    """A user-facing reason a project cannot be saved; ``field`` is the form field."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 # --------------------------------------------------------------------------- reading
@@ -250,18 +242,18 @@ def _member_id(owner_id) -> uuid.UUID:
         ).scalar_one_or_none()
         if found is not None:
             return found
-    raise ProjectError("owner_id", "Choose a member of this organization.")
+    raise UserError("Choose a member of this organization.", "owner_id")
 
 
 def _clean(name: str | None, description: str | None) -> tuple[str, str]:
     name = " ".join(_printable(name or "").split())
     if not name:
-        raise ProjectError("name", "Give the project a name.")
+        raise UserError("Give the project a name.", "name")
     if len(name) > NAME_MAX:
-        raise ProjectError("name", too_long(NAME_MAX))
+        raise UserError(too_long(NAME_MAX), "name")
     description = _printable(description or "").strip()
     if len(description) > DESCRIPTION_MAX:
-        raise ProjectError("description", too_long(DESCRIPTION_MAX))
+        raise UserError(too_long(DESCRIPTION_MAX), "description")
     return name, description
 
 
@@ -276,7 +268,7 @@ def _snapshot(project: Project) -> dict:
 
 # --------------------------------------------------------------------------- writing
 def create_project(name: str, description: str, owner_id) -> Project:
-    """A new active project in the current organization. Raises ``ProjectError``.
+    """A new active project in the current organization. Raises ``UserError``.
 
     The owner must be an active member of this organization (checked here,
     and again by the composite foreign key to ``memberships``).

@@ -11,11 +11,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
+from app.errors import UserError
 from app.extensions import db
 from app.projects import services
 from app.projects.forms import ProjectForm
-from app.projects.services import ProjectError, ProjectQuery
+from app.projects.services import ProjectQuery
 from app.rbac.decorators import require
+from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
@@ -42,16 +44,16 @@ def _form(project=None) -> ProjectForm:
 def _submit(form: ProjectForm, action) -> tuple[bool, object]:
     """Validate ``form`` and call ``action(name, description, owner_id)``.
 
-    Returns ``(ok, result)``. A ``ProjectError`` is rolled back and its
+    Returns ``(ok, result)``. A ``UserError`` is rolled back and its
     message put beside its field, so the view can answer 422 with the form.
     """
     if not form.validate():
         return False, None
     try:
         return True, action(form.name.data, form.description.data, form.owner_id.data)
-    except ProjectError as e:
+    except UserError as e:
         db.session.rollback()
-        getattr(form, e.field).errors.append(e.message)
+        with_error(form, e)
         return False, None
 
 

@@ -3,7 +3,7 @@
 Every function here works inside the current organization (the ORM hook and
 RLS scope every query), checks its guardrails itself (views check the route's
 permission too, but a service never trusts its caller), raises a
-``RoleError`` with a message fit for the user, records an audit event, and
+``UserError`` with a message fit for the user, records an audit event, and
 never commits: the view commits, so the change and its audit event land in
 one transaction or not at all.
 
@@ -29,6 +29,7 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.errors import UserError
 from app.extensions import db
 from app.rbac.catalogue import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
 from app.rbac.models import Role
@@ -38,19 +39,6 @@ from app.util import parse_uuid, utcnow
 CUSTOM_PREFIX = "custom:"
 NAME_MAX = 64
 DESCRIPTION_MAX = 500
-
-
-class RoleError(ValueError):
-    """A user-facing reason why a role change was refused (``field``: the form field it concerns)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class RoleChangeRefused(RoleError):
-    """Assigning, removing or transferring a role was refused by a guardrail."""
 
 
 # --------------------------------------------------------------------------- roles as values
@@ -229,7 +217,7 @@ def may_touch(target: Membership, actor: Membership, verb: str) -> str | None:
 def _check_may_touch(target: Membership, actor: Membership, verb: str) -> None:
     reason = may_touch(target, actor, verb)
     if reason:
-        raise RoleChangeRefused(reason)
+        raise UserError(reason)
 
 
 def role_choices(actor: Membership) -> list[tuple[str, str]]:
@@ -248,7 +236,7 @@ def role_choices(actor: Membership) -> list[tuple[str, str]]:
 def change_role(target: Membership, new_role_key: str, actor: Membership) -> bool:
     """Give ``target`` the role ``new_role_key``; ``True`` when something changed.
 
-    Raises ``RoleChangeRefused`` when: the role is unknown (or another
+    Raises ``UserError`` when: the role is unknown (or another
     organization's); the actor lacks ``members:update_role``; the new role
     grants a permission the actor lacks; the target or the new role is Owner
     and the actor cannot manage Owners; the target holds permissions the actor
@@ -257,22 +245,20 @@ def change_role(target: Membership, new_role_key: str, actor: Membership) -> boo
     """
     new = get_role(new_role_key)
     if new is None:
-        raise RoleChangeRefused("Choose one of this organization's roles.")
+        raise UserError("Choose one of this organization's roles.")
     if "members:update_role" not in actor.permissions:
-        raise RoleChangeRefused("Your role does not allow changing members' roles.")
+        raise UserError("Your role does not allow changing members' roles.")
     old = role_of(target)
     if new.key == old.key:
         return False
     _check_may_touch(target, actor, "change the role of")
     if new.key == "owner" and "members:manage_owners" not in actor.permissions:
-        raise RoleChangeRefused("Only an Owner can make someone an Owner.")
+        raise UserError("Only an Owner can make someone an Owner.")
     beyond = new.permissions - actor.permissions
     if beyond:
-        raise RoleChangeRefused(
-            f"{new.name} grants permissions you do not have ({_perm_list(beyond)}); you cannot assign it."
-        )
+        raise UserError(f"{new.name} grants permissions you do not have ({_perm_list(beyond)}); you cannot assign it.")
     if _is_last_owner(target):
-        raise RoleChangeRefused(
+        raise UserError(
             f"{target.user.name} is the last Owner. Make someone else an Owner (or transfer ownership) first."
         )
     target.role = new.key if new.system else None
@@ -290,7 +276,7 @@ def change_role(target: Membership, new_role_key: str, actor: Membership) -> boo
 
 
 def check_can_remove(target: Membership, actor: Membership) -> None:
-    """Raise ``RoleChangeRefused`` unless ``actor`` may remove (or deactivate) ``target``.
+    """Raise ``UserError`` unless ``actor`` may remove (or deactivate) ``target``.
 
     Leaving (``target`` is the actor) needs no permission; removing someone
     else needs ``members:remove``. Owners are removed only by Owners, nobody
@@ -300,12 +286,12 @@ def check_can_remove(target: Membership, actor: Membership) -> None:
     leaving = target.user_id == actor.user_id
     if not leaving:
         if "members:remove" not in actor.permissions:
-            raise RoleChangeRefused("Your role does not allow removing members.")
+            raise UserError("Your role does not allow removing members.")
         _check_may_touch(target, actor, "remove")
     if _is_last_owner(target):
         if leaving:
-            raise RoleChangeRefused("You are the last Owner. Transfer ownership to another member before you leave.")
-        raise RoleChangeRefused(f"{target.user.name} is the last Owner and cannot be removed.")
+            raise UserError("You are the last Owner. Transfer ownership to another member before you leave.")
+        raise UserError(f"{target.user.name} is the last Owner and cannot be removed.")
 
 
 def transfer_ownership(new_owner: Membership, actor: Membership) -> None:
@@ -316,13 +302,13 @@ def transfer_ownership(new_owner: Membership, actor: Membership) -> None:
     ``org.ownership_transferred``.
     """
     if not _is_owner(actor) or "org:transfer" not in actor.permissions:
-        raise RoleChangeRefused("Only an Owner can transfer ownership.")
+        raise UserError("Only an Owner can transfer ownership.")
     if new_owner.user_id == actor.user_id:
-        raise RoleChangeRefused("Choose another member: you are already the Owner.", field="user_id")
+        raise UserError("Choose another member: you are already the Owner.", field="user_id")
     if new_owner.status != "active":
-        raise RoleChangeRefused("Choose an active member.", field="user_id")
+        raise UserError("Choose an active member.", field="user_id")
     if _is_owner(new_owner):
-        raise RoleChangeRefused(f"{new_owner.user.name} is already an Owner.", field="user_id")
+        raise UserError(f"{new_owner.user.name} is already an Owner.", field="user_id")
     _active_owner_ids()  # lock the Owners while they change
     before = role_of(new_owner)
     new_owner.role, new_owner.custom_role_id = "owner", None
@@ -377,29 +363,29 @@ class RoleChanges:
 
 def _require_manage(actor: Membership) -> None:
     if "roles:manage" not in actor.permissions:
-        raise RoleError("Your role does not allow managing roles.")
+        raise UserError("Your role does not allow managing roles.")
 
 
 def _clean_name(name: str | None, exclude_id=None) -> str:
     name = " ".join((name or "").split())
     if not name:
-        raise RoleError("Give the role a name.", "name")
+        raise UserError("Give the role a name.", "name")
     if len(name) > NAME_MAX:
-        raise RoleError(f"Use at most {NAME_MAX} characters.", "name")
+        raise UserError(f"Use at most {NAME_MAX} characters.", "name")
     if name.lower() in {r.name.lower() for r in SYSTEM_ROLES.values()} | set(SYSTEM_ROLES):
-        raise RoleError(f"{name} is a system role; choose another name.", "name")
+        raise UserError(f"{name} is a system role; choose another name.", "name")
     stmt = select(func.count()).select_from(Role).where(func.lower(Role.name) == name.lower())
     if exclude_id is not None:
         stmt = stmt.where(Role.id != exclude_id)
     if db.session.execute(stmt).scalar_one():
-        raise RoleError("Another role already has this name.", "name")
+        raise UserError("Another role already has this name.", "name")
     return name
 
 
 def _clean_description(description: str | None) -> str:
     description = (description or "").strip()
     if len(description) > DESCRIPTION_MAX:
-        raise RoleError(f"Use at most {DESCRIPTION_MAX} characters.", "description")
+        raise UserError(f"Use at most {DESCRIPTION_MAX} characters.", "description")
     return description
 
 
@@ -407,17 +393,17 @@ def _clean_permissions(permissions, actor: Membership) -> list[str]:
     wanted = set(permissions or ())
     unknown = wanted - ALL
     if unknown:
-        raise RoleError(f"Unknown permission(s): {_perm_list(unknown)}.", "permissions")
+        raise UserError(f"Unknown permission(s): {_perm_list(unknown)}.", "permissions")
     beyond = wanted - actor.permissions
     if beyond:
-        raise RoleError(f"You cannot grant permissions you do not have yourself: {_perm_list(beyond)}.", "permissions")
+        raise UserError(f"You cannot grant permissions you do not have yourself: {_perm_list(beyond)}.", "permissions")
     return [p.name for p in PERMISSIONS if p.name in wanted]  # catalogue order
 
 
 def _check_within_actor(role: Role, actor: Membership, verb: str) -> None:
     beyond = set(role.permissions or ()) - actor.permissions
     if beyond:
-        raise RoleError(
+        raise UserError(
             f"{role.name} grants permissions you do not have ({_perm_list(beyond)}); "
             f"only someone who holds them can {verb} it."
         )
@@ -429,11 +415,11 @@ def _flush_unique(role: Role) -> None:
         with db.session.begin_nested():
             db.session.flush()
     except IntegrityError:
-        raise RoleError("Another role already has this name.", "name") from None
+        raise UserError("Another role already has this name.", "name") from None
 
 
 def create_role(name: str, description: str, permissions, actor: Membership) -> Role:
-    """Create a custom role. Raises ``RoleError`` (with ``field``) when the name
+    """Create a custom role. Raises ``UserError`` (with ``field``) when the name
     is empty, too long, a system role's or already used (case-insensitively),
     or when a permission is unknown or not held by the actor. Records ``role.created``."""
     _require_manage(actor)
@@ -513,7 +499,7 @@ def duplicate_role(source_key: str, actor: Membership) -> tuple[Role, frozenset[
     _require_manage(actor)
     source = get_role(source_key)
     if source is None:
-        raise RoleError("That role does not exist.")
+        raise UserError("That role does not exist.")
     dropped = source.permissions - actor.permissions
     role = Role(
         name=_copy_name(source.name),
@@ -532,7 +518,7 @@ def duplicate_role(source_key: str, actor: Membership) -> tuple[Role, frozenset[
 
 
 def delete_role(role: Role, actor: Membership | None = None) -> None:
-    """Delete a custom role. Refused (``RoleError`` naming the members to
+    """Delete a custom role. Refused (``UserError`` naming the members to
     reassign) while anyone, active or deactivated, holds it, and refused to
     an actor lacking any permission it grants. Records ``role.deleted``."""
     if actor is not None:
@@ -541,7 +527,7 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
     holders = members_with_role(_custom_info(role), include_inactive=True)
     if holders:
         names = ", ".join(f"{m.user.name} ({m.user.email})" for m in holders)
-        raise RoleError(f"{role.name} is still assigned. Give these members another role first: {names}.")
+        raise UserError(f"{role.name} is still assigned. Give these members another role first: {names}.")
     from app.members.models import Invitation
 
     pending = (
@@ -557,7 +543,7 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
         .all()
     )
     if pending:
-        raise RoleError(
+        raise UserError(
             f"{role.name} is offered in pending invitations. Revoke or resend them with another role "
             f"first: {', '.join(sorted(pending))}."
         )

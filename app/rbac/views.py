@@ -12,11 +12,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import login_required
 
+from app.errors import UserError
 from app.extensions import db
 from app.rbac import services
 from app.rbac.catalogue import BY_NAME, ROLE_ORDER, groups
 from app.rbac.decorators import require, require_all
 from app.rbac.forms import AssignForm, ConfirmForm, RoleForm, TransferForm, choice
+from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
 
 bp = Blueprint("roles", __name__, url_prefix="/roles")
@@ -53,14 +55,6 @@ def _editor_context(form: RoleForm, role=None, changes=None, checked=None):
         "changes": changes,
         "changed": set(changes.added + changes.removed) if changes else set(),
     }
-
-
-def _apply_error(form, e: services.RoleError) -> None:
-    target = getattr(form, e.field, None) if e.field else None
-    if target is not None:
-        target.errors = list(target.errors) + [e.message]
-    else:
-        form.form_errors.append(e.message)
 
 
 # --------------------------------------------------------------------------- reading
@@ -124,10 +118,9 @@ def create():
         return render("roles/new.html", status=422, **_editor_context(form))
     try:
         role = services.create_role(form.name.data, form.description.data, form.permissions.data, g.membership)
-    except services.RoleError as e:
+    except UserError as e:
         db.session.rollback()
-        _apply_error(form, e)
-        return render("roles/new.html", status=422, **_editor_context(form))
+        return render("roles/new.html", status=e.status, **_editor_context(with_error(form, e)))
     db.session.commit()
     flash(f"Created {role.name}.", "success")
     return redirect(url_for("roles.show", role_key=role.id))
@@ -161,11 +154,12 @@ def update(role_key):
         changes = services.update_role(
             role, form.name.data, form.description.data or "", form.permissions.data, g.membership
         )
-    except services.RoleError as e:
+    except UserError as e:
         db.session.rollback()
         role = _custom_or_404(role_key)
-        _apply_error(form, e)
-        return render("roles/edit.html", "roles/_editor.html", status=422, **_editor_context(form, role))
+        return render(
+            "roles/edit.html", "roles/_editor.html", status=e.status, **_editor_context(with_error(form, e), role)
+        )
     db.session.commit()
     message = f"Saved {role.name}. {changes.summary}." if changes else f"No changes to {role.name}."
     if is_htmx():
@@ -188,7 +182,7 @@ def duplicate(role_key):
     info = _role_or_404(role_key)
     try:
         role, dropped = services.duplicate_role(info.key, g.membership)
-    except services.RoleError as e:
+    except UserError as e:
         db.session.rollback()
         flash(e.message, "error")
         return redirect(url_for("roles.show", role_key=info.param))
@@ -215,9 +209,9 @@ def delete(role_key):
     name = role.name
     try:
         services.delete_role(role, g.membership)
-    except services.RoleError as e:
+    except UserError as e:
         db.session.rollback()
-        return render("roles/delete.html", status=422, info=info, form=form, holders=holders, error=e.message)
+        return render("roles/delete.html", status=e.status, info=info, form=form, holders=holders, error=e.message)
     db.session.commit()
     flash(f"Deleted {name}.", "success")
     return redirect(url_for("roles.index"))
@@ -244,17 +238,16 @@ def assign(role_key):
     form = AssignForm()
     form.user_id.choices = _assignable_members(info)
 
-    def again(error=None):
+    def again(status=422):
         return render(
             "roles/show.html",
-            status=422,
+            status=status,
             info=info,
             members=services.members_with_role(info),
             groups=groups(),
             system_roles=_system_columns(),
             assign_form=form,
             form=ConfirmForm(),
-            assign_error=error,
         )
 
     if not form.validate():
@@ -265,10 +258,10 @@ def assign(role_key):
         return again()
     try:
         changed = services.change_role(target, info.key, g.membership)
-    except services.RoleChangeRefused as e:
+    except UserError as e:
         db.session.rollback()
-        form.user_id.errors.append(e.message)
-        return again()
+        with_error(form, e, fallback="user_id")
+        return again(e.status)
     db.session.commit()
     if changed:
         flash(f"{target.user.name} is now {info.name}.", "success")
@@ -298,10 +291,11 @@ def transfer():
         return render("roles/transfer.html", form=form, step="confirm", target=target)
     try:
         services.transfer_ownership(target, g.membership)
-    except services.RoleChangeRefused as e:
+    except UserError as e:
         db.session.rollback()
-        form.user_id.errors.append(e.message)
-        return render("roles/transfer.html", status=422, form=form, step="choose")
+        return render(
+            "roles/transfer.html", status=e.status, form=with_error(form, e, fallback="user_id"), step="choose"
+        )
     db.session.commit()
     flash(f"{target.user.name} is now the Owner. You are now an Admin.", "success")
     return redirect(url_for("roles.index"))

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, text
 
 from app import audit
+from app.errors import UserError
 from app.extensions import db
 from app.tenancy.models import Organization
 from app.tenancy.scoping import all_organizations, tenant_context
@@ -26,14 +27,10 @@ log = logging.getLogger("tenantry.lifecycle")
 RESTORE_WINDOW = timedelta(days=30)
 
 
-class LifecycleError(ValueError):
-    """A user-facing reason an organization cannot change state."""
-
-
 def delete(org: Organization) -> None:
     """Soft-delete ``org`` (caller commits); audited in the organization's own log."""
     if org.deleted_at is not None:
-        raise LifecycleError("This organization is already deleted.")
+        raise UserError("This organization is already deleted.")
     org.deleted_at = utcnow()
     db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
@@ -45,16 +42,16 @@ def delete(org: Organization) -> None:
 def restore(org: Organization) -> None:
     """Undo a soft delete within the restore window (caller commits)."""
     if org.deleted_at is None:
-        raise LifecycleError("This organization is not deleted.")
+        raise UserError("This organization is not deleted.")
     if org.purged_at is not None or org.deleted_at + RESTORE_WINDOW < utcnow():
-        raise LifecycleError("The 30-day restore window has passed; the organization's data is gone.")
+        raise UserError("The 30-day restore window has passed; the organization's data is gone.")
     taken = db.session.execute(
         select(func.count())
         .select_from(Organization)
         .where(Organization.slug == org.slug, Organization.deleted_at.is_(None), Organization.id != org.id)
     ).scalar_one()
     if taken:
-        raise LifecycleError(f"The address {org.slug} was taken by another organization; change it first.")
+        raise UserError(f"The address {org.slug} was taken by another organization; change it first.")
     deleted_at = org.deleted_at
     org.deleted_at = None
     db.session.flush()  # written by the caller's role, before the scope narrows
@@ -67,7 +64,7 @@ def restore(org: Organization) -> None:
 def set_status(org: Organization, status: str) -> None:
     """Suspend or reinstate (caller commits)."""
     if status not in ("active", "suspended"):
-        raise LifecycleError("Unknown status.")
+        raise UserError("Unknown status.")
     if org.status == status:
         return
     before = org.status

@@ -8,6 +8,7 @@ import unicodedata
 from sqlalchemy import func, select
 
 from app import audit
+from app.errors import UserError
 from app.extensions import db
 from app.tenancy.models import Membership, Organization
 from app.tenancy.scoping import all_organizations, tenant_context
@@ -83,15 +84,6 @@ RESERVED_SLUGS = frozenset(
 )
 
 
-class OrgError(ValueError):
-    """A user-facing reason why an organization cannot be created or changed."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
 def slugify(name: str) -> str:
     """A DNS-safe slug from any name: ASCII, lower case, hyphens, 3–63 chars."""
     text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()
@@ -140,22 +132,22 @@ def available_slug(name: str) -> str:
 
 
 def create_organization(name: str, slug: str | None, owner, plan_key: str = "free") -> Organization:
-    """Create an organization with ``owner`` as its Owner. Raises ``OrgError``.
+    """Create an organization with ``owner`` as its Owner. Raises ``UserError``.
 
     The caller commits; the organization, the membership and the audit event
     land in one transaction.
     """
     name = (name or "").strip()
     if not name:
-        raise OrgError("name", "Give the organization a name.")
+        raise UserError("Give the organization a name.", "name")
     if len(name) > 120:
-        raise OrgError("name", "Use at most 120 characters.")
+        raise UserError("Use at most 120 characters.", "name")
     slug = (slug or "").strip().lower() or available_slug(name)
     problem = slug_problem(slug)
     if problem:
-        raise OrgError("slug", problem)
+        raise UserError(problem, "slug")
     if slug_taken(slug):
-        raise OrgError("slug", "This address is already taken.")
+        raise UserError("This address is already taken.", "slug")
     org = Organization(name=name, slug=slug, plan_key=plan_key)
     db.session.add(org)
     db.session.flush()

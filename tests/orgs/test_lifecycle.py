@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from app.errors import UserError
 from app.extensions import db
 from app.tenancy import lifecycle
 from app.tenancy.scoping import all_organizations
@@ -52,7 +53,7 @@ def test_restore_after_the_window_is_refused(world):
     lifecycle.delete(world.acme)
     world.acme.deleted_at = utcnow() - timedelta(days=31)
     db.session.commit()
-    with pytest.raises(lifecycle.LifecycleError, match="30-day"):
+    with pytest.raises(UserError, match="30-day"):
         lifecycle.restore(world.acme)
 
 
@@ -62,7 +63,7 @@ def test_restore_is_refused_when_the_slug_was_taken(world):
     lifecycle.delete(world.acme)
     db.session.commit()
     f.make_org("acme", "Another Acme")
-    with pytest.raises(lifecycle.LifecycleError, match="taken"):
+    with pytest.raises(UserError, match="taken"):
         lifecycle.restore(world.acme)
 
 
