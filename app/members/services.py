@@ -22,7 +22,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
+from app import audit, hooks
 from app.auth import services as auth_services
 from app.auth.models import User, UserSession
 from app.errors import UserError
@@ -199,23 +199,21 @@ def remove(target: Membership, actor: Membership) -> None:
     """Remove a member from the organization (their account stays).
 
     Refused for yourself, the last Owner and anyone more powerful than the
-    actor. Projects they owned keep existing without an owner. Records
-    ``member.removed`` with the role they had.
+    actor. Other areas let go of the membership through ``hooks.member_removed``
+    (projects they owned keep existing without an owner). Records
+    ``member.removed`` with the role they had and what the hook reported.
     """
     if "members:remove" not in actor.permissions:
         raise UserError("Your role does not allow removing members.")
     _refuse_self(target, actor, "remove")
     rbac.check_can_remove(target, actor)
-    from app.projects.models import Project
-
     user = target.user
     role_name, status = target.role_name, target.status
-    released = db.session.execute(
-        update(Project)
-        .where(Project.owner_id == target.user_id)
-        .values(owner_id=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    # Whatever refers to the membership lets go of it first (projects lose
+    # their owner), and says what it did for the audit event.
+    facts = {}
+    for answer in hooks.member_removed.send(target):
+        facts.update(answer or {})
     try:
         with db.session.begin_nested():
             db.session.delete(target)
@@ -228,7 +226,7 @@ def remove(target: Membership, actor: Membership) -> None:
         "member.removed",
         target=user,
         before={"role": role_name, "status": status},
-        metadata={"user_id": str(user.id), "email": user.email, "projects_unowned": released},
+        metadata={"user_id": str(user.id), "email": user.email, **facts},
     )
 
 
@@ -453,6 +451,40 @@ def revoke(inv: Invitation, actor: Membership) -> None:
         before={"state": "pending"},
         after={"state": "revoked"},
         metadata={"email": inv.email},
+    )
+
+
+@hooks.role_in_use.connect
+def _offered_in_pending_invitations(role) -> str | None:
+    """A custom role offered by a pending invitation is in use: deleting it
+    would leave the link promising a role that no longer exists."""
+    pending = (
+        db.session.execute(
+            select(Invitation.email).where(
+                Invitation.custom_role_id == role.id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not pending:
+        return None
+    return (
+        f"{role.name} is offered in pending invitations. Revoke or resend them with another role "
+        f"first: {', '.join(sorted(pending))}."
+    )
+
+
+@hooks.role_deleted.connect
+def _forget_deleted_role(role) -> None:
+    """Accepted, revoked or expired invitations keep only a historical
+    reference to a deleted role: they fall back to Viewer."""
+    db.session.execute(
+        update(Invitation).where(Invitation.custom_role_id == role.id).values(custom_role_id=None, role="viewer"),
+        execution_options={"synchronize_session": False},
     )
 
 

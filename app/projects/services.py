@@ -21,10 +21,10 @@ import math
 import uuid
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Integer, bindparam, func, or_, select
+from sqlalchemy import Integer, bindparam, func, or_, select, update
 from sqlalchemy.orm import raiseload
 
-from app import audit
+from app import audit, hooks
 from app.auth.models import User
 from app.errors import UserError
 from app.extensions import db
@@ -334,3 +334,17 @@ def delete_project(project: Project) -> None:
     audit.record("project.deleted", target=project, before=_snapshot(project))
     db.session.delete(project)
     db.session.flush()
+
+
+# --------------------------------------------------------------------------- other areas' changes
+@hooks.member_removed.connect
+def release_ownership(membership: Membership) -> dict:
+    """A member leaving the organization leaves their projects behind, without
+    an owner (the owner's foreign key points at the membership)."""
+    released = db.session.execute(
+        update(Project)
+        .where(Project.owner_id == membership.user_id)
+        .values(owner_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return {"projects_unowned": released}

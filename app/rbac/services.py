@@ -25,16 +25,15 @@ import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
+from app import audit, hooks
 from app.errors import UserError
 from app.extensions import db
 from app.rbac.catalogue import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
 from app.rbac.models import Role
 from app.tenancy.models import Membership
-from app.util import parse_uuid, utcnow
+from app.util import parse_uuid
 
 CUSTOM_PREFIX = "custom:"
 NAME_MAX = 64
@@ -519,8 +518,10 @@ def duplicate_role(source_key: str, actor: Membership) -> tuple[Role, frozenset[
 
 def delete_role(role: Role, actor: Membership | None = None) -> None:
     """Delete a custom role. Refused (``UserError`` naming the members to
-    reassign) while anyone, active or deactivated, holds it, and refused to
-    an actor lacking any permission it grants. Records ``role.deleted``."""
+    reassign) while anyone, active or deactivated, holds it, or while another
+    area still uses it (``hooks.role_in_use``: a pending invitation offers it),
+    and refused to an actor lacking any permission it grants. Records
+    ``role.deleted``."""
     if actor is not None:
         _require_manage(actor)
         _check_within_actor(role, actor, "delete")
@@ -528,30 +529,12 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
     if holders:
         names = ", ".join(f"{m.user.name} ({m.user.email})" for m in holders)
         raise UserError(f"{role.name} is still assigned. Give these members another role first: {names}.")
-    from app.members.models import Invitation
-
-    pending = (
-        db.session.execute(
-            select(Invitation.email).where(
-                Invitation.custom_role_id == role.id,
-                Invitation.accepted_at.is_(None),
-                Invitation.revoked_at.is_(None),
-                Invitation.expires_at > utcnow(),
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if pending:
-        raise UserError(
-            f"{role.name} is offered in pending invitations. Revoke or resend them with another role "
-            f"first: {', '.join(sorted(pending))}."
-        )
-    # Accepted or revoked invitations keep only a historical reference.
-    db.session.execute(
-        sa_update(Invitation).where(Invitation.custom_role_id == role.id).values(custom_role_id=None, role="viewer"),
-        execution_options={"synchronize_session": False},
-    )
+    # Other areas keep references to roles (an invitation offers one): they say
+    # whether the role is still in use, and let go of what is only history.
+    in_use = [reason for reason in hooks.role_in_use.send(role) if reason]
+    if in_use:
+        raise UserError(" ".join(in_use))
+    hooks.role_deleted.send(role)
     audit.record(
         "role.deleted",
         target=role,

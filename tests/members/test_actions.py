@@ -247,3 +247,36 @@ def test_bulk_action_needs_its_own_permission(world, login):
     assert login(world.users["viewer"], "acme").post(
         url("acme", "/members/bulk"), data={"action": "revoke"}
     ).status_code in (400, 403)
+
+
+def test_remove_tells_every_area_through_the_hook_and_audits_what_they_report(world, login, audit_events):
+    """A future area (API keys, SCIM...) hangs on the same hook as projects."""
+    from app import hooks
+
+    seen = []
+
+    def api_keys_receiver(m):
+        seen.append(m.user_id)
+        return {"api_keys_revoked": 2}
+
+    uid = world.users["viewer"].id
+    with hooks.member_removed.connected(api_keys_receiver):
+        r = post(login(world.users["admin"], "acme"), f"/members/{uid}/delete")
+    assert r.status_code == 200
+    assert seen == [uid]
+    metadata = audit_events[0][1]["metadata"]
+    assert metadata["api_keys_revoked"] == 2 and metadata["projects_unowned"] == 0
+
+
+def test_a_refusal_from_a_hook_receiver_removes_nothing(world, login):
+    from app import hooks
+    from app.errors import UserError
+
+    def refuse(_m):
+        raise UserError("They still own the billing account.")
+
+    uid = world.users["viewer"].id
+    with hooks.member_removed.connected(refuse):
+        r = post(login(world.users["admin"], "acme"), f"/members/{uid}/delete")
+    assert r.status_code == 422 and b"They still own the billing account." in r.data
+    assert membership(world.acme, uid) is not None

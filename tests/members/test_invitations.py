@@ -387,3 +387,31 @@ def test_mail_failure_is_reported_and_the_invitation_stands(world, app, login, m
     assert b"could not be mailed to unlucky@example.test" in page
     [inv] = invitations(world.acme)
     assert inv.sent_at is None and inv.is_pending
+
+
+def test_a_custom_role_offered_in_a_pending_invitation_is_in_use(world, login, mailbox):
+    """Members answers rbac's ``role_in_use`` hook; an accepted or revoked
+    invitation is history, and the role may go (the invitation falls back to Viewer)."""
+    from app import hooks
+    from app.rbac.models import Role
+
+    with tenant_context(world.acme.id):
+        role = Role(organization_id=world.acme.id, name="Auditor", permissions=["audit:view"])
+        db.session.add(role)
+        db.session.commit()
+        role_id = role.id
+    c = login(world.users["owner"], "acme")
+    assert invite(c, "aud@example.test", role=f"custom:{role_id}").status_code == 302
+    with tenant_context(world.acme.id):
+        role = db.session.execute(select(Role).where(Role.id == role_id)).scalar_one()
+        assert [r for r in hooks.role_in_use.send(role) if r] == [
+            "Auditor is offered in pending invitations. Revoke or resend them with another role first: aud@example.test."
+        ]
+        inv = db.session.execute(select(Invitation).where(Invitation.email == "aud@example.test")).unique().scalar_one()
+        inv.revoked_at = utcnow()
+        db.session.flush()
+        assert [r for r in hooks.role_in_use.send(role) if r] == []
+        hooks.role_deleted.send(role)
+        db.session.commit()
+        inv = db.session.execute(select(Invitation).where(Invitation.email == "aud@example.test")).unique().scalar_one()
+        assert (inv.role, inv.custom_role_id) == ("viewer", None)

@@ -362,3 +362,15 @@ def test_deleting_a_custom_role_offered_in_a_pending_invitation_is_refused(world
         with pytest.raises(UserError, match="later@example.test"):
             services.delete_role(role)
         db.session.rollback()
+
+
+def test_a_role_another_area_says_is_in_use_is_not_deleted(roles_world):
+    """rbac asks ``hooks.role_in_use``; any area (SSO group mappings, say) may answer."""
+    from app import hooks
+
+    w = roles_world
+    with hooks.role_in_use.connected(lambda role: f"{role.name} is mapped from the IdP group admins."):
+        with _in(w.acme), pytest.raises(UserError, match="mapped from the IdP group admins"):
+            services.delete_role(services.custom_role_by_id(w.acme_role.id), membership(w.acme, w.users["owner"]))
+    with _in(w.acme):
+        assert services.custom_role_by_id(w.acme_role.id) is not None

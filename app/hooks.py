@@ -1,0 +1,95 @@
+"""Hooks: how one area hears about another's changes without importing it.
+
+An area that owns a change sends a hook; the areas whose data refers to it
+connect a receiver where they live. The sender never names its receivers, so
+members does not import projects to release a removed member's projects, and
+rbac does not import members to learn whether an invitation still offers a
+role. API keys, SSO group mappings and SCIM deprovisioning will connect to the
+same hooks.
+
+The hooks are blinker signals (the library Flask's own signals use, already
+installed with Flask) behind a small typed face: ``Hook[Payload, Answer]``
+says what a receiver is given and what it returns, ``send`` hands back the
+answers alone, and receivers are held strongly (blinker holds weak references
+by default, which would silently drop a receiver defined in a closure).
+
+Every hook is sent inside the sender's transaction, before its change is
+flushed, so a receiver's own changes land (or roll back) with it; a receiver
+that raises ``app.errors.UserError`` refuses the change. Receivers run in no
+particular order and must not depend on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from blinker import Namespace
+
+if TYPE_CHECKING:  # models are imported for the annotations only: this module sits below every area
+    from app.rbac.models import Role
+    from app.tenancy.models import Membership
+
+P = TypeVar("P")
+A = TypeVar("A")
+
+_signals = Namespace()
+
+
+class Hook(Generic[P, A]):
+    """One hook: receivers take a ``P`` and answer an ``A``."""
+
+    def __init__(self, name: str, doc: str):
+        self.name = name
+        self.__doc__ = doc
+        self._signal = _signals.signal(name, doc=doc)
+
+    def connect(self, receiver: Callable[[P], A]) -> Callable[[P], A]:
+        """Connect ``receiver`` (usable as a decorator); it is called with the payload only."""
+        # blinker calls ``receiver(sender)``: the payload is the sender, and no keywords are sent.
+        self._signal.connect(receiver, weak=False)
+        return receiver
+
+    def disconnect(self, receiver: Callable[[P], A]) -> None:
+        self._signal.disconnect(receiver)
+
+    def send(self, payload: P) -> list[A]:
+        """Call every receiver with ``payload``; their answers, in no particular order."""
+        return [answer for _receiver, answer in self._signal.send(payload)]
+
+    @contextmanager
+    def connected(self, receiver: Callable[[P], A]) -> Iterator[None]:
+        """``receiver`` connected for the duration of a ``with`` block (tests)."""
+        self.connect(receiver)
+        try:
+            yield
+        finally:
+            self.disconnect(receiver)
+
+    def __repr__(self) -> str:
+        return f"<Hook {self.name}>"
+
+
+member_removed: Hook[Membership, dict | None] = Hook(
+    "member-removed",
+    """A membership is about to be deleted (the member leaves the organization;
+    their account stays). Sent before the row goes: a receiver releases what
+    refers to it (a project's owner, an API key's creator...) and may return a
+    dict of facts (``{"projects_unowned": 3}``) that go into the
+    ``member.removed`` audit event.""",
+)
+
+role_in_use: Hook[Role, str | None] = Hook(
+    "role-in-use",
+    """May this custom role be deleted? A receiver returns why not (a sentence
+    for the person deleting it, naming what still uses the role: "offered in
+    pending invitations to ...") or ``None``.""",
+)
+
+role_deleted: Hook[Role, None] = Hook(
+    "role-deleted",
+    """A custom role nobody uses any more is about to be deleted. Sent before
+    the row goes: a receiver drops the historical references it keeps (an
+    accepted invitation's role, say) so the delete does not trip a foreign key.""",
+)
