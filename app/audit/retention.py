@@ -6,9 +6,10 @@ the sealer, in one transaction:
 
 1. seal first, so every old event has its place in the chain;
 2. find the longest *prefix* of the chain (by ``seq``) whose events are all
-   older than ``now - plan.audit_retention_days`` - a prefix, so what remains
-   is still one unbroken chain; it stops at anything suspicious (a missing
-   event) so the evidence of tampering is never purged;
+   older than the organization's ``audit_retention_days`` limit
+   (``app.tenancy.entitlements``) - a prefix, so what remains is still one
+   unbroken chain; it stops at anything suspicious (a missing event) so the
+   evidence of tampering is never purged;
 3. delete those events and their seals;
 4. append a signed ``purge`` checkpoint: seq range, count, cutoff and the
    chain MAC at the last removed seq - verification resumes from it;
@@ -28,6 +29,7 @@ from sqlalchemy import text
 
 from app.audit import integrity, sealing
 from app.audit.verification import write_checkpoint
+from app.tenancy import entitlements
 from app.util import utcnow
 
 log = logging.getLogger("tenantry.audit.retention")
@@ -44,10 +46,8 @@ class PurgeResult:
 
 
 def _retention_days(conn, org_id) -> int | None:
-    return conn.execute(
-        text("SELECT p.audit_retention_days FROM organizations o JOIN plans p ON p.key = o.plan_key WHERE o.id = :o"),
-        {"o": org_id},
-    ).scalar()
+    # The owner's connection has no ORM session: the same limit, as one SELECT.
+    return conn.execute(entitlements.limit_query("audit_retention_days", org_id)).scalar()
 
 
 def purge_org(conn, org_id, slug: str, now: datetime, ring, key) -> PurgeResult | None:

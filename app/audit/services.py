@@ -42,6 +42,7 @@ from app.audit import catalogue, integrity
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditSeal
 from app.database import apply_tenant_settings
 from app.extensions import db
+from app.tenancy.entitlements import limit
 from app.util import parse_uuid
 from app.web.downloads import csv_chunks
 
@@ -508,7 +509,7 @@ def log_state(org_id, session=None) -> LogState:
         select(AuditSeal.seq).where(AuditSeal.organization_id == org_id).order_by(AuditSeal.seq.desc()).limit(1)
     ).scalar()
     return LogState(
-        retention_days=org.plan.audit_retention_days if org and org.plan else None,
+        retention_days=limit(org, "audit_retention_days") if org else None,
         plan_name=org.plan.name if org and org.plan else None,
         oldest=oldest,
         last_purge=cps["purge"],

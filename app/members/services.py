@@ -29,6 +29,7 @@ from app.errors import UserError
 from app.extensions import db
 from app.members.models import Invitation
 from app.rbac import services as rbac
+from app.tenancy.entitlements import limit
 from app.tenancy.models import Membership
 from app.util import parse_uuid, utcnow
 
@@ -113,12 +114,13 @@ def _lock_seats(org_id) -> None:
 
 
 def seats(org, lock: bool = False) -> Seats:
-    """Seats in use against the organization's plan (``lock``: hold them until commit).
+    """Seats in use against the organization's ``seats`` limit (``lock``: hold them until commit).
 
     An unlimited plan is not counted: an organization of 50,000 members would
     pay a full count on every page for a number nothing depends on.
     """
-    if org.plan.max_members is None:
+    allowed = limit(org, "seats")
+    if allowed is None:
         return Seats(None, None, org.plan.name)
     if lock:
         _lock_seats(org.id)
@@ -130,7 +132,7 @@ def seats(org, lock: bool = False) -> Seats:
         .select_from(Invitation)
         .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
     ).scalar_one()
-    return Seats(members + pending, org.plan.max_members, org.plan.name)
+    return Seats(members + pending, allowed, org.plan.name)
 
 
 # --------------------------------------------------------------------------- member changes

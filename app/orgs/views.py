@@ -11,6 +11,7 @@ from app.extensions import db
 from app.orgs.forms import OrganizationForm
 from app.rbac.decorators import login_only, public, require
 from app.tenancy import hosts
+from app.tenancy.entitlements import limit
 from app.tenancy.services import create_organization, my_memberships
 from app.web.forms import with_error
 from app.web.htmx import render
@@ -107,7 +108,8 @@ def dashboard():
             select(func.count()).select_from(Project).where(Project.status == "active")
         ).scalar_one(),
     }
-    return render_template("orgs/dashboard.html", counts=counts)
+    limits = {name: limit(g.org, name) for name in ("seats", "api_requests_per_minute")}
+    return render_template("orgs/dashboard.html", counts=counts, limits=limits)
 
 
 @bp.get("/switcher")
