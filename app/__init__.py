@@ -43,10 +43,11 @@ def create_app(overrides: dict | None = None) -> Flask:
         ops,
     )
     from app.tenancy import request as tenancy_request
-    from app.web import input_guard, templating
+    from app.web import input_guard, nav, templating
 
     ops.init_app(app)
     templating.init_app(app)
+    nav.init_app(app)
     input_guard.init_app(app)  # before the host hook and the blueprints (it bounds <int:...>)
     tenancy_request.init_app(app)
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, render_template, request
 from flask_login import current_user, login_required
-from werkzeug.routing import BuildError
 
 from app import audit
 from app.audit import catalogue, services
@@ -27,41 +26,22 @@ from app.audit.cli import register as register_cli
 from app.extensions import db
 from app.rbac.decorators import has, login_only, require
 from app.tenancy.scoping import tenant_context
+from app.web import nav
 from app.web.downloads import download
 from app.web.htmx import render
 
 bp = Blueprint("audit", __name__, url_prefix="/audit", cli_group="audit")
+nav.link(bp, "index", "Audit log", section="admin", order=30)
 register_cli(bp.cli)
 
 
 # ----------------------------------------------------------------------------- helpers
-def _url(endpoint: str, **values) -> str | None:
-    """``url_for`` when that area exists (other areas' pages are optional links)."""
-    if endpoint not in current_app.view_functions:
-        return None
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
-
-
 def entity_links(kind: str, entity_id, on_org_host: bool) -> dict:
-    """Where an actor or a target can be looked at: its own page, and its events."""
+    """Where an actor or a target can be looked at: the page its area declared
+    for its kind (``app.web.nav.entity_page``), on the organization's host."""
     if entity_id is None:
         return {}
-    page = None
-    if on_org_host:
-        if kind in ("member", "user"):
-            page = _url("members.show", user_id=entity_id)
-        elif kind == "project":
-            page = _url("projects.show", project_id=entity_id)
-        elif kind == "role":
-            page = _url("roles.show", role_key=entity_id)
-        elif kind == "organization":
-            page = _url("settings.index")
-        elif kind == "invitation":
-            page = _url("members.index", status="invited")
-    return {"page": page}
+    return {"page": nav.entity_url(kind, entity_id) if on_org_host else None}
 
 
 def display_value(value) -> str:

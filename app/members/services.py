@@ -135,6 +135,13 @@ def seats(org, lock: bool = False) -> Seats:
     return Seats(members + pending, allowed, org.plan.name)
 
 
+def dashboard_figure(org) -> tuple[int, str | None]:
+    """The dashboard's figure: every membership (any status), and the seat limit when there is one."""
+    members = db.session.execute(select(func.count()).select_from(Membership)).scalar_one()
+    allowed = limit(org, "seats")
+    return members, (f"of {allowed} seats" if allowed else None)
+
+
 # --------------------------------------------------------------------------- member changes
 def is_demotion(target: Membership, new_role_key: str) -> bool:
     """True when the new role takes away any permission the member holds now."""

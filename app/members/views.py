@@ -38,6 +38,7 @@ from app.rbac import services as rbac
 from app.rbac.decorators import public, require, require_all, require_any
 from app.tenancy import hosts
 from app.tenancy.scoping import current_org_id, tenant_context
+from app.web import nav
 from app.web.downloads import csv_chunks, download
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
@@ -45,6 +46,10 @@ from app.web.htmx import is_htmx, render
 log = logging.getLogger("tenantry.members")
 
 bp = Blueprint("members", __name__)
+nav.link(bp, "index", "Members", section="admin", order=10)
+nav.entity_page(bp, ("member", "user"), "show", lambda user_id: {"user_id": user_id})
+nav.entity_page(bp, "invitation", "index", lambda _id: {"status": "invited"})
+nav.dashboard_figure(bp, "Members", services.dashboard_figure, order=10)
 
 
 # --------------------------------------------------------------------------- helpers

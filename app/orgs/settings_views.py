@@ -10,8 +10,11 @@ from app.extensions import db
 from app.orgs.forms import DeleteOrganizationForm, GeneralSettingsForm
 from app.rbac.decorators import require, require_any
 from app.tenancy import hosts, lifecycle
+from app.web import nav
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
+nav.link(bp, "index", "Settings", section="admin", order=90)
+nav.entity_page(bp, "organization", "index", lambda _id: {})
 
 
 def _page(general=None, delete=None, status=200):

@@ -13,37 +13,12 @@ from app.rbac.decorators import login_only, public, require
 from app.tenancy import hosts
 from app.tenancy.entitlements import limit
 from app.tenancy.services import create_organization, my_memberships
+from app.web import nav
 from app.web.forms import with_error
 from app.web.htmx import render
 
 bp = Blueprint("orgs", __name__)
-
-
-# Where an organization's root sends a member: the first area their role can
-# reach (a custom role may lack org:view, e.g. an "Auditor").
-LANDING_ORDER = [
-    ("org:view", "orgs.dashboard"),
-    ("projects:view", "projects.index"),
-    ("members:view", "members.index"),
-    ("audit:view", "audit.index"),
-    ("analytics:view", "analytics.index"),
-    ("roles:view", "roles.index"),
-    ("apikeys:view", "api_keys.index"),
-    ("webhooks:view", "webhooks.index"),
-    ("org:update", "settings.index"),
-]
-
-
-def first_reachable_page() -> str:
-    """The URL of the first page the current member may open (the account page if none)."""
-    from flask import current_app
-
-    from app.rbac.decorators import has
-
-    for perm, endpoint in LANDING_ORDER:
-        if has(perm) and endpoint in current_app.view_functions:
-            return url_for(endpoint)
-    return hosts.apex_url("/?pick=1")
+nav.link(bp, "dashboard", "Dashboard", section="main", order=10)
 
 
 @bp.get("/")
@@ -55,7 +30,9 @@ def home():
     on an organization host, the dashboard.
     """
     if g.get("org") is not None:
-        return redirect(first_reachable_page())
+        # The first page in the side navigation the member may open (a custom
+        # role may lack the dashboard, e.g. an "Auditor"); none: the picker.
+        return redirect(nav.landing_url() or hosts.apex_url("/?pick=1"))
     if not current_user.is_authenticated:
         return render_template("orgs/landing.html")
     memberships = my_memberships(current_user.id)
@@ -96,20 +73,12 @@ def new():
 @login_required
 @require("org:view")
 def dashboard():
-    """The organization's home: what the member can reach, at a glance."""
-    from sqlalchemy import func, select
-
-    from app.projects.models import Project
-    from app.tenancy.models import Membership
-
-    counts = {
-        "members": db.session.execute(select(func.count()).select_from(Membership)).scalar_one(),
-        "projects": db.session.execute(
-            select(func.count()).select_from(Project).where(Project.status == "active")
-        ).scalar_one(),
-    }
-    limits = {name: limit(g.org, name) for name in ("seats", "api_requests_per_minute")}
-    return render_template("orgs/dashboard.html", counts=counts, limits=limits)
+    """The organization's home: each area's figure (``app.web.nav.dashboard_figure``) and the plan, at a glance."""
+    return render_template(
+        "orgs/dashboard.html",
+        figures=nav.dashboard_figures(g.org),
+        api_rate=limit(g.org, "api_requests_per_minute"),
+    )
 
 
 @bp.get("/switcher")
@@ -141,7 +110,7 @@ def _may_open(path: str, membership) -> bool:
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
 
-    from app.rbac.decorators import access_of, grants
+    from app.rbac.decorators import may_open
 
     adapter = current_app.url_map.bind("localhost")
     try:
@@ -153,7 +122,4 @@ def _may_open(path: str, membership) -> bool:
             return False
     except HTTPException:
         return False
-    access = access_of(current_app.view_functions[endpoint]) or {}
-    if access.get("kind") != "permission":
-        return access.get("kind") in ("public", "login")
-    return grants(membership.permissions, access["permissions"], access["mode"])
+    return may_open(current_app.view_functions[endpoint], membership.permissions)

@@ -205,6 +205,11 @@ def list_projects(query: ProjectQuery) -> ProjectPage:
     )
 
 
+def active_count() -> int:
+    """How many active projects the organization has (the dashboard's figure)."""
+    return db.session.execute(select(func.count()).select_from(Project).where(Project.status == "active")).scalar_one()
+
+
 def find_project(project_id) -> Project | None:
     """The current organization's project with this id, or ``None``.
 

@@ -17,10 +17,14 @@ from app.projects import services
 from app.projects.forms import ProjectForm
 from app.projects.services import ProjectQuery
 from app.rbac.decorators import require
+from app.web import nav
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
+nav.link(bp, "index", "Projects", section="main", order=20)
+nav.entity_page(bp, "project", "show", lambda project_id: {"project_id": project_id})
+nav.dashboard_figure(bp, "Active projects", lambda org: (services.active_count(), None), order=20)
 
 
 def _project_or_404(project_id: str):

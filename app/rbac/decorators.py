@@ -30,6 +30,15 @@ def access_of(view) -> dict | None:
     return getattr(view, ACCESS_ATTR, None)
 
 
+def may_open(view, held) -> bool:
+    """True when a member holding the permissions ``held`` may open ``view``,
+    as its declared guard says (public and login-only views are open to all)."""
+    access = access_of(view) or {}
+    if access.get("kind") != "permission":
+        return access.get("kind") in ("public", "login")
+    return grants(held, access["permissions"], access["mode"])
+
+
 def public(view=None, *, outsiders_on_org_host: bool = False, suspended_ok: bool = False):
     """No sign-in needed. ``outsiders_on_org_host`` lets non-members reach it on
     an organization's host (hand-off, invitation links)."""

@@ -18,10 +18,13 @@ from app.rbac import services
 from app.rbac.catalogue import BY_NAME, ROLE_ORDER, groups
 from app.rbac.decorators import require, require_all
 from app.rbac.forms import AssignForm, ConfirmForm, RoleForm, TransferForm, choice
+from app.web import nav
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
 
 bp = Blueprint("roles", __name__, url_prefix="/roles")
+nav.link(bp, "index", "Roles & permissions", section="admin", order=20)
+nav.entity_page(bp, "role", "show", lambda role_key: {"role_key": role_key})
 
 
 @bp.app_context_processor

@@ -1,0 +1,145 @@
+"""The navigation registry: what each area shows outside its own pages.
+
+An area declares, beside its blueprint, its links in the organization's side
+navigation, the page an entity of its kind links to (the audit viewer links
+an event's actor and target there), and its figure on the dashboard::
+
+    bp = Blueprint("projects", __name__, url_prefix="/projects")
+    nav.link(bp, "index", "Projects", section="main", order=20)
+    nav.entity_page(bp, "project", "show", lambda pid: {"project_id": pid})
+
+Declarations ride on the blueprint and reach the app when it is registered,
+so an area that is not registered has no entries, and no list anywhere names
+the areas: a new area adds itself in its own package.
+
+Who sees a link is not declared twice: a link is shown exactly when the
+member's role may open its endpoint, as that view's own ``@require...``
+guard says. The organization's root lands on the first link shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Flask, current_app, g, request, url_for
+from werkzeug.routing import BuildError
+
+from app.rbac.decorators import may_open
+
+# Side-navigation sections, in order; ``None``: headed by the organization's name.
+SECTIONS = {"main": None, "admin": "Administration"}
+
+_KEY = "tenantry.nav"
+
+
+@dataclass(frozen=True)
+class Link:
+    endpoint: str
+    label: str
+    section: str
+    order: int
+
+
+@dataclass(frozen=True)
+class EntityPage:
+    endpoint: str
+    values: Callable[[str], dict]
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    order: int
+    compute: Callable  # (organization) -> (value, hint or None)
+
+
+@dataclass
+class _Registry:
+    links: list[Link] = field(default_factory=list)
+    entity_pages: dict[str, EntityPage] = field(default_factory=dict)
+    figures: list[Figure] = field(default_factory=list)
+
+
+def _registry(app: Flask) -> _Registry:
+    return app.extensions.setdefault(_KEY, _Registry())
+
+
+# --------------------------------------------------------------------------- declaring (each area)
+def link(bp: Blueprint, view: str, label: str, *, section: str, order: int) -> None:
+    """A side-navigation link to ``bp``'s ``view`` (an endpoint without arguments)."""
+    if section not in SECTIONS:
+        raise ValueError(f"unknown section {section!r}; known: {sorted(SECTIONS)}")
+    entry = Link(f"{bp.name}.{view}", label, section, order)
+    bp.record_once(lambda state: _registry(state.app).links.append(entry))
+
+
+def entity_page(bp: Blueprint, kinds: str | tuple[str, ...], view: str, values: Callable[[str], dict]) -> None:
+    """The page of an entity of ``kinds`` (an audit event's actor or target
+    type): ``bp``'s ``view`` with ``values(entity_id)`` as its URL values."""
+    page = EntityPage(f"{bp.name}.{view}", values)
+
+    def register(state):
+        pages = _registry(state.app).entity_pages
+        for kind in (kinds,) if isinstance(kinds, str) else kinds:
+            if kind in pages:
+                raise ValueError(f"two areas declare the page of a {kind!r}")
+            pages[kind] = page
+
+    bp.record_once(register)
+
+
+def dashboard_figure(bp: Blueprint, label: str, compute: Callable, *, order: int) -> None:
+    """A figure on the organization's dashboard: ``compute(org)`` returns ``(value, hint or None)``."""
+    figure = Figure(label, order, compute)
+    bp.record_once(lambda state: _registry(state.app).figures.append(figure))
+
+
+# --------------------------------------------------------------------------- reading (shared pages)
+def links() -> list[Link]:
+    """The side-navigation links the current member may open, section by section."""
+    held = g.get("permissions", frozenset())
+    order = list(SECTIONS)
+    views = current_app.view_functions
+    shown = [x for x in _registry(current_app).links if may_open(views[x.endpoint], held)]
+    return sorted(shown, key=lambda x: (order.index(x.section), x.order, x.label))
+
+
+def sections() -> list[tuple[str | None, list[tuple[Link, str, bool]]]]:
+    """For the side navigation: ``(heading, [(link, url, active)])`` for the
+    first section (headed by the organization's name, always shown) and every
+    other section with a link to show. A link is active on every page under
+    its own URL (``/projects/...`` for ``/projects/``)."""
+    out: dict[str, list] = {next(iter(SECTIONS)): []}
+    for x in links():
+        href = url_for(x.endpoint)
+        out.setdefault(x.section, []).append((x, href, request.path.startswith(href.rstrip("/") or "/")))
+    return [(SECTIONS[s], items) for s, items in out.items()]
+
+
+def landing_url() -> str | None:
+    """Where the organization's root sends the current member: the first link
+    they may open (a custom role may lack the dashboard), or ``None``."""
+    shown = links()
+    return url_for(shown[0].endpoint) if shown else None
+
+
+def entity_url(kind: str, entity_id) -> str | None:
+    """The page of an entity, when an area declared one for ``kind``."""
+    page = _registry(current_app).entity_pages.get(kind)
+    if page is None or entity_id is None:
+        return None
+    try:
+        return url_for(page.endpoint, **page.values(str(entity_id)))
+    except BuildError:
+        return None
+
+
+def dashboard_figures(org) -> list[tuple[str, object, str | None]]:
+    """``(label, value, hint)`` of every area's dashboard figure, in order."""
+    figures = sorted(_registry(current_app).figures, key=lambda f: (f.order, f.label))
+    return [(f.label, *f.compute(org)) for f in figures]
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_global(sections, "nav_sections")
