@@ -19,10 +19,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, hooks
+from app.audit.models import AuditEvent
 from app.auth import services as auth_services
 from app.auth.models import User, UserSession
 from app.errors import UserError
@@ -58,6 +59,24 @@ def get_invitation(invitation_id) -> Invitation | None:
     if iid is None:
         return None
     return db.session.execute(select(Invitation).where(Invitation.id == iid)).unique().scalar_one_or_none()
+
+
+def recent_events(m: Membership, count: int = 20) -> list[AuditEvent]:
+    """The organization's newest audit events by or about the member (newest first)."""
+    uid = m.user_id
+    return list(
+        db.session.execute(
+            select(AuditEvent)
+            .where(
+                or_(
+                    AuditEvent.actor_id == uid,
+                    (AuditEvent.target_type.in_(("user", "member"))) & (AuditEvent.target_id == str(uid)),
+                )
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(count)
+        ).scalars()
+    )
 
 
 def hash_token(token: str) -> str:

@@ -26,7 +26,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import or_, select
 
 from app import audit
 from app.auth import services as auth_services
@@ -256,30 +255,13 @@ def bulk():
 
 # --------------------------------------------------------------------------- one member
 def _show_page(m, status: int = 200, error: str | None = None):
-    from app.audit.models import AuditEvent
-
     sessions = (
         auth_services.active_sessions(m.user)
         if "members:remove" in g.permissions or m.user_id == g.membership.user_id
         else []
     )
     reached = services.sessions_reaching(m.user, hosts.org_host(g.org)) if sessions else set()
-    events = []
-    if "audit:view" in g.permissions:
-        uid = m.user_id
-        events = list(
-            db.session.execute(
-                select(AuditEvent)
-                .where(
-                    or_(
-                        AuditEvent.actor_id == uid,
-                        (AuditEvent.target_type.in_(("user", "member"))) & (AuditEvent.target_id == str(uid)),
-                    )
-                )
-                .order_by(AuditEvent.id.desc())
-                .limit(20)
-            ).scalars()
-        )
+    events = services.recent_events(m) if "audit:view" in g.permissions else []
     ctx = _row_context(
         membership=m,
         row=listing.row_from_membership(m),

@@ -5,12 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_login import login_required
 
-from app import audit
+from app.errors import UserError
 from app.extensions import db
+from app.orgs import services
 from app.orgs.forms import DeleteOrganizationForm, GeneralSettingsForm
 from app.rbac.decorators import require, require_any
 from app.tenancy import hosts, lifecycle
 from app.web import nav
+from app.web.forms import with_error
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 nav.link(bp, "index", "Settings", section="admin", order=90)
@@ -41,11 +43,12 @@ def update():
     form = GeneralSettingsForm()
     if not form.validate():
         return _page(general=form, status=422)
-    before = g.org.name
-    new = form.name.data.strip()
-    if new != before:
-        g.org.name = new
-        audit.record("org.settings_changed", target=g.org, before={"name": before}, after={"name": new})
+    try:
+        changed = services.rename(g.org, form.name.data)
+    except UserError as e:
+        db.session.rollback()
+        return _page(general=with_error(form, e), status=e.status)
+    if changed:
         db.session.commit()
         flash("Settings saved.", "success")
     return redirect(url_for("settings.index"))

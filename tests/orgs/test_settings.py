@@ -1,0 +1,49 @@
+"""Organization settings: the rename is the service's work, audited once."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.errors import UserError
+from app.extensions import db
+from app.orgs import services
+from app.tenancy.models import Organization
+from app.tenancy.scoping import all_organizations, tenant_context
+from tests.conftest import csrf_token, url
+
+
+def _org(org_id) -> Organization:
+    with all_organizations(reason="test: read an organization"):
+        return db.session.get(Organization, org_id)
+
+
+def test_rename_changes_the_name_and_records_one_event(world, monkeypatch):
+    from app import audit
+
+    events = []
+    monkeypatch.setattr(audit, "record", lambda action, **kw: events.append((action, kw)))
+    with tenant_context(world.acme.id):
+        org = _org(world.acme.id)
+        assert services.rename(org, "  Acme Industries ") is True
+        assert services.rename(org, "Acme Industries") is False  # unchanged: nothing recorded
+    assert events == [
+        (
+            "org.settings_changed",
+            {"target": org, "before": {"name": "Acme Corporation"}, "after": {"name": "Acme Industries"}},
+        )
+    ]
+
+
+@pytest.mark.parametrize("name, message", [("   ", "Give the organization a name."), ("x" * 121, "at most 120")])
+def test_rename_refuses_a_bad_name_beside_the_field(world, name, message):
+    with tenant_context(world.acme.id), pytest.raises(UserError, match=message) as e:
+        services.rename(_org(world.acme.id), name)
+    assert e.value.field == "name"
+
+
+def test_settings_page_saves_the_name(world, login):
+    c = login(world.users["owner"], "acme")
+    r = c.post(url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Two"})
+    assert r.status_code == 302
+    db.session.expire_all()
+    assert _org(world.acme.id).name == "Acme Two"
