@@ -231,8 +231,8 @@ def _demo_members(acme, inviter) -> tuple[int, int]:
 
     from sqlalchemy import insert
 
+    from app.members.invitations import INVITATION_TTL, new_token
     from app.members.models import Invitation
-    from app.members.services import INVITATION_TTL, new_token
 
     people = [_demo_member(i) for i in range(GENERATED_MEMBERS)]
     have = set(

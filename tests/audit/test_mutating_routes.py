@@ -99,8 +99,8 @@ class Ctx:
     def invitation(self, email="invitee@example.test"):
         """``(invitation id, token)`` of an open invitation to acme (set up without an event)."""
         from app.extensions import db
+        from app.members.invitations import new_token
         from app.members.models import Invitation
-        from app.members.services import new_token
         from app.util import utcnow
 
         token, token_hash = new_token()

@@ -12,8 +12,8 @@ from sqlalchemy import insert, select
 
 from app.auth.models import User
 from app.extensions import db
+from app.members.invitations import hash_token, new_token
 from app.members.models import Invitation
-from app.members.services import hash_token, new_token
 from app.tenancy.models import Membership
 from app.tenancy.scoping import tenant_context
 from app.util import utcnow

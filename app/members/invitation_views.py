@@ -1,0 +1,220 @@
+"""Invitations: the invite form, resending and revoking, and accepting a link.
+
+Views are thin: parse the request, call ``app.members.invitations``, commit,
+then mail (after the commit, so nobody is invited to something that rolled
+back) and render or redirect. Another organization's invitation id is a 404;
+an unusable link is a 410 saying why.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.auth.services import find_user, log_in
+from app.errors import UserError
+from app.extensions import db
+from app.members import invitations, listing, memberships
+from app.members.blueprint import back, bp, render_row
+from app.members.forms import AcceptSignUpForm, InviteForm
+from app.rbac import services as rbac
+from app.rbac.decorators import public, require
+from app.tenancy import hosts
+from app.web.forms import with_error
+from app.web.htmx import is_htmx
+
+
+def _invitation_or_404(invitation_id):
+    inv = invitations.get_invitation(invitation_id)
+    if inv is None:
+        abort(404)
+    return inv
+
+
+# --------------------------------------------------------------------------- invitations
+def _invite_form() -> InviteForm:
+    form = InviteForm()
+    form.role.choices = rbac.role_choices(g.membership)
+    return form
+
+
+@bp.get("/members/invite")
+@login_required
+@require("members:invite")
+def new():
+    """The invitation form: addresses (one or many) and one role the inviter may give."""
+    form = _invite_form()
+    keys = [k for k, _ in form.role.choices]
+    form.role.data = "member" if "member" in keys else (keys[-1] if keys else "")
+    return render_template("members/new.html", form=form, seats=memberships.seats(g.org))
+
+
+@bp.post("/members/invite")
+@login_required
+@require("members:invite")
+def create():
+    """Invite everyone listed. Malformed addresses, a role the inviter may not
+    give, or more people than the plan has seats for: 422, nothing sent.
+    Members and people already invited are skipped and named. Mail leaves
+    after the commit; an address that could not be mailed is reported (Resend
+    retries)."""
+    form = _invite_form()
+    if not form.validate():
+        return render_template("members/new.html", form=form, seats=memberships.seats(g.org)), 422
+    try:
+        outcome = invitations.invite(form.emails.data, form.role.data, g.membership, g.org)
+    except UserError as e:
+        db.session.rollback()
+        form = with_error(form, e, fallback="emails")
+        return render_template("members/new.html", form=form, seats=memberships.seats(g.org)), e.status
+    if not outcome.invited:
+        db.session.rollback()
+        form.emails.errors.append("Nobody was invited: " + "; ".join(f"{e} {why}" for e, why in outcome.skipped) + ".")
+        return render_template("members/new.html", form=form, seats=memberships.seats(g.org)), 422
+    db.session.commit()
+    failed = invitations.deliver(outcome.invited, g.org, current_user.name)
+    db.session.commit()
+    sent = [inv.email for inv, _ in outcome.invited if inv.email not in failed]
+    if sent:
+        flash(f"Invited {', '.join(sent)}.", "success")
+    for email, why in outcome.skipped:
+        flash(f"{email} {why}.", "info")
+    if failed:
+        flash(f"The invitation could not be mailed to {', '.join(failed)}. Use Resend to try again.", "error")
+    return redirect(url_for("members.index", status="invited"))
+
+
+def _invitation_row(inv):
+    return listing.row_from_invitation(inv)
+
+
+@bp.post("/members/invitations/<invitation_id>/resend")
+@login_required
+@require("members:invite")
+def resend(invitation_id):
+    """Send an open invitation again with a new link (the old one stops working) valid 7 more days."""
+    inv = _invitation_or_404(invitation_id)
+    try:
+        token = invitations.resend(inv, g.membership, g.org)
+    except UserError as e:
+        db.session.rollback()
+        if is_htmx():
+            return render_row(_invitation_row(inv), status=422, error=e.message)
+        flash(e.message, "error")
+        return redirect(back()), 303
+    db.session.commit()
+    failed = invitations.deliver([(inv, token)], g.org, current_user.name)
+    db.session.commit()
+    note = f"Could not mail {inv.email}; try again." if failed else f"Sent again to {inv.email}."
+    if is_htmx():
+        return render_row(_invitation_row(inv), status=200, note=note, error=None)
+    flash(note, "error" if failed else "success")
+    return redirect(back())
+
+
+@bp.post("/members/invitations/<invitation_id>/revoke")
+@login_required
+@require("members:invite")
+def revoke(invitation_id):
+    """Revoke an open invitation: its link stops working and its seat is freed."""
+    inv = _invitation_or_404(invitation_id)
+    row_before = _invitation_row(inv)
+    try:
+        invitations.revoke(inv, g.membership)
+    except UserError as e:
+        db.session.rollback()
+        if is_htmx():
+            return render_row(_invitation_row(inv), status=422, error=e.message)
+        flash(e.message, "error")
+        return redirect(back()), 303
+    db.session.commit()
+    if is_htmx():
+        return render_row(row_before, removed=f"The invitation to {inv.email} was revoked.")
+    flash(f"The invitation to {inv.email} was revoked.", "success")
+    return redirect(back())
+
+
+# --------------------------------------------------------------------------- accepting
+_GONE = {
+    "unknown": (
+        "This invitation link is not valid",
+        "Check that you copied the whole link from the e-mail, or ask for a new invitation.",
+    ),
+    "expired": (
+        "This invitation has expired",
+        "Invitations are valid for 7 days. Ask whoever invited you to send it again.",
+    ),
+    "revoked": (
+        "This invitation was withdrawn",
+        "It was revoked by an administrator of the organization. Ask them if you think this is a mistake.",
+    ),
+    "used": (
+        "This invitation was already used",
+        "Each invitation link works once. If you accepted it, log in to reach the organization.",
+    ),
+}
+
+
+def _gone(reason: str):
+    title, message = _GONE[reason]
+    return render_template("members/accept_gone.html", title=title, message=message, reason=reason), 410
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@public(outsiders_on_org_host=True)
+def accept(token):
+    """Accept an invitation (the link in the mail, on the organization's host).
+
+    * signed in here with the invited e-mail: joins at once;
+    * signed in here as someone else: told so clearly (nothing happens);
+    * not signed in here, and an account has the e-mail: "Log in to accept"
+      (the apex log-in, which hands the sign-in back to this link);
+    * nobody has the e-mail yet: a small sign-up (name and password; the
+      e-mail is verified by the token), then joins and is signed in.
+    Unknown, expired, revoked or used links: 410 with a page saying which.
+    """
+    if g.get("org") is None:
+        abort(404)
+    try:
+        inv = invitations.usable_invitation(token)
+    except invitations.InvitationUnusable as e:
+        if e.reason == "used" and current_user.is_authenticated and g.membership is not None:
+            return redirect(url_for("orgs.dashboard"))
+        return _gone(e.reason)
+    login_link = hosts.apex_url(url_for("auth.login", next=request.url))
+    ctx = {"inv": inv, "org": g.org, "login_link": login_link}
+    if current_user.is_authenticated:
+        if not invitations.email_matches(inv, current_user):
+            return render_template("members/accept.html", mode="other_user", **ctx), 403
+        try:
+            invitations.accept(inv, current_user)
+        except invitations.InvitationUnusable as e:
+            db.session.rollback()
+            return _gone(e.reason)
+        except UserError as e:
+            db.session.rollback()
+            return render_template("members/accept.html", mode="refused", error=e.message, **ctx), e.status
+        db.session.commit()
+        flash(f"Welcome to {g.org.name}. You joined as {inv.role_name}.", "success")
+        return redirect(url_for("orgs.dashboard"))
+    if find_user(inv.email) is not None:
+        return render_template("members/accept.html", mode="log_in", **ctx)
+    form = AcceptSignUpForm()
+    if request.method == "GET":
+        return render_template("members/accept.html", mode="sign_up", form=form, **ctx)
+    if not form.validate():
+        return render_template("members/accept.html", mode="sign_up", form=form, **ctx), 422
+    try:
+        user = invitations.create_invited_account(inv, form.name.data, form.password.data)
+        log_in(user)  # this host's cookie, a new server-side session, audited
+        invitations.accept(inv, user)
+    except invitations.InvitationUnusable as e:
+        db.session.rollback()
+        return _gone(e.reason)
+    except UserError as e:
+        db.session.rollback()
+        form = with_error(form, e, fallback="password")
+        return render_template("members/accept.html", mode="sign_up", form=form, **ctx), e.status
+    db.session.commit()
+    flash(f"Welcome to {g.org.name}. Your account is ready and you joined as {inv.role_name}.", "success")
+    return redirect(url_for("orgs.dashboard"))

@@ -1,0 +1,427 @@
+"""Invitations: inviting by e-mail, resending, revoking, mailing the link, and accepting it.
+
+Same rules as every members service: the current organization only, the
+guardrails checked here (the plan's seats count pending invitations), one
+audit event per change, no commit. Mail is sent by the view *after* the
+commit (``deliver``), so nobody is invited to something that rolled back.
+Members also answers rbac's role hooks here: a custom role offered by a
+pending invitation is in use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import url_for
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import audit, hooks
+from app.auth.models import User
+from app.auth.services import create_user, find_user, normalise_email
+from app.errors import UserError
+from app.extensions import db
+from app.mail import send_mail
+from app.members.memberships import assignable_role, seats
+from app.members.models import Invitation
+from app.tenancy import hosts
+from app.tenancy.models import Membership
+from app.util import parse_uuid, utcnow
+
+log = logging.getLogger("tenantry.members")
+
+INVITATION_TTL = timedelta(days=7)
+MAX_EMAILS_PER_INVITE = 100
+TOKEN_BYTES = 32
+
+
+def get_invitation(invitation_id) -> Invitation | None:
+    """An invitation of the current organization by id, or ``None``."""
+    iid = parse_uuid(invitation_id)
+    if iid is None:
+        return None
+    return db.session.execute(select(Invitation).where(Invitation.id == iid)).unique().scalar_one_or_none()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh random token and its hash (only the hash is stored)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    return token, hash_token(token)
+
+
+def find_invitation_by_token(token: str) -> Invitation | None:
+    """The current organization's invitation whose link carries ``token`` (any state), or ``None``."""
+    if not token or len(token) > 200:
+        return None
+    return (
+        db.session.execute(select(Invitation).where(Invitation.token_hash == hash_token(token)))
+        .unique()
+        .scalar_one_or_none()
+    )
+
+
+# --------------------------------------------------------------------------- invitations
+_SPLIT = re.compile(r"[\s,;]+")
+
+
+@dataclass
+class ParsedEmails:
+    valid: list[str] = field(default_factory=list)  # normalised, first occurrence order
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (as typed, why)
+    repeated: list[str] = field(default_factory=list)
+
+
+def parse_emails(raw: str) -> ParsedEmails:
+    """Split a comma/semicolon/whitespace separated list and validate each address.
+
+    ``Name <a@b.c>`` is accepted for the address inside the brackets.
+    """
+    out = ParsedEmails()
+    seen = set()
+    text_in = re.sub(r"[^<>,;\s]*<([^<>]+)>", r" \1 ", raw or "")
+    for entry in (e for e in _SPLIT.split(text_in) if e):
+        try:
+            email = normalise_email(entry)
+        except ValueError:
+            out.invalid.append((entry, "is not a valid e-mail address"))
+            continue
+        if email in seen:
+            if email not in out.repeated:
+                out.repeated.append(email)
+            continue
+        seen.add(email)
+        out.valid.append(email)
+    return out
+
+
+@dataclass
+class InviteOutcome:
+    """What an invite did: who was invited (with their one-time tokens) and who was skipped, and why."""
+
+    invited: list[tuple[Invitation, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _set_role(obj, info) -> None:
+    obj.role = info.key if info.system else None
+    obj.custom_role_id = None if info.system else info.role.id
+
+
+def invite(raw_emails: str, role_key: str, actor: Membership, org) -> InviteOutcome:
+    """Invite every address in ``raw_emails`` with one role.
+
+    Refused as a whole (``UserError``, nothing saved) when an address is
+    malformed, there are too many, the role is not one the actor may give, or
+    the plan's seats (active members + pending invitations) would be exceeded.
+    Addresses of members and of people already invited are skipped and
+    reported individually; an address listed twice is invited once. An
+    expired invitation to the same address is renewed. Records
+    ``member.invited`` per invitation.
+    """
+    if "members:invite" not in actor.permissions:
+        raise UserError("Your role does not allow inviting people.")
+    parsed = parse_emails(raw_emails)
+    if parsed.invalid:
+        raise UserError("; ".join(f"{e} {why}" for e, why in parsed.invalid) + ".", "emails")
+    if not parsed.valid:
+        raise UserError("Enter at least one e-mail address.", "emails")
+    if len(parsed.valid) > MAX_EMAILS_PER_INVITE:
+        raise UserError(f"Invite at most {MAX_EMAILS_PER_INVITE} people at once.", "emails")
+    info = assignable_role(role_key, actor)
+    seat_state = seats(org, lock=True)
+
+    outcome = InviteOutcome()
+    for email in parsed.repeated:
+        outcome.skipped.append((email, "was listed more than once (invited once)"))
+    wanted = set(parsed.valid)
+    members = {
+        m.user.email.lower(): m
+        for m in db.session.execute(
+            select(Membership).join(User, User.id == Membership.user_id).where(func.lower(User.email).in_(wanted))
+        )
+        .unique()
+        .scalars()
+    }
+    open_invites = {
+        inv.email.lower(): inv
+        for inv in db.session.execute(
+            select(Invitation).where(
+                func.lower(Invitation.email).in_(wanted),
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+        )
+        .unique()
+        .scalars()
+    }
+    todo = []
+    for email in parsed.valid:
+        m = members.get(email)
+        if m is not None:
+            outcome.skipped.append(
+                (
+                    email,
+                    "is already a member"
+                    if m.status == "active"
+                    else "is a deactivated member (reactivate them instead)",
+                )
+            )
+            continue
+        inv = open_invites.get(email)
+        if inv is not None and not inv.is_expired:
+            outcome.skipped.append((email, "has already been invited (resend the invitation instead)"))
+            continue
+        todo.append((email, inv))
+    problem = seat_state.refusal(len(todo)) if todo else None
+    if problem:
+        raise UserError(problem, "emails")
+    now = utcnow()
+    for email, expired in todo:
+        token, token_hash = new_token()
+        inv = expired or Invitation(email=email)
+        _set_role(inv, info)
+        inv.token_hash, inv.invited_by, inv.expires_at, inv.sent_at = (
+            token_hash,
+            actor.user_id,
+            now + INVITATION_TTL,
+            None,
+        )
+        if expired is None:
+            db.session.add(inv)
+        db.session.flush()
+        audit.record(
+            "member.invited",
+            target=inv,
+            after={"email": email, "role": info.name, "role_key": info.key},
+            metadata={"expires_at": inv.expires_at.isoformat(), "renewed": expired is not None},
+        )
+        outcome.invited.append((inv, token))
+    return outcome
+
+
+def resend(inv: Invitation, actor: Membership, org) -> str:
+    """A new link for an open invitation; the old link stops working at once.
+
+    The invitation is valid for another 7 days. Reviving an expired one takes
+    a seat again, so the plan limit is checked. Records ``member.invitation_resent``;
+    returns the new token (for the mail).
+    """
+    if "members:invite" not in actor.permissions:
+        raise UserError("Your role does not allow managing invitations.")
+    if inv.accepted_at is not None:
+        raise UserError(f"The invitation to {inv.email} was already accepted.")
+    if inv.revoked_at is not None:
+        raise UserError(f"The invitation to {inv.email} was revoked; invite them again instead.")
+    if inv.is_expired:
+        problem = seats(org, lock=True).refusal(1)
+        if problem:
+            raise UserError(problem)
+    token, token_hash = new_token()
+    inv.token_hash, inv.expires_at, inv.sent_at = token_hash, utcnow() + INVITATION_TTL, None
+    db.session.flush()
+    audit.record(
+        "member.invitation_resent", target=inv, metadata={"email": inv.email, "expires_at": inv.expires_at.isoformat()}
+    )
+    return token
+
+
+def revoke(inv: Invitation, actor: Membership) -> None:
+    """Revoke an open invitation: its link stops working and its seat is freed. Records ``member.invitation_revoked``."""
+    if "members:invite" not in actor.permissions:
+        raise UserError("Your role does not allow managing invitations.")
+    if inv.accepted_at is not None:
+        raise UserError(f"The invitation to {inv.email} was already accepted.")
+    if inv.revoked_at is not None:
+        raise UserError(f"The invitation to {inv.email} was already revoked.")
+    inv.revoked_at = utcnow()
+    db.session.flush()
+    audit.record(
+        "member.invitation_revoked",
+        target=inv,
+        before={"state": "pending"},
+        after={"state": "revoked"},
+        metadata={"email": inv.email},
+    )
+
+
+@hooks.role_in_use.connect
+def _offered_in_pending_invitations(role) -> str | None:
+    """A custom role offered by a pending invitation is in use: deleting it
+    would leave the link promising a role that no longer exists."""
+    pending = (
+        db.session.execute(
+            select(Invitation.email).where(
+                Invitation.custom_role_id == role.id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not pending:
+        return None
+    return (
+        f"{role.name} is offered in pending invitations. Revoke or resend them with another role "
+        f"first: {', '.join(sorted(pending))}."
+    )
+
+
+@hooks.role_deleted.connect
+def _forget_deleted_role(role) -> None:
+    """Accepted, revoked or expired invitations keep only a historical
+    reference to a deleted role: they fall back to Viewer."""
+    db.session.execute(
+        update(Invitation).where(Invitation.custom_role_id == role.id).values(custom_role_id=None, role="viewer"),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def mark_sent(inv: Invitation) -> None:
+    inv.sent_at = utcnow()
+
+
+def send_invitation_mail(inv: Invitation, token: str, org, inviter_name: str | None) -> None:
+    """Mail the invitation link (on the organization's host). Raises on SMTP failure."""
+    link = hosts.org_url(org, url_for("members.accept", token=token))
+    inviter = inviter_name or "Someone"
+    send_mail(
+        inv.email,
+        f"{inviter} invited you to join {org.name} on Tenantry",
+        "invitation",
+        org=org,
+        inviter=inviter,
+        link=link,
+        role_name=inv.role_name,
+        expires_at=inv.expires_at,
+    )
+
+
+def deliver(pairs, org, inviter_name: str | None) -> list[str]:
+    """Send the mails of ``(invitation, token)`` pairs after their commit;
+    stamps ``sent_at`` and returns the addresses that could not be mailed."""
+    failed = []
+    for inv, token in pairs:
+        try:
+            send_invitation_mail(inv, token, org, inviter_name)
+            mark_sent(inv)
+        except Exception:  # SMTP down or refused: the invitation stands; Resend retries
+            log.exception("invitation mail to %s failed", inv.email)
+            failed.append(inv.email)
+    return failed
+
+
+# --------------------------------------------------------------------------- accepting
+class InvitationUnusable(Exception):
+    """The link cannot be used: ``reason`` is ``unknown``, ``expired``, ``revoked`` or ``used``."""
+
+    def __init__(self, reason: str, invitation: Invitation | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.invitation = invitation
+
+
+def usable_invitation(token: str) -> Invitation:
+    """The pending invitation a link carries, or ``InvitationUnusable`` saying why not."""
+    inv = find_invitation_by_token(token)
+    if inv is None:
+        raise InvitationUnusable("unknown")
+    state = inv.state
+    if state == "accepted":
+        raise InvitationUnusable("used", inv)
+    if state != "pending":
+        raise InvitationUnusable(state, inv)
+    return inv
+
+
+def email_matches(inv: Invitation, user: User) -> bool:
+    return (user.email or "").strip().lower() == inv.email.strip().lower()
+
+
+def accept(inv: Invitation, user: User) -> Membership:
+    """``user`` joins the organization with the invitation's role.
+
+    The invitation is claimed with one atomic UPDATE (still pending, not
+    expired), so a link works exactly once even when clicked twice at the
+    same moment. The user's e-mail must be the invited one (and counts as
+    verified from now on: the link reached that mailbox). Someone already a
+    member keeps their role; a deactivated member is refused. Records
+    ``member.joined``.
+    """
+    if not email_matches(inv, user):
+        raise UserError(f"This invitation is for {inv.email}.", status=409)
+    now = utcnow()
+    if user.email_verified_at is None:
+        user.email_verified_at = now  # the link reached this mailbox: that is what verification proves
+    claimed = db.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.id == inv.id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > now,
+        )
+        .values(accepted_at=now, accepted_by=user.id)
+        .returning(Invitation.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is None:
+        db.session.expire(inv)
+        raise InvitationUnusable(inv.state if inv.state != "accepted" else "used", inv)
+    db.session.expire(inv)
+    m = db.session.execute(select(Membership).where(Membership.user_id == user.id)).unique().scalar_one_or_none()
+    if m is not None and m.status != "active":
+        # Deactivated on purpose by an administrator: an old link does not undo that.
+        raise UserError(
+            "Your membership of this organization is deactivated. Ask an administrator to reactivate it.", status=409
+        )
+    already = m is not None
+    if m is None:
+        m = Membership(user_id=user.id, role=inv.role, custom_role_id=inv.custom_role_id)
+        db.session.add(m)
+    db.session.flush()
+    audit.record(
+        "member.joined",
+        target=user,
+        after={"role": inv.role_name, "role_key": inv.role_key},
+        metadata={
+            "invitation_id": str(inv.id),
+            "email": user.email,
+            "already_member": already,
+            "invited_by": str(inv.invited_by) if inv.invited_by else None,
+        },
+    )
+    return m
+
+
+def create_invited_account(inv: Invitation, name: str, password: str) -> User:
+    """Create a verified account for the invited address: the token proves
+    the mailbox, so no verification mail is needed. Raises ``UserError``
+    (``field``: name / password) on bad input or when the account exists.
+    Records ``auth.signup``."""
+    name = " ".join((name or "").split())
+    if not name:
+        raise UserError("Enter your name.", "name")
+    if len(name) > 120:
+        raise UserError("Use at most 120 characters.", "name")
+    if find_user(inv.email) is not None:
+        raise UserError(f"An account for {inv.email} already exists. Log in to accept.", "password")
+    try:
+        with db.session.begin_nested():
+            user = create_user(inv.email, name, password, verified=True)
+    except ValueError as e:
+        raise UserError(str(e), "password") from None
+    except IntegrityError:
+        raise UserError(f"An account for {inv.email} already exists. Log in to accept.", "password") from None
+    audit.record("auth.signup", target=user, actor=user, metadata={"via": "invitation", "invitation_id": str(inv.id)})
+    return user
