@@ -356,7 +356,7 @@ def _valid_values(app, world, endpoint: str, rule: str) -> dict:
 
 # What a refused request may still write, and why (everything else must stay as it was).
 ALLOWED_ON_REFUSAL = {
-    # A failed password check is a security record, kept on purpose (app/auth/account.py).
+    # A failed password check is a security record, kept on purpose (app/account/views.py).
     "audit_events": "action <> 'auth.login_failed'",
     # The platform organization (home of account events) appears with its first event.
     "organizations": "id <> '00000000-0000-0000-0000-000000000001'",

@@ -10,13 +10,3 @@ class OrganizationForm(FlaskForm):
         validators=[Optional(), Length(min=3, max=63, message="Use 3 to 63 characters.")],
         description="Lower-case letters, digits and hyphens; leave empty to generate it from the name.",
     )
-
-
-class GeneralSettingsForm(FlaskForm):
-    name = StringField("Organization name", validators=[DataRequired("Give the organization a name."), Length(max=120)])
-
-
-class DeleteOrganizationForm(FlaskForm):
-    confirm = StringField(
-        "Type the organization's address to confirm", validators=[DataRequired("Type the address to confirm.")]
-    )

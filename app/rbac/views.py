@@ -22,14 +22,14 @@ from app.web import nav
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
 
-bp = Blueprint("roles", __name__, url_prefix="/roles")
+bp = Blueprint("rbac", __name__, url_prefix="/roles")
 nav.link(bp, "index", "Roles & permissions", section="admin", order=20)
 nav.entity_page(bp, "role", "show", lambda role_key: {"role_key": role_key})
 
 
 @bp.app_context_processor
 def _rbac_template_helpers():
-    # "Why can they?" (templates/roles/_why.html) is included by other areas'
+    # "Why can they?" (templates/rbac/_why.html) is included by other areas'
     # pages with only a membership in hand.
     return {"explain_permissions": services.explain, "permission_catalogue": BY_NAME}
 
@@ -66,7 +66,7 @@ def _editor_context(form: RoleForm, role=None, changes=None, checked=None):
 @require("roles:view")
 def index():
     """System and custom roles with how many active members hold each."""
-    return render("roles/index.html", roles=services.all_roles(), counts=services.member_counts(), form=ConfirmForm())
+    return render("rbac/index.html", roles=services.all_roles(), counts=services.member_counts(), form=ConfirmForm())
 
 
 @bp.get("/<role_key>")
@@ -83,7 +83,7 @@ def show(role_key):
         assign_form = AssignForm()
         assign_form.user_id.choices = _assignable_members(info)
     return render(
-        "roles/show.html",
+        "rbac/show.html",
         info=info,
         members=services.members_with_role(info),
         groups=groups(),
@@ -99,7 +99,7 @@ def show(role_key):
 def member_permissions(user_id):
     """ "Why can they?": each permission a member holds and the role that grants it."""
     membership = services.membership_of(user_id) or abort(404)
-    return render("roles/member_permissions.html", membership=membership)
+    return render("rbac/member_permissions.html", membership=membership)
 
 
 # --------------------------------------------------------------------------- custom roles
@@ -108,7 +108,7 @@ def member_permissions(user_id):
 @require("roles:manage")
 def new():
     """The permission editor for a new custom role (system roles beside it for comparison)."""
-    return render("roles/new.html", **_editor_context(RoleForm()))
+    return render("rbac/new.html", **_editor_context(RoleForm()))
 
 
 @bp.post("/")
@@ -118,15 +118,15 @@ def create():
     """Create a custom role; bad input or a refused permission → 422, nothing saved."""
     form = RoleForm()
     if not form.validate():
-        return render("roles/new.html", status=422, **_editor_context(form))
+        return render("rbac/new.html", status=422, **_editor_context(form))
     try:
         role = services.create_role(form.name.data, form.description.data, form.permissions.data, g.membership)
     except UserError as e:
         db.session.rollback()
-        return render("roles/new.html", status=e.status, **_editor_context(with_error(form, e)))
+        return render("rbac/new.html", status=e.status, **_editor_context(with_error(form, e)))
     db.session.commit()
     flash(f"Created {role.name}.", "success")
-    return redirect(url_for("roles.show", role_key=role.id))
+    return redirect(url_for("rbac.show", role_key=role.id))
 
 
 @bp.get("/<role_key>/edit")
@@ -136,7 +136,7 @@ def edit(role_key):
     """The permission editor of a custom role (system roles are not editable: 404)."""
     role = _custom_or_404(role_key)
     form = RoleForm(obj=role)
-    return render("roles/edit.html", "roles/_editor.html", **_editor_context(form, role, checked=set(role.permissions)))
+    return render("rbac/edit.html", "rbac/_editor.html", **_editor_context(form, role, checked=set(role.permissions)))
 
 
 @bp.post("/<role_key>")
@@ -152,7 +152,7 @@ def update(role_key):
     role = _custom_or_404(role_key)
     form = RoleForm()
     if not form.validate():
-        return render("roles/edit.html", "roles/_editor.html", status=422, **_editor_context(form, role))
+        return render("rbac/edit.html", "rbac/_editor.html", status=422, **_editor_context(form, role))
     try:
         changes = services.update_role(
             role, form.name.data, form.description.data or "", form.permissions.data, g.membership
@@ -161,20 +161,20 @@ def update(role_key):
         db.session.rollback()
         role = _custom_or_404(role_key)
         return render(
-            "roles/edit.html", "roles/_editor.html", status=e.status, **_editor_context(with_error(form, e), role)
+            "rbac/edit.html", "rbac/_editor.html", status=e.status, **_editor_context(with_error(form, e), role)
         )
     db.session.commit()
     message = f"Saved {role.name}. {changes.summary}." if changes else f"No changes to {role.name}."
     if is_htmx():
         form = RoleForm(obj=role, formdata=None)
         return render(
-            "roles/edit.html",
-            "roles/_editor.html",
+            "rbac/edit.html",
+            "rbac/_editor.html",
             message=message,
             **_editor_context(form, role, changes=changes, checked=set(role.permissions)),
         )
     flash(message, "success")
-    return redirect(url_for("roles.edit", role_key=role.id))
+    return redirect(url_for("rbac.edit", role_key=role.id))
 
 
 @bp.post("/<role_key>/duplicate")
@@ -188,11 +188,11 @@ def duplicate(role_key):
     except UserError as e:
         db.session.rollback()
         flash(e.message, "error")
-        return redirect(url_for("roles.show", role_key=info.param))
+        return redirect(url_for("rbac.show", role_key=info.param))
     db.session.commit()
     note = f" Left out what your role cannot grant: {', '.join(sorted(dropped))}." if dropped else ""
     flash(f"Created {role.name} from {info.name}.{note}", "success")
-    return redirect(url_for("roles.edit", role_key=role.id))
+    return redirect(url_for("rbac.edit", role_key=role.id))
 
 
 @bp.route("/<role_key>/delete", methods=["GET", "POST"])
@@ -206,18 +206,18 @@ def delete(role_key):
     form = ConfirmForm()
     holders = services.members_with_role(info, include_inactive=True)
     if request.method == "GET":
-        return render("roles/delete.html", info=info, form=form, holders=holders)
+        return render("rbac/delete.html", info=info, form=form, holders=holders)
     if not form.validate():
-        return render("roles/delete.html", status=422, info=info, form=form, holders=holders)
+        return render("rbac/delete.html", status=422, info=info, form=form, holders=holders)
     name = role.name
     try:
         services.delete_role(role, g.membership)
     except UserError as e:
         db.session.rollback()
-        return render("roles/delete.html", status=e.status, info=info, form=form, holders=holders, error=e.message)
+        return render("rbac/delete.html", status=e.status, info=info, form=form, holders=holders, error=e.message)
     db.session.commit()
     flash(f"Deleted {name}.", "success")
-    return redirect(url_for("roles.index"))
+    return redirect(url_for("rbac.index"))
 
 
 # --------------------------------------------------------------------------- assignment
@@ -243,7 +243,7 @@ def assign(role_key):
 
     def again(status=422):
         return render(
-            "roles/show.html",
+            "rbac/show.html",
             status=status,
             info=info,
             members=services.members_with_role(info),
@@ -268,7 +268,7 @@ def assign(role_key):
     db.session.commit()
     if changed:
         flash(f"{target.user.name} is now {info.name}.", "success")
-    return redirect(url_for("roles.show", role_key=info.param))
+    return redirect(url_for("rbac.show", role_key=info.param))
 
 
 # --------------------------------------------------------------------------- ownership
@@ -283,22 +283,22 @@ def transfer():
         choice(str(m.user_id), _member_label(m)) for m in services.active_members() if m.user_id != g.membership.user_id
     ]
     if request.method == "GET":
-        return render("roles/transfer.html", form=form, step="choose")
+        return render("rbac/transfer.html", form=form, step="choose")
     if not form.validate():
-        return render("roles/transfer.html", status=422, form=form, step="choose")
+        return render("rbac/transfer.html", status=422, form=form, step="choose")
     target = services.membership_of(form.user_id.data)
     if target is None:
         form.user_id.errors.append("Choose a member of this organization.")
-        return render("roles/transfer.html", status=422, form=form, step="choose")
+        return render("rbac/transfer.html", status=422, form=form, step="choose")
     if form.confirm.data != "yes":
-        return render("roles/transfer.html", form=form, step="confirm", target=target)
+        return render("rbac/transfer.html", form=form, step="confirm", target=target)
     try:
         services.transfer_ownership(target, g.membership)
     except UserError as e:
         db.session.rollback()
         return render(
-            "roles/transfer.html", status=e.status, form=with_error(form, e, fallback="user_id"), step="choose"
+            "rbac/transfer.html", status=e.status, form=with_error(form, e, fallback="user_id"), step="choose"
         )
     db.session.commit()
     flash(f"{target.user.name} is now the Owner. You are now an Admin.", "success")
-    return redirect(url_for("roles.index"))
+    return redirect(url_for("rbac.index"))

@@ -283,7 +283,7 @@ ROUTES: dict[str, Route] = {
         [(ACME, "project.deleted")], lambda c: Call(f"/projects/{c.project(2)}/delete"), refused_as="manager"
     ),
     # ------------------------------------------------------------------ roles
-    "roles.create": Route(
+    "rbac.create": Route(
         [(ACME, "role.created")],
         lambda c: Call(
             "/roles/",
@@ -291,7 +291,7 @@ ROUTES: dict[str, Route] = {
         ),
         refused_as="manager",
     ),
-    "roles.update": Route(
+    "rbac.update": Route(
         [(ACME, "role.updated")],
         lambda c: Call(
             f"/roles/{c.custom_role()}",
@@ -299,16 +299,16 @@ ROUTES: dict[str, Route] = {
         ),
         refused_as="manager",
     ),
-    "roles.duplicate": Route([(ACME, "role.created")], lambda c: Call("/roles/member/duplicate"), refused_as="manager"),
-    "roles.delete": Route(
+    "rbac.duplicate": Route([(ACME, "role.created")], lambda c: Call("/roles/member/duplicate"), refused_as="manager"),
+    "rbac.delete": Route(
         [(ACME, "role.deleted")], lambda c: Call(f"/roles/{c.custom_role()}/delete"), refused_as="manager"
     ),
-    "roles.assign": Route(
+    "rbac.assign": Route(
         [(ACME, "member.role_changed")],
         lambda c: Call("/roles/manager/members", data={"user_id": c.member_id("member")}),
         refused_as="manager",
     ),
-    "roles.transfer": Route(
+    "rbac.transfer": Route(
         [(ACME, "org.ownership_transferred")],
         lambda c: Call("/roles/transfer", as_user="owner", data={"user_id": c.member_id("admin"), "confirm": "yes"}),
         refused_as="admin",

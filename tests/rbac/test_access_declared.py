@@ -23,10 +23,10 @@ def test_every_route_declares_its_access(app):
 
 
 def test_roles_area_routes_require_permissions(app):
-    """The roles blueprint has no public or login-only route."""
+    """The rbac blueprint (the roles pages) has no public or login-only route."""
     kinds = {
         rule.endpoint: access_of(app.view_functions[rule.endpoint])["kind"]
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("roles.")
+        if rule.endpoint.startswith("rbac.")
     }
     assert kinds and set(kinds.values()) == {"permission"}, kinds

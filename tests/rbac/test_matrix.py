@@ -133,13 +133,13 @@ def build_path(app, endpoint: str, rule: str, world) -> str:
 def test_matrix_covers_the_roles_area():
     endpoints = {e for e, *_ in _route_table()}
     assert {
-        "roles.index",
-        "roles.show",
-        "roles.edit",
-        "roles.update",
-        "roles.assign",
-        "roles.transfer",
-        "roles.member_permissions",
+        "rbac.index",
+        "rbac.show",
+        "rbac.edit",
+        "rbac.update",
+        "rbac.assign",
+        "rbac.transfer",
+        "rbac.member_permissions",
     } <= endpoints
 
 

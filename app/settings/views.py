@@ -8,8 +8,8 @@ from flask_login import login_required
 from app.errors import UserError
 from app.extensions import db
 from app.orgs import services
-from app.orgs.forms import DeleteOrganizationForm, GeneralSettingsForm
 from app.rbac.decorators import require, require_any
+from app.settings.forms import DeleteOrganizationForm, GeneralSettingsForm
 from app.tenancy import hosts, lifecycle
 from app.web import nav
 from app.web.forms import with_error

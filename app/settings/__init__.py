@@ -1,0 +1,1 @@
+"""An organization's settings: general details and the danger zone (``views``)."""
