@@ -5,8 +5,18 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import (
+    blueprints,
+    cli,
+    database,
+    models,  # noqa: F401  (every model registered on the metadata)
+    ops,
+    scoping,
+)
 from app import config as config_module
 from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.tenancy import request as tenancy_request
+from app.web import input_guard, nav, templating
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -19,8 +29,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     app.config.update(config_module.load(overrides))
     config_module.check(app.config)  # fail closed before anything is served
-    from app import database
-
     database.resolve(app.config)
 
     if app.config["TRUSTED_PROXIES"]:
@@ -34,16 +42,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from app.tenancy import scoping
-
     scoping.install(scoping.TenantSession)
-
-    from app import (
-        models,  # noqa: F401  (every model registered on the metadata)
-        ops,
-    )
-    from app.tenancy import request as tenancy_request
-    from app.web import input_guard, nav, templating
 
     ops.init_app(app)
     templating.init_app(app)
@@ -51,11 +50,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     input_guard.init_app(app)  # before the host hook and the blueprints (it bounds <int:...>)
     tenancy_request.init_app(app)
 
-    from app.web import blueprints
-
     blueprints.register(app)
-
-    from app import cli
 
     cli.init_app(app)
     return app

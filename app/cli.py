@@ -6,25 +6,33 @@ import sys
 
 import click
 from flask import current_app
-from sqlalchemy import create_engine
+from flask.cli import AppGroup
+from sqlalchemy import select
 
+from app import audit
+from app.auditlog import cli as auditlog_cli
+from app.auth import services as auth_services
+from app.database import owner_engine
+from app.demo import ORGS, PASSWORD, USERS, load_demo
 from app.errors import UserError
 from app.extensions import db
-
-
-def owner_engine():
-    """An engine on the owner connection (migrations, checks, maintenance)."""
-    return create_engine(
-        current_app.config["DATABASE_URL"], poolclass=__import__("sqlalchemy.pool", fromlist=["NullPool"]).NullPool
-    )
+from app.rls import posture
+from app.scoping import all_organizations
+from app.tenancy import lifecycle
+from app.tenancy.models import Organization
+from app.util import parse_uuid
 
 
 def init_app(app) -> None:
+    """Add every command to ``flask``: the app's own here, each area's group
+    from the area (``flask audit ...`` from ``app.auditlog.cli``)."""
+    audit_group = AppGroup("audit", help="The audit log: seal, verify, purge, list actions.")
+    auditlog_cli.register(audit_group)
+    app.cli.add_command(audit_group)
+
     @app.cli.command("demo")
     def demo_command():
         """Create the demo organizations and accounts (idempotent)."""
-        from app.demo import load_demo
-
         summary = load_demo()
         click.echo(summary)
 
@@ -34,11 +42,8 @@ def init_app(app) -> None:
     @click.password_option(prompt="Password", confirmation_prompt=True)
     def create_superadmin(email, name, password):
         """Create (or promote) a platform super-admin."""
-        from app import audit
-        from app.auth.services import create_superadmin as create
-
         try:
-            user, created = create(email, name, password)
+            user, created = auth_services.create_superadmin(email, name, password)
         except ValueError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
@@ -57,8 +62,6 @@ def init_app(app) -> None:
     @app.cli.command("check")
     def check_command():
         """Report the security posture; exit non-zero when anything is wrong."""
-        from app.tenancy.rls import posture
-
         role = current_app.config["DATABASE_RUNTIME_ROLE"]
         engine = owner_engine()
         with engine.connect() as conn:
@@ -75,11 +78,6 @@ def init_app(app) -> None:
     app.cli.add_command(org_group)
 
     def _find(slug_or_id: str, deleted: bool):
-        from sqlalchemy import select
-
-        from app.tenancy.models import Organization
-        from app.util import parse_uuid
-
         q = select(Organization)
         oid = parse_uuid(slug_or_id)
         q = q.where(Organization.id == oid) if oid else q.where(Organization.slug == slug_or_id.lower())
@@ -91,9 +89,6 @@ def init_app(app) -> None:
         return org
 
     def _lifecycle(action: str, slug: str):
-        from app.tenancy import lifecycle
-        from app.tenancy.scoping import all_organizations
-
         with all_organizations(reason=f"platform CLI: org {action}"):
             org = _find(slug, deleted=(action == "restore"))
             try:
@@ -126,16 +121,12 @@ def init_app(app) -> None:
     @jobs_group.command("purge-organizations")
     def purge_organizations():
         """Purge the data of organizations deleted more than 30 days ago."""
-        from app.tenancy.lifecycle import purge_expired
-
-        slugs = purge_expired()
+        slugs = lifecycle.purge_expired()
         click.echo(f"purged {len(slugs)} organization(s){': ' + ', '.join(slugs) if slugs else ''}")
 
     @app.cli.command("banner")
     def banner():
         """Print where the app is served and the demo logins."""
-        from app.demo import ORGS, PASSWORD, USERS
-
         apex = current_app.config["TENANTRY_SERVER_NAME"]
         scheme = current_app.config["PREFERRED_URL_SCHEME"]
         click.echo("")

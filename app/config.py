@@ -193,7 +193,7 @@ def load(overrides: dict | None = None) -> dict:
         "AUDIT_HMAC_KEY": env.get("AUDIT_HMAC_KEY") or None,
         "AUDIT_PREVIOUS_KEYS": [k for k in (env.get("AUDIT_PREVIOUS_KEYS") or "").split(",") if k.strip()],
         # Chain heads kept outside the database, to detect a truncated tail:
-        # in this file, unless AUDIT_ANCHOR_STORE (an app.audit.anchors.AnchorStore,
+        # in this file, unless AUDIT_ANCHOR_STORE (an app.auditlog.anchors.AnchorStore,
         # passed to create_app) keeps them elsewhere.
         "AUDIT_ANCHOR_PATH": env.get("AUDIT_ANCHOR_PATH") or None,  # default: instance/audit-anchors.json
         "ARGON2_TIME_COST": _int(env.get("ARGON2_TIME_COST"), 2),

@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import text
+from flask import current_app
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,11 @@ def apply_tenant_settings(conn, org_id=None, user_id=None) -> dict[str, str]:
     params = tenant_settings(org_id, user_id)
     conn.execute(TENANT_SETTINGS_SQL, params)
     return params
+
+
+def owner_engine():
+    """An engine on the owner connection (migrations, checks, maintenance)."""
+    return create_engine(current_app.config["DATABASE_URL"], poolclass=NullPool)
 
 
 def resolve(config: dict) -> None:

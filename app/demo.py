@@ -9,11 +9,16 @@ import uuid
 
 from sqlalchemy import func, select
 
+from app.auditlog.demo import seed_demo_log
 from app.auth.models import User
 from app.auth.passwords import hash_password
 from app.extensions import db
+from app.members.invitations import INVITATION_TTL, new_token
+from app.members.models import Invitation
+from app.projects.models import Project
+from app.rbac.models import Role
+from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import all_organizations, tenant_context
 from app.util import utcnow
 
 PASSWORD = "tenantry-demo"
@@ -101,7 +106,6 @@ def load_demo() -> str:
     """
     with all_organizations(reason="demo data loader"):
         summary = _load_demo()
-    from app.audit.demo import seed_demo_log
 
     # A short, signed and sealed history, so the audit viewer and
     # `flask audit verify` have something to show on a fresh install.
@@ -109,9 +113,6 @@ def load_demo() -> str:
 
 
 def _load_demo() -> str:
-    from app.projects.models import Project
-    from app.rbac.models import Role
-
     created = {"users": 0, "organizations": 0, "memberships": 0, "roles": 0, "projects": 0}
     pw_hash = None
     with all_organizations(reason="demo data loader"):
@@ -230,9 +231,6 @@ def _demo_members(acme, inviter) -> tuple[int, int]:
     from datetime import timedelta
 
     from sqlalchemy import insert
-
-    from app.members.invitations import INVITATION_TTL, new_token
-    from app.members.models import Invitation
 
     people = [_demo_member(i) for i in range(GENERATED_MEMBERS)]
     have = set(

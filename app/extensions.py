@@ -8,7 +8,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
-from app.tenancy.scoping import TenantSession
+from app.scoping import TenantSession
 
 # Deterministic constraint names keep Alembic migrations reviewable.
 NAMING_CONVENTION = {

@@ -4,7 +4,7 @@
     .venv/bin/python bench/gen_audit.py --events 10000000 --orgs 1000     # once
     .venv/bin/python bench/audit_bench.py --repeat 30
 
-For each scenario the viewer's own code (``app.audit.services.page``) runs
+For each scenario the viewer's own code (``app.auditlog.services.page``) runs
 once while its SQL is captured; each captured statement is then run with
 ``EXPLAIN (ANALYZE, BUFFERS)`` ``--repeat`` times on the runtime role with
 the tenant setting (so row-level security is included), and the page's DB
@@ -98,10 +98,10 @@ def main() -> None:
     args = ap.parse_args()
 
     app = make_app(args.url, args.secret)
-    from app.audit import services
-    from app.audit.services import Filters
+    from app.auditlog import services
+    from app.auditlog.services import Filters
     from app.extensions import db
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     with app.app_context():
         engine = db.engine
@@ -304,7 +304,7 @@ def main() -> None:
             return
         # verify on ~1M events
         from app.audit import integrity
-        from app.audit.verification import verify_org
+        from app.auditlog.verification import verify_org
 
         with engine.connect() as c:
             c.execute(text("SELECT set_config('app.all_orgs', 'on', false)"))
@@ -329,7 +329,7 @@ def main() -> None:
             f" p50 {pct(secs, 50):.2f} s, p99 {pct(secs, 99):.2f} s, max {max(secs):.2f} s"
             f" ({res.checked / statistics.median(secs):,.0f} events/s)"
         )
-        from app.audit.sealing import seal_all
+        from app.auditlog.sealing import seal_all
 
         t0 = time.perf_counter()
         results = seal_all(engine)

@@ -219,8 +219,8 @@ def main() -> None:
     from app.auth.models import UserSession
     from app.extensions import db
     from app.members import listing
+    from app.scoping import tenant_context
     from app.tenancy.models import Organization
-    from app.tenancy.scoping import tenant_context
 
     with app.app_context():
         org = db.session.execute(db.select(Organization).where(Organization.slug == "bench")).scalar_one()

@@ -192,7 +192,7 @@ def seed(url: str) -> dict:
 
 # --------------------------------------------------------------------------- RLS switch
 def tenant_tables(url: str) -> list[str]:
-    from app.tenancy.rls import tenant_tables as find
+    from app.rls import tenant_tables as find
 
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as c:
@@ -225,7 +225,7 @@ def rls_off(url: str):
 
 
 def posture_ok(url: str) -> tuple[bool, list[str]]:
-    from app.tenancy.rls import posture
+    from app.rls import posture
 
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as c:

@@ -26,7 +26,7 @@ def run_migrations_offline():
 
 
 def run_migrations_online():
-    from app.tenancy.rls import ensure_role, grant_cross_org, grant_runtime
+    from app.rls import ensure_role, grant_cross_org, grant_runtime
 
     def process_revision_directives(context, revision, directives):
         if getattr(config.cmd_opts, "autogenerate", False):

@@ -13,8 +13,8 @@ import itertools
 from app.auth.models import User
 from app.auth.passwords import hash_password
 from app.extensions import db
+from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import all_organizations, tenant_context
 from app.util import utcnow
 
 PASSWORD = "correct-horse-battery"

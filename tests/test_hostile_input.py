@@ -53,8 +53,8 @@ import pytest
 from sqlalchemy import text
 from werkzeug.datastructures import MultiDict
 
-from app.rbac.decorators import access_of
-from app.tenancy.scoping import all_organizations
+from app.scoping import all_organizations
+from app.web.access import access_of
 from tests.audit.test_mutating_routes import Ctx
 from tests.conftest import APEX, csrf_token, url
 from tests.factories import PASSWORD
@@ -328,7 +328,7 @@ def _path(rule: str, values: dict) -> str:
 
 def _valid_values(app, world, endpoint: str, rule: str) -> dict:
     """A real acme value for every URL variable of ``rule``."""
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     ctx = Ctx(app, world)
     extra = {
@@ -368,7 +368,7 @@ def _fingerprint_sql(conn) -> str:
     """One statement: row count and md5 of every tenant table, the organizations
     and the users (owner connection: RLS filters nothing), minus
     ``ALLOWED_ON_REFUSAL`` and ``VOLATILE_COLUMNS``."""
-    from app.tenancy.rls import tenant_tables
+    from app.rls import tenant_tables
 
     strip = "".join(f" - '{c}'" for c in VOLATILE_COLUMNS)
     parts = []

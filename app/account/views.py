@@ -15,8 +15,8 @@ from app.auth.forms import EmailChangeForm, NameForm, PasswordChangeForm
 from app.auth.views import apex_only, throttled
 from app.errors import UserError
 from app.extensions import db
-from app.rbac.decorators import login_only
-from app.tenancy import hosts
+from app.web import hosts
+from app.web.access import login_only
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, redirect_page, render
 

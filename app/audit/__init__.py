@@ -1,5 +1,11 @@
 """Audit log: ``record()`` is the one call every change makes.
 
+This package is the recorder: ``record()``, the action catalogue, the tables
+and the per-row MAC. It sits just above the foundation because identity,
+tenancy and rbac record events too. What reads the log - the viewer, its
+exports, the sealer, verification, retention and the ``flask audit``
+commands - is the ``app.auditlog`` area, above them all.
+
 Guarantees of ``record(action, target=None, before=None, after=None, metadata=None)``:
 
 * **Same transaction.** The event is inserted through ``db.session`` in the
@@ -50,11 +56,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 
-from flask import g, has_request_context, request
+from flask import g, has_app_context, has_request_context, request
+from flask_login import current_user
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
 from app.audit import catalogue
 from app.audit.integrity import canonical_ip, current_key, row_mac
+from app.audit.models import AuditEvent
+from app.extensions import db
+from app.scoping import current_org_id, tenant_context
 
 log = logging.getLogger("tenantry.audit")
 
@@ -281,8 +292,6 @@ def resolve_target(target) -> tuple[str | None, str | None, str | None]:
     tid = getattr(target, "id", None)
     if tid is None:
         try:
-            from sqlalchemy import inspect as sa_inspect
-
             ident = sa_inspect(target).identity or ()
             tid = ":".join(str(v) for v in ident[1:] or ident) or None
         except Exception:
@@ -302,7 +311,6 @@ def _short(value, n: int) -> str | None:
 def _current_actor() -> Actor:
     if not has_request_context():
         return Actor.system(g.get("audit_system_label", "system") if _has_app_g() else "system")
-    from flask_login import current_user
 
     sess = g.get("user_session")
     user = None
@@ -313,10 +321,7 @@ def _current_actor() -> Actor:
     if user is not None:
         imp = getattr(sess, "impersonator_id", None) if sess is not None else None
         if imp is not None:
-            from app.auth.models import User
-            from app.extensions import db
-
-            sup = db.session.get(User, imp)
+            sup = sess.impersonator
             label = f"{user_label(user)} (support: {user_label(sup) if sup else imp})"
             return Actor("support", user.id, label, imp)
         return Actor.of_user(user)
@@ -331,8 +336,6 @@ def _current_actor() -> Actor:
 
 
 def _has_app_g() -> bool:
-    from flask import has_app_context
-
     return has_app_context()
 
 
@@ -360,8 +363,6 @@ def _request_context() -> dict:
 
 
 def _current_org_id():
-    from app.tenancy.scoping import current_org_id
-
     org_id = current_org_id()
     if org_id is None and has_request_context() and g.get("org") is not None:
         org_id = g.org.id
@@ -371,12 +372,10 @@ def _current_org_id():
 def ensure_platform_org(session=None) -> None:
     """Make sure the platform organization row exists (the migration creates
     it; this re-creates it after a test truncation or a restore)."""
-    from app.extensions import db
-
     (session or db.session).execute(
         text(
             # The status is the server's default, 'active': the runtime role
-            # may not write it (app.tenancy.rls.RUNTIME_GLOBAL_WRITES).
+            # may not write it (app.rls.RUNTIME_GLOBAL_WRITES).
             "INSERT INTO organizations (id, slug, name, plan_key, settings) "
             "VALUES (:id, :slug, 'Tenantry platform', 'enterprise', '{\"system\": true}'::jsonb) "
             "ON CONFLICT DO NOTHING"
@@ -409,9 +408,6 @@ def record(
     (jobs, imports). Returns the organization's event (or the platform's for
     an account event off an organization host).
     """
-    from app.extensions import db
-    from app.tenancy.scoping import current_org_id, tenant_context
-
     spec = catalogue.BY_NAME.get(action)
     if spec is None:
         raise ValueError(f"unknown audit action {action!r}: add it to app/audit/catalogue.py")
@@ -490,6 +486,4 @@ def event_row(
 
 
 def _events_table():
-    from app.audit.models import AuditEvent
-
     return AuditEvent.__table__

@@ -34,7 +34,7 @@ organization, so every writer of a busy organization would queue on one lock
    runs as the runtime role (``flask --app wsgi audit seal``, a periodic job,
    and first thing in ``verify``).
 
-3. **Verification (``app.audit.verify``).** Walks each organization's seals
+3. **Verification (``app.auditlog.verify``).** Walks each organization's seals
    in ``seq`` order joined to the events and recomputes everything: a missing
    event is *deleted*, a MAC that no longer matches is *edited* (or the
    contents of two rows were *swapped*/reordered when the stored MAC belongs
@@ -44,14 +44,14 @@ organization, so every writer of a busy organization would queue on one lock
    Truncating the tail (removing the newest events and their seals) leaves a
    shorter, internally valid chain; it is caught by comparing with the
    *anchor*: every seal run and verification writes the head of each chain
-   (seq, chain MAC) to a store outside the database (``app.audit.anchors``:
+   (seq, chain MAC) to a store outside the database (``app.auditlog.anchors``:
    the file ``AUDIT_ANCHOR_PATH``, default ``instance/audit-anchors.json``,
    or any other ``AnchorStore``) and to the log as a JSON line
    (``audit.head``) for shipping to write-once storage. A chain that no longer
    reaches its anchored head, or reaches it with another MAC, was truncated
    or rewritten.
 
-4. **Retention (``app.audit.retention``).** The owner connection deletes a
+4. **Retention (``app.auditlog.retention``).** The owner connection deletes a
    *prefix* of the chain (events older than the plan's
    ``audit_retention_days``, and their seals) and appends a signed
    ``purge`` checkpoint (seq range, count, chain MAC at the last removed

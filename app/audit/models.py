@@ -29,9 +29,9 @@ from sqlalchemy.dialects.postgresql import INET, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
+from app import rls
 from app.extensions import db
-from app.tenancy import rls
-from app.tenancy.scoping import TenantScoped
+from app.scoping import TenantScoped
 
 # The runtime role may only INSERT and SELECT these (grants re-applied after
 # every migration; ``flask check`` reports it).

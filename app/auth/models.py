@@ -24,7 +24,7 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(Text)
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # No Python default: an INSERT leaves the column to the server, because
-    # the runtime role may not write it at all (app.tenancy.rls).
+    # the runtime role may not write it at all (app.rls).
     is_superadmin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_org_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
@@ -59,6 +59,8 @@ class UserSession(db.Model):
     impersonator_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id"))
 
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    # Loaded only when read (the audit recorder labels a support session).
+    impersonator: Mapped[User | None] = relationship(foreign_keys=[impersonator_id], lazy="select", viewonly=True)
 
     __table_args__ = (Index("ix_user_sessions_user_created", "user_id", "created_at"),)
 

@@ -29,9 +29,9 @@ from app.auth.passwords import hash_password, needs_rehash, password_problem, ve
 from app.errors import UserError
 from app.extensions import db
 from app.mail import queue_mail
-from app.tenancy.hosts import apex_url
-from app.tenancy.scoping import all_organizations
+from app.scoping import all_organizations
 from app.util import parse_uuid, utcnow
+from app.web.hosts import apex_url
 
 VERIFY_SALT = "tenantry.verify-email"
 EMAIL_CHANGE_SALT = "tenantry.email-change"
@@ -486,7 +486,7 @@ def active_sessions(user: User) -> list[UserSession]:
 def revoke_session(user: User, session_id) -> UserSession | None:
     """Revoke one of ``user``'s sessions on every host it reached, whoever asks
     (the user on their account page, an administrator through
-    ``app.members.services.revoke_session``, which checks who may).
+    ``app.members.sessions.revoke_session``, which checks who may).
 
     ``None`` when the id is not one of theirs: another user's session is
     indistinguishable from a missing one. Records ``auth.session_revoked``

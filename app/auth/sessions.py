@@ -14,13 +14,15 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from flask import current_app, g, request, session
+from flask import current_app, g, request, session, url_for
 from sqlalchemy import update
 
 from app.auth.models import UserSession
 from app.extensions import db, login_manager
 from app.util import parse_uuid, utcnow
+from app.web import hosts
 from app.web.hosts import normalise
+from app.web.htmx import redirect_page
 
 SESSION_KEY = "sid"
 HOST_KEY = "host"  # the (normalised) host the cookie was issued for
@@ -152,9 +154,4 @@ def _unauthorized():
     An HTMX request gets 401 with ``HX-Redirect`` (a 302 would swap the log-in
     form into whatever the request targeted).
     """
-    from flask import url_for
-
-    from app.tenancy import hosts
-    from app.web.htmx import redirect_page
-
     return redirect_page(hosts.apex_url(url_for("auth.login", next=request.url)), htmx_status=401)

@@ -13,8 +13,8 @@ from app.auth import handoff, services, sessions
 from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from app.errors import UserError
 from app.extensions import db
-from app.rbac.decorators import login_only, public
-from app.tenancy import hosts
+from app.web import hosts
+from app.web.access import login_only, public
 from app.web.forms import with_error
 
 bp = Blueprint("auth", __name__)

@@ -21,6 +21,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app, render_template
 
+from app.extensions import db
+from app.util import utcnow
+
 log = logging.getLogger("tenantry.mail")
 
 
@@ -69,8 +72,6 @@ def queue_mail(to: str, subject: str, template: str, **context) -> EmailMessage:
     logged, not raised: the change itself stands, and the user can ask for
     the mail again.
     """
-    from app.extensions import db
-
     msg = build(to, subject, template, **context)
     db.session.info.setdefault(_QUEUE_KEY, []).append((template, msg))
     return msg
@@ -153,7 +154,6 @@ def outbox_dir() -> Path:
 def _write_outbox(msg: EmailMessage) -> None:
     folder = outbox_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    from app.util import utcnow
 
     name = f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.eml"
     (folder / name).write_bytes(bytes(msg))

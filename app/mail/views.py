@@ -14,7 +14,7 @@ from email.parser import BytesParser
 from flask import Blueprint, abort, current_app, render_template, request
 
 from app.mail import outbox_dir
-from app.rbac.decorators import public
+from app.web.access import public
 
 bp = Blueprint("mail", __name__, url_prefix="/_dev/outbox")
 

@@ -12,8 +12,7 @@ from flask import Blueprint, g, request, url_for
 
 from app.members import listing, memberships
 from app.rbac import services as rbac
-from app.tenancy import hosts
-from app.web import nav
+from app.web import hosts, nav
 from app.web.htmx import render
 
 bp = Blueprint("members", __name__)

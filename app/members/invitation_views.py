@@ -18,8 +18,9 @@ from app.members import invitations, listing, memberships
 from app.members.blueprint import back, bp, render_row
 from app.members.forms import AcceptSignUpForm, InviteForm
 from app.rbac import services as rbac
-from app.rbac.decorators import public, require
-from app.tenancy import hosts
+from app.rbac.decorators import require
+from app.web import hosts
+from app.web.access import public
 from app.web.forms import with_error
 from app.web.htmx import is_htmx
 

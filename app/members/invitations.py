@@ -29,9 +29,9 @@ from app.extensions import db
 from app.mail import send_mail
 from app.members.memberships import assignable_role, seats
 from app.members.models import Invitation
-from app.tenancy import hosts
 from app.tenancy.models import Membership
 from app.util import parse_uuid, utcnow
+from app.web import hosts
 
 log = logging.getLogger("tenantry.members")
 

@@ -55,9 +55,9 @@ from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from app.auth.models import User
 from app.extensions import db
 from app.members.models import Invitation
-from app.rbac.catalogue import SYSTEM_ROLES
+from app.permissions import SYSTEM_ROLES
+from app.scoping import current_org_id
 from app.tenancy.models import Membership
-from app.tenancy.scoping import current_org_id
 from app.util import escape_like, parse_uuid, utcnow
 
 SORTS = ("name", "email", "joined", "last_seen")

@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.rbac.models import HoldsRole
-from app.tenancy.scoping import TenantScoped
+from app.scoping import TenantScoped
+from app.tenancy.models import HoldsRole
 from app.util import utcnow
 
 

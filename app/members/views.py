@@ -32,8 +32,8 @@ from app.members import (
 from app.members.blueprint import back, bp, choices_and_touchable, render_row, roles_and_keys, row_context, row_urls
 from app.rbac import services as rbac
 from app.rbac.decorators import require, require_all, require_any
-from app.tenancy import hosts
-from app.tenancy.scoping import current_org_id, tenant_context
+from app.scoping import current_org_id, tenant_context
+from app.web import hosts
 from app.web.downloads import csv_chunks, download
 from app.web.htmx import is_htmx, render
 

@@ -14,8 +14,9 @@ from flask import Blueprint, g, jsonify, request
 from sqlalchemy import text
 
 from app.extensions import db
-from app.rbac.decorators import public
-from app.tenancy import hosts
+from app.ops import errors
+from app.web import hosts
+from app.web.access import public
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger("tenantry.request")
@@ -167,6 +168,5 @@ def init_app(app) -> None:
     # Runs before every other before_request hook, so the id exists for them.
     app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
     app.after_request(_finish_request)
-    from app.ops import errors
 
     errors.init_app(app)

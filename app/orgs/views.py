@@ -9,11 +9,11 @@ from app.auth.views import go_to
 from app.errors import UserError
 from app.extensions import db
 from app.orgs.forms import OrganizationForm
-from app.rbac.decorators import login_only, public, require
-from app.tenancy import hosts
+from app.rbac.decorators import require
 from app.tenancy.entitlements import limit
 from app.tenancy.services import create_organization, my_memberships
-from app.web import nav
+from app.web import hosts, nav
+from app.web.access import login_only, may_open, public
 from app.web.forms import with_error
 from app.web.htmx import render
 
@@ -109,8 +109,6 @@ def _may_open(path: str, membership) -> bool:
     from flask import current_app
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
-
-    from app.rbac.decorators import may_open
 
     adapter = current_app.url_map.bind("localhost")
     try:

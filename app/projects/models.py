@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.tenancy.scoping import TenantScoped
+from app.scoping import TenantScoped
 
 STATUSES = ("active", "archived")
 # Lengths a person may type: the column below, the form and the service all

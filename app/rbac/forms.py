@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from app.rbac.catalogue import PERMISSIONS
+from app.permissions import PERMISSIONS
 from app.rbac.services import DESCRIPTION_MAX, NAME_MAX
 
 try:  # WTForms 3.3+ deprecates (value, label) tuples

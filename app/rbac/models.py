@@ -10,25 +10,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.tenancy.scoping import TenantScoped
-
-
-class HoldsRole:
-    """For rows that carry exactly one role: a system role key in ``role`` or
-    a custom role in ``custom_role`` (memberships and invitations)."""
-
-    @property
-    def role_key(self) -> str:
-        """``owner`` … ``viewer``, or ``custom:<id>``."""
-        return self.role if self.role else f"custom:{self.custom_role_id}"
-
-    @property
-    def role_name(self) -> str:
-        from app.rbac.catalogue import SYSTEM_ROLES
-
-        if self.role:
-            return SYSTEM_ROLES[self.role].name
-        return self.custom_role.name if self.custom_role else "Custom role"
+from app.scoping import TenantScoped
 
 
 class Role(TenantScoped, db.Model):

@@ -28,9 +28,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, hooks
+from app.auth.models import User
 from app.errors import UserError
 from app.extensions import db
-from app.rbac.catalogue import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
+from app.permissions import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
 from app.rbac.models import Role
 from app.tenancy.models import Membership
 from app.util import parse_uuid
@@ -134,8 +135,6 @@ def _holders_stmt(info: RoleInfo):
 
 def members_with_role(info: RoleInfo, include_inactive: bool = False) -> list[Membership]:
     """The members holding ``info``, by name (active only unless asked)."""
-    from app.auth.models import User
-
     stmt = _holders_stmt(info).join(User, User.id == Membership.user_id).order_by(func.lower(User.name))
     if not include_inactive:
         stmt = stmt.where(Membership.status == "active")
@@ -144,8 +143,6 @@ def members_with_role(info: RoleInfo, include_inactive: bool = False) -> list[Me
 
 def active_members() -> list[Membership]:
     """Every active member of the organization, by name."""
-    from app.auth.models import User
-
     return list(
         db.session.execute(
             select(Membership)

@@ -14,8 +14,8 @@ from flask_login import login_required
 
 from app.errors import UserError
 from app.extensions import db
+from app.permissions import BY_NAME, ROLE_ORDER, groups
 from app.rbac import services
-from app.rbac.catalogue import BY_NAME, ROLE_ORDER, groups
 from app.rbac.decorators import require, require_all
 from app.rbac.forms import AssignForm, ConfirmForm, RoleForm, TransferForm, choice
 from app.web import nav

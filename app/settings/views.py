@@ -10,8 +10,8 @@ from app.extensions import db
 from app.orgs import services
 from app.rbac.decorators import require, require_any
 from app.settings.forms import DeleteOrganizationForm, GeneralSettingsForm
-from app.tenancy import hosts, lifecycle
-from app.web import nav
+from app.tenancy import lifecycle
+from app.web import hosts, nav
 from app.web.forms import with_error
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")

@@ -19,8 +19,9 @@ from sqlalchemy import func, select, text
 from app import audit
 from app.errors import UserError
 from app.extensions import db
+from app.rls import APPEND_ONLY_TABLES
+from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Organization
-from app.tenancy.scoping import all_organizations, tenant_context
 from app.util import utcnow
 
 log = logging.getLogger("tenantry.lifecycle")
@@ -84,8 +85,6 @@ def _data_tables() -> list[str]:
 
     Append-only tables (the audit log) are kept as the tombstone.
     """
-    from app.tenancy.rls import APPEND_ONLY_TABLES
-
     tables = [t for t in reversed(db.metadata.sorted_tables) if "organization_id" in t.c]
     return [t.name for t in tables if t.name not in APPEND_ONLY_TABLES]
 

@@ -22,8 +22,8 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.rbac.models import HoldsRole
-from app.tenancy.scoping import TenantScoped
+from app.permissions import ALL, SYSTEM_ROLES
+from app.scoping import TenantScoped
 
 
 class Plan(db.Model):
@@ -82,6 +82,22 @@ class Organization(db.Model):
         return self.status == "suspended"
 
 
+class HoldsRole:
+    """For rows that carry exactly one role: a system role key in ``role`` or
+    a custom role in ``custom_role`` (memberships and invitations)."""
+
+    @property
+    def role_key(self) -> str:
+        """``owner`` … ``viewer``, or ``custom:<id>``."""
+        return self.role if self.role else f"custom:{self.custom_role_id}"
+
+    @property
+    def role_name(self) -> str:
+        if self.role:
+            return SYSTEM_ROLES[self.role].name
+        return self.custom_role.name if self.custom_role else "Custom role"
+
+
 class Membership(HoldsRole, TenantScoped, db.Model):
     """A user's place in an organization, with exactly one role.
 
@@ -120,8 +136,6 @@ class Membership(HoldsRole, TenantScoped, db.Model):
     @property
     def permissions(self) -> frozenset[str]:
         """Every permission this membership's role grants (never more)."""
-        from app.rbac.catalogue import ALL, SYSTEM_ROLES
-
         if self.status != "active":
             return frozenset()
         if self.role:

@@ -15,11 +15,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.auth import sessions
 from app.auth.models import UserSession
 from app.extensions import db, login_manager
-from app.rbac.decorators import access_of
-from app.tenancy import hosts
+from app.scoping import record_applied_settings, reset_scope, set_scope
+from app.tenancy.hosts import load_organization, organization_criteria, organization_params, serves_custom_domain
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import record_applied_settings, reset_scope, set_scope
 from app.util import utcnow
+from app.web import hosts
+from app.web.access import access_of, has
 
 
 def _view_access() -> dict:
@@ -97,8 +98,8 @@ def _load_organization_and_session(match: hosts.HostMatch) -> Organization | Non
     """
     sid = sessions.cookie_session_id()
     if sid is None:
-        return hosts.load_organization(match)
-    params = {"sid": sid, **hosts.organization_params(match)}
+        return load_organization(match)
+    params = {"sid": sid, **organization_params(match)}
     row = db.session.execute(_entry_statement(bool(match.slug)), params).first()
     if row is None:
         return None
@@ -126,7 +127,7 @@ def _entry_statement(by_slug: bool):
         .select_from(Organization)
         .outerjoin(UserSession, UserSession.id == bindparam("sid"))
         .outerjoin(entered, true())
-        .where(*hosts.organization_criteria(by_slug))
+        .where(*organization_criteria(by_slug))
         # The user arrives with the session; a custom role loads on first use.
         .options(lazyload(membership.user), lazyload(membership.custom_role))
         # The ORM's organization filter needs a current organization, which
@@ -174,13 +175,12 @@ def teardown(_exc=None) -> None:
 
 
 def init_app(app) -> None:
+    hosts.register_custom_domain_lookup(app, serves_custom_domain)
     app.before_request(resolve)
     app.teardown_request(teardown)
 
     @app.context_processor
     def _tenancy_context():
-        from app.rbac.decorators import has
-
         return {
             "current_org": g.get("org"),
             "current_membership": g.get("membership"),

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from app import audit
 from app.errors import UserError
 from app.extensions import db
+from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import all_organizations, tenant_context
 from app.web.hosts import SLUG_PATTERN
 
 RESERVED_SLUGS = frozenset(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Flask, current_app, g, request, url_for
 from werkzeug.routing import BuildError
 
-from app.rbac.decorators import may_open
+from app.web.access import may_open
 
 # Side-navigation sections, in order; ``None``: headed by the organization's name.
 SECTIONS = {"main": None, "admin": "Administration"}

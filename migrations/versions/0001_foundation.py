@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from app.tenancy import rls
+from app import rls
 
 # revision identifiers, used by Alembic.
 revision = "0001_foundation"

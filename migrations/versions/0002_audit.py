@@ -5,7 +5,7 @@ Revises: 0001_foundation
 Create Date: 2026-11-21 07:00:00
 
 * ``audit_events``: append-only for the runtime role; every filter index
-  ends with ``id`` (design and figures: ``app.audit.services``,
+  ends with ``id`` (design and figures: ``app.auditlog.services``,
   ``bench/audit_bench.py``); ``xid`` is the inserting transaction (sealer).
 * ``audit_seals``: the per-organization chain; ``audit_checkpoints``: signed
   purge and verification records; ``audit_label_words``: the words of actor
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from app.tenancy import rls
+from app import rls
 
 revision = "0002_audit"
 down_revision = "0001_foundation"

@@ -29,7 +29,7 @@ the function still works, just without the index.
 import sqlalchemy as sa
 from alembic import op
 
-from app.tenancy import rls
+from app import rls
 
 # revision identifiers, used by Alembic.
 revision = "0003_invitations"

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 from flask import current_app
 
-from app.tenancy import rls
+from app import rls
 
 revision = "0008_cross_org_role"
 down_revision = "0007_definer_not_public"

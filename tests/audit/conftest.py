@@ -10,7 +10,7 @@ from sqlalchemy import text
 @pytest.fixture(autouse=True)
 def _fresh_anchors(app):
     """Each test starts with no anchored chain heads (tables are emptied per test)."""
-    from app.audit import anchors
+    from app.auditlog import anchors
 
     with app.app_context():
         p = anchors.path()
@@ -60,7 +60,7 @@ def settle(slug=None, timeout: float = 20.0):  # noqa: ARG001 (every organizatio
     """
     import time
 
-    from app.audit.sealing import seal_all
+    from app.auditlog.sealing import seal_all
     from app.database import CROSS_ORG_BIND
     from app.extensions import db
 
@@ -99,7 +99,7 @@ def verify(app):
     """``verify(slug)`` → the VerifyResult of that organization (after sealing everything)."""
 
     def _verify(slug=None):
-        from app.audit.verification import verify_all
+        from app.auditlog.verification import verify_all
         from app.extensions import db
 
         settle(slug)
@@ -116,7 +116,7 @@ def record_in(app):
     def _record(org, action, **kw):
         from app import audit
         from app.extensions import db
-        from app.tenancy.scoping import tenant_context
+        from app.scoping import tenant_context
 
         with tenant_context(org.id):
             ev = audit.record(action, **kw)

@@ -3,7 +3,7 @@ another store plugs in through the configuration."""
 
 from __future__ import annotations
 
-from app.audit import anchors
+from app.auditlog import anchors
 
 
 class MemoryStore:

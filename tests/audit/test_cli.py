@@ -10,7 +10,7 @@ def run(app, *args):
 
 
 def test_verify_is_green_on_demo_data_and_red_after_a_manual_edit(app, owner_engine, seal):
-    from app.audit.demo import seed_demo_log
+    from app.auditlog.demo import seed_demo_log
     from app.demo import load_demo
 
     summary = load_demo()  # the demo loader records and seals the demo log

@@ -203,7 +203,7 @@ def test_late_commit_never_lands_inside_a_sealed_range(app, world, record_in, se
     from app.audit import Actor, event_row
     from app.audit.models import AuditEvent
     from app.extensions import db
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     first = record_in(world.acme, "project.created", target=("project", "a", "A"), after={"name": "A"})
     with tenant_context(world.acme.id):
@@ -218,7 +218,7 @@ def test_late_commit_never_lands_inside_a_sealed_range(app, world, record_in, se
                 [event_row(world.acme.id, eid, ts, "project.updated", Actor.system(), ("project", "b", "B"))],
             )
         engine.dispose()
-        from app.audit.sealing import seal_all
+        from app.auditlog.sealing import seal_all
 
         seal_all(db.engine)
         sealed = {r.event_id for r in owner_sql("SELECT event_id FROM audit_seals")}
@@ -273,7 +273,7 @@ def insert_old(app, org, n, days_ago):
 
 
 def test_purge_keeps_verify_green_and_is_audited(app, world, record_in, seal, verify, owner_engine, events, owner_sql):
-    from app.audit.retention import purge
+    from app.auditlog.retention import purge
 
     old = insert_old(app, world.acme, 6, days_ago=400)  # acme is on pro: 365 days
     globex_old = insert_old(app, world.globex, 2, days_ago=20)  # globex is on free: 30 days, still kept
@@ -304,7 +304,7 @@ def test_purge_keeps_verify_green_and_is_audited(app, world, record_in, seal, ve
 
 
 def test_forged_checkpoint_is_named(app, world, record_in, verify, owner_engine, owner_sql):
-    from app.audit.retention import purge
+    from app.auditlog.retention import purge
 
     insert_old(app, world.acme, 3, days_ago=400)
     record_in(world.acme, "project.created", target=("project", "n", "New"), after={"name": "n"})
@@ -329,7 +329,7 @@ def test_deleting_the_oldest_events_without_a_checkpoint_is_named(world, chain, 
 
 
 def test_purge_requires_the_owner(app, world, chain):
-    from app.audit.retention import purge
+    from app.auditlog.retention import purge
     from app.extensions import db
 
     with pytest.raises(Exception, match="permission denied"):

@@ -57,7 +57,7 @@ class Ctx:
 
     def in_acme(self, fn):
         from app.extensions import db
-        from app.tenancy.scoping import tenant_context
+        from app.scoping import tenant_context
 
         with tenant_context(self.world.acme.id):
             out = fn()
@@ -375,7 +375,7 @@ ROUTES: dict[str, Route] = {
         ),
     ),
     # ------------------------------------------------------------------ the audit log
-    "audit.export": Route(
+    "auditlog.export": Route(
         [(ACME, "audit.exported")], lambda c: Call("/audit/export", data={"format": "csv"}), refused_as="viewer"
     ),
 }

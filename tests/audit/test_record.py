@@ -6,14 +6,14 @@ import uuid
 
 import pytest
 
-from app.tenancy.scoping import all_organizations
+from app.scoping import all_organizations
 from tests.conftest import csrf_token, url
 
 
 def test_rolled_back_change_leaves_no_event(world, events):
     from app import audit
     from app.extensions import db
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     with tenant_context(world.acme.id):
         audit.record("project.created", target=world.projects["acme"][0], after={"name": "X"})
@@ -24,7 +24,7 @@ def test_rolled_back_change_leaves_no_event(world, events):
 def test_committed_change_has_its_event(world, events):
     from app import audit
     from app.extensions import db
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     with tenant_context(world.acme.id):
         project = world.projects["acme"][0]
@@ -46,7 +46,7 @@ def test_event_and_change_commit_together(world, events):
     from app import audit
     from app.extensions import db
     from app.projects.models import Project
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     with tenant_context(world.acme.id):
         pid = world.projects["acme"][1].id
@@ -60,7 +60,7 @@ def test_event_and_change_commit_together(world, events):
 
 def test_unknown_action_is_refused(world):
     from app import audit
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     with tenant_context(world.acme.id), pytest.raises(ValueError, match="catalogue"):
         audit.record("project.teleported", target=world.projects["acme"][0])
@@ -76,7 +76,7 @@ def test_org_action_outside_any_organization_is_refused(app):
 def test_secrets_are_never_stored(world, events, owner_engine):
     from app import audit
     from app.extensions import db
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     secrets = ["hunter2-password", "tok_abcdef123456", "whsec_s3cr3t", "argon2$hash$value", "sk_live_key"]
     with tenant_context(world.acme.id):
@@ -182,7 +182,7 @@ def test_support_actor_records_both_identities(world, login, events):
 def test_account_event_goes_to_platform_log_and_the_current_organization(world, events):
     from app import audit
     from app.extensions import db
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     user = world.users["member"]
     audit.record("auth.password_changed", target=user, actor=user)  # apex: no organization

@@ -150,8 +150,8 @@ def test_filter_labels_never_name_another_organizations_users(world, login, acme
 
 
 def test_filter_labels_resolve_members_invitees_and_recorded_people_only(app, world):
-    from app.audit.services import label_for
-    from app.tenancy.scoping import tenant_context
+    from app.auditlog.services import label_for
+    from app.scoping import tenant_context
     from tests.members.conftest import invite_row
 
     invite_row(world.acme, "OUTSIDER@example.test")
@@ -315,7 +315,7 @@ def test_jsonl_export_holds_only_this_organization(world, login, acme_log):
 def test_export_needs_audit_export(world, login, acme_log, events):
     from app.extensions import db
     from app.rbac.models import Role
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
     from tests import factories as f
 
     with tenant_context(world.acme.id):
@@ -387,7 +387,7 @@ def test_free_text_finds_events_by_actor_and_target_names(world, login, acme_log
     assert ids("doomsday") == []  # globex's
     assert ids("magnet", action="project.updated") == []
     assert ids("acme", person=world.users["member"].id) == [acme_log["by_member"].id, acme_log["role"].id]
-    from app.audit import services
+    from app.auditlog import services
 
     monkeypatch.setattr(services, "LABEL_CAP", 1)  # "acme" now matches more names than the cap
     assert ids("acme") == sorted((e.id for e in acme_log.values()), reverse=True)

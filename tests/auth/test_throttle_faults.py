@@ -293,7 +293,7 @@ def test_redis_is_used_again_after_the_cool_down_once_it_answers(redis_app, swit
 
 
 def test_decorated_route_limits_fall_back_to_memory_when_redis_is_stopped(redis_app, stopped_redis, caplog):
-    from app.rbac.decorators import public
+    from app.web.access import public
 
     app = redis_app(stopped_redis)
 

@@ -77,11 +77,13 @@ def test_admin_creates_auditor_role_and_its_holder_sees_exactly_those_areas(page
     expect(page.get_by_role("heading", name="Not allowed")).to_have_count(0)
     served = live_server.app.view_functions
     expected = [
-        label for endpoint, label in (("members.index", "Members"), ("audit.index", "Audit log")) if endpoint in served
+        label
+        for endpoint, label in (("members.index", "Members"), ("auditlog.index", "Audit log"))
+        if endpoint in served
     ]
     expect(page.locator("nav.sidenav a")).to_have_text(expected)
     shot(page, "auditor-nav")
-    for endpoint, label in (("members.index", "Members"), ("audit.index", "Audit log")):
+    for endpoint, label in (("members.index", "Members"), ("auditlog.index", "Audit log")):
         if endpoint in served:
             page.locator("nav.sidenav").get_by_role("link", name=label).click()
             expect(page.get_by_role("heading", name="Not allowed")).to_have_count(0)

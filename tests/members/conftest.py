@@ -14,8 +14,8 @@ from app.auth.models import User
 from app.extensions import db
 from app.members.invitations import hash_token, new_token
 from app.members.models import Invitation
+from app.scoping import tenant_context
 from app.tenancy.models import Membership
-from app.tenancy.scoping import tenant_context
 from app.util import utcnow
 from tests.fresh_client import fresh_requests  # noqa: F401  (requests run like real ones)
 

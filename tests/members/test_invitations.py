@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from app.auth.models import User
 from app.extensions import db
 from app.members.models import Invitation
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
 from app.util import utcnow
 from tests.conftest import Mailbox, csrf_token, follow, url
 from tests.factories import add_member, make_org, make_user

@@ -114,8 +114,8 @@ def test_visiting_stamps_last_seen_at_most_every_few_minutes(world, login):
 def test_demo_adds_200_members_and_5_invitations_to_acme_idempotently(app):
     from app.demo import load_demo
     from app.members.models import Invitation
+    from app.scoping import tenant_context
     from app.tenancy.models import Membership, Organization
-    from app.tenancy.scoping import tenant_context
 
     first = load_demo()
     assert "200 generated members, 5 invitations" in first

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.members import listing
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
 from tests.members.conftest import add_members, invite_row
 
 ROLE_KEYS = {"owner", "admin", "manager", "member", "viewer"}

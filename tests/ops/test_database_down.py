@@ -104,7 +104,7 @@ def stage(postgres, tmp_path_factory):
     from sqlalchemy import text
 
     from app.extensions import db
-    from app.rbac.decorators import public
+    from app.web.access import public
 
     pg, owner = postgres
     app = make_app(

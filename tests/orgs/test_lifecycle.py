@@ -9,8 +9,8 @@ from sqlalchemy import text
 
 from app.errors import UserError
 from app.extensions import db
+from app.scoping import all_organizations
 from app.tenancy import lifecycle
-from app.tenancy.scoping import all_organizations
 from app.util import utcnow
 from tests.conftest import csrf_token, url
 

@@ -10,8 +10,8 @@ from sqlalchemy import select, text
 
 from app.auth.models import AuthHandoff
 from app.extensions import db
+from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import all_organizations, tenant_context
 from app.tenancy.services import slugify
 from app.util import utcnow
 from tests import factories as f
@@ -244,7 +244,7 @@ def test_switcher_without_htmx_is_a_full_page(world, login):
 
 def test_org_root_sends_a_custom_role_without_dashboard_to_its_first_reachable_area(world, login):
     from app.rbac.models import Role
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     with tenant_context(world.acme.id):
         role = Role(organization_id=world.acme.id, name="Project reader", permissions=["projects:view"])

@@ -7,8 +7,8 @@ import pytest
 from app.errors import UserError
 from app.extensions import db
 from app.orgs import services
+from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Organization
-from app.tenancy.scoping import all_organizations, tenant_context
 from tests.conftest import csrf_token, url
 
 

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from app import hooks
 from app.extensions import db
 from app.projects.models import Project
+from app.scoping import tenant_context
 from app.tenancy.models import Membership
-from app.tenancy.scoping import tenant_context
 from tests.factories import add_member, make_project, make_user
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from app.projects.services import COUNT_CAP, PAGE_SIZE
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
 from tests import factories as f
 from tests.conftest import url
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
 from tests import factories as f
 from tests.conftest import UNKNOWN_ID, url
 

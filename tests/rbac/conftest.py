@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.rbac.models import Role
+from app.scoping import tenant_context
 from app.tenancy.models import Membership
-from app.tenancy.scoping import tenant_context
 
 
 def make_role(org, name: str, permissions=(), description: str = "") -> SimpleNamespace:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.rbac.catalogue import ALL
-from app.rbac.decorators import access_of
+from app.permissions import ALL
+from app.web.access import access_of
 
 
 def test_every_route_declares_its_access(app):

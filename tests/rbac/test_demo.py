@@ -8,8 +8,8 @@ from sqlalchemy import select
 from app.demo import load_demo
 from app.extensions import db
 from app.rbac.models import Role
+from app.scoping import tenant_context
 from app.tenancy.models import Membership, Organization
-from app.tenancy.scoping import tenant_context
 
 
 def test_demo_has_the_five_system_roles_and_an_auditor_role_once(app):

@@ -12,9 +12,9 @@ import pytest
 from app import audit
 from app.errors import UserError
 from app.extensions import db
+from app.permissions import SYSTEM_ROLES
 from app.rbac import services
-from app.rbac.catalogue import SYSTEM_ROLES
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
 from tests.conftest import csrf_token, url
 from tests.factories import add_member, make_user
 from tests.rbac.conftest import make_role, membership
@@ -341,7 +341,7 @@ def test_deleting_a_custom_role_offered_in_a_pending_invitation_is_refused(world
     from app.members.models import Invitation
     from app.rbac import services
     from app.rbac.models import Role
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
     from app.util import utcnow
 
     with tenant_context(world.acme.id):

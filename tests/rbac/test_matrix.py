@@ -15,8 +15,8 @@ import functools
 
 import pytest
 
-from app.rbac.catalogue import ROLE_ORDER, SYSTEM_ROLES
-from app.rbac.decorators import access_of
+from app.permissions import ROLE_ORDER, SYSTEM_ROLES
+from app.web.access import access_of
 from tests.conftest import APEX, csrf_token, host, url
 
 
@@ -118,7 +118,7 @@ def expected_allowed(role_key: str, permissions: tuple, mode: str) -> bool:
 
 
 def build_path(app, endpoint: str, rule: str, world) -> str:
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     values = {}
     for arg in sorted(next(r for r in app.url_map.iter_rules(endpoint) if r.rule == rule).arguments):

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from app.permissions import PERMISSIONS
 from app.rbac import services
-from app.rbac.catalogue import PERMISSIONS
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
 from tests.conftest import csrf_token, url
 from tests.factories import add_member, make_user
 from tests.rbac.conftest import make_role, membership

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import text
 
-from app.tenancy import rls
+from app import rls
 
 
 def run_check(app):

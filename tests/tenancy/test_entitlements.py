@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
+from app.scoping import all_organizations
 from app.tenancy import entitlements
 from app.tenancy.models import Organization
-from app.tenancy.scoping import all_organizations
 from tests.factories import make_org
 
 

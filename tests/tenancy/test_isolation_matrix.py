@@ -28,8 +28,8 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.rbac.models import Role
-from app.tenancy.rls import tenant_tables
-from app.tenancy.scoping import tenant_context
+from app.rls import tenant_tables
+from app.scoping import tenant_context
 from tests.conftest import csrf_token, sign_in
 
 # How to find a globex value for each URL variable: SQL run as the owner,

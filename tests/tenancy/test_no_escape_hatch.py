@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from app.extensions import db
-from app.tenancy.rls import tenant_tables
-from app.tenancy.scoping import all_organizations, tenant_context
+from app.rls import tenant_tables
+from app.scoping import all_organizations, tenant_context
 from tests.tenancy.test_check_command import owner_exec, probe_role, run_check  # noqa: F401 (fixtures)
 
 # Settings an attacker would try, besides every app.* setting the schema mentions.

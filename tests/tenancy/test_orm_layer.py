@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from app import scoping
 from app.projects.models import Project
-from app.tenancy import scoping
+from app.scoping import CrossTenantWrite, tenant_context
 from app.tenancy.models import Membership
-from app.tenancy.scoping import CrossTenantWrite, tenant_context
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from app.tenancy.rls import tenant_tables
+from app.rls import tenant_tables
 
 SET_ORG = "SELECT set_config('app.org_id', %s, true)"
 
@@ -35,7 +35,7 @@ def test_runtime_role_is_subject_to_rls(runtime_connect):
 def test_acme_transaction_sees_no_globex_row_in_any_tenant_table(world, runtime_connect, owner_engine, tables):
     from app.extensions import db
     from app.rbac.models import Role
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
     from tests import factories as f
 
     with tenant_context(world.globex.id):

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 
 from app.extensions import db
-from app.tenancy.rls import tenant_tables
+from app.rls import tenant_tables
 
 ORG = "organization_id"
 

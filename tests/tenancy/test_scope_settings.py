@@ -14,8 +14,8 @@ from sqlalchemy import text
 from app.auth.models import UserSession
 from app.auth.sessions import bind_cookie
 from app.extensions import db
+from app.scoping import all_organizations, current_org_id, reset_scope, set_scope, tenant_context
 from app.tenancy.request import resolve
-from app.tenancy.scoping import all_organizations, current_org_id, reset_scope, set_scope, tenant_context
 from app.util import utcnow
 from tests.conftest import sign_in, url
 

@@ -11,7 +11,7 @@ from flask import url_for
 
 from app.extensions import db
 from app.rbac.models import Role
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
 from app.web import nav
 from tests import factories as f
 from tests.conftest import url

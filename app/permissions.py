@@ -1,5 +1,9 @@
 """The permission catalogue: the single source of truth for code, UI and docs.
 
+Foundation: the guards (``app.rbac.decorators``), memberships
+(``app.tenancy.models``) and the roles pages all read it, so it sits below
+them all and imports nothing of the app.
+
 A permission is an ``area:action`` string with a group and a description.
 System roles are defined here too; they are identical in every organization
 and cannot be edited. Custom roles (per organization) hold any subset.

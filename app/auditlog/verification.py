@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from app.audit import integrity
-from app.audit.sealing import _EVENT_COLUMNS, bind
+from app.auditlog import anchors, sealing
+from app.auditlog.sealing import _EVENT_COLUMNS, bind
+from app.util import utcnow
 
 log = logging.getLogger("tenantry.audit.verify")
 
@@ -76,8 +78,6 @@ class VerifyResult:
 
 def write_checkpoint(conn, org_id, kind: str, **fields) -> dict:
     """Append a signed checkpoint row (purge or verify) on ``conn``."""
-    from app.util import utcnow
-
     kid, key = integrity.current_key()
     cp_id = conn.execute(text("SELECT nextval('audit_checkpoints_id_seq')")).scalar_one()
     row = {
@@ -300,8 +300,6 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
 def verify_all(engine, slug: str | None = None, seal_first: bool = True, record: bool = True) -> list[VerifyResult]:
     """Seal, then verify every organization (or one). Stores each result as a
     ``verify`` checkpoint and advances the anchors of green chains."""
-    from app.audit import anchors, sealing
-
     if seal_first:
         sealing.seal_all(engine, slug)
     ring = integrity.keyring()

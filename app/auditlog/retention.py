@@ -27,8 +27,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from app.audit import integrity, sealing
-from app.audit.verification import write_checkpoint
+from app import audit
+from app.audit import integrity
+from app.auditlog import sealing
+from app.auditlog.verification import write_checkpoint
 from app.tenancy import entitlements
 from app.util import utcnow
 
@@ -52,8 +54,6 @@ def _retention_days(conn, org_id) -> int | None:
 
 def purge_org(conn, org_id, slug: str, now: datetime, ring, key) -> PurgeResult | None:
     """Purge one organization inside the caller's transaction on ``conn`` (owner)."""
-    from app import audit
-
     days = _retention_days(conn, org_id)
     if days is None:
         return None

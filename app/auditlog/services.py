@@ -35,14 +35,18 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Text, and_, func, literal_column, or_, select, union_all
+from sqlalchemy import ARRAY, String, Text, and_, cast, func, literal_column, or_, select, true, union_all
+from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.orm import defer
 
 from app.audit import catalogue, integrity
-from app.audit.models import AuditCheckpoint, AuditEvent, AuditSeal
+from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal, Xid8
+from app.auth.models import User
 from app.database import apply_tenant_settings
 from app.extensions import db
+from app.members.models import Invitation
 from app.tenancy.entitlements import limit
+from app.tenancy.models import Membership, Organization
 from app.util import parse_uuid
 from app.web.downloads import csv_chunks
 
@@ -291,8 +295,6 @@ def _next_prefix(word: str) -> str:
 def text_refs(session, org_id, q: str) -> TextRefs | None:
     """The actors and targets with a name containing the rarest word of ``q``
     (``audit_label_words``), or ``None`` when there is no text filter."""
-    from app.audit.models import AuditLabelWord, AuditSeal
-
     words = re.findall(r"[^\W_]+", (q or "").lower())[:MAX_SEARCH_WORDS]
     if not words:
         return None
@@ -334,9 +336,6 @@ def _text_branches(org_id, f: Filters, refs: TextRefs, conds_for, order_desc: bo
     """Index-bound ways to find events matching the text: each matching actor's
     and target's newest events (one LATERAL probe each), plus the events not
     sealed yet (read by inserting transaction)."""
-    from sqlalchemy import ARRAY, String, cast, true
-    from sqlalchemy.dialects.postgresql import UUID as PGUUID
-
     out = []
     if refs.actors:
         r = func.unnest(cast(refs.actors, ARRAY(PGUUID(as_uuid=True)))).table_valued("aid").render_derived(name="ra")
@@ -367,8 +366,6 @@ def _text_branches(org_id, f: Filters, refs: TextRefs, conds_for, order_desc: bo
         )
         out.append(select(inner.c.id).select_from(r).join(inner, true()))
     e = T.alias("eu")
-    from app.audit.models import Xid8
-
     out.append(
         select(e.c.id)
         .where(e.c.xid >= cast(refs.horizon, Xid8()), *conds_for(e))
@@ -486,8 +483,6 @@ class LogState:
 
 def log_state(org_id, session=None) -> LogState:
     """How far back the log goes and how its last verification went."""
-    from app.tenancy.models import Organization
-
     session = session or db.session
     org = session.get(Organization, org_id)
     oldest = session.execute(
@@ -522,9 +517,6 @@ def log_state(org_id, session=None) -> LogState:
 # ----------------------------------------------------------------------------- choices
 def actor_choices(org_id, session=None) -> list[tuple[str, str]]:
     """``(user id, label)`` of the organization's members, for the filter selects."""
-    from app.auth.models import User
-    from app.tenancy.models import Membership
-
     session = session or db.session
     rows = session.execute(
         select(User.id, User.name, User.email)
@@ -546,10 +538,6 @@ def label_for(org_id, user_id, session=None) -> str | None:
     organization's user, a made-up id - gets ``None``: a filter must not turn
     the viewer into a directory of every account.
     """
-    from app.auth.models import User
-    from app.members.models import Invitation
-    from app.tenancy.models import Membership
-
     session = session or db.session
     member = session.execute(
         select(User.name, User.email)

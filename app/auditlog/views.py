@@ -9,8 +9,8 @@
 * ``/audit/platform`` on the apex (super-admins only; everyone else 404):
   the platform log of account events (``app.audit.PLATFORM_ORG_ID``).
 
-The CLI (``flask --app wsgi audit seal|verify|purge|actions``) rides on this
-blueprint's command group (``app.audit.cli``).
+The CLI (``flask --app wsgi audit seal|verify|purge|actions``) is in
+``app.auditlog.cli``.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from flask import Blueprint, abort, current_app, g, render_template, request
 from flask_login import current_user, login_required
 
 from app import audit
-from app.audit import catalogue, services
-from app.audit.cli import register as register_cli
+from app.audit import catalogue
+from app.auditlog import services
 from app.extensions import db
-from app.rbac.decorators import has, login_only, require
-from app.tenancy.scoping import tenant_context
+from app.rbac.decorators import require
+from app.scoping import tenant_context
 from app.web import nav
+from app.web.access import has, login_only
 from app.web.downloads import download
 from app.web.htmx import render
 
-bp = Blueprint("audit", __name__, url_prefix="/audit", cli_group="audit")
+bp = Blueprint("auditlog", __name__, url_prefix="/audit")
 nav.link(bp, "index", "Audit log", section="admin", order=30)
-register_cli(bp.cli)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -71,8 +71,8 @@ def _context(org_id, f: services.Filters, page, *, platform: bool) -> dict:
         "actor_labels": labels,
         "target_types": services.TARGET_TYPES,
         "platform": platform,
-        "list_endpoint": "audit.platform" if platform else "audit.index",
-        "show_endpoint": "audit.platform_show" if platform else "audit.show",
+        "list_endpoint": "auditlog.platform" if platform else "auditlog.index",
+        "show_endpoint": "auditlog.platform_show" if platform else "auditlog.show",
         "can_export": (not platform) and has("audit:export"),
     }
 
@@ -83,21 +83,21 @@ def _list(org_id, platform: bool):
     page = services.page(org_id, f) if not f.errors else services.Page([], None, None)
     ctx = _context(org_id, f, page, platform=platform)
     ctx["state"] = services.log_state(org_id)
-    return render("audit/index.html", "audit/_results.html", status=status, **ctx)
+    return render("auditlog/index.html", "auditlog/_results.html", status=status, **ctx)
 
 
 def _show(org_id, event_id: int, platform: bool):
     ev = services.get_event(org_id, event_id) or abort(404)
     on_org = not platform
     return render_template(
-        "audit/show.html",
+        "auditlog/show.html",
         ev=ev,
         describe=catalogue.describe,
         integrity=services.event_integrity(org_id, ev),
         state=services.log_state(org_id),
         actor_links=entity_links("user", ev.actor_id, on_org) if ev.actor_type in ("user", "support") else {},
         target_links=entity_links(ev.target_type or "", ev.target_id, on_org),
-        list_endpoint="audit.platform" if platform else "audit.index",
+        list_endpoint="auditlog.platform" if platform else "auditlog.index",
         platform=platform,
     )
 
@@ -141,7 +141,7 @@ def export():
     if f.errors:
         ctx = _context(g.org.id, f, services.Page([], None, None), platform=False)
         ctx["state"] = services.log_state(g.org.id)
-        return render("audit/index.html", "audit/_results.html", status=422, **ctx)
+        return render("auditlog/index.html", "auditlog/_results.html", status=422, **ctx)
     audit.record("audit.exported", target=g.org, metadata={"format": fmt, "filters": f.params()})
     db.session.commit()
     stream = services.export_stream(current_app._get_current_object(), g.org.id, f, fmt)

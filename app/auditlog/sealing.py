@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from app.audit import integrity
+from app.auditlog import anchors
 from app.database import apply_tenant_settings
 
 log = logging.getLogger("tenantry.audit.seal")
@@ -194,8 +195,6 @@ def organizations(conn, slug: str | None = None) -> list[tuple[uuid.UUID, str]]:
 
 def seal_all(engine, slug: str | None = None, config=None) -> list[SealResult]:
     """Seal every organization (or one), each in its own transaction; advance the anchors."""
-    from app.audit import anchors
-
     kid, key = integrity.current_key(config)
     ring = integrity.keyring(config)
     with engine.connect() as conn:

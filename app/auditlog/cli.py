@@ -1,7 +1,7 @@
 """``flask --app wsgi audit ...``: seal, verify, purge, actions.
 
-Registered on the audit blueprint's CLI group, so registering the blueprint
-adds the commands.
+``register`` adds the commands to a group; the app's CLI wiring
+(``app.cli``) makes that group ``flask audit``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from datetime import UTC, datetime
 
 import click
 
+from app.audit.catalogue import groups
+from app.auditlog.retention import purge
+from app.auditlog.sealing import seal_all
+from app.auditlog.verification import verify_all
+from app.database import owner_engine
 from app.extensions import db
 
 
@@ -19,8 +24,6 @@ def register(cli: click.Group) -> None:
     @click.option("--org", "slug", help="Only this organization (slug).")
     def seal_command(slug):
         """Give finished events their sequence numbers and chain them (runtime role)."""
-        from app.audit.sealing import seal_all
-
         results = seal_all(db.engine, slug)
         sealed = sum(r.sealed for r in results)
         rejected = sum(len(r.rejected) for r in results)
@@ -35,8 +38,6 @@ def register(cli: click.Group) -> None:
     @click.option("--all-problems", is_flag=True, help="List every problem found, not only the first.")
     def verify_command(slug, no_seal, all_problems):
         """Check every chain; print OK or the first break; exit 1 on any break."""
-        from app.audit.verification import verify_all
-
         results = verify_all(db.engine, slug, seal_first=not no_seal)
         if slug and not results:
             click.echo(f"no organization {slug}", err=True)
@@ -60,9 +61,6 @@ def register(cli: click.Group) -> None:
     @click.option("--now", "now", help="Pretend it is this time (ISO 8601, UTC); for tests and drills.")
     def purge_command(slug, now):
         """Delete events past the plan's retention (owner connection), leaving signed checkpoints."""
-        from app.audit.retention import purge
-        from app.cli import owner_engine
-
         when = None
         if now:
             try:
@@ -88,8 +86,6 @@ def register(cli: click.Group) -> None:
     @cli.command("actions")
     def actions_command():
         """List the action catalogue."""
-        from app.audit.catalogue import groups
-
         for group, actions in groups():
             click.echo(group)
             for a in actions:

@@ -11,20 +11,19 @@ from sqlalchemy import func, select
 
 from app import audit
 from app.audit.models import AuditEvent
+from app.auditlog.sealing import seal_all
+from app.auth.models import User
 from app.extensions import db
-from app.tenancy.scoping import tenant_context
+from app.scoping import tenant_context
+from app.tenancy.models import Organization
 
 
 def _user(email):
-    from app.auth.models import User
-
     return db.session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
 
 
 def seed_demo_log() -> int:
     """Record the demo history of acme and globex (if their logs are empty) and seal it. Returns events added."""
-    from app.tenancy.models import Organization
-
     added = 0
     orgs = {
         o.slug: o
@@ -153,7 +152,6 @@ def seed_demo_log() -> int:
                 )
                 added += 1
         db.session.commit()
-    from app.audit.sealing import seal_all
 
     seal_all(db.engine)
     return added

@@ -1,4 +1,5 @@
-"""The ORM and PostgreSQL layers of tenant isolation.
+"""The ORM and PostgreSQL layers of tenant isolation (a foundation primitive:
+every area, the audit recorder included, runs inside a scope).
 
 The current organization lives in a context variable set once per request
 (by the host resolver), per job, or by ``tenant_context`` in code and tests.
@@ -154,8 +155,6 @@ def all_organizations(reason: str):
     """
     if not reason or not reason.strip():
         raise ValueError("all_organizations() needs a reason")
-    from app.extensions import db
-
     prev = _scope.get()
     log.info("cross-organization access: %s", reason)
     session = _current_session()
@@ -163,7 +162,7 @@ def all_organizations(reason: str):
         session.flush()
     token = set_scope(prev.org_id, prev.user_id, reason, prev.cross_org_reason or reason)
     try:
-        yield db.engines[CROSS_ORG_BIND]
+        yield _db().engines[CROSS_ORG_BIND]
         session = _current_session()
         if session is not None and (session.new or session.dirty or session.deleted):
             session.flush()
@@ -171,11 +170,17 @@ def all_organizations(reason: str):
         reset_scope(token)
 
 
-def _current_session() -> Session | None:
+def _db():
+    # ``app.extensions`` builds ``db`` on TenantSession, defined above: a
+    # module-level import of it here would be circular.
     from app.extensions import db
 
+    return db
+
+
+def _current_session() -> Session | None:
     try:
-        return db.session()
+        return _db().session()
     except RuntimeError:  # no application context
         return None
 
@@ -211,11 +216,8 @@ def _reapply_to_open_transaction() -> None:
     # If a transaction is already open (the scope changed mid-request or in a
     # test), push the new settings into it; otherwise after_begin will. A
     # transaction known to hold exactly these settings is left alone.
-    from app.extensions import db
-
-    try:
-        session = db.session()
-    except RuntimeError:  # no application context
+    session = _current_session()
+    if session is None:
         return
     if session.in_transaction():
         session.info.pop(_STALE, None)
@@ -231,13 +233,8 @@ _APPLIED = "tenantry_rls_applied"
 
 
 def _mark_open_transaction_stale() -> None:
-    from app.extensions import db
-
-    try:
-        session = db.session()
-    except RuntimeError:  # no application context
-        return
-    if session.in_transaction():
+    session = _current_session()
+    if session is not None and session.in_transaction():
         session.info[_STALE] = True
 
 

@@ -1,0 +1,23 @@
+"""Every blueprint, registered in one place (app wiring: the one module that
+names every area's pages)."""
+
+from app.account.views import bp as account_bp
+from app.auditlog.views import bp as auditlog_bp
+from app.auth.views import bp as auth_bp
+from app.mail.views import bp as mail_bp
+from app.members.views import bp as members_bp
+from app.ops import bp as ops_bp
+from app.orgs.views import bp as orgs_bp
+from app.projects.views import bp as projects_bp
+from app.rbac.views import bp as rbac_bp
+from app.settings.views import bp as settings_bp
+
+
+def register(app) -> None:
+    for bp in (ops_bp, auth_bp, account_bp, orgs_bp, projects_bp, settings_bp, rbac_bp, members_bp):
+        app.register_blueprint(bp)
+    if app.config["DEVELOPMENT"]:
+        # The outbox shows every mail the app wrote, password-reset links
+        # included: it must not exist at all in production.
+        app.register_blueprint(mail_bp)
+    app.register_blueprint(auditlog_bp)
