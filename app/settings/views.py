@@ -7,8 +7,8 @@ from flask_login import login_required
 
 from app.errors import UserError
 from app.extensions import db
-from app.orgs import services
 from app.rbac.decorators import require, require_any
+from app.settings import services
 from app.settings.forms import DeleteOrganizationForm, GeneralSettingsForm
 from app.tenancy import lifecycle
 from app.web import hosts, nav

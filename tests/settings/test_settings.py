@@ -6,8 +6,8 @@ import pytest
 
 from app.errors import UserError
 from app.extensions import db
-from app.orgs import services
 from app.scoping import all_organizations, tenant_context
+from app.settings import services
 from app.tenancy.models import Organization
 from tests.conftest import csrf_token, url
 
