@@ -101,18 +101,20 @@ def main() -> None:
     from app.auditlog import services
     from app.auditlog.services import Filters
     from app.extensions import db
-    from app.scoping import tenant_context
+    from app.scoping import all_organizations, tenant_context
 
     with app.app_context():
         engine = db.engine
         with engine.connect() as c:
-            c.execute(text("SELECT set_config('app.all_orgs', 'on', false)"))
             org_id = c.execute(text("SELECT id FROM organizations WHERE slug = :s"), {"s": args.org}).scalar()
             if org_id is None:
                 sys.exit(f"no organization {args.org}: run bench/gen_audit.py first")
-            total = c.execute(text("SELECT count(*) FROM audit_events")).scalar()
+            # The runtime role sees one organization at a time; the total is
+            # read as the cross-organization role.
+            with all_organizations(reason="bench: count every organization's events") as cross:
+                with cross.connect() as cc:
+                    total = cc.execute(text("SELECT count(*) FROM audit_events")).scalar()
             c.execute(text("SELECT set_config('app.org_id', :o, false)"), {"o": str(org_id)})
-            c.execute(text("SELECT set_config('app.all_orgs', '', false)"))
             n_org = c.execute(
                 text("SELECT count(*) FROM audit_events WHERE organization_id = :o"), {"o": org_id}
             ).scalar()
@@ -306,8 +308,7 @@ def main() -> None:
         from app.audit import integrity
         from app.auditlog.verification import verify_org
 
-        with engine.connect() as c:
-            c.execute(text("SELECT set_config('app.all_orgs', 'on', false)"))
+        with all_organizations(reason="bench: seal counts of every organization") as cross, cross.connect() as c:
             counts = c.execute(
                 text(
                     "SELECT o.id, o.slug, count(*) n FROM audit_seals s JOIN organizations o ON o.id = s.organization_id"

@@ -226,7 +226,6 @@ def main() -> None:
         kid, key = integrity.current_key()
 
     with engine.begin() as c:
-        c.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
         existing = c.execute(text("SELECT count(*) FROM audit_events")).scalar()
         if existing and not args.append:
             print(f"{existing} audit events already present; use --append to add more, or drop the database")
@@ -236,7 +235,6 @@ def main() -> None:
     sizes = org_sizes(args.events, args.orgs, args.skew)
     orgs = []  # (id, slug, members[(uid, label)], projects[(pid, name)])
     with engine.begin() as c:
-        c.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
         have = {r.slug: r.id for r in c.execute(text("SELECT slug, id FROM organizations WHERE slug LIKE 'audit-%'"))}
         new_orgs, users, memberships = [], [], []
         for i, size in enumerate(sizes):

@@ -90,7 +90,6 @@ def load(owner_url: str, members: int, noise: int) -> None:
 
     engine = create_engine(owner_url, poolclass=NullPool)
     with engine.begin() as c:
-        c.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
         have = c.execute(
             text(
                 "SELECT count(*) FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE o.slug = 'bench'"

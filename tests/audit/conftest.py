@@ -44,7 +44,6 @@ def owner_sql(owner_engine):
 
     def _run(sql, **params):
         with owner_engine.begin() as c:
-            c.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
             return c.execute(text(sql), params)
 
     return _run

@@ -32,7 +32,6 @@ def test_verify_is_green_on_demo_data_and_red_after_a_manual_edit(app, owner_eng
     assert "OK      acme:" in result.output and result.output.strip().splitlines()[-1].startswith("OK:")
 
     with owner_engine.begin() as c:
-        c.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
         victim = c.execute(
             text(
                 'UPDATE audit_events SET changes = \'{"role": ["Member", "Viewer"]}\' WHERE id = (SELECT min(e.id)'

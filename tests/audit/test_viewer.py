@@ -258,7 +258,6 @@ def test_event_page_flags_an_edited_event(world, login, acme_log, owner_engine):
     from sqlalchemy import text
 
     with owner_engine.begin() as conn:
-        conn.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
         conn.execute(text("UPDATE audit_events SET target_label = 'x' WHERE id = :e"), {"e": acme_log["role"].id})
     c = login(world.users["admin"], "acme")
     html = get(c, "acme", f"/audit/{acme_log['role'].id}").get_data(as_text=True)
@@ -275,7 +274,6 @@ def test_log_state_shows_verification_and_retention(world, login, acme_log, veri
     html = get(c, "acme", "/audit/").get_data(as_text=True)
     assert "verified intact" in html
     with owner_engine.begin() as conn:
-        conn.execute(text("SELECT set_config('app.all_orgs', 'on', true)"))
         conn.execute(text("UPDATE audit_events SET action = 'org.deleted' WHERE id = :e"), {"e": acme_log["role"].id})
     assert not verify("acme").ok
     html = get(c, "acme", "/audit/").get_data(as_text=True)
