@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.e2e.helpers import check_a11y
 
 CHROMIUM = "/usr/bin/chromium"
 SKIP_REASON = "Chromium not installed: apt-get install chromium (see README)"
@@ -116,12 +117,13 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, request):
     """A new browser context (no cookies) and page on the apex; fails the test
     on a CSP violation or an uncaught script error."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=live_server.url)
     context.set_default_timeout(10_000)
     pg = context.new_page()
+    failed_before = request.session.testsfailed
     problems: list[str] = []
     pg.on(
         "console",
@@ -133,6 +135,10 @@ def page(browser, live_server):
     )
     pg.on("pageerror", lambda e: problems.append(f"script error: {e}"))
     yield pg
+    # The state the test ended in is checked too (unless it already failed).
+    passed = request.session.testsfailed == failed_before
+    if passed and not problems and not pg.is_closed() and pg.url.startswith("http"):
+        check_a11y(pg, f"end of test ({pg.url})")
     context.close()
     assert not problems, f"browser reported: {problems}"
 
@@ -154,6 +160,8 @@ def shot(request):
         # caret="initial": Playwright otherwise leaves style="" on inputs,
         # which htmx copies into swapped content and the CSP then reports.
         pg.screenshot(path=str(path), full_page=True, caret="initial")
+        # Every step a test records is also checked by axe-core.
+        check_a11y(pg, f"{test_name} step {counter['n']} ({name}, {pg.url})")
         return path
 
     return take

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from playwright.sync_api import expect
 
 from tests.factories import PASSWORD
@@ -29,3 +31,45 @@ def log_out(page) -> None:
     open_user_menu(page)
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+# axe-core, as shipped inside axe-playwright-python (no download at run
+# time), with every WCAG 2.0/2.1 level A and AA rule, the ones axe still
+# calls experimental included (label-content-name-mismatch, WCAG 2.5.3).
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+_RUN_AXE = """async (tags) => {
+  const rules = axe.getRules(tags).map((r) => r.ruleId);
+  const results = await axe.run(document, {runOnly: {type: "rule", values: rules}, resultTypes: ["violations"]});
+  return results.violations;
+}"""
+
+
+def axe_violations(page) -> list[str]:
+    """The page's axe-core violations, one readable line per element (empty when none)."""
+    from axe_playwright_python.base import AXE_SCRIPT
+
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT)
+    lines = []
+    for violation in page.evaluate(_RUN_AXE, WCAG_TAGS):
+        for node in violation["nodes"]:
+            target = " ".join(str(t) for t in node["target"])
+            why = " ".join(c["message"] for c in node.get("any", []) + node.get("all", []) + node.get("none", []))
+            html = " ".join(node["html"].split())[:160]
+            lines.append(f"{violation['id']} ({violation['impact']}) at {target}: {why} [{html}]")
+    return lines
+
+
+def check_a11y(page, where: str = "") -> None:
+    """Fail with a readable list when axe-core finds any WCAG 2.1 A/AA violation.
+
+    ``TENANTRY_AXE_COLLECT=/path/file`` appends the findings to that file
+    instead of failing: a survey of the whole suite in one run."""
+    found = axe_violations(page)
+    if found and os.environ.get("TENANTRY_AXE_COLLECT"):
+        with open(os.environ["TENANTRY_AXE_COLLECT"], "a") as out:
+            out.writelines(f"{where or page.url}\t{line}\n" for line in found)
+        return
+    if found:
+        listing = "\n  ".join(found)
+        raise AssertionError(f"axe-core: {len(found)} violation(s) on {where or page.url}:\n  {listing}")
