@@ -43,7 +43,7 @@ def _read(path):
         "id": path.stem,
         "to": msg["To"],
         "subject": msg["Subject"],
-        "date": msg["Date"],
+        "date": msg["Date"].datetime if msg["Date"] else None,  # shown through time_tag
         "text": body.get_content() if body else "",
     }
 

@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from markupsafe import Markup, escape
+from flask import g, has_app_context
+from markupsafe import Markup
+
+# The one way a page shows an instant: "29 Nov 2026, 14:10 UTC". No-break
+# spaces inside the date and inside the time: a narrow column wraps only
+# after the comma.
+DATE_FORMAT = "%d\u00a0%b\u00a0%Y, %H:%M"
 
 
-def time_tag(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", suffix: str = "") -> Markup:
-    """``<time datetime="ISO">formatted</time>``, or an empty string for ``None``.
+@lru_cache(maxsize=64)
+def _zone(name: str | None):
+    """The named IANA zone; UTC for none or a name this machine does not know."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
-    One filter instead of two calls per date in a table row: Jinja calls are
-    the dearest part of a long list, and every page shows dates the same way.
+
+def page_zone():
+    """The current organization's time zone (its ``timezone`` setting), else UTC."""
+    org = g.get("org") if has_app_context() else None
+    settings = getattr(org, "settings", None) or {}
+    return _zone(settings.get("timezone") if isinstance(settings, dict) else None)
+
+
+def time_tag(value: datetime | None) -> Markup:
+    """``<time datetime="ISO">29 Nov 2026, 14:10 UTC</time>``, or ``""`` for ``None``.
+
+    Every date a page shows goes through here: one format, in the
+    organization's time zone (UTC on the apex, or while the organization has
+    no ``timezone`` setting). The ``datetime`` attribute keeps the exact
+    instant. A naive value is taken as UTC.
     """
     if value is None:
         return Markup("")
-    return Markup(f'<time datetime="{value.isoformat()}">{escape(value.strftime(fmt))}{escape(suffix)}</time>')
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(page_zone())
+    zone = local.tzname() or "UTC"
+    return Markup(f'<time datetime="{value.isoformat()}">{local.strftime(DATE_FORMAT)}\u00a0{zone}</time>')
 
 
 def init_app(app) -> None:
