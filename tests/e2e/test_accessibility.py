@@ -2,7 +2,8 @@
 the public pages): WCAG 2.1 A and AA, no violation allowed. The other
 browser tests check each step they take (``shot`` and the end of every
 test run axe too); this one visits the pages they do not, and the open
-states of the organization switcher and the user menu."""
+states of the organization switcher and the user menu, in the light and
+the dark colour scheme."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ def visit(page, url, heading=None):
     return response
 
 
-def test_public_pages_have_no_violations(page, live_server):
+SCHEMES = pytest.mark.parametrize("scheme", ["light", "dark"])  # app.css follows prefers-color-scheme
+
+
+@SCHEMES
+def test_public_pages_have_no_violations(page, live_server, scheme):
+    page.emulate_media(color_scheme=scheme)
     visit(page, "/login", "Log in")
     visit(page, "/signup")
     visit(page, "/forgot-password")
@@ -35,8 +41,10 @@ def test_public_pages_have_no_violations(page, live_server):
     check_a11y(page, "log-in error")
 
 
-def test_owner_pages_have_no_violations(page, live_server, world, shot):
+@SCHEMES
+def test_owner_pages_have_no_violations(page, live_server, world, shot, scheme):
     acme = lambda path: live_server.org_url("acme", path)  # noqa: E731
+    page.emulate_media(color_scheme=scheme)
     make_role(world.acme, "Auditor", ["audit:view", "members:view"], "Reads the audit log.")
     sign_in(page, live_server, "owner@acme.test")
     check_a11y(page, "dashboard")
