@@ -17,6 +17,27 @@ import pytest
 # before the app package reads the environment.
 os.environ.setdefault("TENANTRY_ENV", "test")
 
+
+def _redis_database_per_worker() -> None:
+    """Give each xdist worker a Redis database of its own.
+
+    Every test resets the rate limiter, which empties its Redis database:
+    two workers sharing one would wipe each other's counts mid-test. The
+    configured database is the first; worker N takes the one N below it.
+    """
+    url, worker = os.environ.get("REDIS_URL"), os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    db = (base - int(worker[2:] or 0)) % 16
+    os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{db}"))
+
+
+_redis_database_per_worker()
+
 from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 

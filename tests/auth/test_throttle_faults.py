@@ -146,14 +146,14 @@ def redis_app(database_url, tmp_path, caplog):
 @pytest.fixture
 def stopped_redis() -> str:
     """The URL of a Redis that is not running: a closed port on loopback."""
-    return f"redis://127.0.0.1:{free_port()}/14"
+    return f"redis://127.0.0.1:{free_port()}/12"
 
 
 @pytest.fixture
 def silent_redis():
     """The URL of a Redis that accepts connections and never answers."""
     listener = _Listener(lambda conn: None)
-    yield f"redis://127.0.0.1:{listener.port}/14"
+    yield f"redis://127.0.0.1:{listener.port}/12"
     listener.close()
 
 
@@ -263,12 +263,12 @@ def test_redis_is_used_again_after_the_cool_down_once_it_answers(redis_app, swit
     prefix = f"tenantry-test-{uuid.uuid4().hex}"
     switchable_redis.down.set()
     app = redis_app(
-        f"redis://127.0.0.1:{switchable_redis.port}/14",
+        f"redis://127.0.0.1:{switchable_redis.port}/12",
         REDIS_RETRY_SECONDS=0.3,
         # Only this test's keys, so only they are removed afterwards.
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.15, "socket_timeout": 0.15, "key_prefix": prefix},
     )
-    real = redis.Redis(*LOCAL_REDIS, db=14)
+    real = redis.Redis(*LOCAL_REDIS, db=12)
     try:
         client = app.test_client()
         for _ in range(3):
