@@ -37,8 +37,12 @@ instance/.demo-loaded: | migrate
 demo: migrate
 	$(BIN)/flask --app wsgi demo
 
+# One worker runs beside the web server (mail, periodic jobs); Ctrl-C stops
+# both: the trap sends the worker SIGTERM, and it finishes its running jobs.
 run: migrate instance/.demo-loaded
 	@$(BIN)/flask --app wsgi banner
+	@$(BIN)/flask --app wsgi worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/flask --app wsgi run --port $(PORT) --with-threads
 
 # The suite runs on one pytest-xdist worker per core; each worker has its own

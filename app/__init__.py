@@ -9,6 +9,7 @@ from app import (
     blueprints,
     cli,
     database,
+    jobs,
     models,  # noqa: F401  (every model registered on the metadata)
     ops,
     scoping,
@@ -52,5 +53,6 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     blueprints.register(app)
 
+    jobs.discover()  # every area's jobs and periodic schedules, for workers and for enqueueing by name
     cli.init_app(app)
     return app

@@ -115,8 +115,68 @@ def init_app(app) -> None:
 
         _make(_action)
 
-    jobs_group = click.Group("jobs", help="Background jobs, runnable by hand or from a scheduler.")
+    jobs_group = click.Group("jobs", help="The background job queue, and jobs runnable by hand.")
     app.cli.add_command(jobs_group)
+
+    @app.cli.command("worker")
+    @click.option("--concurrency", type=int, help="Jobs run at once (default JOBS_CONCURRENCY).")
+    @click.option("--queue", "queues", multiple=True, help="Work only these queues (repeatable; default all).")
+    def worker_command(concurrency, queues):
+        """Run a background worker until SIGTERM or Ctrl-C (it finishes the jobs it is running)."""
+        from app.jobs import worker
+
+        worker.run(current_app._get_current_object(), concurrency=concurrency, queues=list(queues) or None)
+
+    @jobs_group.command("status")
+    def jobs_status():
+        """Queue depth per queue, the oldest waiting job's age, failed jobs with their error."""
+        from app.jobs import admin
+
+        st = admin.status()
+        click.echo(f"{'queue':<12} {'waiting':>8} {'later':>8} {'running':>8} {'failed':>8}  oldest waiting")
+        for q in st.queues:
+            age = f"{q.oldest_waiting_seconds:.1f} s" if q.oldest_waiting_seconds is not None else "-"
+            click.echo(f"{q.queue:<12} {q.waiting:>8} {q.scheduled:>8} {q.running:>8} {q.failed:>8}  {age}")
+        if not st.queues:
+            click.echo("(no jobs)")
+        if st.failed:
+            click.echo("failed jobs (newest first; `flask jobs retry ID` runs one again):")
+            for j in st.failed:
+                when = f"{j.failed_at:%Y-%m-%d %H:%M:%S}" if j.failed_at else "?"
+                click.echo(f"  #{j.id} {j.task} ({j.queue}) after {j.attempts} attempt(s), {when}: {j.error or '-'}")
+
+    @jobs_group.command("retry")
+    @click.argument("job_id", type=int)
+    def jobs_retry(job_id):
+        """Run a failed job again now (or a job waiting for its next retry, now)."""
+        from app.jobs import admin
+
+        try:
+            was = admin.retry(job_id)
+        except admin.JobActionError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        click.echo(f"job {job_id} ({was}) queued to run now")
+
+    @jobs_group.command("cancel")
+    @click.argument("job_id", type=int)
+    def jobs_cancel(job_id):
+        """Cancel a waiting job, or ask a running one to abort."""
+        from app.jobs import admin
+
+        try:
+            outcome = admin.cancel(job_id)
+        except admin.JobActionError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        click.echo(f"job {job_id}: {outcome}")
+
+    @jobs_group.command("run")
+    def jobs_run():
+        """Run every job that is due in this process, then exit (no periodic tasks)."""
+        from app.jobs import worker
+
+        worker.drain(current_app._get_current_object())
 
     @jobs_group.command("purge-organizations")
     def purge_organizations():

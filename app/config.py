@@ -135,10 +135,14 @@ def load(overrides: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "Tenantry <no-reply@tenantry.test>"),
-        # "background": mail queued by a request is delivered after the commit
-        # on a worker thread, so the answer never waits for SMTP (and its
-        # timing does not tell whether an account exists); "inline" waits.
-        "MAIL_DELIVERY": env.get("MAIL_DELIVERY", "background"),
+        # Background jobs (app/jobs, procrastinate on this PostgreSQL). Every
+        # mail is one: no request waits for SMTP. A worker runs this many
+        # jobs at once (threads); it proves it is alive every
+        # JOBS_HEARTBEAT_SECONDS, and the jobs of a worker silent for
+        # JOBS_STALLED_SECONDS are handed to another (a killed worker).
+        "JOBS_CONCURRENCY": max(1, _int(env.get("JOBS_CONCURRENCY"), 4)),
+        "JOBS_HEARTBEAT_SECONDS": max(0.1, float(env.get("JOBS_HEARTBEAT_SECONDS") or 10)),
+        "JOBS_STALLED_SECONDS": max(0.5, float(env.get("JOBS_STALLED_SECONDS") or 30)),
         "PORT": port,
         # Sessions: server-side records; the cookie only carries their id.
         "SESSION_COOKIE_NAME": "tenantry_session",

@@ -51,7 +51,29 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
         "INSERT": AllBut(("status",)),
         "UPDATE": ("name", "settings", "deleted_at"),
     },
+    # Enqueueing a job (app/jobs): procrastinate_defer_jobs_v1 inserts the
+    # job, and its trigger the job's first event. Nothing else of the queue.
+    "procrastinate_jobs": {
+        "INSERT": ("queue_name", "task_name", "priority", "lock", "queueing_lock", "args", "scheduled_at"),
+    },
+    "procrastinate_events": {"INSERT": ("job_id", "type", "at")},
 }
+
+# The job queue (migration 0009) holds every organization's jobs, their
+# arguments (addresses, rendered mails) included: the runtime role may add
+# a job and learn its id, and read nothing else of it. Workers work the
+# queue as the cross-organization role. `flask check` fails on any other
+# column the runtime role may read.
+QUEUE_TABLES = frozenset(
+    {
+        "procrastinate_jobs",
+        "procrastinate_events",
+        "procrastinate_periodic_defers",
+        "procrastinate_workers",
+        "job_errors",
+    }
+)
+RUNTIME_QUEUE_READS: dict[str, tuple[str, ...]] = {"procrastinate_jobs": ("id",)}  # INSERT ... RETURNING id
 
 
 def _allowed_columns(table: str, privilege: str, columns: set[str]) -> set[str]:
@@ -213,7 +235,12 @@ def grant_runtime(conn, role: str) -> None:
         elif table in tenant:
             conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {q}"))
         else:
-            conn.execute(text(f"GRANT SELECT ON {t} TO {q}"))
+            if table in QUEUE_TABLES:
+                reads = RUNTIME_QUEUE_READS.get(table, ())
+                if reads:
+                    conn.execute(text(f"GRANT SELECT ({', '.join(reads)}) ON {t} TO {q}"))
+            else:
+                conn.execute(text(f"GRANT SELECT ON {t} TO {q}"))
             columns = _table_columns(conn, table)
             for privilege in RUNTIME_GLOBAL_WRITES.get(table, {}):
                 cols = sorted(_allowed_columns(table, privilege, columns))
@@ -409,6 +436,23 @@ def posture(conn, role: str, cross_org_role: str | None = None) -> list[tuple[st
             f"runtime role {role} writes only the declared columns of global tables",
             not extra,
             ", ".join(extra) if extra else "",
+        )
+    )
+    queue_reads = [
+        f"{table}.{col}"
+        for table in sorted(QUEUE_TABLES)
+        if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{table}"}).scalar() is not None
+        for col in sorted(_table_columns(conn, table))
+        if col not in RUNTIME_QUEUE_READS.get(table, ())
+        and conn.execute(
+            text("SELECT has_column_privilege(:r, :t, :c, 'SELECT')"), {"r": role, "t": f"public.{table}", "c": col}
+        ).scalar()
+    ]
+    out.append(
+        (
+            f"runtime role {role} may add jobs but read none (no job's arguments, no other organization's work)",
+            not queue_reads,
+            ", ".join(queue_reads),
         )
     )
     fn = conn.execute(

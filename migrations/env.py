@@ -19,6 +19,14 @@ logger = logging.getLogger("alembic.env")
 target_metadata = current_app.extensions["migrate"].db.metadata
 
 
+def include_name(name, type_, parent_names):
+    """Autogenerate leaves the job queue's tables alone: procrastinate's schema
+    is the library's, applied from its SQL (0009_jobs), not from our models."""
+    from app.tenancy.rls import QUEUE_TABLES
+
+    return not (type_ == "table" and name in QUEUE_TABLES)
+
+
 def run_migrations_offline():
     context.configure(url=current_app.config["DATABASE_URL"], target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
@@ -50,6 +58,7 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=include_name,
             process_revision_directives=process_revision_directives,
             compare_type=True,
             transaction_per_migration=True,

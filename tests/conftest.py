@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 
 import pytest
@@ -56,31 +56,55 @@ def free_port() -> int:
 
 
 # --------------------------------------------------------------------------- SMTP
-@dataclass
 class Mailbox:
-    """Messages received by the suite's SMTP server."""
+    """Messages received by the suite's SMTP server.
 
-    messages: list = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    Mail leaves as jobs: every read first runs the jobs that are due
+    (``before_read``, set by the ``app`` fixture to ``run_jobs``), so a test
+    reads the mailbox as it stands once the queue has been worked off.
+    """
+
+    def __init__(self):
+        self._messages: list = []
+        self.lock = threading.Lock()
+        self.before_read = None
+        self.server = None  # SmtpServer: stop() and start() the suite's server
+
+    def _settle(self) -> None:
+        if self.before_read is not None:
+            self.before_read()
+
+    def receive(self, msg) -> None:
+        with self.lock:
+            self._messages.append(msg)
+
+    @property
+    def messages(self) -> list:
+        self._settle()
+        with self.lock:
+            return list(self._messages)
 
     def clear(self):
         with self.lock:
-            self.messages.clear()
+            self._messages.clear()
 
     def to(self, address: str) -> list:
+        self._settle()
         with self.lock:
-            return [m for m in self.messages if address.lower() in (m["To"] or "").lower()]
+            return [m for m in self._messages if address.lower() in (m["To"] or "").lower()]
 
     def last(self, address: str | None = None, wait: float = 5.0):
-        """The newest message (to ``address``), waiting up to ``wait`` seconds
-        for one to arrive (the live server delivers in the background)."""
+        """The newest message (to ``address``), once the due jobs have run,
+        waiting up to ``wait`` seconds (a live server's jobs may still be
+        being enqueued)."""
         deadline = time.monotonic() + wait
         while True:
+            self._settle()
             with self.lock:
-                msgs = [m for m in self.messages if not address or address.lower() in (m["To"] or "").lower()]
+                msgs = [m for m in self._messages if not address or address.lower() in (m["To"] or "").lower()]
             if msgs or time.monotonic() >= deadline:
                 break
-            time.sleep(0.02)
+            time.sleep(0.05)
         assert msgs, f"no mail received{' for ' + address if address else ''}"
         return msgs[-1]
 
@@ -96,29 +120,46 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        with self.box.lock:
-            self.box.messages.append(msg)
+        self.box.receive(msg)
         return "250 OK"
+
+
+class SmtpServer:
+    """The suite's SMTP server, which a test may stop and start again (same port)."""
+
+    def __init__(self, box: Mailbox, port: int):
+        self.box, self.port, self.controller = box, port, None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        if self.controller is None:
+            self.controller = Controller(_Handler(self.box), hostname="127.0.0.1", port=self.port)
+            self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
 
 @pytest.fixture(scope="session")
 def smtp_server():
-    """A real SMTP server on loopback for the whole run."""
-    from aiosmtpd.controller import Controller
-
+    """A real SMTP server on loopback for the whole run (``box.server`` stops and starts it)."""
     box = Mailbox()
     port = free_port()
-    controller = Controller(_Handler(box), hostname="127.0.0.1", port=port)
-    controller.start()
+    box.server = SmtpServer(box, port)
+    box.server.start()
     yield box, f"smtp://127.0.0.1:{port}"
-    controller.stop()
+    box.server.stop()
 
 
 @pytest.fixture
 def mailbox(smtp_server):
     box, _ = smtp_server
     box.clear()
-    return box
+    yield box
+    box.server.start()  # running again for the next test, whatever this one did
 
 
 # --------------------------------------------------------------------------- app
@@ -141,9 +182,6 @@ def app(database_url, smtp_server, tmp_path_factory):
             "SECRET_KEY": "test-secret-key-not-for-production",
             "TENANTRY_SERVER_NAME": APEX,
             "MAIL_URL": mail_url,
-            # Tests read the mailbox right after a request: deliver before answering.
-            # tests/mail/test_delivery.py covers background delivery.
-            "MAIL_DELIVERY": "inline",
             "INSTANCE_DIR": str(instance),
             "ENV_NAME": "test",
             "TESTING": True,
@@ -159,7 +197,72 @@ def app(database_url, smtp_server, tmp_path_factory):
     assert app.config["SQLALCHEMY_DATABASE_URI"] != database_url
     with app.app_context():
         upgrade(revision="heads")
+    box, _ = smtp_server
+    box.before_read = lambda: run_due_jobs(app)
     return app
+
+
+def due_jobs(app) -> int:
+    """Jobs waiting to run now (read as the owner)."""
+    engine = _owner_engines.get(app.config["DATABASE_URL"])
+    if engine is None:
+        engine = _owner_engines[app.config["DATABASE_URL"]] = create_engine(
+            app.config["DATABASE_URL"], poolclass=NullPool
+        )
+    with engine.connect() as c:
+        return c.exec_driver_sql(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())"
+        ).scalar()
+
+
+_owner_engines: dict = {}
+
+
+def _drain_into(app, errors: list) -> None:
+    from app.jobs import worker
+
+    try:
+        worker.drain(app)
+    except BaseException as e:  # surfaced in the test's thread
+        errors.append(e)
+
+
+def run_due_jobs(app, rounds: int = 10) -> None:
+    """Work off the queue, deterministically: a worker runs in this process
+    (on its own thread, away from any event loop of the test) until no job is
+    due; jobs enqueued by those jobs run too. A retry scheduled for later
+    waits (``advance_jobs`` brings it forward)."""
+    for _ in range(rounds):
+        if not due_jobs(app):
+            return
+        errors: list = []
+        t = threading.Thread(target=_drain_into, args=(app, errors), name="test-jobs")
+        t.start()
+        t.join(120)
+        if errors:
+            raise errors[0]
+    raise AssertionError("jobs kept coming: the queue did not settle")
+
+
+@pytest.fixture
+def run_jobs(app):
+    """``run_jobs()`` runs every job that is due, until none is left."""
+    return lambda: run_due_jobs(app)
+
+
+@pytest.fixture
+def advance_jobs(app, owner_engine):
+    """``advance_jobs()`` makes every job waiting for a later retry due now,
+    then runs the queue (time travel for backoff, instead of sleeping)."""
+
+    def advance():
+        with owner_engine.begin() as c:
+            c.exec_driver_sql(
+                "UPDATE procrastinate_jobs SET scheduled_at = now() WHERE status = 'todo' AND scheduled_at > now()"
+            )
+        run_due_jobs(app)
+
+    return advance
 
 
 @pytest.fixture(scope="session")

@@ -291,19 +291,31 @@ def _token_hash(token: str) -> str:
 
 
 def request_password_reset(email: str, ip: str | None) -> None:
-    """Queue a reset link when an account has this address; otherwise do nothing.
-
-    The caller shows the same answer either way. Only the SHA-256 of the token
-    is stored. Per account, at most ``PASSWORD_RESET_MAILS_PER_ACCOUNT``
-    mails (silently: an error would reveal the account); per network,
-    ``PASSWORD_RESET_REQUESTS_PER_IP`` requests (:class:`Throttled`).
+    """Enqueue the password-reset job for this address, whether or not an
+    account has it: the request does the same work either way (one job),
+    and the job decides (``app/auth/tasks.py``). The caller shows the same
+    answer either way. Per network, ``PASSWORD_RESET_REQUESTS_PER_IP``
+    requests (:class:`Throttled`).
     """
+    from app import jobs
+    from app.auth.tasks import password_reset_requested
+
     email = _clean_email(email, "email")
     if not throttle.hit("PASSWORD_RESET_REQUESTS_PER_IP", ip or "-"):
         raise Throttled(throttle.retry_after("PASSWORD_RESET_REQUESTS_PER_IP", ip or "-"), "requests")
+    jobs.enqueue(password_reset_requested, origin=True, email=email)
+
+
+def send_password_reset(email: str) -> bool:
+    """Mail a reset link when an account has this address; otherwise do nothing.
+
+    Runs in the password-reset job. Only the SHA-256 of the token is stored.
+    Per account, at most ``PASSWORD_RESET_MAILS_PER_ACCOUNT`` mails (silently:
+    an error would reveal the account). Returns whether a link was queued.
+    """
     user = find_user(email)
     if user is None or not throttle.hit("PASSWORD_RESET_MAILS_PER_ACCOUNT", email):
-        return
+        return False
     token = secrets.token_urlsafe(32)
     max_age = current_app.config["PASSWORD_RESET_MAX_AGE"]
     db.session.add(PasswordReset(token_hash=_token_hash(token), user_id=user.id, expires_at=utcnow() + max_age))
@@ -312,6 +324,7 @@ def request_password_reset(email: str, ip: str | None) -> None:
     queue_mail(
         user.email, "Reset your password", "reset", user=user, link=link, minutes=int(max_age.total_seconds() // 60)
     )
+    return True
 
 
 def reset_target(token: str) -> User:

@@ -1,7 +1,9 @@
 """Outgoing mail: one ``send_mail()`` path for every message.
 
-With ``MAIL_URL`` (``smtp://user:pass@host:port``, ``smtps://…`` for implicit
-TLS, ``?starttls=1`` for STARTTLS) mail goes over SMTP. Without it, each
+Every mail leaves as a job (``queue_mail``): a worker hands it to SMTP and
+retries while the server is down, so no request waits on it and none is
+lost. With ``MAIL_URL`` (``smtp://user:pass@host:port``, ``smtps://…`` for
+implicit TLS, ``?starttls=1`` for STARTTLS) mail goes over SMTP. Without it, each
 message is written to ``instance/outbox/`` and listed by a development-only
 page, so nothing is lost and nothing leaves the machine.
 """
@@ -9,11 +11,9 @@ page, so nothing is lost and nothing leaves the machine.
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
 import ssl
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -41,14 +41,6 @@ def build(to: str, subject: str, template: str, **context) -> EmailMessage:
     return msg
 
 
-def send_mail(to: str, subject: str, template: str, **context) -> EmailMessage:
-    """Send one message now (SMTP from ``MAIL_URL``, else the development outbox)."""
-    msg = build(to, subject, template, **context)
-    deliver(msg)
-    log.info("mail sent: %s to %s", template, to)
-    return msg
-
-
 def deliver(msg: EmailMessage) -> None:
     """Hand a built message to SMTP (``MAIL_URL``) or the development outbox."""
     url = current_app.config.get("MAIL_URL")
@@ -58,77 +50,47 @@ def deliver(msg: EmailMessage) -> None:
         _write_outbox(msg)
 
 
-_QUEUE_KEY = "tenantry.mail_queue"
-
-
-def queue_mail(to: str, subject: str, template: str, **context) -> EmailMessage:
-    """Render a message now and send it once the current transaction commits.
+def queue_mail(
+    to: str, subject: str, template: str, *, after_sent: tuple[str, str] | None = None, **context
+) -> EmailMessage:
+    """Render a message now and send it as a job (``mail.send``), enqueued in
+    the current transaction.
 
     A rolled-back change sends nothing (no verification link for a user that
-    was never saved). Delivery happens on a background thread unless
-    ``MAIL_DELIVERY=inline``: the request does not wait for SMTP, so a page
-    that mails only when an account exists (a forgotten password) answers as
-    fast as one that does not. A delivery failure after the commit is
-    logged, not raised: the change itself stands, and the user can ask for
-    the mail again.
+    was never saved); a committed one always has its mail. No request waits
+    for SMTP: a worker sends it, and while the SMTP server is down or refuses
+    for a while the job is retried with backoff (``app/mail/tasks.py``)
+    until it is delivered. ``after_sent=(kind, key)`` calls the hook
+    registered with ``on_sent(kind)`` once the message is handed over (in
+    the job's transaction and organization), e.g. to stamp an invitation.
     """
+    from app import jobs
+    from app.mail.tasks import send
+
     msg = build(to, subject, template, **context)
-    db.session.info.setdefault(_QUEUE_KEY, []).append((template, msg))
+    jobs.enqueue(
+        send, template=template, to=to, message=msg.as_string(), after_sent=list(after_sent) if after_sent else None
+    )
     return msg
 
 
-def _install_queue_hooks() -> None:
-    from flask_sqlalchemy.session import Session as AppSession
-    from sqlalchemy import event
-
-    if getattr(AppSession, "_tenantry_mail_hooks", False):
-        return
-    AppSession._tenantry_mail_hooks = True
-
-    @event.listens_for(AppSession, "after_commit")
-    def _send_queued(session):
-        pending = session.info.pop(_QUEUE_KEY, [])
-        if not pending:
-            return
-        app = current_app._get_current_object()
-        if app.config.get("MAIL_DELIVERY") == "inline":
-            _deliver_all(pending)
-        else:
-            _executor().submit(_deliver_in_app, app, pending)
-
-    @event.listens_for(AppSession, "after_rollback")
-    def _drop_queued(session):
-        session.info.pop(_QUEUE_KEY, None)
+_SENT_HOOKS: dict = {}
 
 
-def _deliver_all(pending) -> None:
-    for template, msg in pending:
-        try:
-            deliver(msg)
-            log.info("mail sent: %s to %s", template, msg["To"])
-        except Exception:  # the commit stands; a lost mail can be asked for again
-            log.exception("mail delivery failed: %s to %s", template, msg["To"])
+def on_sent(kind: str):
+    """Register ``fn(key)`` to run, in the mail job's transaction, once a
+    message queued with ``after_sent=(kind, key)`` has been delivered."""
+
+    def register(fn):
+        _SENT_HOOKS[kind] = fn
+        return fn
+
+    return register
 
 
-def _deliver_in_app(app, pending) -> None:
-    with app.app_context():
-        _deliver_all(pending)
-
-
-_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    """This process's delivery threads (made on first use, and again in a
-    forked worker: threads do not survive a fork). They are not daemons, so a
-    worker that shuts down finishes sending what it accepted."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="tenantry-mail"))
-    return _pool[1]
-
-
-_install_queue_hooks()
+class Undeliverable(Exception):
+    """The SMTP server refused the message for good (a 5xx answer to the
+    recipients or the content): retrying cannot help."""
 
 
 def _send_smtp(url: str, msg: EmailMessage) -> None:
@@ -144,7 +106,16 @@ def _send_smtp(url: str, msg: EmailMessage) -> None:
             client.starttls(context=ssl.create_default_context())
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
-        client.send_message(msg)
+        try:
+            client.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as e:
+            if all(500 <= code < 600 for code, _ in e.recipients.values()):
+                raise Undeliverable(f"recipients refused: {e.recipients}") from e
+            raise
+        except smtplib.SMTPDataError as e:
+            if 500 <= e.smtp_code < 600:
+                raise Undeliverable(f"message refused: {e.smtp_code} {e.smtp_error!r}") from e
+            raise
 
 
 def outbox_dir() -> Path:

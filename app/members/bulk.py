@@ -62,8 +62,7 @@ class BulkResult:
     not_found: int = 0
     wrong_kind: int = 0
     truncated: bool = False
-    mails: list = field(default_factory=list)  # (invitation, token) to send after commit
-    mail_failures: list = field(default_factory=list)
+    mails: list = field(default_factory=list)  # (invitation, token) whose mail to queue
 
     @property
     def refused_count(self) -> int:
@@ -71,7 +70,7 @@ class BulkResult:
 
     @property
     def ok(self) -> bool:
-        return not (self.refused or self.not_found or self.mail_failures)
+        return not (self.refused or self.not_found)
 
     def summary(self) -> str:
         """``12 changed, 1 refused: X is the last Owner…``"""
@@ -86,8 +85,6 @@ class BulkResult:
             parts.append(f"{self.not_found} not found")
         if self.wrong_kind:
             parts.append(f"{self.wrong_kind} skipped: not {'members' if applies == 'member' else 'invitations'}")
-        if self.mail_failures:
-            parts.append(f"mail could not be sent to {', '.join(self.mail_failures)}")
         text_out = ", ".join(parts) + "."
         if self.truncated:
             text_out += f" Only the first {BULK_LIMIT} rows were processed; run it again for the rest."

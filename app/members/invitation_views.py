@@ -56,9 +56,9 @@ def new():
 def create():
     """Invite everyone listed. Malformed addresses, a role the inviter may not
     give, or more people than the plan has seats for: 422, nothing sent.
-    Members and people already invited are skipped and named. Mail leaves
-    after the commit; an address that could not be mailed is reported (Resend
-    retries)."""
+    Members and people already invited are skipped and named. Each mail is
+    a job queued with the invitations: it leaves once they are committed, and
+    is retried until the SMTP server takes it; the answer never waits for it."""
     form = _invite_form()
     if not form.validate():
         return render_template("members/new.html", form=form, seats=memberships.seats(g.org)), 422
@@ -72,16 +72,11 @@ def create():
         db.session.rollback()
         form.emails.errors.append("Nobody was invited: " + "; ".join(f"{e} {why}" for e, why in outcome.skipped) + ".")
         return render_template("members/new.html", form=form, seats=memberships.seats(g.org)), 422
+    invitations.queue_mails(outcome.invited, g.org, current_user.name)
     db.session.commit()
-    failed = invitations.deliver(outcome.invited, g.org, current_user.name)
-    db.session.commit()
-    sent = [inv.email for inv, _ in outcome.invited if inv.email not in failed]
-    if sent:
-        flash(f"Invited {', '.join(sent)}.", "success")
+    flash(f"Invited {', '.join(inv.email for inv, _ in outcome.invited)}.", "success")
     for email, why in outcome.skipped:
         flash(f"{email} {why}.", "info")
-    if failed:
-        flash(f"The invitation could not be mailed to {', '.join(failed)}. Use Resend to try again.", "error")
     return redirect(url_for("members.index", status="invited"))
 
 
@@ -103,13 +98,12 @@ def resend(invitation_id):
             return render_row(_invitation_row(inv), status=422, error=e.message)
         flash(e.message, "error")
         return redirect(back()), 303
+    invitations.queue_mails([(inv, token)], g.org, current_user.name)
     db.session.commit()
-    failed = invitations.deliver([(inv, token)], g.org, current_user.name)
-    db.session.commit()
-    note = f"Could not mail {inv.email}; try again." if failed else f"Sent again to {inv.email}."
+    note = f"Sent again to {inv.email}."
     if is_htmx():
         return render_row(_invitation_row(inv), status=200, note=note, error=None)
-    flash(note, "error" if failed else "success")
+    flash(note, "success")
     return redirect(back())
 
 

@@ -2,8 +2,9 @@
 
 Same rules as every members service: the current organization only, the
 guardrails checked here (the plan's seats count pending invitations), one
-audit event per change, no commit. Mail is sent by the view *after* the
-commit (``deliver``), so nobody is invited to something that rolled back.
+audit event per change, no commit. Each mail is a job queued in the same
+transaction (``queue_mails``), so nobody is invited to something that
+rolled back, and no request waits on SMTP.
 Members also answers rbac's role hooks here: a custom role offered by a
 pending invitation is in use.
 """
@@ -14,6 +15,7 @@ import hashlib
 import logging
 import re
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -26,7 +28,7 @@ from app.auth.models import User
 from app.auth.services import create_user, find_user, normalise_email
 from app.errors import UserError
 from app.extensions import db
-from app.mail import send_mail
+from app.mail import on_sent, queue_mail
 from app.members.memberships import assignable_role, seats
 from app.members.models import Invitation
 from app.tenancy.models import Membership
@@ -287,18 +289,17 @@ def _forget_deleted_role(role) -> None:
     )
 
 
-def mark_sent(inv: Invitation) -> None:
-    inv.sent_at = utcnow()
-
-
 def send_invitation_mail(inv: Invitation, token: str, org, inviter_name: str | None) -> None:
-    """Mail the invitation link (on the organization's host). Raises on SMTP failure."""
+    """Queue the invitation mail (a job in the current transaction: it leaves
+    only if the invitation is committed, and is retried until the SMTP
+    server takes it). ``sent_at`` is stamped once it has been handed over."""
     link = hosts.org_url(org, url_for("members.accept", token=token))
     inviter = inviter_name or "Someone"
-    send_mail(
+    queue_mail(
         inv.email,
         f"{inviter} invited you to join {org.name} on Tenantry",
         "invitation",
+        after_sent=("invitation", str(inv.id)),
         org=org,
         inviter=inviter,
         link=link,
@@ -307,18 +308,21 @@ def send_invitation_mail(inv: Invitation, token: str, org, inviter_name: str | N
     )
 
 
-def deliver(pairs, org, inviter_name: str | None) -> list[str]:
-    """Send the mails of ``(invitation, token)`` pairs after their commit;
-    stamps ``sent_at`` and returns the addresses that could not be mailed."""
-    failed = []
+def queue_mails(pairs, org, inviter_name: str | None) -> None:
+    """Queue the mails of ``(invitation, token)`` pairs in the current
+    transaction (the one that creates or renews the invitations)."""
     for inv, token in pairs:
-        try:
-            send_invitation_mail(inv, token, org, inviter_name)
-            mark_sent(inv)
-        except Exception:  # SMTP down or refused: the invitation stands; Resend retries
-            log.exception("invitation mail to %s failed", inv.email)
-            failed.append(inv.email)
-    return failed
+        send_invitation_mail(inv, token, org, inviter_name)
+
+
+@on_sent("invitation")
+def _stamp_sent(invitation_id: str) -> None:
+    """The invitation's mail was delivered (runs in the mail job, in the
+    invitation's organization)."""
+    db.session.execute(
+        update(Invitation).where(Invitation.id == uuid.UUID(invitation_id)).values(sent_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
 
 
 # --------------------------------------------------------------------------- accepting

@@ -172,10 +172,8 @@ def bulk():
     except UserError as e:
         db.session.rollback()
         return _list_page(f, status=422, bulk_error=e.message)
+    invitations.queue_mails(result.mails, g.org, current_user.name)
     db.session.commit()
-    if result.mails:
-        result.mail_failures = invitations.deliver(result.mails, g.org, current_user.name)
-        db.session.commit()
     summary = result.summary()
     if is_htmx():
         return _list_page(f, bulk_summary=summary, bulk_ok=result.ok)

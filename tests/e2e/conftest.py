@@ -81,7 +81,6 @@ def live_server(app, database_url, smtp_server, tmp_path_factory):
             "SECRET_KEY": "test-secret-key-not-for-production",
             "TENANTRY_SERVER_NAME": f"localhost:{port}",
             "MAIL_URL": mail_url,
-            "MAIL_DELIVERY": "background",  # as in production; Mailbox.last waits for it
             "INSTANCE_DIR": str(tmp_path_factory.mktemp("live-instance")),
             "ENV_NAME": "test",
             "ARGON2_TIME_COST": 1,
@@ -100,6 +99,22 @@ def live_server(app, database_url, smtp_server, tmp_path_factory):
 
     with served.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _jobs_run_with_the_served_app(request, smtp_server):
+    """In a browser test the served app's jobs run with it (its apex builds
+    their links), whenever the test reads the mailbox."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    from tests.conftest import run_due_jobs
+
+    live = request.getfixturevalue("live_server")
+    box, _ = smtp_server
+    saved, box.before_read = box.before_read, (lambda: run_due_jobs(live.app))
+    yield
+    box.before_read = saved
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ def make_app(database_url: str, instance_dir, **overrides):
         "SECRET_KEY": "test-secret-key-not-for-production",
         "TENANTRY_SERVER_NAME": APEX,
         "INSTANCE_DIR": str(instance_dir),
-        "MAIL_DELIVERY": "inline",  # as the suite's app: the test reads the mail right after
         "TESTING": True,
         "LOG_JSON": False,
         "ARGON2_TIME_COST": 1,
