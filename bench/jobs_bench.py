@@ -66,7 +66,7 @@ def main() -> None:
                 c.execute(text("SELECT id FROM organizations WHERE slug = 'jobbench'")).scalar()
                 or c.execute(
                     text(
-                        "INSERT INTO organizations (slug, name, plan_key) VALUES ('jobbench', 'Job bench', 'pro') RETURNING id"
+                        "INSERT INTO organizations (id, slug, name, plan_key) VALUES (gen_random_uuid(), 'jobbench', 'Job bench', 'pro') RETURNING id"
                     )
                 ).scalar()
             )
