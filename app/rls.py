@@ -222,7 +222,9 @@ def grant_runtime(conn, role: str) -> None:
     Tenant tables: SELECT, INSERT, UPDATE, DELETE (row-level security limits
     them to one organization), except the append-only ones (INSERT and
     SELECT). Global tables: SELECT, and the columns of
-    ``RUNTIME_GLOBAL_WRITES``. Idempotent: re-applied after every upgrade.
+    ``RUNTIME_GLOBAL_WRITES``; the job queue's tables (``QUEUE_TABLES``):
+    only what enqueueing needs, no SELECT but the new job's id.
+    Idempotent: re-applied after every upgrade.
     """
     q = _reset_privileges(conn, role)
     tenant = set(tenant_tables(conn))

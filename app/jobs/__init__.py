@@ -1,6 +1,6 @@
 """Background work: jobs on this same PostgreSQL (procrastinate).
 
-* ``@task("mail.send", queue="mail", retry=Backoff(...))`` declares a job
+* ``@task("mail.send", queue_name="mail", retry=Backoff(...))`` declares a job
   next to the code it serves (``app/<area>/tasks.py`` or the area's module);
   ``periodic="*/5 * * * * *"`` also schedules it (cron, seconds first when
   six fields). With several workers each periodic run happens once: the
