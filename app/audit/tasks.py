@@ -12,7 +12,7 @@ log = logging.getLogger("tenantry.audit")
 @jobs.task(
     "audit.seal",
     queue_name="audit",
-    periodic="*/5 * * * * *",
+    periodic="* * * * * */5",
     lock="audit.seal",
     queueing_lock="audit.seal",
 )

@@ -2,8 +2,8 @@
 
 * ``@task("mail.send", queue_name="mail", retry=Backoff(...))`` declares a job
   next to the code it serves (``app/<area>/tasks.py`` or the area's module);
-  ``periodic="*/5 * * * * *"`` also schedules it (cron, seconds first when
-  six fields). With several workers each periodic run happens once: the
+  ``periodic="* * * * * */5"`` also schedules it (cron; a sixth field is the
+  seconds). With several workers each periodic run happens once: the
   database refuses a second defer of the same task for the same tick.
 * ``enqueue(task, **kwargs)`` adds a job **in the current transaction of
   ``db.session``**: one statement (``procrastinate_defer_jobs_v1``) on the
@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import json
 import logging
-import pkgutil
 import random
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import procrastinate
 from procrastinate.retry import RetryDecision
@@ -90,7 +89,7 @@ def task(
     The job runs with an application context (and, for ``origin`` jobs, a
     request context), in the organization it was enqueued for; its session
     commits when ``fn`` returns and rolls back when it raises. ``periodic``
-    is a cron line (six fields: seconds first); a periodic task receives
+    is a cron line (a sixth field is the seconds); a periodic task receives
     ``timestamp`` (the tick, Unix seconds). ``lock`` keeps two jobs of the
     task from running at once; ``queueing_lock`` keeps at most one waiting.
     """
@@ -230,11 +229,11 @@ def discover(package: str = "app") -> list[str]:
     own jobs: no list here names them."""
     root = importlib.import_module(package)
     found = []
-    for info in pkgutil.iter_modules(root.__path__):
-        if not info.ispkg:
-            continue
-        name = f"{package}.{info.name}.tasks"
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
-            found.append(name)
+    # By file, not pkgutil: some areas are namespace packages (no __init__.py).
+    for folder in root.__path__:
+        for area in sorted(Path(folder).iterdir()):
+            if (area / "tasks.py").is_file():
+                name = f"{package}.{area.name}.tasks"
+                importlib.import_module(name)
+                found.append(name)
     return found

@@ -6,7 +6,7 @@ from app.jobs import queue
 from app.jobs.worker import recover_stalled
 
 
-@queue.periodic(cron="*/10 * * * * *")
+@queue.periodic(cron="* * * * * */10")
 @queue.task(name="jobs.recover_stalled", queue="jobs", pass_context=True, queueing_lock="jobs.recover_stalled")
 async def recover_stalled_jobs(context, timestamp: int) -> int:
     """Every 10 seconds: jobs left running by a worker silent for
