@@ -55,7 +55,7 @@ def main() -> None:
     from app.extensions import db
     from app.mail.tasks import send
     from app.projects.models import Project
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "MAIL_URL": "smtp://127.0.0.1:1"})
     with app.app_context():

@@ -22,7 +22,7 @@ target_metadata = current_app.extensions["migrate"].db.metadata
 def include_name(name, type_, parent_names):
     """Autogenerate leaves the job queue's tables alone: procrastinate's schema
     is the library's, applied from its SQL (0009_jobs), not from our models."""
-    from app.tenancy.rls import QUEUE_TABLES
+    from app.rls import QUEUE_TABLES
 
     return not (type_ == "table" and name in QUEUE_TABLES)
 

@@ -81,7 +81,7 @@ def test_models_and_migrations_agree(scratch_app):
         upgrade(revision="heads")
         engine = create_engine(scratch_app.config["DATABASE_URL"], poolclass=NullPool)
         with engine.connect() as c:
-            from app.tenancy.rls import QUEUE_TABLES
+            from app.rls import QUEUE_TABLES
 
             # The job queue's tables are procrastinate's (0009_jobs), not models.
             ctx = MigrationContext.configure(

@@ -9,7 +9,7 @@
   ``db.session``**: one statement (``procrastinate_defer_jobs_v1``) on the
   same connection, so a rolled-back change enqueues nothing and a committed
   one always has its job. The runtime role may add jobs but read none
-  (``app/tenancy/rls.py``).
+  (``app/rls.py``).
 * A job runs in the scope it was enqueued in: the current organization is
   stored with it and the job runs inside ``tenant_context`` of it (the ORM
   filter and the RLS settings, on the runtime role), so it cannot see another
@@ -43,7 +43,7 @@ from procrastinate.retry import RetryDecision
 from sqlalchemy import text
 
 from app.extensions import db
-from app.tenancy.scoping import current_org_id, reset_scope, set_scope
+from app.scoping import current_org_id, reset_scope, set_scope
 
 log = logging.getLogger("tenantry.jobs")
 

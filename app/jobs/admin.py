@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import text
 
 from app.extensions import db
-from app.tenancy.scoping import all_organizations
+from app.scoping import all_organizations
 
 
 @dataclass(frozen=True)

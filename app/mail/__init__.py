@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app, render_template
 
-from app.extensions import db
 from app.util import utcnow
 
 log = logging.getLogger("tenantry.mail")

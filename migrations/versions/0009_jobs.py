@@ -17,7 +17,7 @@ new revision applying its migration files (pyproject pins the minor version).
 The queue tables are global: they hold every organization's jobs. After the
 upgrade ``grant_runtime`` (migrations/env.py) lets the runtime role add jobs
 and nothing else; the cross-organization role, which workers use, may work
-the queue (``app/tenancy/rls.py``).
+the queue (``app/rls.py``).
 
 Rollback: ``flask --app wsgi db downgrade 0008_cross_org_role`` drops the
 queue and every job in it.

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from app import jobs
 from app.extensions import db
 from app.projects.models import Project
-from app.tenancy.scoping import current_org_id, tenant_context
+from app.scoping import current_org_id, tenant_context
 
 SEEN: list = []
 

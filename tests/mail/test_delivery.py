@@ -165,7 +165,7 @@ def test_an_invitation_is_stamped_sent_once_delivered(world, login, mailbox):
     c = login(world.users["admin"], "acme")
     _invite_four(c)
     assert len(mailbox.messages) == 4
-    from app.tenancy.scoping import tenant_context
+    from app.scoping import tenant_context
 
     with tenant_context(world.acme.id):
         stamps = db.session.execute(select(Invitation.sent_at)).scalars().all()

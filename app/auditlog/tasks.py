@@ -22,7 +22,7 @@ def seal(timestamp: int) -> int:
     without trace is seconds long. One run at a time, at most one waiting;
     each organization is sealed in its own transaction, as ``flask audit
     seal`` does (same code)."""
-    from app.audit.sealing import seal_all
+    from app.auditlog.sealing import seal_all
     from app.extensions import db
 
     results = seal_all(db.engine)
@@ -36,13 +36,10 @@ def seal(timestamp: int) -> int:
 def purge(timestamp: int) -> int:
     """Daily at 03:17 UTC: remove events past each plan's retention, leaving
     signed checkpoints (the owner connection, as ``flask audit purge``)."""
-    from flask import current_app
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
+    from app.auditlog.retention import purge as purge_events
+    from app.database import owner_engine
 
-    from app.audit.retention import purge as purge_events
-
-    engine = create_engine(current_app.config["DATABASE_URL"], poolclass=NullPool)
+    engine = owner_engine()
     try:
         return sum(r.removed for r in purge_events(engine))
     finally:
