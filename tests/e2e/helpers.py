@@ -37,6 +37,16 @@ def log_out(page) -> None:
 # time), with every WCAG 2.0/2.1 level A and AA rule, the ones axe still
 # calls experimental included (label-content-name-mismatch, WCAG 2.5.3).
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# A page still swapping an htmx response or running a CSS transition (a
+# row fading in, a hover colour) would be judged half-way: wait for htmx to
+# settle and jump finite animations to their end first.
+_SETTLE = """async () => {
+  for (let i = 0; i < 60; i++) {
+    if (!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const a of document.getAnimations()) { try { a.finish(); } catch (e) { /* infinite: a spinner */ } }
+}"""
 _RUN_AXE = """async (tags) => {
   const rules = axe.getRules(tags).map((r) => r.ruleId);
   const results = await axe.run(document, {runOnly: {type: "rule", values: rules}, resultTypes: ["violations"]});
@@ -44,14 +54,38 @@ _RUN_AXE = """async (tags) => {
 }"""
 
 
-def axe_violations(page) -> list[str]:
-    """The page's axe-core violations, one readable line per element (empty when none)."""
+def _run_axe(page) -> list[dict]:
     from axe_playwright_python.base import AXE_SCRIPT
 
+    page.wait_for_load_state()
+    page.evaluate(_SETTLE)
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE_SCRIPT)
+    return page.evaluate(_RUN_AXE, WCAG_TAGS)
+
+
+def axe_violations(page) -> list[str]:
+    """The page's axe-core violations, one readable line per element (empty when none).
+
+    A navigation that replaces the document while axe runs (a test that ends
+    right after a click) is waited for and the new page checked; a violation
+    is confirmed by a second run a moment later, so a passing state of a
+    transition is not reported, while a real one (it stays) always is."""
+    from playwright.sync_api import Error
+
+    for attempt in range(3):
+        try:
+            violations = _run_axe(page)
+            if violations and attempt == 0:
+                page.wait_for_timeout(300)
+                continue
+            break
+        except Error as e:
+            if attempt == 2 or "destroyed" not in str(e) and "navigat" not in str(e):
+                raise
+            page.wait_for_timeout(300)
     lines = []
-    for violation in page.evaluate(_RUN_AXE, WCAG_TAGS):
+    for violation in violations:
         for node in violation["nodes"]:
             target = " ".join(str(t) for t in node["target"])
             why = " ".join(c["message"] for c in node.get("any", []) + node.get("all", []) + node.get("none", []))
