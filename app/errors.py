@@ -26,3 +26,22 @@ class UserError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, field={self.field!r}, status={self.status})"
+
+
+class StaleEdit(UserError):
+    """An edit made from a version that is no longer the current one (409).
+
+    Someone else saved the same thing since the form was drawn. Nothing is
+    written; the page shows the form again with what is stored now, so the
+    person can make their change on top of it (``app.concurrency``).
+    """
+
+    status = 409
+
+    def __init__(
+        self,
+        message: str = "This was changed by someone else while you were editing it. "
+        "Here is what it holds now: make your change again and save.",
+        field: str | None = None,
+    ):
+        super().__init__(message, field)

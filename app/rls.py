@@ -49,7 +49,8 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
         # nullable column, as NULL; the status is left to the server's
         # 'active'); its admins rename it and its owner deletes it.
         "INSERT": AllBut(("status",)),
-        "UPDATE": ("name", "settings", "deleted_at"),
+        # version: bumped with every update (edit forms carry it).
+        "UPDATE": ("name", "settings", "deleted_at", "version"),
     },
     # Enqueueing a job (app/jobs): procrastinate_defer_jobs_v1 inserts the
     # job, and its trigger the job's first event. Nothing else of the queue.

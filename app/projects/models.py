@@ -13,6 +13,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKeyConstraint, Index, S
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.concurrency import versioned
 from app.extensions import db
 from app.scoping import TenantScoped
 
@@ -35,6 +36,8 @@ class Project(TenantScoped, db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+    # Bumped by every update; edit forms carry it (app.concurrency).
+    version: Mapped[int] = versioned()
 
     # The owner must be a member of the same organization: the foreign key
     # goes to memberships and includes organization_id.
@@ -57,3 +60,4 @@ class Project(TenantScoped, db.Model):
         Index("ix_projects_org_name", "organization_id", func.lower(name)),
         Index("ix_projects_org_updated", "organization_id", "updated_at"),
     )
+    __mapper_args__ = {"version_id_col": version}

@@ -9,6 +9,7 @@ from sqlalchemy import DateTime, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.concurrency import versioned
 from app.extensions import db
 from app.scoping import TenantScoped
 
@@ -25,4 +26,8 @@ class Role(TenantScoped, db.Model):
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
 
+    # Bumped by every update; the permission editor carries it (app.concurrency).
+    version: Mapped[int] = versioned()
+
     __table_args__ = (Index("uq_roles_org_name", "organization_id", func.lower(name), unique=True),)
+    __mapper_args__ = {"version_id_col": version}

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.concurrency import versioned
 from app.extensions import db
 from app.permissions import ALL, SYSTEM_ROLES
 from app.scoping import TenantScoped
@@ -58,6 +59,8 @@ class Organization(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped by every update; the settings form carries it (app.concurrency).
+    version: Mapped[int] = versioned()
 
     plan: Mapped[Plan] = relationship(lazy="select")
 
@@ -72,6 +75,7 @@ class Organization(db.Model):
             postgresql_where=text("custom_domain IS NOT NULL AND deleted_at IS NULL"),
         ),
     )
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def is_live(self) -> bool:

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
-from wtforms import Field
+import secrets
+
+from flask_wtf import FlaskForm
+from wtforms import Field, HiddenField
 
 from app.errors import UserError
+
+
+def new_submit_key() -> str:
+    """A fresh one-time key for a create form (see ``app.concurrency``)."""
+    return secrets.token_urlsafe(24)
+
+
+class CreateForm(FlaskForm):
+    """A form that creates something: it carries a one-time key, drawn with
+    the form, so that a second submit of the same form (a double click, a
+    resend) shows the first result instead of creating again. The view
+    passes ``form.submit_key.data`` to ``app.concurrency.claim_submit_key``."""
+
+    submit_key = HiddenField(default=new_submit_key)
+
+
+class EditForm(FlaskForm):
+    """A form that edits something: it carries the ``version`` of the row it
+    was drawn from (filled from ``obj=``), which the service hands to
+    ``app.concurrency.lock_for_edit``; a save from an older version is 409."""
+
+    version = HiddenField()
 
 
 def with_error(form, error: UserError, fallback: str | None = None):

@@ -38,6 +38,7 @@
       { code: '204', swap: false },                 // nothing to render
       { code: '[23]..', swap: true },               // normal responses
       { code: '422', swap: true, error: false },    // form re-rendered with errors
+      { code: '409', swap: true, error: false },    // stale edit: the form with the current state
       { code: '403', swap: true, error: false },    // "access denied" fragment
       { code: '[45]..', swap: false, error: true }, // shown in #htmx-error
       { code: '...', swap: false }
