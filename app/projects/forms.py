@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from app.projects.models import DESCRIPTION_MAX, NAME_MAX
 from app.projects.services import too_long
+from app.web.forms import CreateForm, EditForm
 
 
 def _strip(value):
@@ -43,3 +44,11 @@ class ProjectForm(FlaskForm):
     def with_owner_choices(self, choices: list[tuple[str, str]]) -> ProjectForm:
         self.owner_id.choices = choices
         return self
+
+
+class NewProjectForm(CreateForm, ProjectForm):
+    """The create form: the fields and a one-time key (a second submit shows the first result)."""
+
+
+class EditProjectForm(EditForm, ProjectForm):
+    """The edit form: the fields and the version they were drawn from (a stale save is 409)."""

@@ -26,6 +26,7 @@ from sqlalchemy.orm import raiseload
 
 from app import audit, hooks
 from app.auth.models import User
+from app.concurrency import lock_for_edit
 from app.errors import UserError
 from app.extensions import db
 from app.projects.models import DESCRIPTION_MAX, NAME_MAX, Project
@@ -286,13 +287,17 @@ def create_project(name: str, description: str, owner_id) -> Project:
     return project
 
 
-def update_project(project: Project, name: str, description: str, owner_id) -> dict:
+def update_project(project: Project, name: str, description: str, owner_id, version=None) -> dict:
     """Apply the edited fields; returns ``{field: (before, after)}`` for what changed.
 
-    Nothing changed: no write and no audit event. Otherwise one
-    ``project.updated`` event with the before/after of the changed fields only.
+    ``version`` is the one the edit form was drawn from: the row is locked
+    and re-read first, and an edit from another version raises ``StaleEdit``
+    (409), nothing written (``app.concurrency``). The audit "before" is the
+    row as locked. Nothing changed: no write and no audit event. Otherwise
+    one ``project.updated`` event with the before/after of the changed fields only.
     """
     name, description = _clean(name, description)
+    lock_for_edit(project, version)
     wanted = {"name": name, "description": description, "owner_id": _member_id(owner_id)}
     changes = {}
     for key in EDITABLE:
@@ -349,7 +354,8 @@ def release_ownership(membership: Membership) -> dict:
     released = db.session.execute(
         update(Project)
         .where(Project.owner_id == membership.user_id)
-        .values(owner_id=None)
+        # A change like any other: edit forms drawn before it are now stale.
+        .values(owner_id=None, version=Project.version + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
     return {"projects_unowned": released}

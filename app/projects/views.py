@@ -11,10 +11,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from app.errors import UserError
+from app import concurrency
+from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.projects import services
-from app.projects.forms import ProjectForm
+from app.projects.forms import EditProjectForm, NewProjectForm, ProjectForm
 from app.projects.services import ProjectQuery
 from app.rbac.decorators import require
 from app.web import nav
@@ -32,14 +33,16 @@ def _project_or_404(project_id: str):
     return services.find_project(project_id) or abort(404)
 
 
-def _form(project=None) -> ProjectForm:
+def _form(project=None, current: bool = False) -> ProjectForm:
     """The project form, offering this organization's members as owners.
 
-    On GET it starts from the project (edit) or suggests the current user as
-    owner (new); on POST it holds what was submitted.
+    On GET (or with ``current``) it starts from the project as stored (edit)
+    or suggests the current user as owner (new); on POST it holds what was
+    submitted.
     """
-    form = ProjectForm(obj=project)
-    if request.method == "GET":
+    cls = NewProjectForm if project is None else EditProjectForm
+    form = cls(obj=project, formdata=None) if current else cls(obj=project)
+    if request.method == "GET" or current:
         owner = project.owner_id if project is not None else current_user.id
         form.owner_id.data = str(owner) if owner else ""
     return form.with_owner_choices(services.owner_choices())
@@ -55,6 +58,8 @@ def _submit(form: ProjectForm, action) -> tuple[bool, object]:
         return False, None
     try:
         return True, action(form.name.data, form.description.data, form.owner_id.data)
+    except StaleEdit:
+        raise  # the view answers it with the current state
     except UserError as e:
         db.session.rollback()
         with_error(form, e)
@@ -87,11 +92,24 @@ def new():
 @login_required
 @require("projects:create")
 def create():
-    """Create a project; 422 with the errors beside the fields when the input is bad."""
+    """Create a project; 422 with the errors beside the fields when the input is bad.
+
+    The form's one-time key makes a second submit (a double click) land on
+    the project the first one created, creating nothing.
+    """
     form = _form()
-    ok, project = _submit(form, services.create_project)
+
+    def create_once(*fields):
+        first = concurrency.claim_submit_key(form.submit_key.data)
+        return first if first is not None else services.create_project(*fields)
+
+    ok, project = _submit(form, create_once)
     if not ok:
         return render("projects/new.html", form=form, status=422)
+    if isinstance(project, str):  # the first submit's result
+        db.session.commit()
+        return redirect(project or url_for("projects.index"))
+    concurrency.settle_submit_key(form.submit_key.data, url_for("projects.show", project_id=project.id))
     db.session.commit()
     flash(f"Project “{project.name}” created.", "success")
     return redirect(url_for("projects.show", project_id=project.id))
@@ -120,10 +138,22 @@ def edit(project_id: str):
 @require("projects:update")
 def update(project_id: str):
     """Save an edit. Bad input: 422 with the form. Saved: the details card
-    (HTMX, swapped ``outerHTML``) or a redirect to the project."""
+    (HTMX, swapped ``outerHTML``) or a redirect to the project.
+
+    Made from a version someone else has saved over since: 409, nothing
+    written, the form showing what the project holds now.
+    """
     project = _project_or_404(project_id)
     form = _form(project)
-    ok, _changes = _submit(form, lambda *fields: services.update_project(project, *fields))
+    try:
+        ok, _changes = _submit(
+            form, lambda *fields: services.update_project(project, *fields, version=form.version.data)
+        )
+    except StaleEdit as e:
+        db.session.rollback()
+        project = _project_or_404(project_id)
+        form = with_error(_form(project, current=True), e)
+        return render("projects/edit.html", "projects/_form.html", form=form, project=project, status=e.status)
     if not ok:
         return render("projects/edit.html", "projects/_form.html", form=form, project=project, status=422)
     db.session.commit()

@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from app.permissions import PERMISSIONS
 from app.rbac.services import DESCRIPTION_MAX, NAME_MAX
+from app.web.forms import CreateForm, EditForm
 
 try:  # WTForms 3.3+ deprecates (value, label) tuples
     from wtforms.fields.choices import SelectChoice as _Choice
@@ -46,6 +47,14 @@ class RoleForm(FlaskForm):
         choices=[p.name for p in PERMISSIONS],
         validate_choice=True,
     )
+
+
+class NewRoleForm(CreateForm, RoleForm):
+    """Create a custom role: the fields and a one-time key (a second submit shows the first result)."""
+
+
+class EditRoleForm(EditForm, RoleForm):
+    """Edit a custom role: the fields and the version they were drawn from (a stale save is 409)."""
 
 
 class AssignForm(FlaskForm):

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit, hooks
 from app.auth.models import User
+from app.concurrency import lock_for_edit
 from app.errors import UserError
 from app.extensions import db
 from app.permissions import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
@@ -440,14 +441,20 @@ def update_role(
     description: str | None = None,
     permissions=None,
     actor: Membership | None = None,
+    version=None,
 ) -> RoleChanges:
     """Edit a custom role (``None`` leaves a field as it is) and say what changed.
 
     Same checks as ``create_role``; besides, a role granting a permission the
     actor lacks cannot be edited by them at all. Records ``role.updated`` with
     the permission sets before and after, and what was added and removed.
+
+    The role is locked and re-read first, so the checks and the audit
+    "before" see what it holds now; ``version`` (the one the editor was drawn
+    from) differing from it raises ``StaleEdit`` (409), nothing written.
     """
     _require_manage(actor)
+    lock_for_edit(role, version)
     _check_within_actor(role, actor, "edit")
     before_perms = list(role.permissions or ())
     before = {"name": role.name, "description": role.description, "permissions": before_perms}

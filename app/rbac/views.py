@@ -12,12 +12,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import login_required
 
-from app.errors import UserError
+from app import concurrency
+from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.permissions import BY_NAME, ROLE_ORDER, groups
 from app.rbac import services
 from app.rbac.decorators import require, require_all
-from app.rbac.forms import AssignForm, ConfirmForm, RoleForm, TransferForm, choice
+from app.rbac.forms import AssignForm, ConfirmForm, EditRoleForm, NewRoleForm, RoleForm, TransferForm, choice
 from app.web import nav
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, render
@@ -108,22 +109,31 @@ def member_permissions(user_id):
 @require("roles:manage")
 def new():
     """The permission editor for a new custom role (system roles beside it for comparison)."""
-    return render("rbac/new.html", **_editor_context(RoleForm()))
+    return render("rbac/new.html", **_editor_context(NewRoleForm()))
 
 
 @bp.post("/")
 @login_required
 @require("roles:manage")
 def create():
-    """Create a custom role; bad input or a refused permission → 422, nothing saved."""
-    form = RoleForm()
+    """Create a custom role; bad input or a refused permission → 422, nothing saved.
+
+    A second submit of the same form (its one-time key) lands on the role
+    the first one created, creating nothing.
+    """
+    form = NewRoleForm()
     if not form.validate():
         return render("rbac/new.html", status=422, **_editor_context(form))
+    first = concurrency.claim_submit_key(form.submit_key.data)
+    if first is not None:
+        db.session.commit()
+        return redirect(first or url_for("rbac.index"))
     try:
         role = services.create_role(form.name.data, form.description.data, form.permissions.data, g.membership)
     except UserError as e:
         db.session.rollback()
         return render("rbac/new.html", status=e.status, **_editor_context(with_error(form, e)))
+    concurrency.settle_submit_key(form.submit_key.data, url_for("rbac.show", role_key=role.id))
     db.session.commit()
     flash(f"Created {role.name}.", "success")
     return redirect(url_for("rbac.show", role_key=role.id))
@@ -135,7 +145,7 @@ def create():
 def edit(role_key):
     """The permission editor of a custom role (system roles are not editable: 404)."""
     role = _custom_or_404(role_key)
-    form = RoleForm(obj=role)
+    form = EditRoleForm(obj=role)
     return render("rbac/edit.html", "rbac/_editor.html", **_editor_context(form, role, checked=set(role.permissions)))
 
 
@@ -148,14 +158,31 @@ def update(role_key):
     With HTMX: the editor fragment, changed rows highlighted and the summary
     ("Added audit:view; removed projects:delete"). Without: a redirect to the
     editor with the summary as a message. Bad input → 422, nothing saved.
+    Saved over by someone else since the editor was drawn → 409, nothing
+    saved, the editor showing what the role holds now.
     """
     role = _custom_or_404(role_key)
-    form = RoleForm()
+    form = EditRoleForm()
     if not form.validate():
         return render("rbac/edit.html", "rbac/_editor.html", status=422, **_editor_context(form, role))
     try:
         changes = services.update_role(
-            role, form.name.data, form.description.data or "", form.permissions.data, g.membership
+            role,
+            form.name.data,
+            form.description.data or "",
+            form.permissions.data,
+            g.membership,
+            version=form.version.data,
+        )
+    except StaleEdit as e:
+        db.session.rollback()
+        role = _custom_or_404(role_key)
+        form = with_error(EditRoleForm(obj=role, formdata=None), e)
+        return render(
+            "rbac/edit.html",
+            "rbac/_editor.html",
+            status=e.status,
+            **_editor_context(form, role, checked=set(role.permissions)),
         )
     except UserError as e:
         db.session.rollback()
@@ -166,7 +193,7 @@ def update(role_key):
     db.session.commit()
     message = f"Saved {role.name}. {changes.summary}." if changes else f"No changes to {role.name}."
     if is_htmx():
-        form = RoleForm(obj=role, formdata=None)
+        form = EditRoleForm(obj=role, formdata=None)
         return render(
             "rbac/edit.html",
             "rbac/_editor.html",

@@ -2,8 +2,12 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from app.web.forms import EditForm
 
-class GeneralSettingsForm(FlaskForm):
+
+class GeneralSettingsForm(EditForm):
+    """The organization's name, and the version of the organization it was drawn from (a stale save is 409)."""
+
     name = StringField("Organization name", validators=[DataRequired("Give the organization a name."), Length(max=120)])
 
 

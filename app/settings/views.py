@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_login import login_required
 
-from app.errors import UserError
+from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.rbac.decorators import require, require_any
 from app.settings import services
@@ -22,7 +22,7 @@ nav.entity_page(bp, "organization", "index", lambda _id: {})
 def _page(general=None, delete=None, status=200):
     return render_template(
         "settings/general.html",
-        form=general or GeneralSettingsForm(name=g.org.name),
+        form=general or GeneralSettingsForm(name=g.org.name, version=g.org.version),
         delete_form=delete or DeleteOrganizationForm(),
     ), status
 
@@ -39,12 +39,18 @@ def index():
 @login_required
 @require("org:update")
 def update():
-    """Rename the organization. 422 with the error beside the field on bad input."""
+    """Rename the organization. 422 with the error beside the field on bad input;
+    409 with the current name, nothing saved, when someone else saved since
+    the form was drawn."""
     form = GeneralSettingsForm()
     if not form.validate():
         return _page(general=form, status=422)
     try:
-        changed = services.rename(g.org, form.name.data)
+        changed = services.rename(g.org, form.name.data, version=form.version.data)
+    except StaleEdit as e:
+        db.session.rollback()
+        current = GeneralSettingsForm(formdata=None, name=g.org.name, version=g.org.version)
+        return _page(general=with_error(current, e), status=e.status)
     except UserError as e:
         db.session.rollback()
         return _page(general=with_error(form, e), status=e.status)
