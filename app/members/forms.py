@@ -7,10 +7,14 @@ from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from app.auth.passwords import MAX_LENGTH
+from app.web.forms import CreateForm
 
 
-class InviteForm(FlaskForm):
-    """Invite one or many people with one role (choices: the roles the inviter may give)."""
+class InviteForm(CreateForm):
+    """Invite one or many people with one role (choices: the roles the inviter may give).
+
+    Carries a one-time key: sent twice, the second lands where the first did, inviting nobody again.
+    """
 
     emails = TextAreaField(
         "E-mail addresses",

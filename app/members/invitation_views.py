@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app import concurrency
 from app.auth.services import find_user, log_in
 from app.errors import UserError
 from app.extensions import db
@@ -58,10 +59,16 @@ def create():
     give, or more people than the plan has seats for: 422, nothing sent.
     Members and people already invited are skipped and named. Each mail is
     a job queued with the invitations: it leaves once they are committed, and
-    is retried until the SMTP server takes it; the answer never waits for it."""
+    is retried until the SMTP server takes it; the answer never waits for it.
+    The same form sent twice (its one-time key) invites once; the second
+    lands on the members list."""
     form = _invite_form()
     if not form.validate():
         return render_template("members/new.html", form=form, seats=memberships.seats(g.org)), 422
+    first = concurrency.claim_submit_key(form.submit_key.data)
+    if first is not None:
+        db.session.commit()
+        return redirect(first or url_for("members.index", status="invited"))
     try:
         outcome = invitations.invite(form.emails.data, form.role.data, g.membership, g.org)
     except UserError as e:
@@ -73,6 +80,7 @@ def create():
         form.emails.errors.append("Nobody was invited: " + "; ".join(f"{e} {why}" for e, why in outcome.skipped) + ".")
         return render_template("members/new.html", form=form, seats=memberships.seats(g.org)), 422
     invitations.queue_mails(outcome.invited, g.org, current_user.name)
+    concurrency.settle_submit_key(form.submit_key.data, url_for("members.index", status="invited"))
     db.session.commit()
     flash(f"Invited {', '.join(inv.email for inv, _ in outcome.invited)}.", "success")
     for email, why in outcome.skipped:

@@ -425,3 +425,18 @@ def test_a_custom_role_offered_in_a_pending_invitation_is_in_use(world, login, m
         db.session.commit()
         inv = db.session.execute(select(Invitation).where(Invitation.email == "aud@example.test")).unique().scalar_one()
         assert (inv.role, inv.custom_role_id) == ("viewer", None)
+
+
+def test_the_same_invite_form_sent_twice_invites_and_mails_once(world, login, mailbox, owner_engine):
+    from sqlalchemy import text
+
+    c = login(world.users["admin"], "acme")
+    page = c.get(url("acme", "/members/invite")).get_data(as_text=True)
+    key = page.split('name="submit_key" type="hidden" value="')[1].split('"')[0]
+    data = {"csrf_token": csrf_token(c, "acme"), "emails": "twice@example.test", "role": "member", "submit_key": key}
+    first, second = (c.post(url("acme", "/members/invite"), data=data) for _ in range(2))
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
+    with owner_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM invitations WHERE email = 'twice@example.test'")).scalar() == 1
+    assert len(mailbox.to("twice@example.test")) == 1
