@@ -89,14 +89,21 @@ class JobActionError(ValueError):
     """The job cannot be retried or cancelled; the message says why."""
 
 
+def _locked_status(job_id: int) -> str:
+    """The job's status, its row locked until the transaction ends; raises
+    ``JobActionError`` when there is no such job."""
+    state = db.session.execute(
+        text("SELECT status FROM procrastinate_jobs WHERE id = :id FOR UPDATE"), {"id": job_id}
+    ).scalar()
+    if state is None:
+        raise JobActionError(f"no job {job_id}")
+    return state
+
+
 def retry(job_id: int) -> str:
     """Run a failed job again now, or a job waiting for a later retry now."""
     with all_organizations(reason=f"retry job {job_id}"):
-        state = db.session.execute(
-            text("SELECT status FROM procrastinate_jobs WHERE id = :id FOR UPDATE"), {"id": job_id}
-        ).scalar()
-        if state is None:
-            raise JobActionError(f"no job {job_id}")
+        state = _locked_status(job_id)
         if state == "failed":
             db.session.execute(text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)"), {"id": job_id})
         elif state == "todo":
@@ -112,11 +119,7 @@ def retry(job_id: int) -> str:
 def cancel(job_id: int) -> str:
     """Cancel a waiting job; ask a running one to abort."""
     with all_organizations(reason=f"cancel job {job_id}"):
-        state = db.session.execute(
-            text("SELECT status FROM procrastinate_jobs WHERE id = :id FOR UPDATE"), {"id": job_id}
-        ).scalar()
-        if state is None:
-            raise JobActionError(f"no job {job_id}")
+        state = _locked_status(job_id)
         if state not in ("todo", "doing"):
             raise JobActionError(f"job {job_id} is {state}: only a waiting or running job can be cancelled")
         db.session.execute(text("SELECT procrastinate_cancel_job_v1(:id, true, false)"), {"id": job_id})
