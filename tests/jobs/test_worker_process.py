@@ -103,7 +103,7 @@ def _wait(predicate, timeout: float, what: str):
         if predicate():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def _mail_jobs(owner_engine) -> list:
@@ -146,7 +146,14 @@ def test_sigkill_mid_job_leaves_the_job_to_another_worker(workers, owner_engine)
         with owner_engine.connect() as c:
             mail_job = str(c.execute(text("SELECT id FROM procrastinate_jobs WHERE task_name = 'mail.send'")).scalar())
         second = workers(f"smtp://127.0.0.1:{smtp.port}", "second")
-        _wait(lambda: smtp.received, 60, f"the second worker to deliver the mail ({second.log_path})")
+        _wait(
+            lambda: smtp.received,
+            60,
+            lambda: (
+                f"the second worker to deliver the mail; jobs {_mail_jobs(owner_engine)}; "
+                f"its log:\n{second.log_path.read_text()}"
+            ),
+        )
         assert [m["Subject"] for m in smtp.received] == ["Slow mail"]
         _wait(lambda: _mail_jobs(owner_engine) == [], 10, "the job to be done")
         requeued = re.findall(r"re-queued \d+ job\(s\) of stopped workers: ([\d, ]+)", second.log_path.read_text())
