@@ -299,14 +299,14 @@ def request(port, method, host, path, cookies=None, body=None):
     return resp.status, resp.getheader("Location"), data, jar
 
 
-def sign_in(port: int) -> tuple[str, dict]:
+def sign_in(port: int, email: str = EMAIL, password: str = PASSWORD, slug: str = SLUG) -> tuple[str, dict]:
     """The real flow: GET/POST /login on the apex, follow to the hand-off on
     the organization's host; returns that host and its cookie jar."""
     apex = f"localhost:{port}"
     status, _, page, jar = request(port, "GET", apex, "/login")
     token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page).group(1).decode()
     status, location, _, more = request(
-        port, "POST", apex, "/login", jar, {"csrf_token": token, "email": EMAIL, "password": PASSWORD}
+        port, "POST", apex, "/login", jar, {"csrf_token": token, "email": email, "password": password}
     )
     jar.update(more)
     # One cookie jar per host, as a browser keeps them (cookies are host-only).
@@ -321,8 +321,8 @@ def sign_in(port: int) -> tuple[str, dict]:
         status, location, _, more = request(port, "GET", host, path, cookies)
         cookies.update(more)
     cookies = {k: v for k, v in jars.get(host, {}).items() if v}  # drop cookies the server deleted
-    if host != f"{SLUG}.localhost:{port}" or not cookies:
-        raise RuntimeError(f"sign-in did not reach {SLUG}'s host (ended on {host}, status {status})")
+    if host != f"{slug}.localhost:{port}" or not cookies:
+        raise RuntimeError(f"sign-in did not reach {slug}'s host (ended on {host}, status {status})")
     return host, cookies
 
 
@@ -334,8 +334,8 @@ def check_page(port, host, cookies) -> int:
     return len(body)
 
 
-def count_queries(url: str, port: int, host: str, cookies: dict) -> list[str]:
-    """SQL statements of one list request, counted in-process with the same configuration."""
+def count_queries(url: str, port: int, host: str, cookies: dict, path: str = "/projects/") -> list[str]:
+    """SQL statements of one request to ``path``, counted in-process with the same configuration."""
     os.environ.update(app_env(url, port))  # create_app reads the environment, like gunicorn's workers
     from sqlalchemy import event
 
@@ -348,15 +348,15 @@ def count_queries(url: str, port: int, host: str, cookies: dict) -> list[str]:
     headers = {"Host": host, "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
     with app.app_context():
         engine = db.engine
-    client.get("/projects/", headers=headers)  # warm: connection, last_seen refresh
+    client.get(path, headers=headers)  # warm: connection, last_seen refresh
     listener = lambda *a: statements.append(a[2])  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     try:
-        r = client.get("/projects/", headers=headers)
+        r = client.get(path, headers=headers)
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     if r.status_code != 200:
-        raise RuntimeError(f"in-process list request answered {r.status_code}")
+        raise RuntimeError(f"in-process request to {path} answered {r.status_code}")
     engine.dispose()
     return statements
 
