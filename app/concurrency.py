@@ -14,8 +14,9 @@ and the service starts with ``lock_for_edit(row, submitted_version)``:
   someone saved in between, and saving now would silently undo their change.
   Nothing is written; the view shows the form with the current state.
 
-A caller that sends no version (a script, a service called from the CLI) is
-saved under the lock as before; every form the app draws sends one.
+A service called from code with no version (a script, the CLI) is saved
+under the lock as before; a form sent without one is refused before the
+service runs (``EditForm.validate``: 422).
 
 **Create forms carry a one-time key** (``app.web.forms.CreateForm``), drawn
 with the form. The create view calls ``claim_submit_key(key)`` before

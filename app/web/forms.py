@@ -7,7 +7,15 @@ import secrets
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField
 
+from app.concurrency import parse_version
 from app.errors import UserError
+
+# Shown above an edit form sent without the version it was drawn from: a
+# save that cannot say what it was made from could silently undo someone
+# else's change, so it is refused rather than guessed at.
+MISSING_VERSION = (
+    "This form is missing the version it was opened from. Reload the page, make your change again and save."
+)
 
 
 def new_submit_key() -> str:
@@ -30,6 +38,22 @@ class EditForm(FlaskForm):
     ``app.concurrency.lock_for_edit``; a save from an older version is 409."""
 
     version = HiddenField()
+
+    def validate(self, extra_validators=None) -> bool:
+        """Valid only with a whole-number ``version``: a POST without one (or
+        with anything else) is refused, 422 with ``MISSING_VERSION`` above the
+        form, before the view changes anything. Services called from code
+        (the CLI) may still pass no version; the forms people send may not."""
+        ok = super().validate(extra_validators)
+        # What was sent, not ``data``: a form built with ``obj=`` fills a
+        # field the request left out from the row (its current version),
+        # which would turn "no version" into "the latest one".
+        sent = self.version.raw_data[0] if self.version.raw_data else None
+        if parse_version(sent) is None:
+            self.version.errors = [*self.version.errors, MISSING_VERSION]
+            self.form_errors.append(MISSING_VERSION)
+            return False
+        return ok
 
 
 def with_error(form, error: UserError, fallback: str | None = None):

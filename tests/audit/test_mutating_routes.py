@@ -242,7 +242,7 @@ ROUTES: dict[str, Route] = {
     # ------------------------------------------------------------------ organization settings
     "settings.update": Route(
         [(ACME, "org.settings_changed")],
-        lambda c: Call("/settings/general", data={"name": "Acme Renamed"}),
+        lambda c: Call("/settings/general", data={"name": "Acme Renamed", "version": "1"}),
         refused_as="manager",
     ),
     "settings.delete": Route(
@@ -265,7 +265,7 @@ ROUTES: dict[str, Route] = {
         lambda c: Call(
             f"/projects/{c.project(0)}",
             as_user="member",
-            data={"name": "Renamed Project", "description": "new", "owner_id": c.member_id("owner")},
+            data={"name": "Renamed Project", "description": "new", "owner_id": c.member_id("owner"), "version": "1"},
         ),
         refused_as="viewer",
     ),
@@ -295,7 +295,12 @@ ROUTES: dict[str, Route] = {
         [(ACME, "role.updated")],
         lambda c: Call(
             f"/roles/{c.custom_role()}",
-            data={"name": "Auditors", "description": "More", "permissions": ["org:view", "audit:view", "audit:export"]},
+            data={
+                "name": "Auditors",
+                "description": "More",
+                "permissions": ["org:view", "audit:view", "audit:export"],
+                "version": "1",
+            },
         ),
         refused_as="manager",
     ),

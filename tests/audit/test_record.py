@@ -142,7 +142,7 @@ def test_request_context_is_captured(world, login, events):
     rid = "req-" + uuid.uuid4().hex[:12]
     r = c.post(
         url("acme", "/settings/general"),
-        data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Renamed"},
+        data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Renamed", "version": "1"},
         headers={"User-Agent": "AuditTest/1.0", "X-Request-ID": rid},
         environ_base={"REMOTE_ADDR": "203.0.113.7"},
     )
@@ -170,7 +170,10 @@ def test_support_actor_records_both_identities(world, login, events):
     with all_organizations(reason="test: the platform starts support impersonation"):
         rec.impersonator_id = sup.id
     db.session.commit()
-    r = c.post(url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Support"})
+    r = c.post(
+        url("acme", "/settings/general"),
+        data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Support", "version": "1"},
+    )
     assert r.status_code in (302, 303)
     (row,) = events(world.acme, "org.settings_changed")
     assert row["actor_type"] == "support"

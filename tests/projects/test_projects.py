@@ -201,7 +201,7 @@ def test_inline_update_swaps_the_details_back_and_audits_changed_fields(world, l
         c,
         "acme",
         f"/projects/{pid}",
-        {"name": "Renamed", "description": "", "owner_id": str(world.users["owner"].id)},
+        {"name": "Renamed", "description": "", "owner_id": str(world.users["owner"].id), "version": "1"},
         htmx=True,
     )
     assert r.status_code == 200
@@ -220,7 +220,7 @@ def test_update_without_htmx_redirects_to_the_project(world, login, post, owner_
         c,
         "acme",
         f"/projects/{pid}",
-        {"name": "Plain", "description": "new words", "owner_id": str(world.users["member"].id)},
+        {"name": "Plain", "description": "new words", "owner_id": str(world.users["member"].id), "version": "1"},
     )
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/projects/{pid}")
     saved = row(owner_engine, pid)
@@ -231,11 +231,15 @@ def test_update_with_bad_input_is_422_with_the_form_fragment(world, login, post,
     c = login(world.users["member"], "acme")
     pid = project_id(world, "acme")
     before = dict(row(owner_engine, pid))
-    r = post(c, "acme", f"/projects/{pid}", {"name": "", "owner_id": str(world.users["owner"].id)}, htmx=True)
+    r = post(
+        c, "acme", f"/projects/{pid}", {"name": "", "owner_id": str(world.users["owner"].id), "version": "1"}, htmx=True
+    )
     assert r.status_code == 422
     assert r.data.strip().startswith(b'<section class="card" id="project-details"')
     assert b"Give the project a name." in r.data
-    r = post(c, "acme", f"/projects/{pid}", {"name": "ok", "owner_id": str(world.users["globex_owner"].id)})
+    r = post(
+        c, "acme", f"/projects/{pid}", {"name": "ok", "owner_id": str(world.users["globex_owner"].id), "version": "1"}
+    )
     assert r.status_code == 422 and b"<html" in r.data and b"Choose a member of this organization." in r.data
     assert dict(row(owner_engine, pid)) == before
     assert audit_events == []
@@ -248,7 +252,7 @@ def test_update_that_changes_nothing_records_nothing(world, login, post, audit_e
         c,
         "acme",
         f"/projects/{pid}",
-        {"name": "Acme Project 0", "description": "", "owner_id": str(world.users["owner"].id)},
+        {"name": "Acme Project 0", "description": "", "owner_id": str(world.users["owner"].id), "version": "1"},
     )
     assert r.status_code == 302
     assert audit_events == []

@@ -107,7 +107,12 @@ def test_custom_role_holder_cannot_edit_a_role_to_grant_more_than_they_hold(role
     c = login(u, "acme")
     r = c.post(
         url("acme", f"/roles/{target.id}"),
-        data={"csrf_token": csrf_token(c, "acme"), "name": "Readers", "permissions": ["org:view", "audit:export"]},
+        data={
+            "csrf_token": csrf_token(c, "acme"),
+            "name": "Readers",
+            "permissions": ["org:view", "audit:export"],
+            "version": "1",
+        },
     )
     assert r.status_code == 422
     assert b"audit:export" in r.data
@@ -116,7 +121,12 @@ def test_custom_role_holder_cannot_edit_a_role_to_grant_more_than_they_hold(role
     # Within their own permissions it works.
     r = c.post(
         url("acme", f"/roles/{target.id}"),
-        data={"csrf_token": csrf_token(c, "acme"), "name": "Readers", "permissions": ["org:view", "audit:view"]},
+        data={
+            "csrf_token": csrf_token(c, "acme"),
+            "name": "Readers",
+            "permissions": ["org:view", "audit:view"],
+            "version": "1",
+        },
     )
     assert r.status_code == 302
 

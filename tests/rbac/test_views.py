@@ -103,6 +103,7 @@ def test_saving_with_htmx_swaps_the_editor_and_says_what_changed(roles_world, lo
             "name": "Support",
             "description": "Answers customers",
             "permissions": ["org:view", "members:view", "projects:view"],
+            "version": "1",
         },
     )
     assert r.status_code == 200
@@ -129,6 +130,7 @@ def test_saving_without_js_redirects_with_the_summary(roles_world, login):
             "name": "Support",
             "description": "Answers customers",
             "permissions": ["org:view", "members:view", "audit:view", "audit:export"],
+            "version": "1",
         },
         follow_redirects=True,
     )
@@ -164,7 +166,7 @@ def test_role_form_bad_input_is_422_and_saves_nothing(roles_world, login, data, 
     w = roles_world
     c = login(w.users["admin"], "acme")
     path = "/roles/" if target == "create" else f"/roles/{make_role(w.acme, 'Other', ['org:view']).id}"
-    r = c.post(url("acme", path), data={"csrf_token": csrf_token(c, "acme"), **data})
+    r = c.post(url("acme", path), data={"csrf_token": csrf_token(c, "acme"), "version": "1", **data})
     assert r.status_code == 422, r.status_code
     assert message in r.data.replace(b"&#39;", b"'")
     with tenant_context(w.acme.id):

@@ -43,7 +43,9 @@ def test_rename_refuses_a_bad_name_beside_the_field(world, name, message):
 
 def test_settings_page_saves_the_name(world, login):
     c = login(world.users["owner"], "acme")
-    r = c.post(url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Two"})
+    r = c.post(
+        url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Two", "version": "1"}
+    )
     assert r.status_code == 302
     db.session.expire_all()
     assert _org(world.acme.id).name == "Acme Two"

@@ -1,0 +1,106 @@
+"""Every edit form refuses a save that does not say which version it was made from.
+
+An edit POST without ``version`` (or with one that is not a whole number)
+could silently undo someone else's change, so it answers 422 with a message
+and changes nothing (issue 12, "No lost updates"). One test per edit route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+
+from app.scoping import tenant_context
+from app.web.forms import MISSING_VERSION
+from tests.conftest import csrf_token, url
+from tests.fresh_client import fresh_requests  # noqa: F401  (fixture)
+from tests.rbac.conftest import make_role
+
+
+@dataclass
+class EditRoute:
+    name: str
+    path: str  # with {id} for the edited row
+    table: str
+    data: dict  # a valid edit, apart from the version
+
+    def row_id(self, world):
+        if self.table == "roles":
+            return make_role(world.acme, "Support", ["org:view"]).id
+        if self.table == "projects":
+            with tenant_context(world.acme.id):
+                return world.projects["acme"][0].id
+        return world.acme.id
+
+
+ROUTES = [
+    EditRoute("role", "/roles/{id}", "roles", {"name": "Renamed role", "permissions": ["org:view"]}),
+    EditRoute("project", "/projects/{id}", "projects", {"name": "Renamed project"}),
+    EditRoute("settings", "/settings/general", "organizations", {"name": "Renamed organization"}),
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fresh_requests):  # noqa: F811
+    """Requests run in their own app context and session, as in production."""
+
+
+def _stored(owner_engine, table, row_id):
+    with owner_engine.connect() as c:
+        return c.execute(text(f"SELECT version, name FROM {table} WHERE id = :id"), {"id": row_id}).one()
+
+
+@pytest.mark.parametrize("version", [None, "", "abc", "1.5", "1e3"], ids=["absent", "empty", "word", "decimal", "exp"])
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
+    world, login, owner_engine, route, version, htmx
+):
+    row_id = route.row_id(world)
+    before = _stored(owner_engine, route.table, row_id)
+    c = login(world.users["owner"], "acme")
+    data = {"csrf_token": csrf_token(c, "acme"), **route.data}
+    if route.table == "projects":
+        data["owner_id"] = str(world.users["owner"].id)
+    if version is not None:
+        data["version"] = version
+    r = c.post(url("acme", route.path.format(id=row_id)), data=data, headers={"HX-Request": "true"} if htmx else {})
+    assert r.status_code == 422
+    assert MISSING_VERSION in r.get_data(as_text=True)
+    assert _stored(owner_engine, route.table, row_id) == before
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_edit_with_the_current_version_still_saves(world, login, owner_engine, route):
+    row_id = route.row_id(world)
+    version, _ = _stored(owner_engine, route.table, row_id)
+    c = login(world.users["owner"], "acme")
+    data = {"csrf_token": csrf_token(c, "acme"), **route.data, "version": str(version)}
+    if route.table == "projects":
+        data["owner_id"] = str(world.users["owner"].id)
+    r = c.post(url("acme", route.path.format(id=row_id)), data=data)
+    assert r.status_code in (200, 302)
+    assert _stored(owner_engine, route.table, row_id) == (version + 1, route.data["name"])
+
+
+def test_every_edit_form_has_a_route_in_this_test():
+    """A new ``EditForm`` gets a row in ``ROUTES`` (so its route is checked above)."""
+    import app.projects.forms
+    import app.rbac.forms
+    import app.settings.forms
+    from app.web.forms import EditForm
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    names = {cls.__name__ for cls in subclasses(EditForm)}
+    assert names == {"EditRoleForm", "EditProjectForm", "GeneralSettingsForm"}, (
+        "add the new edit form's route to ROUTES in tests/web/test_edit_forms.py",
+        app.projects.forms,
+        app.rbac.forms,
+        app.settings.forms,
+    )
