@@ -9,6 +9,9 @@ do). In production ``check()`` refuses to start without ``SECRET_KEY`` or
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import os
 import secrets
 from datetime import timedelta
@@ -47,6 +50,26 @@ def _secret_key(instance_dir: Path) -> str:
         return key
 
 
+def _encryption_keys(value: str | None, secret_key: str | None, development: bool) -> list[str]:
+    """``ENCRYPTION_KEYS`` as a list (first encrypts, all decrypt: app/crypto.py).
+
+    Unset in development or test: one key derived from ``SECRET_KEY``, stable
+    across restarts. Unset in production: empty, and ``check()`` refuses.
+    """
+    keys = [k.strip() for k in (value or "").split(",") if k.strip()]
+    if keys or not development or not secret_key:
+        return keys
+    digest = hashlib.sha256(b"tenantry-encryption-key|" + secret_key.encode()).digest()
+    return [base64.urlsafe_b64encode(digest).decode()]
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
 DEVELOPMENT_ENVS = {"development", "test"}
 
 
@@ -78,6 +101,22 @@ def check(cfg: dict) -> None:
             "MAIL_URL is not set: production sends mail over SMTP (smtp://user:pass@host:587?starttls=1), "
             "or set TENANTRY_ENV=development to use the development outbox."
         )
+    keys = cfg.get("ENCRYPTION_KEYS") or []
+    if not keys:
+        raise ConfigurationError(
+            "ENCRYPTION_KEYS is not set: production encrypts stored secrets (webhook signing secrets) with it; "
+            "generate one with python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+        )
+    if not all(_is_fernet_key(k) for k in keys):
+        raise ConfigurationError(
+            "ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64-encoded bytes); "
+            "list keys comma-separated, the current one first."
+        )
+    if cfg.get("WEBHOOKS_ALLOW_LOOPBACK"):
+        raise ConfigurationError(
+            "WEBHOOKS_ALLOW_LOOPBACK is set: production never delivers webhooks to this machine's own addresses; "
+            "unset it (it exists for a developer's local receiver)."
+        )
 
 
 def load(overrides: dict | None = None) -> dict:
@@ -96,13 +135,23 @@ def load(overrides: dict | None = None) -> dict:
     # http://localhost:8000 and http://acme.localhost:8000 without more set-up.
     server_name = env.get("SERVER_NAME") or f"localhost:{port}"
     redis_timeout_ms = max(1, _int(env.get("REDIS_TIMEOUT_MS"), 150))
+    secret_key = env.get("SECRET_KEY") or (_secret_key(instance_dir) if development else None)
     cfg = {
         "ENV_NAME": env_name,
         "DEVELOPMENT": development,
         "INSTANCE_DIR": str(instance_dir),
         # Only development may fall back to a key generated on disk; check()
         # refuses a production start without one.
-        "SECRET_KEY": env.get("SECRET_KEY") or (_secret_key(instance_dir) if development else None),
+        "SECRET_KEY": secret_key,
+        # Keys of encryption at rest (app/crypto.py): comma-separated Fernet
+        # keys, the first encrypts, all decrypt (rotation). Development and
+        # test derive one from SECRET_KEY; production must set them.
+        "ENCRYPTION_KEYS": _encryption_keys(env.get("ENCRYPTION_KEYS"), secret_key, development),
+        # Webhooks (app/webhooks): a developer's receiver on this machine
+        # needs loopback; the SSRF guard refuses it everywhere else, and
+        # check() refuses to start production with it set.
+        "WEBHOOKS_ALLOW_LOOPBACK": _bool(env.get("WEBHOOKS_ALLOW_LOOPBACK"), False),
+        "WEBHOOKS_TIMEOUT_SECONDS": float(env.get("WEBHOOKS_TIMEOUT_SECONDS") or 10),
         # SERVER_NAME is the apex; organizations live at <slug>.<SERVER_NAME>.
         # Flask's own SERVER_NAME is left unset on purpose: we resolve hosts
         # ourselves (custom domains must work too).

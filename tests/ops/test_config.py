@@ -32,12 +32,19 @@ def test_production_is_the_default_when_tenantry_env_is_unset(monkeypatch, tmp_p
     assert cfg["SECRET_KEY"] is None and not (tmp_path / "secret_key").exists()
 
 
-@pytest.mark.parametrize("missing, needle", [("SECRET_KEY", "SECRET_KEY"), ("MAIL_URL", "MAIL_URL")])
+FERNET_KEY = "a" * 43 + "="  # 32 bytes, url-safe base64
+
+
+@pytest.mark.parametrize(
+    "missing, needle",
+    [("SECRET_KEY", "SECRET_KEY"), ("MAIL_URL", "MAIL_URL"), ("ENCRYPTION_KEYS", "ENCRYPTION_KEYS")],
+)
 def test_production_refuses_to_start_without_a_required_setting(monkeypatch, tmp_path, missing, needle):
     monkeypatch.delenv("TENANTRY_ENV", raising=False)
     monkeypatch.setenv("TENANTRY_INSTANCE_DIR", str(tmp_path))
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
     monkeypatch.setenv("MAIL_URL", "smtp://127.0.0.1:1")
+    monkeypatch.setenv("ENCRYPTION_KEYS", FERNET_KEY)
     monkeypatch.delenv(missing)
     with pytest.raises(ConfigurationError, match=needle):
         config.check(config.load())
@@ -48,7 +55,38 @@ def test_a_complete_production_configuration_passes_the_check(monkeypatch, tmp_p
     monkeypatch.setenv("TENANTRY_INSTANCE_DIR", str(tmp_path))
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
     monkeypatch.setenv("MAIL_URL", "smtp://127.0.0.1:1")
+    monkeypatch.setenv("ENCRYPTION_KEYS", FERNET_KEY)
     config.check(config.load())  # raises nothing
+
+
+def test_production_refuses_an_encryption_key_that_is_not_a_fernet_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("TENANTRY_ENV", raising=False)
+    monkeypatch.setenv("TENANTRY_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("MAIL_URL", "smtp://127.0.0.1:1")
+    monkeypatch.setenv("ENCRYPTION_KEYS", f"{FERNET_KEY},too-short")
+    with pytest.raises(ConfigurationError, match="ENCRYPTION_KEYS"):
+        config.check(config.load())
+
+
+def test_production_refuses_webhooks_to_loopback(monkeypatch, tmp_path):
+    monkeypatch.delenv("TENANTRY_ENV", raising=False)
+    monkeypatch.setenv("TENANTRY_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("MAIL_URL", "smtp://127.0.0.1:1")
+    monkeypatch.setenv("ENCRYPTION_KEYS", FERNET_KEY)
+    monkeypatch.setenv("WEBHOOKS_ALLOW_LOOPBACK", "1")
+    with pytest.raises(ConfigurationError, match="WEBHOOKS_ALLOW_LOOPBACK"):
+        config.check(config.load())
+
+
+def test_development_derives_a_stable_encryption_key_when_unset(monkeypatch, tmp_path):
+    monkeypatch.setenv("TENANTRY_ENV", "development")
+    monkeypatch.setenv("TENANTRY_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.delenv("ENCRYPTION_KEYS", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    first, second = config.load()["ENCRYPTION_KEYS"], config.load()["ENCRYPTION_KEYS"]
+    assert len(first) == 1 and first == second  # same key after a restart: stored secrets stay readable
 
 
 def test_an_unknown_environment_name_is_refused(monkeypatch, tmp_path):
