@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import crypto
 from tests import factories as f
 from tests.auth.conftest import post
 from tests.conftest import APEX, run_due_jobs, url
@@ -34,7 +35,13 @@ def test_outbox_page_does_not_exist_when_mail_goes_over_smtp(client):
 
 
 def test_outbox_route_is_not_registered_outside_development(database_url, tmp_path):
-    prod = make_app(database_url, tmp_path, ENV_NAME="production", MAIL_URL="smtp://127.0.0.1:1")
+    prod = make_app(
+        database_url,
+        tmp_path,
+        ENV_NAME="production",
+        MAIL_URL="smtp://127.0.0.1:1",
+        ENCRYPTION_KEYS=[crypto.generate_key()],
+    )
     assert prod.config["DEVELOPMENT"] is False
     assert not [r.rule for r in prod.url_map.iter_rules() if r.rule.startswith("/_dev")]
     assert prod.test_client().get(f"https://{APEX}/_dev/outbox/").status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from app import crypto
 from tests.conftest import APEX, url
 from tests.ops.conftest import make_app
 
@@ -75,7 +76,7 @@ def test_session_cookie_is_host_only_httponly_lax(client):
 
 def test_session_cookie_is_secure_outside_development(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("TENANTRY_ENV", "production")
-    prod = make_app(database_url, tmp_path, MAIL_URL="smtp://127.0.0.1:1")
+    prod = make_app(database_url, tmp_path, MAIL_URL="smtp://127.0.0.1:1", ENCRYPTION_KEYS=[crypto.generate_key()])
     assert prod.config["DEVELOPMENT"] is False and prod.config["ENV_NAME"] == "production"
     r = prod.test_client().get(f"https://{APEX}/login")
     assert r.status_code == 200
