@@ -24,8 +24,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from flask import g, has_app_context
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app import audit, hooks
 from app.auth.models import User
@@ -34,6 +36,7 @@ from app.errors import UserError
 from app.extensions import db
 from app.permissions import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
 from app.rbac.models import Role
+from app.scoping import current_org_id
 from app.tenancy.models import Membership
 from app.util import parse_uuid
 
@@ -112,9 +115,37 @@ def role_of(membership: Membership) -> RoleInfo:
 
 
 def all_roles() -> list[RoleInfo]:
-    """System roles (Owner first), then the organization's custom roles by name."""
+    """System roles (Owner first), then the organization's custom roles by name.
+
+    Read once per transaction and organization (a members page asks three
+    times); never stale: a Role written in this transaction (flushed or
+    still pending in the session) drops the memo, and a new transaction
+    (the next request, job or command step) reads again."""
+    memo = g.get("_all_roles") if has_app_context() else None
+    key = (current_org_id(), db.session().get_transaction())
+    if memo is not None and key[1] is not None and memo[0] == key and not _roles_pending():
+        return memo[1]
     custom = db.session.execute(select(Role).order_by(func.lower(Role.name))).scalars().all()
-    return [_system_info(k) for k in ROLE_ORDER] + [_custom_info(r) for r in custom]
+    roles = [_system_info(k) for k in ROLE_ORDER] + [_custom_info(r) for r in custom]
+    if has_app_context():
+        g._all_roles = ((current_org_id(), db.session().get_transaction()), roles)
+    return roles
+
+
+def _roles_pending() -> bool:
+    s = db.session
+    return any(isinstance(o, Role) for o in (*s.new, *s.dirty, *s.deleted))
+
+
+def _forget_roles(*_args) -> None:
+    if has_app_context():
+        g.pop("_all_roles", None)
+
+
+for _event in ("after_insert", "after_update", "after_delete"):
+    event.listen(Role, _event, _forget_roles)
+# A rolled-back (sub)transaction may have held a role the memo saw.
+event.listen(Session, "after_soft_rollback", _forget_roles)
 
 
 def member_counts() -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.tenancy.models import Organization
@@ -38,7 +39,9 @@ def organization_params(match: HostMatch) -> dict:
 
 @functools.cache
 def _organization_statement(by_slug: bool):
-    return select(Organization).where(*organization_criteria(by_slug))
+    # The plan comes in the same statement: entitlements (seats, limits) are
+    # asked on most pages, and a lazy load would be one more round trip.
+    return select(Organization).options(joinedload(Organization.plan)).where(*organization_criteria(by_slug))
 
 
 def load_organization(match: HostMatch):

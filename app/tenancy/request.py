@@ -9,7 +9,7 @@ from datetime import timedelta
 from flask import abort, current_app, g, render_template, request
 from flask_login import current_user
 from sqlalchemy import bindparam, column, func, select, true, update
-from sqlalchemy.orm import aliased, lazyload
+from sqlalchemy.orm import aliased, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth import sessions
@@ -128,8 +128,9 @@ def _entry_statement(by_slug: bool):
         .outerjoin(UserSession, UserSession.id == bindparam("sid"))
         .outerjoin(entered, true())
         .where(*organization_criteria(by_slug))
-        # The user arrives with the session; a custom role loads on first use.
-        .options(lazyload(membership.user), lazyload(membership.custom_role))
+        # The user arrives with the session; a custom role loads on first
+        # use; the plan (entitlements, asked on most pages) comes along.
+        .options(lazyload(membership.user), lazyload(membership.custom_role), joinedload(Organization.plan))
         # The ORM's organization filter needs a current organization, which
         # this statement is finding: the function filters by it instead, and
         # RLS applies inside it as everywhere.
