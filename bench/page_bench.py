@@ -96,6 +96,8 @@ def app_env(url: str, port: int) -> dict:
         "TENANTRY_ENV": "production",
         # Production refuses to start without SMTP; nothing is sent during the run.
         "MAIL_URL": "smtp://127.0.0.1:1",
+        # A fixed Fernet key (production refuses to start without one); nothing secret is stored.
+        "ENCRYPTION_KEYS": "YmVuY2gtb25seS1rZXktbm90LWZvci1wcm9kdWN0aW8=",
         "URL_SCHEME": "http",
         "SESSION_COOKIE_SECURE": "0",
         "LOG_LEVEL": "WARNING",

@@ -164,7 +164,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every page + the bare page (best of)")
     parser.add_argument("--port", type=int, default=8721)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N requests per page instead")
+    parser.add_argument("--only", default="", help="comma-separated paths to measure (default: every page)")
     args = parser.parse_args()
+    if args.only:
+        wanted = args.only.split(",")
+        PAGES[:] = [p for p in PAGES if p[1] in wanted]
     if not args.profile and not shutil.which("wrk"):
         print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
         return 2
