@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import ARRAY, String, Text, and_, cast, func, literal_column, or_, select, true, union_all
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import aliased, defer
 
 from app.audit import catalogue, integrity
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal, Xid8
@@ -485,24 +485,35 @@ def log_state(org_id, session=None) -> LogState:
     """How far back the log goes and how its last verification went."""
     session = session or db.session
     org = session.get(Organization, org_id)
-    oldest = session.execute(
-        select(T.c.occurred_at).where(T.c.organization_id == org_id).order_by(T.c.id).limit(1)
-    ).scalar()
-    cps = {}
-    for kind in ("purge", "verify"):
-        cps[kind] = session.execute(
-            select(AuditCheckpoint)
+    # Two round trips, not four: the oldest event and the last seal as
+    # scalar subqueries of one SELECT; the last purge and verify checkpoints
+    # as one UNION of two one-row selects.
+    oldest, sealed = session.execute(
+        select(
+            select(T.c.occurred_at).where(T.c.organization_id == org_id).order_by(T.c.id).limit(1).scalar_subquery(),
+            select(AuditSeal.seq)
+            .where(AuditSeal.organization_id == org_id)
+            .order_by(AuditSeal.seq.desc())
+            .limit(1)
+            .scalar_subquery(),
+        )
+    ).one()
+    last = union_all(
+        *[
+            select(AuditCheckpoint.__table__)
             .where(AuditCheckpoint.organization_id == org_id, AuditCheckpoint.kind == kind)
             .order_by(AuditCheckpoint.id.desc())
             .limit(1)
-        ).scalar_one_or_none()
+            for kind in ("purge", "verify")
+        ]
+    ).subquery()
+    cps = dict.fromkeys(("purge", "verify"))
+    for cp in session.execute(select(aliased(AuditCheckpoint, last))).scalars():
+        cps[cp.kind] = cp
     verify_ok = False
     if cps["verify"] is not None:
         k = integrity.keyring().get(cps["verify"].key_id)
         verify_ok = k is not None and integrity.equal(integrity.checkpoint_mac(k, cps["verify"]), cps["verify"].mac)
-    sealed = session.execute(
-        select(AuditSeal.seq).where(AuditSeal.organization_id == org_id).order_by(AuditSeal.seq.desc()).limit(1)
-    ).scalar()
     return LogState(
         retention_days=limit(org, "audit_retention_days") if org else None,
         plan_name=org.plan.name if org and org.plan else None,

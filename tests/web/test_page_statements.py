@@ -33,7 +33,7 @@ PAGES = {
     "/roles/": 3,  # entry; custom roles; members per role
     "/projects/": 2,  # entry; the page with its capped count
     "/settings/general": 1,  # entry
-    "/audit/": 8,  # entry; ids; events; actor labels; oldest kept; checkpoints x2; last seal
+    "/audit/": 6,  # entry; ids; events; actor labels; oldest kept + last seal; last purge + verify
     "/members": 7,  # entry; roles; the page; its count (members, invitations); seats (members, invitations)
     "/switcher": 3,  # entry; then every membership of the user, on the cross-organization connection
 }
