@@ -19,7 +19,7 @@ bp = Blueprint("members", __name__)
 nav.link(bp, "index", "Members", section="admin", order=10)
 nav.entity_page(bp, ("member", "user"), "show", lambda user_id: {"user_id": user_id})
 nav.entity_page(bp, "invitation", "index", lambda _id: {"status": "invited"})
-nav.dashboard_figure(bp, "Members", memberships.dashboard_figure, order=10)
+nav.dashboard_figure(bp, "Seats used", memberships.dashboard_figure, order=10)
 
 
 def back(default_endpoint: str = "members.index") -> str:

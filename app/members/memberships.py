@@ -57,15 +57,38 @@ def recent_events(m: Membership, count: int = 20) -> list[AuditEvent]:
 
 
 # --------------------------------------------------------------------------- seats
+# The one definition of a seat, enforced by ``Seats.refusal`` and shown by
+# every page that shows a seat figure (dashboard, members list, invite form).
+SEAT_DEFINITION = (
+    "A seat is an active member or a pending invitation; deactivated members and expired invitations take none."
+)
+
+
 @dataclass(frozen=True)
 class Seats:
-    used: int | None  # active members + pending (unexpired) invitations; not counted when unlimited
+    used: int | None  # active members + pending (unexpired) invitations; None: not counted (unlimited plan)
     limit: int | None  # None: unlimited
     plan_name: str
+    definition = SEAT_DEFINITION
 
     @property
     def left(self) -> int | None:
-        return None if self.limit is None else max(self.limit - self.used, 0)
+        return None if self.limit is None or self.used is None else max(self.limit - self.used, 0)
+
+    @property
+    def summary(self) -> str:
+        """The figure as every page words it: ``207 of 250 seats used on the Pro plan``."""
+        if self.limit is None:
+            if self.used is None:
+                return f"The {self.plan_name} plan has no seat limit"
+            return f"{self.used:,} seats used; the {self.plan_name} plan has no seat limit"
+        return f"{self.used:,} of {self.limit:,} seats used on the {self.plan_name} plan"
+
+    @property
+    def hint(self) -> str:
+        """The dashboard's line under the figure: the limit, if any, and what a seat is."""
+        limit_text = f"of {self.limit:,} seats" if self.limit is not None else "no seat limit"
+        return f"{limit_text} · active members and pending invitations"
 
     def refusal(self, wanted: int) -> str | None:
         """Why ``wanted`` more seats cannot be taken, or ``None``."""
@@ -88,14 +111,17 @@ def _lock_seats(org_id) -> None:
     )
 
 
-def seats(org, lock: bool = False) -> Seats:
+def seats(org, lock: bool = False, count_unlimited: bool = False) -> Seats:
     """Seats in use against the organization's ``seats`` limit (``lock``: hold them until commit).
 
-    An unlimited plan is not counted: an organization of 50,000 members would
-    pay a full count on every page for a number nothing depends on.
+    The only place seats are counted (``SEAT_DEFINITION``): the limit refuses
+    with this number and every page shows this number. An unlimited plan is
+    counted only with ``count_unlimited`` (the dashboard): the members list of
+    an organization of 50,000 would pay a full count on every page for a
+    number nothing depends on.
     """
     allowed = limit(org, "seats")
-    if allowed is None:
+    if allowed is None and not count_unlimited:
         return Seats(None, None, org.plan.name)
     if lock:
         _lock_seats(org.id)
@@ -110,11 +136,10 @@ def seats(org, lock: bool = False) -> Seats:
     return Seats(members + pending, allowed, org.plan.name)
 
 
-def dashboard_figure(org) -> tuple[int, str | None]:
-    """The dashboard's figure: every membership (any status), and the seat limit when there is one."""
-    members = db.session.execute(select(func.count()).select_from(Membership)).scalar_one()
-    allowed = limit(org, "seats")
-    return members, (f"of {allowed} seats" if allowed else None)
+def dashboard_figure(org) -> tuple[int, str]:
+    """The dashboard's figure: seats used (``seats``, the number the limit enforces) and its hint."""
+    s = seats(org, count_unlimited=True)
+    return s.used, s.hint
 
 
 # --------------------------------------------------------------------------- member changes

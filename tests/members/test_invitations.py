@@ -136,7 +136,7 @@ def test_invite_form_offers_only_roles_the_inviter_may_give(world, login):
     assert r.status_code == 200
     assert b'<option selected value="member">' in r.data or b'value="member" selected' in r.data
     assert b'value="owner"' not in r.data and b'value="admin"' in r.data
-    assert b"244 of 250 seats left on the Pro plan" in r.data
+    assert b"244 of 250 seats left: 6 of 250 seats used on the Pro plan" in r.data
     r = login(world.users["owner"], "acme").get(url("acme", "/members/invite"))
     assert b'value="owner"' in r.data
 

@@ -106,5 +106,5 @@ def test_entity_pages_come_from_the_areas(app):
 def test_dashboard_shows_each_areas_figure(world, login):
     html = login(world.users["viewer"], "acme").get(url("acme", "/dashboard")).get_data(as_text=True)
     figures = re.findall(r'stat__label">([^<]+)</div><div class="stat__value">([^<]+)</div>', html)
-    assert figures == [("Members", "6"), ("Active projects", "3"), ("Plan", "Pro")]
+    assert figures == [("Seats used", "6"), ("Active projects", "3"), ("Plan", "Pro")]
     assert "of 250 seats" in html and "600 API requests/min" in html
