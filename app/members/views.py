@@ -142,43 +142,73 @@ def export():
     return download(stream_with_context(csv_chunks(header, rows())), f"{g.org.slug}-members.csv")
 
 
+def _selected_keys(f: listing.Filters) -> list:
+    """The selection of a bulk form: the checked rows, or with ``all_matching``
+    every row matching the filter (run again here, up to ``BULK_LIMIT + 1``)."""
+    if request.form.get("all_matching") == "1":
+        return [
+            (r.kind, r.id) for r in itertools.islice(listing.iterate(listing.prepare(f)), bulk_actions.BULK_LIMIT + 1)
+        ]
+    return bulk_actions.parse_row_keys(request.form.getlist("ids"))
+
+
+def _bulk_confirm_page(f: listing.Filters, status: int = 200, **ctx):
+    """The confirmation step: the panel under the bulk bar (HTMX) or a page."""
+    ctx = {
+        "f": f,
+        "action": request.form.get("action", ""),
+        "new_role": request.form.get("new_role", ""),
+        "all_matching": request.form.get("all_matching") == "1",
+        "ids": request.form.getlist("ids"),
+        "hx": is_htmx(),
+        **ctx,
+    }
+    return render("members/bulk_confirm.html", "members/_bulk_confirm.html", status=status, **ctx)
+
+
 @bp.post("/members/bulk")
 @login_required
 @require_any("members:update_role", "members:remove", "members:invite")
 def bulk():
     """Apply one action to the selected rows, or to every row matching the
     filter ("select all matching": the filter is sent and run again here).
-    Each row is re-checked against the organization and the guardrails, and
-    changed with its own audit event; the answer is a summary re-rendering
-    the table, never all-or-nothing. The action's own permission is needed
-    (403 otherwise); a bad selection or role is 422."""
+
+    Two steps. Without ``confirm=1`` nothing changes: the answer says what
+    will happen (how many rows, for a role change the permissions each group
+    gains and loses) with a form to confirm. With it, each row is re-checked
+    against the organization and the guardrails and changed with its own
+    audit event; the answer re-renders the table with who changed and who did
+    not, and why — never all-or-nothing. The action's own permission is
+    needed (403 otherwise); a bad selection or role is 422, nothing changed."""
     roles, by_key = roles_and_keys()
     f = listing.parse_filters(request.form, set(by_key))
     action = request.form.get("action", "")
     if action in bulk_actions.BULK_ACTIONS and bulk_actions.BULK_ACTIONS[action][0] not in g.permissions:
         g.denied_permissions = (bulk_actions.BULK_ACTIONS[action][0],)
         abort(403)
+    confirmed = request.form.get("confirm") == "1"
     if f.errors:
-        return _list_page(f)
+        resp = _list_page(f)
+        if is_htmx():
+            resp.headers["HX-Retarget"] = "#members-results"
+        return resp
     try:
-        if request.form.get("all_matching") == "1":
-            keys = [
-                (r.kind, r.id)
-                for r in itertools.islice(listing.iterate(listing.prepare(f)), bulk_actions.BULK_LIMIT + 1)
-            ]
-        else:
-            keys = bulk_actions.parse_row_keys(request.form.getlist("ids"))
+        keys = _selected_keys(f)
+        if not confirmed:
+            p = bulk_actions.preview(action, keys, g.membership, new_role=request.form.get("new_role"))
+            db.session.rollback()
+            return _bulk_confirm_page(f, preview=p)
         result = bulk_actions.bulk(action, keys, g.membership, g.org, new_role=request.form.get("new_role"))
     except UserError as e:
         db.session.rollback()
+        if not confirmed and is_htmx():
+            return _bulk_confirm_page(f, status=422, error=e.message)
         return _list_page(f, status=422, bulk_error=e.message)
     invitations.queue_mails(result.mails, g.org, current_user.name)
     db.session.commit()
-    summary = result.summary()
-    if is_htmx():
-        return _list_page(f, bulk_summary=summary, bulk_ok=result.ok)
-    flash(summary, "success" if result.ok else "warning")
-    return redirect(url_for("members.index", **f.params()))
+    # The table again with the outcome of every row (without JavaScript too:
+    # a result page, since a flash message cannot hold who changed and why).
+    return _list_page(f, bulk_summary=result.summary(), bulk_ok=result.ok, bulk_result=result)
 
 
 # --------------------------------------------------------------------------- one member

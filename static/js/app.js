@@ -115,6 +115,43 @@
     if (bad && typeof bad.focus === 'function') bad.focus();
   });
 
+  // Content that asks for the reader's attention when it arrives (a
+  // confirmation step, a bulk action's outcome) carries [data-autofocus].
+  doc.addEventListener('htmx:afterSettle', function (e) {
+    var d = e.detail || {};
+    if (!d.target || !d.target.isConnected) return;
+    var el = d.target.querySelector('[data-autofocus]');
+    if (el && typeof el.focus === 'function') el.focus();
+  });
+
+  /* ------------------------------------------------------------------ */
+  /* Dismissable panels: [data-dismiss="#id"] empties #id (Cancel of a   */
+  /* confirmation step); so does Escape inside [data-dismiss-on-escape]. */
+  /* Focus goes back to [data-return-focus] so the keyboard user is      */
+  /* where they started.                                                 */
+  /* ------------------------------------------------------------------ */
+  function dismiss(selector, returnTo) {
+    var box = selector && doc.querySelector(selector);
+    if (box) box.innerHTML = '';
+    var back = returnTo && doc.querySelector(returnTo);
+    if (back && typeof back.focus === 'function') back.focus();
+  }
+
+  doc.addEventListener('click', function (e) {
+    var btn = closest(e.target, '[data-dismiss]');
+    if (!btn) return;
+    e.preventDefault();
+    dismiss(btn.getAttribute('data-dismiss'), btn.getAttribute('data-return-focus'));
+  });
+
+  doc.addEventListener('keydown', function (e) {
+    if (e.key !== 'Escape') return;
+    var panel = closest(e.target, '[data-dismiss-on-escape]');
+    if (!panel) return;
+    var btn = panel.querySelector('[data-dismiss]');
+    dismiss(panel.getAttribute('data-dismiss-on-escape'), btn && btn.getAttribute('data-return-focus'));
+  });
+
   /* ------------------------------------------------------------------ */
   /* Flash messages                                                      */
   /* ------------------------------------------------------------------ */

@@ -344,7 +344,9 @@ ROUTES: dict[str, Route] = {
     ),
     "members.bulk": Route(
         [(ACME, "member.deactivated")],
-        lambda c: Call("/members/bulk", data={"action": "deactivate", "ids": [f"m:{c.member_id('member')}"]}),
+        lambda c: Call(
+            "/members/bulk", data={"action": "deactivate", "ids": [f"m:{c.member_id('member')}"], "confirm": "1"}
+        ),
         refused_as="manager",
     ),
     "members.create": Route(

@@ -4,6 +4,8 @@ one audit event per change."""
 
 from __future__ import annotations
 
+import re
+
 from app.extensions import db
 from tests.conftest import csrf_token, url
 from tests.factories import add_member, make_project, make_user
@@ -145,8 +147,9 @@ def test_remove_without_javascript_redirects_with_a_flash(world, login):
 
 
 # --------------------------------------------------------------------------- bulk
-def bulk(c, action, keys=(), **extra):
-    data = {"action": action, "ids": list(keys), **extra}
+def bulk(c, action, keys=(), confirm="1", **extra):
+    """The bulk form, confirmed (``confirm=""``: the first step, which changes nothing)."""
+    data = {"action": action, "ids": list(keys), "confirm": confirm, **extra}
     return post(c, "/members/bulk", data)
 
 
@@ -210,12 +213,66 @@ def test_bulk_resend_and_revoke_invitations(world, login, mailbox, audit_events)
     assert [x for x, _ in audit_events] == ["member.invitation_resent"] * 2 + ["member.invitation_revoked"]
 
 
-def test_bulk_without_javascript_redirects_back_with_the_summary(world, login):
+def test_bulk_without_javascript_is_a_confirmation_page_then_a_result_page(world, login, audit_events):
     ids = add_members(world.acme, 2, prefix="nojs")
     c = login(world.users["admin"], "acme")
-    r = post(c, "/members/bulk", {"action": "deactivate", "ids": [f"m:{i}" for i in ids], "q": "nojs"}, htmx=False)
-    assert r.status_code == 302 and "q=nojs" in r.headers["Location"]
-    assert b"2 deactivated." in c.get(url("acme", "/members?q=nojs")).data
+    data = {"action": "deactivate", "ids": [f"m:{i}" for i in ids], "q": "nojs"}
+    r = post(c, "/members/bulk", data, htmx=False)
+    assert r.status_code == 200 and b"<html" in r.data and b"Deactivate 2 members?" in r.data
+    assert b'name="confirm" value="1"' in r.data and b'href="/members?q=nojs"' in r.data  # Cancel keeps the filter
+    assert audit_events == [] and all(membership(world.acme, i).status == "active" for i in ids)
+    r = post(c, "/members/bulk", {**data, "confirm": "1"}, htmx=False)
+    assert r.status_code == 200 and b"<html" in r.data and b"2 deactivated." in r.data
+    assert b"Nojs 0000 &lt;nojs0000@acme.test&gt;" in r.data
+    assert [a for a, _ in audit_events] == ["member.deactivated"] * 2
+
+
+def test_bulk_first_step_says_what_will_happen_and_changes_nothing(world, login, audit_events):
+    ids = add_members(world.acme, 3, prefix="step")
+    c = login(world.users["admin"], "acme")
+    keys = [f"m:{i}" for i in ids] + [f"m:{world.users['manager'].id}", f"m:{world.users['viewer'].id}"]
+    r = bulk(c, "role", keys, confirm="", new_role="viewer")
+    assert r.status_code == 200 and b"<html" not in r.data
+    html = r.get_data(as_text=True)
+    assert "Change the role of 5 members to Viewer?" in html
+    # Per role they hold now: how many, and which permissions they lose.
+    assert re.search(r"<th scope=\"row\">Member</th>\s*<td>3</td>", html)
+    assert re.search(r"<th scope=\"row\">Manager</th>\s*<td>1</td>", html) and "projects:create" in html
+    assert "1 already has the role Viewer" in html
+    assert "Step 0000 &lt;step0000@acme.test&gt;" in html
+    assert 'name="confirm" value="1"' in html and html.count('name="ids"') == 5
+    assert 'data-dismiss="#bulk-confirm"' in html  # Cancel closes the panel, keeps the selection
+    assert audit_events == []
+    assert membership(world.acme, ids[0]).role == "member"
+    assert membership(world.acme, world.users["manager"].id).role == "manager"
+
+
+def test_bulk_outcome_names_who_changed_and_who_did_not_and_why(world, login, audit_events):
+    co_owner = make_user("co@acme.test", "Co Owner")
+    add_member(world.acme, co_owner, "owner")
+    c = login(world.users["owner"], "acme")
+    keys = [f"m:{world.users['viewer'].id}", f"m:{world.users['member'].id}", f"m:{world.users['owner'].id}"]
+    r = bulk(c, "role", keys, new_role="viewer")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "1 changed, 1 already in that role, 1 refused" in html
+    not_changed = html[html.index('id="bulk-not-changed"') :]
+    not_changed = not_changed[: not_changed.index("</table>")]
+    assert "Acme Owner &lt;owner@acme.test&gt;</td><td>You cannot change the role of yourself here." in not_changed
+    assert "Acme Viewer &lt;viewer@acme.test&gt;</td><td>already has that role" in not_changed
+    assert "Acme Member" not in not_changed
+    assert "Acme Member &lt;member@acme.test&gt;" in html[html.index('id="bulk-changed"') :]
+    assert [a for a, _ in audit_events] == ["member.role_changed"]
+
+
+def test_bulk_first_step_with_bad_input_is_422_in_the_panel_and_changes_nothing(world, login, audit_events):
+    c = login(world.users["admin"], "acme")
+    r = bulk(c, "deactivate", [], confirm="")
+    assert r.status_code == 422 and b'id="bulk-confirm-error"' in r.data and b"Select at least one row." in r.data
+    r = bulk(c, "role", [f"m:{world.users['member'].id}"], confirm="", new_role="owner")
+    assert r.status_code == 422 and b"Choose a role you are allowed to give." in r.data
+    r = bulk(c, "", [f"m:{world.users['member'].id}"], confirm="")
+    assert r.status_code == 422 and b"Choose an action." in r.data
+    assert audit_events == []
 
 
 def test_bulk_bad_input_is_422(world, login):
