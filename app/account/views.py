@@ -15,6 +15,7 @@ from app.auth.forms import EmailChangeForm, NameForm, PasswordChangeForm
 from app.auth.views import apex_only, throttled
 from app.errors import UserError
 from app.extensions import db
+from app.tenancy.services import my_memberships
 from app.web import hosts
 from app.web.access import login_only
 from app.web.forms import with_error
@@ -39,14 +40,15 @@ def _index(status: int = 200, **forms):
     forms.setdefault("name_form", NameForm(formdata=None, name=current_user.name))
     forms.setdefault("password_form", PasswordChangeForm(formdata=None))
     forms.setdefault("email_form", EmailChangeForm(formdata=None))
-    return render_template("account/index.html", **forms), status
+    return render_template("account/index.html", memberships=my_memberships(current_user.id), **forms), status
 
 
 @bp.get("")
 @login_required
 @login_only
 def index():
-    """Your account: name, password, e-mail address (and whether it is verified)."""
+    """Your account: name, password, e-mail address (and whether it is verified),
+    and your organizations, each with a way to leave it (on its own host)."""
     return _index()
 
 

@@ -240,6 +240,37 @@ def remove(target: Membership, actor: Membership) -> None:
     )
 
 
+def leave(actor: Membership) -> None:
+    """The signed-in member leaves the organization (their account stays).
+
+    No permission is needed to leave; the last active Owner is refused
+    (``UserError`` telling them to transfer ownership or delete the
+    organization), checked under the Owners' row lock so two last Owners
+    cannot both leave. Other areas let go of the membership through
+    ``hooks.member_removed``, as for a removal. Records ``member.left``.
+    """
+    rbac.check_can_remove(actor, actor)
+    user = actor.user
+    role_name, status = actor.role_name, actor.status
+    facts = {}
+    for answer in hooks.member_removed.send(actor):
+        facts.update(answer or {})
+    try:
+        with db.session.begin_nested():
+            db.session.delete(actor)
+            db.session.flush()
+    except IntegrityError:
+        raise UserError(
+            "Your membership is still referenced by this organization's records; ask an administrator to remove you."
+        ) from None
+    audit.record(
+        "member.left",
+        target=user,
+        before={"role": role_name, "status": status},
+        metadata={"user_id": str(user.id), "email": user.email, **facts},
+    )
+
+
 def assignable_role(role_key: str, actor: Membership) -> rbac.RoleInfo:
     """The role ``role_key`` if ``actor`` may give it (``UserError`` beside the role field otherwise)."""
     keys = {k for k, _ in rbac.role_choices(actor)}

@@ -32,8 +32,10 @@ from app.members import (
 from app.members.blueprint import back, bp, choices_and_touchable, render_row, roles_and_keys, row_context, row_urls
 from app.rbac import services as rbac
 from app.rbac.decorators import require, require_all, require_any
+from app.rbac.forms import ConfirmForm
 from app.scoping import current_org_id, tenant_context
 from app.web import hosts
+from app.web.access import login_only
 from app.web.downloads import csv_chunks, download
 from app.web.htmx import is_htmx, render
 
@@ -364,3 +366,38 @@ def revoke_session(user_id, session_id):
     db.session.commit()
     flash("The session was signed out.", "success")
     return redirect(url_for("members.show", user_id=m.user_id))
+
+
+# --------------------------------------------------------------------------- leaving
+def _leave_page(form, status: int = 200, error: str | None = None):
+    return render_template("members/leave.html", form=form, error=error), status
+
+
+@bp.route("/members/leave", methods=["GET", "POST"])
+@login_required
+@login_only
+def leave():
+    """Leave the organization (any member, no permission needed): a page that
+    says what leaving means, then a confirmed POST. The last Owner is refused
+    with 422 and told to transfer ownership or delete the organization;
+    nothing changes. Afterwards the member lands on their organizations on
+    the apex (they can no longer open this host)."""
+    form = ConfirmForm()
+    if request.method == "GET":
+        # Say so up front when leaving would be refused (the last Owner).
+        try:
+            rbac.check_can_remove(g.membership, g.membership)
+            refusal = None
+        except UserError as e:
+            refusal = e.message
+        db.session.rollback()  # the check locks the Owners' rows; a page view must not hold them
+        return _leave_page(form, error=refusal)
+    if not form.validate():
+        return _leave_page(form, 422, "The form expired. Try again.")
+    try:
+        memberships.leave(g.membership)
+    except UserError as e:
+        db.session.rollback()
+        return _leave_page(form, e.status, e.message)
+    db.session.commit()
+    return redirect(hosts.apex_url("/?pick=1&left=1"))

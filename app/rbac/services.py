@@ -318,7 +318,10 @@ def check_can_remove(target: Membership, actor: Membership) -> None:
         _check_may_touch(target, actor, "remove")
     if _is_last_owner(target):
         if leaving:
-            raise UserError("You are the last Owner. Transfer ownership to another member before you leave.")
+            raise UserError(
+                "You are the last Owner, so you cannot leave. Transfer ownership to another member, "
+                "or delete the organization, first."
+            )
         raise UserError(f"{target.user.name} is the last Owner and cannot be removed.")
 
 

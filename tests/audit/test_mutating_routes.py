@@ -349,6 +349,7 @@ ROUTES: dict[str, Route] = {
         ),
         refused_as="manager",
     ),
+    "members.leave": Route([(ACME, "member.left")], lambda c: Call("/members/leave", as_user="member")),
     "members.create": Route(
         [(ACME, "member.invited")],
         lambda c: Call("/members/invite", data={"emails": "newcomer@example.test", "role": "member"}),
