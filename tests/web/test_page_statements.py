@@ -29,12 +29,12 @@ from tests.members.conftest import add_members, invite_row
 
 # path -> statements per request (runtime and cross-organization connections together)
 PAGES = {
-    "/dashboard": 3,  # entry; member count (seats); active projects
+    "/dashboard": 3,  # entry; seats (members + pending invitations, one statement); active projects
     "/roles/": 3,  # entry; custom roles; members per role
     "/projects/": 2,  # entry; the page with its capped count
     "/settings/general": 1,  # entry
     "/audit/": 6,  # entry; ids; events; actor labels; oldest kept + last seal; last purge + verify
-    "/members": 7,  # entry; roles; the page; its count (members, invitations); seats (members, invitations)
+    "/members": 6,  # entry; roles; the page; its count (members, invitations); seats (one statement)
     "/switcher": 3,  # entry; then every membership of the user, on the cross-organization connection
 }
 
