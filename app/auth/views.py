@@ -126,9 +126,13 @@ def login():
 
 @bp.post("/logout")
 @login_required
-@login_only(suspended_ok=True)
+@login_only(suspended_ok=True, outsiders_on_org_host=True)
 def logout():
-    """Sign out everywhere this sign-in reached (the session row is revoked)."""
+    """Sign out everywhere this sign-in reached (the session row is revoked).
+
+    Works on any of our hosts, including an organization host the user is
+    not a member of (the "not a member" page offers "sign in as someone
+    else"), and lands on the apex log-in page."""
     services.log_out(current_user)
     db.session.commit()
     return redirect(hosts.apex_url(url_for("auth.login")))
@@ -296,7 +300,7 @@ def _nonce_cookie() -> dict:
 
 
 @bp.get("/auth/handoff/begin")
-@public(outsiders_on_org_host=True, suspended_ok=True)
+@public(outsiders_on_org_host=True, suspended_ok=True, unknown_org_ok=True)
 def handoff_begin():
     """On the target host: give this browser a nonce cookie, then ask the apex
     for a ticket bound to it."""
@@ -337,7 +341,7 @@ def handoff_issue():
 
 
 @bp.get("/auth/handoff")
-@public(outsiders_on_org_host=True, suspended_ok=True)
+@public(outsiders_on_org_host=True, suspended_ok=True, unknown_org_ok=True)
 def handoff_redeem():
     """Redeem a hand-off ticket on this host, next to this browser's nonce
     cookie, and continue to ``next`` (a local path)."""

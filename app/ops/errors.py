@@ -11,11 +11,13 @@ import logging
 
 import psycopg
 from flask import current_app, g, jsonify, make_response, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
+from app.tenancy.services import my_memberships
 from app.web.htmx import HX_REQUEST, is_htmx
 
 log = logging.getLogger("tenantry.errors")
@@ -91,12 +93,24 @@ def render_error(status: int, message: str | None = None):
         ), status
     template = "errors/_error.html" if is_htmx() else "errors/error.html"
     try:
+        if status == 404 and g.get("not_a_member") and current_user.is_authenticated:
+            return _not_a_member_page(), status
         return render_template(
             template, status=status, title=title, message=message, denied=g.get("denied_permissions")
         ), status
     except Exception as exc:  # the page about an error must not become a second one
         log.warning("error page %s rendered without the layout: %s", status, _describe(exc))
         return _static_page(status, title, message), status
+
+
+def _not_a_member_page() -> str:
+    """The 404 a signed-in user gets on an organization host that is not
+    theirs: the same words (and the same page, byte for byte apart from
+    per-request tokens) whether the organization exists or not, so it
+    reveals nothing; links to their own organizations (through the apex
+    hand-off, onto each one's host) and a way to sign in as someone else."""
+    template = "tenancy/_not_a_member.html" if is_htmx() else "tenancy/not_a_member.html"
+    return render_template(template, memberships=my_memberships(current_user.id))
 
 
 def database_unavailable(exc: BaseException):

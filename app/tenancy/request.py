@@ -32,7 +32,9 @@ def resolve() -> object | None:
     """``before_request``: host → organization → user → membership → permissions.
 
     Guarantees, before any view runs on an organization host:
-    * an unknown or deleted organization, or a signed-in non-member, gets 404;
+    * an unknown or deleted organization, or a signed-in non-member, gets 404
+      (for a signed-in user, the same "no such organization or not a
+      member" page in both cases, ``g.not_a_member``);
     * an anonymous visitor is treated the same whether the organization exists
       or not (sent to log in), so nothing tells an outsider it exists;
     * a suspended organization shows its members the suspension page only.
@@ -50,7 +52,18 @@ def resolve() -> object | None:
     org = _load_organization_and_session(match) if match.kind == "org" else None
     if match.kind == "org":
         if org is None:
-            if current_user.is_authenticated or request.endpoint is None or access.get("outsiders"):
+            if current_user.is_authenticated:
+                if _signed_in_outsiders_welcome(access):
+                    g._scope_token = set_scope(None, current_user.id)
+                    return None
+                _not_a_member()
+            # The sign-in hand-off runs on a host that names no organization
+            # as on a real one: the browser then arrives signed in and sees
+            # the same "not a member" page either way.
+            if access.get("kind") == "public" and access.get("unknown_org_ok") and match.slug:
+                g._scope_token = set_scope(None, None)
+                return None
+            if request.endpoint is None or access.get("outsiders"):
                 abort(404)
             return login_manager.unauthorized()
         g.org = org
@@ -68,6 +81,8 @@ def resolve() -> object | None:
     if g.membership is None:
         if access.get("kind") == "public" and access.get("outsiders"):
             return None
+        if user_id is not None and _signed_in_outsiders_welcome(access):
+            return None
         # An anonymous visitor is sent to log in exactly as on a host whose
         # organization does not exist (above), so nothing tells them apart.
         if user_id is None and request.endpoint is not None:
@@ -75,12 +90,27 @@ def resolve() -> object | None:
         # The 404 page must not name the organization (its <title> did):
         # to a non-member it does not exist.
         g.org = None
-        abort(404)
+        _not_a_member()
     g.permissions = g.membership.permissions
     if org.is_suspended and not access.get("suspended_ok"):
         return render_template("tenancy/suspended.html"), 403
     _touch_membership(g.membership)
     return None
+
+
+def _signed_in_outsiders_welcome(access: dict) -> bool:
+    """True for a view any signed-in user may reach on any organization
+    host, member or not (``login_only(outsiders_on_org_host=True)``: log out)."""
+    return access.get("kind") == "login" and bool(access.get("outsiders"))
+
+
+def _not_a_member():
+    """404 for a signed-in user on an organization host that has no
+    organization they belong to. The error page then says, in the same
+    words whether the organization exists or not, that there is no such
+    organization or they are not a member (``g.not_a_member``)."""
+    g.not_a_member = True
+    abort(404)
 
 
 def _load_organization_and_session(match: hosts.HostMatch) -> Organization | None:

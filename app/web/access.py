@@ -42,21 +42,30 @@ def may_open(view, held) -> bool:
     return grants(held, access["permissions"], access["mode"])
 
 
-def public(view=None, *, outsiders_on_org_host: bool = False, suspended_ok: bool = False):
+def public(view=None, *, outsiders_on_org_host: bool = False, suspended_ok: bool = False, unknown_org_ok: bool = False):
     """No sign-in needed. ``outsiders_on_org_host`` lets non-members reach it on
-    an organization's host (hand-off, invitation links)."""
+    an organization's host (hand-off, invitation links); ``unknown_org_ok``
+    also on an organization host that names no organization (the sign-in
+    hand-off, so that a signed-in user gets there the same "no such
+    organization, or not a member" page as on a real one)."""
 
     def wrap(v):
-        return mark(v, "public", outsiders=outsiders_on_org_host, suspended_ok=suspended_ok)
+        return mark(
+            v, "public", outsiders=outsiders_on_org_host, suspended_ok=suspended_ok, unknown_org_ok=unknown_org_ok
+        )
 
     return wrap(view) if view is not None else wrap
 
 
-def login_only(view=None, *, suspended_ok: bool = False):
-    """Any signed-in user; on an organization host, any member (account pages)."""
+def login_only(view=None, *, suspended_ok: bool = False, outsiders_on_org_host: bool = False):
+    """Any signed-in user; on an organization host, any member (account pages).
+
+    ``outsiders_on_org_host`` lets any signed-in user reach it on an
+    organization's host, member or not, existing organization or not (log
+    out, offered on the "not a member" page)."""
 
     def wrap(v):
-        return mark(v, "login", suspended_ok=suspended_ok)
+        return mark(v, "login", suspended_ok=suspended_ok, outsiders=outsiders_on_org_host)
 
     return wrap(view) if view is not None else wrap
 
