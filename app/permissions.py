@@ -16,9 +16,26 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Permission:
+    """One permission of the catalogue.
+
+    ``group`` is the product area it belongs to (the editor's sections).
+    ``feature`` names the plan feature it needs (``app.tenancy.entitlements``
+    ``entitled(org, feature)``), or ``None`` for one every plan has.
+    ``checked_in_code`` marks one that a service checks rather than a view
+    guard (so it counts as built without a view requiring it).
+
+    Whether a permission is *offered* (the role editor shows it, a role may
+    be given it) is decided where the app's views are known:
+    ``app.rbac.services.offered_permissions`` — a permission no registered
+    view requires (and not ``checked_in_code``) belongs to a feature that is
+    not built yet.
+    """
+
     name: str
     group: str
     description: str
+    feature: str | None = None
+    checked_in_code: bool = False
 
 
 _P = Permission
@@ -36,7 +53,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     _P("members:invite", "Members", "Invite people and manage pending invitations"),
     _P("members:update_role", "Members", "Change a member's role"),
     _P("members:remove", "Members", "Deactivate or remove members"),
-    _P("members:manage_owners", "Members", "Grant, change or remove the Owner role"),
+    _P("members:manage_owners", "Members", "Grant, change or remove the Owner role", checked_in_code=True),
     _P("roles:view", "Roles", "See roles and their permissions"),
     _P("roles:manage", "Roles", "Create, edit and delete custom roles"),
     _P("audit:view", "Audit", "Read the audit log"),
@@ -59,11 +76,13 @@ BY_NAME: dict[str, Permission] = {p.name: p for p in PERMISSIONS}
 ALL: frozenset[str] = frozenset(BY_NAME)
 
 
-def groups() -> list[tuple[str, list[Permission]]]:
-    """Permissions grouped by area, in catalogue order (for editors and docs)."""
+def groups(only=None) -> list[tuple[str, list[Permission]]]:
+    """Permissions grouped by area, in catalogue order (for editors and docs);
+    with ``only`` (a set of names), just those (an area with none is left out)."""
     out: dict[str, list[Permission]] = {}
     for p in PERMISSIONS:
-        out.setdefault(p.group, []).append(p)
+        if only is None or p.name in only:
+            out.setdefault(p.group, []).append(p)
     return list(out.items())
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from flask import g, has_app_context
+from flask import current_app, g, has_app_context
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,8 +37,10 @@ from app.extensions import db
 from app.permissions import ALL, PERMISSIONS, ROLE_ORDER, SYSTEM_ROLES
 from app.rbac.models import Role
 from app.scoping import current_org_id
-from app.tenancy.models import Membership
+from app.tenancy.entitlements import entitled
+from app.tenancy.models import Membership, Organization
 from app.util import parse_uuid
+from app.web.access import access_of
 
 CUSTOM_PREFIX = "custom:"
 NAME_MAX = 64
@@ -420,11 +422,58 @@ def _clean_description(description: str | None) -> str:
     return description
 
 
-def _clean_permissions(permissions, actor: Membership) -> list[str]:
+# --------------------------------------------------------------------------- offered permissions
+_ENFORCED_KEY = "tenantry_enforced_permissions"
+
+
+def _built_permissions() -> frozenset[str]:
+    """Permissions some part of the running app enforces: a registered view
+    requires it, or the catalogue marks it ``checked_in_code``. Computed once
+    per app (the views do not change once it serves)."""
+    cached = current_app.extensions.get(_ENFORCED_KEY)
+    if cached is None:
+        names = {p.name for p in PERMISSIONS if p.checked_in_code}
+        for view in current_app.view_functions.values():
+            access = access_of(view) or {}
+            if access.get("kind") == "permission":
+                names.update(access.get("permissions", ()))
+        cached = current_app.extensions[_ENFORCED_KEY] = frozenset(names) & ALL
+    return cached
+
+
+def offered_permissions(org: Organization) -> frozenset[str]:
+    """The permissions a custom role of ``org`` may be given: those of features
+    that exist (``_built_permissions``) and that ``org``'s plan includes
+    (``entitled(org, feature)`` for a permission that names a feature).
+
+    A permission of a feature not built yet guards nothing, so offering it
+    would only mislead; when the feature's views are registered it is
+    offered without a change here.
+    """
+    built = _built_permissions()
+    return frozenset(p.name for p in PERMISSIONS if p.name in built and (p.feature is None or entitled(org, p.feature)))
+
+
+def offered_for(actor: Membership) -> frozenset[str]:
+    """``offered_permissions`` of the actor's organization (already loaded: no query)."""
+    return offered_permissions(db.session.get(Organization, actor.organization_id))
+
+
+def _clean_permissions(permissions, actor: Membership, held_before=()) -> list[str]:
+    """The permissions asked for, checked: known, offered in this organization
+    (or already held by the role: a permission that stopped being offered is
+    kept, not silently dropped), and held by the actor. Catalogue order."""
     wanted = set(permissions or ())
     unknown = wanted - ALL
     if unknown:
         raise UserError(f"Unknown permission(s): {_perm_list(unknown)}.", "permissions")
+    not_offered = wanted - offered_for(actor) - set(held_before)
+    if not_offered:
+        raise UserError(
+            f"Not available in this organization (the feature does not exist or is not in its plan): "
+            f"{_perm_list(not_offered)}.",
+            "permissions",
+        )
     beyond = wanted - actor.permissions
     if beyond:
         raise UserError(f"You cannot grant permissions you do not have yourself: {_perm_list(beyond)}.", "permissions")
@@ -494,7 +543,14 @@ def update_role(
     before = {"name": role.name, "description": role.description, "permissions": before_perms}
     new_name = _clean_name(name, exclude_id=role.id) if name is not None else role.name
     new_desc = _clean_description(description) if description is not None else role.description
-    new_perms = _clean_permissions(permissions, actor) if permissions is not None else before_perms
+    if permissions is None:
+        new_perms = before_perms
+    else:
+        # The editor shows only offered permissions: one the role holds that
+        # is not offered (any more) is kept as it was, not removed unseen.
+        hidden = set(before_perms) - offered_for(actor)
+        wanted = set(_clean_permissions(permissions, actor, held_before=before_perms)) | hidden
+        new_perms = [p.name for p in PERMISSIONS if p.name in wanted]
     changes = RoleChanges(
         added=tuple(p for p in new_perms if p not in before_perms),
         removed=tuple(p.name for p in PERMISSIONS if p.name in before_perms and p.name not in new_perms),

@@ -48,12 +48,18 @@ def _system_columns():
     return [services.get_role(k) for k in ROLE_ORDER]
 
 
+def _offered_groups():
+    """The catalogue as the grids show it: only permissions offered in this
+    organization (features that exist and that its plan includes)."""
+    return groups(only=services.offered_permissions(g.org))
+
+
 def _editor_context(form: RoleForm, role=None, changes=None, checked=None):
     checked = set(form.permissions.data or ()) if checked is None else checked
     return {
         "form": form,
         "role": role,
-        "groups": groups(),
+        "groups": _offered_groups(),
         "system_roles": _system_columns(),
         "checked": checked,
         "changes": changes,
@@ -87,7 +93,7 @@ def show(role_key):
         "rbac/show.html",
         info=info,
         members=services.members_with_role(info),
-        groups=groups(),
+        groups=_offered_groups(),
         system_roles=_system_columns(),
         assign_form=assign_form,
         form=ConfirmForm(),
@@ -274,7 +280,7 @@ def assign(role_key):
             status=status,
             info=info,
             members=services.members_with_role(info),
-            groups=groups(),
+            groups=_offered_groups(),
             system_roles=_system_columns(),
             assign_form=form,
             form=ConfirmForm(),
