@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app import crypto
@@ -54,3 +56,59 @@ def test_outbox_answers_only_requests_from_loopback(dev_app, remote):
     assert c.get(url(None, "/_dev/outbox/x"), environ_base={"REMOTE_ADDR": remote}).status_code == 404
     assert c.get(url(None, "/_dev/outbox/"), environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
     assert c.get(url(None, "/_dev/outbox/"), environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+
+
+def _one_mail(dev_app, tmp_path):
+    f.make_user("ann@example.test", "Ann Example")
+    c = dev_app.test_client()
+    assert post(c, "/forgot-password", {"email": "ann@example.test"}).status_code == 200
+    run_due_jobs(dev_app)
+    (path,) = (tmp_path / "outbox").glob("*.eml")
+    return c, path.stem
+
+
+def test_outbox_shows_the_html_part_in_a_sandboxed_frame_and_keeps_the_strict_policy(dev_app, tmp_path):
+    from app.ops import csp_for
+
+    c, msg_id = _one_mail(dev_app, tmp_path)
+    page = c.get(url(None, f"/_dev/outbox/{msg_id}"))
+    html = page.get_data(as_text=True)
+    frame = re.search(r"<iframe[^>]*>", html).group(0)
+    assert f'src="/_dev/outbox/{msg_id}/html"' in frame
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in frame
+    assert "allow-scripts" not in frame and "allow-same-origin" not in frame
+    assert page.headers["Content-Security-Policy"] == csp_for("apex", "http", APEX)
+
+    part = c.get(url(None, f"/_dev/outbox/{msg_id}/html"))
+    assert part.status_code == 200 and part.mimetype == "text/html"
+    csp = part.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "sandbox" in csp and "script-src" not in csp
+    assert "frame-ancestors 'self'" in csp and part.headers["X-Frame-Options"] == "SAMEORIGIN"
+    body = part.get_data(as_text=True)
+    assert '<base target="_blank">' in body  # links open outside the frame
+    assert re.search(r'<a [^>]*href="http://[^"]+/reset-password/[^"]+"', body)
+
+
+def test_outbox_plain_text_links_are_whole_and_clickable(dev_app, tmp_path):
+    c, msg_id = _one_mail(dev_app, tmp_path)
+    html = c.get(url(None, f"/_dev/outbox/{msg_id}")).get_data(as_text=True)
+    (link,) = re.findall(r'<a href="(http://[^"]*/reset-password/[^"]*)">([^<]*)</a>', html)
+    assert link[0] == link[1] and len(link[0]) > 60  # the whole token, shown whole
+    assert not link[0].endswith(".")
+
+
+def test_linkify_escapes_text_and_leaves_the_sentence_stop_outside_the_link():
+    from app.mail.views import linkify
+
+    out = str(linkify('Go to https://a.example/x?y=1&z=2. <b>not bold</b> "q"'))
+    assert '<a href="https://a.example/x?y=1&amp;z=2">https://a.example/x?y=1&amp;z=2</a>.' in out
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in out
+
+
+def test_outbox_html_part_is_guarded_like_the_outbox(dev_app, tmp_path, client):
+    c, msg_id = _one_mail(dev_app, tmp_path)
+    assert (
+        c.get(url(None, f"/_dev/outbox/{msg_id}/html"), environ_base={"REMOTE_ADDR": "203.0.113.7"}).status_code == 404
+    )
+    assert c.get(url(None, "/_dev/outbox/..%2Fx/html")).status_code == 404
+    assert client.get(url(None, f"/_dev/outbox/{msg_id}/html")).status_code == 404  # mail over SMTP: no outbox
