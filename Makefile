@@ -39,10 +39,15 @@ demo: migrate
 
 # One worker runs beside the web server (mail, periodic jobs); Ctrl-C stops
 # both: the trap sends the worker SIGTERM, and it finishes its running jobs.
+# Then the embedded PostgreSQL (no DATABASE_URL) is stopped too, unless
+# another live process still uses it: pgserver alone leaves it running once
+# any process that used it died without its exit handlers.
 run: migrate instance/.demo-loaded
 	@$(BIN)/flask --app wsgi banner
 	@$(BIN)/flask --app wsgi worker & worker=$$!; \
-	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	stop() { trap - EXIT INT TERM HUP; kill -TERM $$worker 2>/dev/null; wait $$worker 2>/dev/null; \
+	  $(BIN)/python -c 'from app.database import stop_embedded_after_run as s; s()'; }; \
+	trap stop EXIT INT TERM HUP; \
 	$(BIN)/flask --app wsgi run --port $(PORT) --with-threads
 
 # The suite runs on one pytest-xdist worker per core; each worker has its own

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 
 import click
@@ -23,6 +25,18 @@ from app.tenancy.models import Organization
 from app.util import parse_uuid
 
 
+@contextlib.contextmanager
+def quiet_logs(level: int = logging.WARNING):
+    """The app's loggers (``tenantry``) show only ``level`` and above inside the block."""
+    root = logging.getLogger("tenantry")
+    previous = root.level
+    root.setLevel(max(level, previous))
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
 def init_app(app) -> None:
     """Add every command to ``flask``: the app's own here, each area's group
     from the area (``flask audit ...`` from ``app.auditlog.cli``)."""
@@ -32,8 +46,13 @@ def init_app(app) -> None:
 
     @app.cli.command("demo")
     def demo_command():
-        """Create the demo organizations and accounts (idempotent)."""
-        summary = load_demo()
+        """Create the demo organizations and accounts (idempotent); one summary line.
+
+        The app's INFO lines (each cross-organization read, each audit event
+        the demo history records) say nothing to someone starting the app:
+        only warnings and errors are shown while it loads."""
+        with quiet_logs():
+            summary = load_demo()
         click.echo(summary)
 
     @app.cli.command("create-superadmin")

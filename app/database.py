@@ -15,13 +15,17 @@ Three connections exist on purpose:
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
+
+from app.config import load as load_config
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,52 @@ def embedded_owner_url(pgdata: Path, dbname: str = EMBEDDED_DB_NAME) -> str:
             query={"host": base.query.get("host") or str(pgdata)},
         )
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def stop_embedded(pgdata: Path) -> str:
+    """Stop the embedded PostgreSQL in ``pgdata`` unless a live process still uses it.
+
+    pgserver stops the server when the last process that asked for it exits
+    normally, counting them in ``.handle_pids.json``; a process that died
+    without its exit handlers (a signal, a closed terminal) stays on that
+    list for ever, and then no exit stops the server. This drops the dead,
+    and stops the server (``pg_ctl stop -m fast``) when none is left alive.
+    ``make run`` calls it when it ends (``stop_embedded_after_run``). Returns what it did: ``"stopped"``, ``"in use"`` or
+    ``"not running"``.
+    """
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text()) if handles.exists() else []
+    except ValueError:
+        pids = []
+    live = [p for p in pids if isinstance(p, int) and p != os.getpid() and _alive(p)]
+    if handles.exists():
+        handles.write_text(json.dumps(live))
+    if live:
+        return "in use"
+    if not (pgdata / "postmaster.pid").exists():
+        return "not running"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import pgserver  # imported lazily: production never needs it
+
+    # pgserver runs the server as the system user "pgserver" when started by
+    # root (PostgreSQL refuses to run as root); pg_ctl must be that user too.
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
+    return "stopped"
 
 
 def normalise(url: str) -> str:
@@ -131,3 +181,17 @@ def resolve(config: dict) -> None:
             "pool_pre_ping": config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping", False),
         },
     }
+
+
+def stop_embedded_after_run() -> None:
+    """What ``make run`` runs as it ends (``python -c``). Reads only the
+    configuration (creating the app would start the server); does nothing
+    when ``DATABASE_URL`` names another server."""
+    cfg = load_config()
+    if cfg.get("DATABASE_URL"):
+        return
+    outcome = stop_embedded(Path(cfg["INSTANCE_DIR"]) / "pgdata")
+    if outcome == "stopped":
+        print("Embedded PostgreSQL stopped.")
+    elif outcome == "in use":
+        print("Embedded PostgreSQL left running: another process still uses it.")

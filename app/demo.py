@@ -105,14 +105,38 @@ def load_demo() -> str:
     tenant context, so the ORM scope stamps and filters them.
     """
     with all_organizations(reason="demo data loader"):
-        summary = _load_demo()
+        created = _load_demo()
 
     # A short, signed and sealed history, so the audit viewer and
     # `flask audit verify` have something to show on a fresh install.
-    return summary + f", {seed_demo_log()} audit events created"
+    created["audit events"] = seed_demo_log()
+    return summary(created)
 
 
-def _load_demo() -> str:
+# What each count is called when it is one.
+_SINGULAR = {
+    "users": "user",
+    "organizations": "organization",
+    "memberships": "membership",
+    "roles": "role",
+    "projects": "project",
+    "generated members": "generated member",
+    "invitations": "invitation",
+    "audit events": "audit event",
+}
+
+
+def summary(created: dict[str, int]) -> str:
+    """One line saying what the loader created: "1 role", "2 roles"; nothing
+    to create (it ran before) says so."""
+    parts = [f"{n} {_SINGULAR.get(what, what) if n == 1 else what}" for what, n in created.items() if n]
+    if not parts:
+        return "Demo data: already loaded, nothing created."
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"Demo data: {listed} created."
+
+
+def _load_demo() -> dict[str, int]:
     created = {"users": 0, "organizations": 0, "memberships": 0, "roles": 0, "projects": 0}
     pw_hash = None
     with all_organizations(reason="demo data loader"):
@@ -179,7 +203,7 @@ def _load_demo() -> str:
             db.session.flush()
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
     db.session.commit()
-    return ", ".join(f"{v} {k}" for k, v in created.items()) + " created"
+    return created
 
 
 # --------------------------------------------------------------------------- members (issue 4)

@@ -102,7 +102,23 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _WithoutWerkzeugRequestLines(logging.Filter):
+    """Drops the development server's own line per request
+    (``127.0.0.1 - - [date] "GET / HTTP/1.1" 200 -``): ``tenantry.request``
+    already logs each request once, with its id, duration and organization.
+    Its other lines (" * Running on …", errors) pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.endswith('] "%s" %s %s'))
+
+
+WERKZEUG_REQUEST_FILTER = _WithoutWerkzeugRequestLines()
+
+
 def configure_logging(app) -> None:
+    """One handler for the app's loggers (``tenantry.*``), JSON or text; and
+    each request logged once: the development server's duplicate request
+    line is dropped while ours is on (``LOG_LEVEL`` INFO or lower)."""
     handler = logging.StreamHandler(sys.stderr)
     if app.config["LOG_JSON"]:
         handler.setFormatter(JsonFormatter())
@@ -113,6 +129,10 @@ def configure_logging(app) -> None:
     root.handlers[:] = [handler]
     root.setLevel(app.config["LOG_LEVEL"])
     root.propagate = False
+    werkzeug_log = logging.getLogger("werkzeug")
+    werkzeug_log.removeFilter(WERKZEUG_REQUEST_FILTER)
+    if log.isEnabledFor(logging.INFO):
+        werkzeug_log.addFilter(WERKZEUG_REQUEST_FILTER)
 
 
 def _start_request():
