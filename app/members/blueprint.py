@@ -52,6 +52,17 @@ def row_urls() -> dict:
     return urls
 
 
+def row_permissions() -> dict:
+    """What the actor may do to a row, asked once a page, not once a row
+    (members/_row.html renders 50 of them)."""
+    held = g.permissions
+    return {
+        "may_update_role": "members:update_role" in held,
+        "may_remove": "members:remove" in held,
+        "may_invite": "members:invite" in held,
+    }
+
+
 def row_context(**extra) -> dict:
     roles, by_key = roles_and_keys()
     choices, touchable = choices_and_touchable()
@@ -64,6 +75,7 @@ def row_context(**extra) -> dict:
         "me": g.membership.user_id,
         "back": back(),
         "urls": row_urls(),
+        **row_permissions(),
         **extra,
     }
 

@@ -29,7 +29,16 @@ from app.members import (
     memberships,
     sessions,
 )
-from app.members.blueprint import back, bp, choices_and_touchable, render_row, roles_and_keys, row_context, row_urls
+from app.members.blueprint import (
+    back,
+    bp,
+    choices_and_touchable,
+    render_row,
+    roles_and_keys,
+    row_context,
+    row_permissions,
+    row_urls,
+)
 from app.rbac import services as rbac
 from app.rbac.decorators import require, require_all, require_any
 from app.rbac.forms import ConfirmForm
@@ -65,6 +74,7 @@ def _list_context(f: listing.Filters, page: listing.Page | None, **extra) -> dic
         "hx": is_htmx(),
         "statuses": listing.STATUSES,
         "urls": row_urls(),
+        **row_permissions(),
         "sort_labels": listing.SORT_LABELS,
         "back": request.full_path.rstrip("?") if request.method == "GET" else url_for("members.index", **f.params()),
         **extra,
