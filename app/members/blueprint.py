@@ -9,6 +9,7 @@ and the table row both modules answer with after an inline change.
 from __future__ import annotations
 
 from flask import Blueprint, g, request, url_for
+from markupsafe import Markup, escape
 
 from app.members import listing, memberships
 from app.rbac import services as rbac
@@ -52,6 +53,17 @@ def row_urls() -> dict:
     return urls
 
 
+def role_options(choices: list[tuple[str, str]]) -> dict[str, Markup]:
+    """The role select's ``<option>`` list for each current role key, built
+    once a page: a row picks its own instead of looping over the roles (a
+    page of 50 rows had 300 option renders)."""
+    plain = [(k, f'<option value="{escape(k)}"', f">{escape(n)}</option>") for k, n in choices]
+    return {
+        current: Markup("".join(f"{head}{' selected' if k == current else ''}{tail}" for k, head, tail in plain))
+        for current, _ in choices
+    }
+
+
 def row_permissions() -> dict:
     """What the actor may do to a row, asked once a page, not once a row
     (members/_row.html renders 50 of them)."""
@@ -71,6 +83,7 @@ def row_context(**extra) -> dict:
         "role_by_key": by_key,
         "choices": choices,
         "choice_keys": {k for k, _ in choices},
+        "role_options": role_options(choices),
         "touchable": touchable,
         "me": g.membership.user_id,
         "back": back(),
