@@ -35,6 +35,19 @@ bp = Blueprint("auditlog", __name__, url_prefix="/audit")
 nav.link(bp, "index", "Audit log", section="admin", order=30)
 
 
+def recent_activity(org) -> dict:
+    """The dashboard's "recent activity": the organization's last events,
+    newest first (the viewer's own query, ``services.page``: two statements)."""
+    return {
+        "events": services.page(org.id, services.Filters(), size=RECENT_EVENTS).events,
+        "describe": catalogue.describe,
+    }
+
+
+RECENT_EVENTS = 10
+nav.dashboard_panel(bp, "activity", "auditlog/_recent.html", recent_activity, view="index", order=10)
+
+
 # ----------------------------------------------------------------------------- helpers
 def entity_links(kind: str, entity_id, on_org_host: bool) -> dict:
     """Where an actor or a target can be looked at: the page its area declared

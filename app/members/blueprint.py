@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, g, request, url_for
 from markupsafe import Markup, escape
 
-from app.members import listing, memberships
+from app.members import invitations, listing, memberships
 from app.rbac import services as rbac
 from app.web import hosts, nav
 from app.web.htmx import render
@@ -21,6 +21,15 @@ nav.link(bp, "index", "Members", section="admin", order=10)
 nav.entity_page(bp, ("member", "user"), "show", lambda user_id: {"user_id": user_id})
 nav.entity_page(bp, "invitation", "index", lambda _id: {"status": "invited"})
 nav.dashboard_figure(bp, "Seats used", memberships.dashboard_figure, order=10)
+nav.getting_started(
+    bp,
+    "invite",
+    "Invite your team",
+    view="new",
+    done=invitations.team_invited,
+    hint="Invite people by e-mail; each joins with the role you choose.",
+    order=10,
+)
 
 
 def back(default_endpoint: str = "members.index") -> str:

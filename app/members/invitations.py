@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import url_for
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, hooks
@@ -429,3 +429,10 @@ def create_invited_account(inv: Invitation, name: str, password: str) -> User:
         raise UserError(f"An account for {inv.email} already exists. Log in to accept.", "password") from None
     audit.record("auth.signup", target=user, actor=user, metadata={"via": "invitation", "invitation_id": str(inv.id)})
     return user
+
+
+def team_invited(_org=None):
+    """For the getting-started checklist: a SQL boolean, true once anyone was
+    invited (any invitation, whatever became of it) or the organization has
+    a second member."""
+    return or_(select(Invitation.id).exists(), select(Membership.user_id).offset(1).limit(1).exists())

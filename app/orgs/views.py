@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
 from app.auth.views import go_to
 from app.errors import UserError
 from app.extensions import db
+from app.orgs import services
 from app.orgs.forms import OrganizationForm
 from app.rbac.decorators import require
 from app.tenancy.entitlements import limit
@@ -73,12 +75,36 @@ def new():
 @login_required
 @require("org:view")
 def dashboard():
-    """The organization's home: each area's figure (``app.web.nav.dashboard_figure``) and the plan, at a glance."""
+    """The organization's home: each area's figure (``app.web.nav.dashboard_figure``)
+    and the plan at a glance; the getting-started checklist (each step ticked
+    from real data, shown to those who may act on it, until someone who may
+    change the settings hides it or every step is done); each area's panel
+    the member may see (recent activity for readers of the audit log).
+
+    Statements are pinned (``tests/web/test_page_statements.py``): the
+    checklist is one statement whatever the steps, recent activity two."""
+    steps = [] if services.getting_started_hidden(g.org) else nav.checklist(g.org)
+    if steps and all(done for _step, done, _url in steps):
+        steps = []  # all done: nothing left to suggest
+    panels = [Markup(render_template(p.template, **ctx)) for p, ctx in nav.dashboard_panels(g.org)]
     return render_template(
         "orgs/dashboard.html",
         figures=nav.dashboard_figures(g.org),
         api_rate=limit(g.org, "api_requests_per_minute"),
+        steps=steps,
+        panels=panels,
     )
+
+
+@bp.post("/dashboard/getting-started/hide")
+@login_required
+@require("org:update")
+def dismiss_getting_started():
+    """Hide the getting-started checklist for everyone in the organization (audited)."""
+    if services.hide_getting_started(g.org):
+        db.session.commit()
+        flash("The getting-started list is hidden.", "success")
+    return redirect(url_for("orgs.dashboard"))
 
 
 @bp.get("/switcher")

@@ -359,3 +359,9 @@ def release_ownership(membership: Membership) -> dict:
         .execution_options(synchronize_session=False)
     ).rowcount
     return {"projects_unowned": released}
+
+
+def any_project(_org=None):
+    """For the getting-started checklist: a SQL boolean, true once the
+    organization has a project (archived ones count)."""
+    return select(Project.id).exists()

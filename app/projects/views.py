@@ -26,6 +26,15 @@ bp = Blueprint("projects", __name__, url_prefix="/projects")
 nav.link(bp, "index", "Projects", section="main", order=20)
 nav.entity_page(bp, "project", "show", lambda project_id: {"project_id": project_id})
 nav.dashboard_figure(bp, "Active projects", lambda org: (services.active_count(), None), order=20)
+nav.getting_started(
+    bp,
+    "project",
+    "Create a project",
+    view="new",
+    done=services.any_project,
+    hint="Projects are where your team's work lives.",
+    order=30,
+)
 
 
 def _project_or_404(project_id: str):

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from flask import current_app, g, has_app_context
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -636,3 +636,15 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
     )
     db.session.delete(role)
     db.session.flush()
+
+
+def roles_reviewed(_org=None):
+    """For the getting-started checklist: a SQL boolean, true once roles were
+    put to use beyond the defaults: a custom role exists, or a member holds a
+    role other than Owner and Member."""
+    return or_(
+        select(Role.id).exists(),
+        select(Membership.user_id)
+        .where(or_(Membership.role.not_in(("owner", "member")), Membership.custom_role_id.is_not(None)))
+        .exists(),
+    )

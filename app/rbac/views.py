@@ -26,6 +26,16 @@ from app.web.htmx import is_htmx, render
 bp = Blueprint("rbac", __name__, url_prefix="/roles")
 nav.link(bp, "index", "Roles & permissions", section="admin", order=20)
 nav.entity_page(bp, "role", "show", lambda role_key: {"role_key": role_key})
+nav.getting_started(
+    bp,
+    "roles",
+    "Review roles",
+    view="index",
+    requires="roles:manage",
+    done=services.roles_reviewed,
+    hint="See what each role may do; give people the roles they need, or make a custom one.",
+    order=20,
+)
 
 
 @bp.app_context_processor

@@ -2,7 +2,8 @@
 
 An area declares, beside its blueprint, its links in the organization's side
 navigation, the page an entity of its kind links to (the audit viewer links
-an event's actor and target there), and its figure on the dashboard::
+an event's actor and target there), and what it adds to the dashboard: a
+figure, a getting-started step, a panel::
 
     bp = Blueprint("projects", __name__, url_prefix="/projects")
     nav.link(bp, "index", "Projects", section="main", order=20)
@@ -23,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask, current_app, g, request, url_for
+from sqlalchemy import select
 from werkzeug.routing import BuildError
 
+from app.extensions import db
 from app.web.access import may_open
 
 # Side-navigation sections, in order; ``None``: headed by the organization's name.
@@ -54,11 +57,37 @@ class Figure:
     compute: Callable  # (organization) -> (value, hint or None)
 
 
+@dataclass(frozen=True)
+class Step:
+    """A getting-started step: ``done(org)`` is a SQL boolean (or a plain bool)."""
+
+    key: str
+    label: str
+    hint: str
+    endpoint: str
+    requires: str | None  # a permission; None: whoever may open ``endpoint``
+    order: int
+    done: Callable
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A dashboard panel: ``template`` drawn with ``compute(org)``, for members who may open ``endpoint``."""
+
+    key: str
+    template: str
+    endpoint: str
+    order: int
+    compute: Callable  # (organization) -> dict, the template's context
+
+
 @dataclass
 class _Registry:
     links: list[Link] = field(default_factory=list)
     entity_pages: dict[str, EntityPage] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    panels: list[Panel] = field(default_factory=list)
 
 
 def _registry(app: Flask) -> _Registry:
@@ -93,6 +122,33 @@ def dashboard_figure(bp: Blueprint, label: str, compute: Callable, *, order: int
     """A figure on the organization's dashboard: ``compute(org)`` returns ``(value, hint or None)``."""
     figure = Figure(label, order, compute)
     bp.record_once(lambda state: _registry(state.app).figures.append(figure))
+
+
+def getting_started(
+    bp: Blueprint,
+    key: str,
+    label: str,
+    *,
+    view: str,
+    done: Callable,
+    hint: str,
+    order: int,
+    requires: str | None = None,
+) -> None:
+    """A step of a new organization's getting-started checklist, linking to
+    ``bp``'s ``view``. ``done(org)`` says whether it is done from real data:
+    a SQL boolean expression (every step's goes into one statement), or a
+    plain ``bool``. Shown to members who may act on it: who may open
+    ``view``, and hold ``requires`` when given."""
+    step = Step(key, label, hint, f"{bp.name}.{view}", requires, order, done)
+    bp.record_once(lambda state: _registry(state.app).steps.append(step))
+
+
+def dashboard_panel(bp: Blueprint, key: str, template: str, compute: Callable, *, view: str, order: int) -> None:
+    """A panel on the dashboard (``template`` with ``compute(org)`` as its
+    context), for members who may open ``bp``'s ``view`` (what it summarises)."""
+    panel = Panel(key, template, f"{bp.name}.{view}", order, compute)
+    bp.record_once(lambda state: _registry(state.app).panels.append(panel))
 
 
 # --------------------------------------------------------------------------- reading (shared pages)
@@ -139,6 +195,36 @@ def dashboard_figures(org) -> list[tuple[str, object, str | None]]:
     """``(label, value, hint)`` of every area's dashboard figure, in order."""
     figures = sorted(_registry(current_app).figures, key=lambda f: (f.order, f.label))
     return [(f.label, *f.compute(org)) for f in figures]
+
+
+def _may_act(endpoint: str, requires: str | None) -> bool:
+    held = g.get("permissions", frozenset())
+    return may_open(current_app.view_functions[endpoint], held) and (requires is None or requires in held)
+
+
+def checklist(org) -> list[tuple[Step, bool, str]]:
+    """``(step, done, url)`` of every getting-started step the current member
+    may act on, in order. One statement at most: the SQL answers of all the
+    steps are selected together (none when no step is shown)."""
+    steps = sorted(
+        (s for s in _registry(current_app).steps if _may_act(s.endpoint, s.requires)), key=lambda s: (s.order, s.key)
+    )
+    answers = {s.key: s.done(org) for s in steps}
+    asked = {k: v for k, v in answers.items() if not isinstance(v, bool)}
+    if asked:
+        row = db.session.execute(select(*[expr.label(k) for k, expr in asked.items()])).one()
+        answers.update({k: bool(getattr(row, k)) for k in asked})
+    return [(s, answers[s.key], url_for(s.endpoint)) for s in steps]
+
+
+def dashboard_panels(org) -> list[tuple[Panel, dict]]:
+    """``(panel, context)`` of every dashboard panel the current member may see, in order."""
+    held = g.get("permissions", frozenset())
+    views = current_app.view_functions
+    panels = sorted(
+        (p for p in _registry(current_app).panels if may_open(views[p.endpoint], held)), key=lambda p: (p.order, p.key)
+    )
+    return [(p, p.compute(org)) for p in panels]
 
 
 def init_app(app: Flask) -> None:
