@@ -239,6 +239,12 @@ ROUTES: dict[str, Route] = {
         [("new", "org.created")],
         lambda c: Call("/organizations/new", None, "outsider", {"name": "Initech", "slug": "initech"}),
     ),
+    # ------------------------------------------------------------------ dashboard
+    "orgs.dismiss_getting_started": Route(
+        [(ACME, "org.settings_changed")],
+        lambda c: Call("/dashboard/getting-started/hide"),
+        refused_as="manager",
+    ),
     # ------------------------------------------------------------------ organization settings
     "settings.update": Route(
         [(ACME, "org.settings_changed")],
