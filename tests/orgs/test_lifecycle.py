@@ -108,6 +108,8 @@ def test_rename_is_audited_and_bad_name_is_422(world, login):
     c = login(world.users["admin"], "acme")
     r = c.post(url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": ""})
     assert r.status_code == 422
-    r = c.post(url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Inc"})
+    r = c.post(
+        url("acme", "/settings/general"), data={"csrf_token": csrf_token(c, "acme"), "name": "Acme Inc", "version": "1"}
+    )
     assert r.status_code == 302
     assert db.session.execute(text("SELECT name FROM organizations WHERE slug='acme'")).scalar() == "Acme Inc"
