@@ -11,10 +11,11 @@ from app.orgs.views import bp as orgs_bp
 from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
 from app.settings.views import bp as settings_bp
+from app.webhooks.views import bp as webhooks_bp
 
 
 def register(app) -> None:
-    for bp in (ops_bp, auth_bp, account_bp, orgs_bp, projects_bp, settings_bp, rbac_bp, members_bp):
+    for bp in (ops_bp, auth_bp, account_bp, orgs_bp, projects_bp, settings_bp, rbac_bp, members_bp, webhooks_bp):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:
         # The outbox shows every mail the app wrote, password-reset links

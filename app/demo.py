@@ -9,6 +9,7 @@ import uuid
 
 from sqlalchemy import func, select
 
+from app import crypto
 from app.auditlog.demo import seed_demo_log
 from app.auth.models import User
 from app.auth.passwords import hash_password
@@ -20,6 +21,8 @@ from app.rbac.models import Role
 from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Membership, Organization
 from app.util import utcnow
+from app.webhooks.models import WebhookEndpoint
+from app.webhooks.services import new_secret
 
 PASSWORD = "tenantry-demo"
 
@@ -202,8 +205,35 @@ def _load_demo() -> dict[str, int]:
                 created["projects"] += 1
             db.session.flush()
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
+    created["webhook endpoints"] = _demo_webhook(orgs["acme"])
     db.session.commit()
     return created
+
+
+# --------------------------------------------------------------------------- webhooks (issue 13)
+DEMO_WEBHOOK_URL = "http://localhost:9000/webhooks"
+
+
+def _demo_webhook(acme) -> int:
+    """Acme's one demo endpoint: a receiver on this machine, **disabled**, so
+    that nothing is sent until a developer starts a receiver there, runs with
+    ``WEBHOOKS_ALLOW_LOOPBACK=1`` and enables it. Written directly (the SSRF
+    guard would refuse loopback), once: an existing endpoint is left alone."""
+    with tenant_context(acme.id):
+        if db.session.execute(select(WebhookEndpoint.id).limit(1)).first() is not None:
+            return 0
+        db.session.add(
+            WebhookEndpoint(
+                url=DEMO_WEBHOOK_URL,
+                description="Demo receiver on this machine (start one on port 9000, then enable).",
+                event_types=["member.invited", "member.joined", "project.created", "project.updated"],
+                enabled=False,
+                disabled_reason="manual",
+                secret_encrypted=crypto.encrypt(new_secret()),
+            )
+        )
+        db.session.flush()
+    return 1
 
 
 # --------------------------------------------------------------------------- members (issue 4)

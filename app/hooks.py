@@ -87,6 +87,17 @@ role_in_use: Hook[Role, str | None] = Hook(
     pending invitations to ...") or ``None``.""",
 )
 
+event_recorded: Hook[dict, None] = Hook(
+    "event-recorded",
+    """An audit event was just inserted, in the caller's open transaction and
+    in the scope of the organization whose log holds it (never the platform
+    log). The payload is the event's row: ``organization_id``, ``id``,
+    ``occurred_at``, ``action``, the actor, target and ``changes`` /
+    ``metadata`` already redacted. A receiver may add rows and enqueue jobs
+    (webhook deliveries): they commit or roll back with the event. It must
+    be cheap: every change in the product sends it.""",
+)
+
 role_deleted: Hook[Role, None] = Hook(
     "role-deleted",
     """A custom role nobody uses any more is about to be deleted. Sent before

@@ -61,6 +61,7 @@ from flask_login import current_user
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
+from app import hooks
 from app.audit import catalogue
 from app.audit.integrity import canonical_ip, current_key, row_mac
 from app.audit.models import AuditEvent
@@ -436,14 +437,23 @@ def record(
             ensure_platform_org(session)
         if dest == scope_org:
             session.execute(table.insert(), [row])
+            _announce(dest, row)
         else:
             # Another organization's log (the platform log, or a job writing
             # for an organization): switch all three layers for this insert.
             with tenant_context(dest):
                 session.execute(table.insert(), [row])
+                _announce(dest, row)
         results.append(Recorded(eid, dest, action, ts))
     log.info("audit %s", action, extra={"audit_action": action, "audit_event_ids": [r.id for r in results]})
     return results[0]
+
+
+def _announce(org_id, row: dict) -> None:
+    """Tell the areas that listen (webhooks) about an organization's new
+    event, in its scope and transaction; the platform log has no listeners."""
+    if org_id != PLATFORM_ORG_ID:
+        hooks.event_recorded.send(row)
 
 
 def event_row(

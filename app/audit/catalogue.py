@@ -97,6 +97,9 @@ ACTIONS: tuple[Action, ...] = (
     _A("webhook.secret_rotated", "API", "Rotated a webhook signing secret"),
     _A("webhook.test_sent", "API", "Sent a test webhook delivery"),
     _A("webhook.redelivered", "API", "Redelivered a webhook"),
+    _A("webhook.disabled", "API", "Disabled a webhook endpoint"),
+    _A("webhook.enabled", "API", "Re-enabled a webhook endpoint"),
+    _A("webhook.replay_started", "API", "Replayed failed webhook deliveries"),
     # Data exports.
     _A("data.exported", "Data", "Exported the organization's data"),
     _A("analytics.exported", "Data", "Exported analytics data"),

@@ -21,6 +21,7 @@ _LIMITS = {
     "seats": Plan.max_members,
     "audit_retention_days": Plan.audit_retention_days,
     "api_requests_per_minute": Plan.api_requests_per_minute,
+    "max_webhooks": Plan.max_webhooks,
 }
 
 # Feature name -> whether a plan includes it. No plan sells a feature yet:

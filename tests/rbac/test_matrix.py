@@ -63,6 +63,31 @@ def _audit_event(w):
     return db.session.execute(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)).scalar_one()
 
 
+def _webhook_endpoint(w):
+    """Acme's endpoint (one per test, whichever URL variable asks first), at a
+    literal public address (no DNS, no loopback)."""
+    from app.extensions import db
+    from app.webhooks import services
+
+    existing = services.list_endpoints()
+    if existing:
+        return existing[0].id
+    endpoint, _ = services.create_endpoint(w.acme, "https://93.184.215.14/matrix", "", ["project.created"])
+    db.session.commit()
+    return endpoint.id
+
+
+def _webhook_delivery(w):
+    """A test delivery of acme's endpoint (the endpoint made above, or a new one)."""
+    from app.extensions import db
+    from app.webhooks import services
+
+    endpoint = services.find_endpoint(_webhook_endpoint(w))
+    delivery_id = services.send_test_event(endpoint)
+    db.session.commit()
+    return delivery_id
+
+
 # URL variable name → its value in the acme world (real ids of acme rows),
 # evaluated inside acme's tenant context.
 URL_ARGS = {
@@ -72,6 +97,8 @@ URL_ARGS = {
     "invitation_id": _pending_invitation,
     "session_id": _member_session,
     "event_id": _audit_event,
+    "endpoint_id": _webhook_endpoint,
+    "delivery_id": _webhook_delivery,
 }
 
 METHODS_SKIPPED = {"HEAD", "OPTIONS"}

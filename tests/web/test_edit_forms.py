@@ -25,8 +25,17 @@ class EditRoute:
     path: str  # with {id} for the edited row
     table: str
     data: dict  # a valid edit, apart from the version
+    column: str = "name"  # the edited column the test reads back
 
     def row_id(self, world):
+        if self.table == "webhook_endpoints":
+            from app.extensions import db
+            from app.webhooks import services
+
+            with tenant_context(world.acme.id):
+                endpoint, _ = services.create_endpoint(world.acme, "https://93.184.215.14/e", "", ["role.created"])
+                db.session.commit()
+                return endpoint.id
         if self.table == "roles":
             return make_role(world.acme, "Support", ["org:view"]).id
         if self.table == "projects":
@@ -39,6 +48,13 @@ ROUTES = [
     EditRoute("role", "/roles/{id}", "roles", {"name": "Renamed role", "permissions": ["org:view"]}),
     EditRoute("project", "/projects/{id}", "projects", {"name": "Renamed project"}),
     EditRoute("settings", "/settings/general", "organizations", {"name": "Renamed organization"}),
+    EditRoute(
+        "webhook",
+        "/webhooks/{id}",
+        "webhook_endpoints",
+        {"url": "https://93.184.215.14/e", "description": "Renamed", "event_types": ["role.created"]},
+        column="description",
+    ),
 ]
 
 
@@ -47,9 +63,9 @@ def _fresh(fresh_requests):  # noqa: F811
     """Requests run in their own app context and session, as in production."""
 
 
-def _stored(owner_engine, table, row_id):
+def _stored(owner_engine, table, row_id, column="name"):
     with owner_engine.connect() as c:
-        return c.execute(text(f"SELECT version, name FROM {table} WHERE id = :id"), {"id": row_id}).one()
+        return c.execute(text(f"SELECT version, {column} FROM {table} WHERE id = :id"), {"id": row_id}).one()
 
 
 @pytest.mark.parametrize("version", [None, "", "abc", "1.5", "1e3"], ids=["absent", "empty", "word", "decimal", "exp"])
@@ -59,7 +75,7 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
     world, login, owner_engine, route, version, htmx
 ):
     row_id = route.row_id(world)
-    before = _stored(owner_engine, route.table, row_id)
+    before = _stored(owner_engine, route.table, row_id, route.column)
     c = login(world.users["owner"], "acme")
     data = {"csrf_token": csrf_token(c, "acme"), **route.data}
     if route.table == "projects":
@@ -69,20 +85,20 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
     r = c.post(url("acme", route.path.format(id=row_id)), data=data, headers={"HX-Request": "true"} if htmx else {})
     assert r.status_code == 422
     assert MISSING_VERSION in r.get_data(as_text=True)
-    assert _stored(owner_engine, route.table, row_id) == before
+    assert _stored(owner_engine, route.table, row_id, route.column) == before
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_edit_with_the_current_version_still_saves(world, login, owner_engine, route):
     row_id = route.row_id(world)
-    version, _ = _stored(owner_engine, route.table, row_id)
+    version, _ = _stored(owner_engine, route.table, row_id, route.column)
     c = login(world.users["owner"], "acme")
     data = {"csrf_token": csrf_token(c, "acme"), **route.data, "version": str(version)}
     if route.table == "projects":
         data["owner_id"] = str(world.users["owner"].id)
     r = c.post(url("acme", route.path.format(id=row_id)), data=data)
     assert r.status_code in (200, 302)
-    assert _stored(owner_engine, route.table, row_id) == (version + 1, route.data["name"])
+    assert _stored(owner_engine, route.table, row_id, route.column) == (version + 1, route.data[route.column])
 
 
 def test_every_edit_form_has_a_route_in_this_test():
@@ -90,6 +106,7 @@ def test_every_edit_form_has_a_route_in_this_test():
     import app.projects.forms
     import app.rbac.forms
     import app.settings.forms
+    import app.webhooks.forms
     from app.web.forms import EditForm
 
     def subclasses(cls):
@@ -98,9 +115,10 @@ def test_every_edit_form_has_a_route_in_this_test():
             yield from subclasses(sub)
 
     names = {cls.__name__ for cls in subclasses(EditForm)}
-    assert names == {"EditRoleForm", "EditProjectForm", "GeneralSettingsForm"}, (
+    assert names == {"EditRoleForm", "EditProjectForm", "GeneralSettingsForm", "EditEndpointForm"}, (
         "add the new edit form's route to ROUTES in tests/web/test_edit_forms.py",
         app.projects.forms,
         app.rbac.forms,
         app.settings.forms,
+        app.webhooks.forms,
     )
