@@ -158,10 +158,18 @@ def post(url: str, payload: str, headers: dict, timeout: float) -> Outcome:
     try:
         guard.check_url(url)  # again at delivery: the name may resolve elsewhere now
         response = _session(timeout).post(url, data=payload.encode(), headers=headers, stream=True)
+        # Read one byte more than is kept: a body that ended by then leaves the
+        # connection reusable for the next delivery (keep-alive); a longer one
+        # is not read further (a receiver cannot make us download gigabytes),
+        # and its connection is closed.
+        raw = b""
         try:
-            raw = response.raw.read(RESPONSE_KEEP, decode_content=True) or b""
+            raw = response.raw.read(RESPONSE_KEEP + 1, decode_content=True) or b""
         finally:
-            response.close()
+            if len(raw) <= RESPONSE_KEEP:
+                response.raw.release_conn()
+            else:
+                response.close()
         code = response.status_code
         outcome = Outcome(
             success=200 <= code < 300,
