@@ -96,6 +96,21 @@ class Ctx:
 
         return self.in_acme(go)
 
+    def webhook(self, enabled=True, delivery=False):
+        """An acme webhook endpoint at a literal public address (set up with its
+        own event, before the request); with ``delivery``, ``(endpoint, delivery)``."""
+        from app.webhooks import services
+
+        def go():
+            e, _ = services.create_endpoint(self.world.acme, "https://93.184.215.14/hook", "", ["role.created"])
+            if not enabled:
+                services.disable_endpoint(e)
+            if delivery:
+                return str(e.id), str(services.send_test_event(e))
+            return str(e.id)
+
+        return self.in_acme(go)
+
     def invitation(self, email="invitee@example.test"):
         """``(invitation id, token)`` of an open invitation to acme (set up without an event)."""
         from app.extensions import db
@@ -387,6 +402,48 @@ ROUTES: dict[str, Route] = {
             None,
             {"name": "Brand New", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
         ),
+    ),
+    # ------------------------------------------------------------------ webhooks
+    "webhooks.create": Route(
+        [(ACME, "webhook.created")],
+        lambda c: Call("/webhooks/", data={"url": "https://93.184.215.14/new", "event_types": ["member.joined"]}),
+        refused_as="manager",
+        ok=(201,),
+    ),
+    "webhooks.update": Route(
+        [(ACME, "webhook.updated")],
+        lambda c: Call(
+            f"/webhooks/{c.webhook()}",
+            data={"url": "https://93.184.215.14/x", "event_types": ["role.created"], "version": "1"},
+        ),
+        refused_as="manager",
+    ),
+    "webhooks.delete": Route(
+        [(ACME, "webhook.deleted")], lambda c: Call(f"/webhooks/{c.webhook()}/delete"), refused_as="manager"
+    ),
+    "webhooks.rotate": Route(
+        [(ACME, "webhook.secret_rotated")], lambda c: Call(f"/webhooks/{c.webhook()}/rotate"), refused_as="manager"
+    ),
+    "webhooks.disable": Route(
+        [(ACME, "webhook.disabled")], lambda c: Call(f"/webhooks/{c.webhook()}/disable"), refused_as="manager"
+    ),
+    "webhooks.enable": Route(
+        [(ACME, "webhook.enabled")],
+        lambda c: Call(f"/webhooks/{c.webhook(enabled=False)}/enable"),
+        refused_as="manager",
+    ),
+    "webhooks.send_test": Route(
+        [(ACME, "webhook.test_sent")], lambda c: Call(f"/webhooks/{c.webhook()}/test"), refused_as="manager"
+    ),
+    "webhooks.resend": Route(
+        [(ACME, "webhook.redelivered")],
+        lambda c: Call("/webhooks/{}/deliveries/{}/resend".format(*c.webhook(delivery=True))),
+        refused_as="manager",
+    ),
+    "webhooks.replay": Route(
+        [(ACME, "webhook.replay_started")],
+        lambda c: Call(f"/webhooks/{c.webhook()}/replay", data={"since": "2020-01-01T00:00"}),
+        refused_as="manager",
     ),
     # ------------------------------------------------------------------ the audit log
     "auditlog.export": Route(

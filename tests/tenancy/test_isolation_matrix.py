@@ -56,6 +56,8 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "org_id": "SELECT id::text FROM organizations WHERE id = :globex",
     "invitation_id": "SELECT id::text FROM invitations WHERE organization_id = :globex",
     "event_id": "SELECT id::text FROM audit_events WHERE organization_id = :globex",
+    "endpoint_id": "SELECT id::text FROM webhook_endpoints WHERE organization_id = :globex",
+    "delivery_id": "SELECT id::text FROM webhook_deliveries WHERE organization_id = :globex",
 }
 
 # URL variables that do not name a database row, and why they are out of scope.
@@ -99,6 +101,13 @@ def seed_globex(app, world) -> None:
         )
         # Through the service, so that globex's audit log holds an event too.
         create_project("Globex Audited Plan", "Globex only", world.users["globex_owner"].id)
+        # A webhook endpoint (literal public address: no DNS) and a delivery of it.
+        from app.webhooks import services as webhooks
+
+        endpoint, _ = webhooks.create_endpoint(
+            world.globex, "https://93.184.215.14/globex", "Globex only", ["role.created"]
+        )
+        webhooks.send_test_event(endpoint)
         db.session.commit()
     sign_in(app, world.users["globex_member"], "globex")  # a globex-only user session
 
