@@ -101,10 +101,16 @@ def stop_embedded(pgdata: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         import pgserver  # imported lazily: production never needs it
+        from pgserver import utils as pgserver_utils
 
     # pgserver runs the server as the system user "pgserver" when started by
     # root (PostgreSQL refuses to run as root); pg_ctl must be that user too.
     user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    if user is not None:
+        # As pgserver does when it starts the server: that user must be able
+        # to reach the data directory (its parents' modes may have changed
+        # since: pytest resets its temporary root to 0700, for one).
+        pgserver_utils.ensure_prefix_permissions(pgdata)
     pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
     return "stopped"
 
