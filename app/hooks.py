@@ -29,7 +29,7 @@ from blinker import Namespace
 
 if TYPE_CHECKING:  # models are imported for the annotations only: this module sits below every area
     from app.rbac.models import Role
-    from app.tenancy.models import Membership
+    from app.tenancy.models import Membership, Organization
 
 P = TypeVar("P")
 A = TypeVar("A")
@@ -103,4 +103,13 @@ role_deleted: Hook[Role, None] = Hook(
     """A custom role nobody uses any more is about to be deleted. Sent before
     the row goes: a receiver drops the historical references it keeps (an
     accepted invitation's role, say) so the delete does not trip a foreign key.""",
+)
+
+usage_of: Hook[Organization, dict[str, int] | None] = Hook(
+    "usage-of",
+    """What an organization uses against its named limits
+    (``app.tenancy.entitlements``): a receiver returns ``{"seats": 207}`` for
+    the limits its area counts. Sent inside the organization's scope. The
+    platform console shows usage against limits with it, and refuses (or asks
+    to confirm) a plan whose limit is below it.""",
 )

@@ -38,7 +38,7 @@ class AllBut(tuple):
 # it may DELETE from none of them.
 RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
     "users": {
-        "INSERT": AllBut(("is_superadmin",)),
+        "INSERT": AllBut(("is_superadmin", "disabled_at")),
         "UPDATE": ("email", "name", "password_hash", "email_verified_at", "password_changed_at", "last_org_id"),
     },
     "user_sessions": {"INSERT": AllBut(), "UPDATE": ("last_seen_at", "revoked_at")},
@@ -48,7 +48,7 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
         # A signed-in user creates an organization (the ORM writes every
         # nullable column, as NULL; the status is left to the server's
         # 'active'); its admins rename it and its owner deletes it.
-        "INSERT": AllBut(("status",)),
+        "INSERT": AllBut(("status", "suspension_reason")),
         # version: bumped with every update (edit forms carry it).
         "UPDATE": ("name", "settings", "deleted_at", "version"),
     },
@@ -90,6 +90,8 @@ RUNTIME_FORBIDDEN_COLUMNS = (
     ("users", "is_superadmin", ("INSERT", "UPDATE")),
     ("organizations", "plan_key", ("UPDATE",)),
     ("organizations", "status", ("INSERT", "UPDATE")),
+    ("organizations", "suspension_reason", ("INSERT", "UPDATE")),
+    ("users", "disabled_at", ("INSERT", "UPDATE")),
 )
 
 

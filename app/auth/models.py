@@ -26,11 +26,18 @@ class User(UserMixin, db.Model):
     # No Python default: an INSERT leaves the column to the server, because
     # the runtime role may not write it at all (app.rls).
     is_superadmin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    # Set by a super-admin (platform console): no sign-in, sessions ended.
+    # Only the cross-organization role writes it (app.rls).
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_org_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (Index("uq_users_email_lower", func.lower(email), unique=True),)
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
 
     @property
     def is_verified(self) -> bool:

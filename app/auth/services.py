@@ -267,6 +267,9 @@ def authenticate(email: str, password: str) -> User:
     key = (email or "").strip().lower()
     user = find_user(key)
     _check_password(user, password, key, "password", BAD_CREDENTIALS)
+    if user.disabled_at is not None:
+        # Said only to whoever knows the password: the account's owner.
+        raise UserError("This account has been disabled. Contact support.", "email")
     return user
 
 
@@ -393,11 +396,24 @@ def change_name(user: User, name: str) -> None:
     audit.record("auth.profile_updated", target=user, before={"name": before}, after={"name": name})
 
 
+SUPPORT_REFUSAL = "A support session cannot change this person's password or e-mail address."
+
+
+def refuse_in_support_session() -> None:
+    """Raise ``UserError`` (403) when the request runs in a support session
+    (a super-admin acting as the user): the person's credentials are theirs."""
+    rec = sessions.current()
+    if rec is not None and rec.impersonator_id is not None:
+        raise UserError(SUPPORT_REFUSAL, status=403)
+
+
 def change_password(user: User, current_password: str, new_password: str, keep_session: UserSession | None) -> int:
     """Change the password; the current one is required (throttled like log-in).
 
-    Every other session of the user is revoked; returns how many.
+    Every other session of the user is revoked; returns how many. Refused
+    in a support session.
     """
+    refuse_in_support_session()
     _check_password(
         user,
         current_password,
@@ -426,8 +442,9 @@ def request_email_change(user: User, current_password: str, new_email: str) -> s
     """Send a confirmation link to the new address; nothing changes until it is clicked.
 
     The current password is required (throttled like log-in). Returns the
-    normalised new address.
+    normalised new address. Refused in a support session.
     """
+    refuse_in_support_session()
     new = _clean_email(new_email, "new_email")
     _check_password(
         user,

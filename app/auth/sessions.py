@@ -29,6 +29,12 @@ HOST_KEY = "host"  # the (normalised) host the cookie was issued for
 # Refresh last_seen at most this often: a write per request would cost more
 # than the whole page.
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+# A support session (a super-admin acting as a user) lasts at most this long.
+SUPPORT_SESSION_MAX = timedelta(minutes=30)
+# In the cookie of the host where a support session started (the apex): the
+# super-admin's own session, which the cookie returns to once the support
+# session has ended (stopped, expired or revoked).
+RETURN_KEY = "support_return"
 
 
 def client_ip() -> str | None:
@@ -77,9 +83,12 @@ def _cutoffs(now) -> tuple:
 def is_valid(rec: UserSession | None) -> bool:
     """True when the session is live: it exists, is not revoked, and is inside
     both lifetimes (idle and absolute). ``live()`` is the same rule in SQL."""
-    if rec is None or rec.revoked_at is not None:
+    if rec is None or rec.revoked_at is not None or rec.user.disabled_at is not None:
         return False
-    seen_since, started_since = _cutoffs(utcnow())
+    now = utcnow()
+    seen_since, started_since = _cutoffs(now)
+    if rec.impersonator_id is not None and rec.created_at < now - SUPPORT_SESSION_MAX:
+        return False
     return rec.last_seen_at >= seen_since and rec.created_at >= started_since
 
 
@@ -91,6 +100,28 @@ def live() -> tuple:
         UserSession.last_seen_at >= seen_since,
         UserSession.created_at >= started_since,
     )
+
+
+def start_support(user, own: UserSession) -> UserSession:
+    """Start a support session: this host's cookie acts as ``user`` for at
+    most ``SUPPORT_SESSION_MAX``, then returns to ``own`` (the super-admin's
+    session, left untouched). ``user``'s own sessions are untouched too."""
+    rec = start(user, impersonator_id=own.user_id)
+    session[RETURN_KEY] = str(own.id)
+    return rec
+
+
+def _returned(ended: UserSession | None) -> UserSession | None:
+    """The super-admin's own session, when this cookie's support session has
+    ended and the cookie remembers where it came from."""
+    back_id = parse_uuid(session.get(RETURN_KEY))
+    if ended is None or ended.impersonator_id is None or back_id is None:
+        return None
+    back = db.session.get(UserSession, back_id)
+    if not is_valid(back) or back.user_id != ended.impersonator_id:
+        return None
+    bind_cookie(back.id)
+    return back
 
 
 def revoke(rec: UserSession) -> None:
@@ -134,8 +165,11 @@ def load_from_cookie(_request):
     # An identity-map hit when the request resolver already read the row.
     rec = db.session.get(UserSession, sid)
     if not is_valid(rec):
-        session.pop(SESSION_KEY, None)
-        return None
+        back = _returned(rec)
+        if back is None:
+            session.pop(SESSION_KEY, None)
+            return None
+        rec = back
     g.user_session = rec
     now = utcnow()
     if now - rec.last_seen_at > LAST_SEEN_RESOLUTION:

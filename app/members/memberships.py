@@ -136,6 +136,12 @@ def seats(org, lock: bool = False, count_unlimited: bool = False) -> Seats:
     return Seats(used, allowed, org.plan.name)
 
 
+@hooks.usage_of.connect
+def _seats_in_use(org) -> dict[str, int]:
+    """Seats in use (``seats``) for the platform console's usage figures."""
+    return {"seats": seats(org, count_unlimited=True).used}
+
+
 def dashboard_figure(org) -> tuple[int, str]:
     """The dashboard's figure: seats used (``seats``, the number the limit enforces) and its hint."""
     s = seats(org, count_unlimited=True)

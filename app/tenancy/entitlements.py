@@ -29,6 +29,27 @@ _LIMITS = {
 _FEATURES: dict[str, str] = {}
 
 
+def limit_names() -> list[str]:
+    """Every limit's name, in a stable order."""
+    return list(_LIMITS)
+
+
+def plan_limit(plan: Plan, name: str) -> int | None:
+    """What ``plan`` itself allows for the limit ``name`` (``None``: unlimited)."""
+    return getattr(plan, _column(name).key)
+
+
+def effective(org: Organization) -> list[tuple[str, str, object, str]]:
+    """Every entitlement of ``org`` as ``(kind, name, value, source)``:
+    kind ``limit`` or ``feature``, the value ``limit``/``entitled`` answer,
+    and where it comes from (today always ``plan <key>``; overrides will
+    name themselves here)."""
+    source = f"plan {org.plan_key}"
+    rows: list[tuple[str, str, object, str]] = [("limit", n, limit(org, n), source) for n in _LIMITS]
+    rows += [("feature", f, entitled(org, f), source) for f in sorted(_FEATURES)]
+    return rows
+
+
 def _column(name: str):
     try:
         return _LIMITS[name]

@@ -40,8 +40,9 @@ def delete(org: Organization) -> None:
         )
 
 
-def restore(org: Organization) -> None:
-    """Undo a soft delete within the restore window (caller commits)."""
+def restore(org: Organization, reason: str | None = None) -> None:
+    """Undo a soft delete within the restore window (caller commits);
+    ``reason`` (the platform's) goes into the event."""
     if org.deleted_at is None:
         raise UserError("This organization is not deleted.")
     if org.purged_at is not None or org.deleted_at + RESTORE_WINDOW < utcnow():
@@ -58,18 +59,25 @@ def restore(org: Organization) -> None:
     db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
         audit.record(
-            "org.restored", target=org, before={"deleted_at": deleted_at.isoformat()}, after={"deleted_at": None}
+            "org.restored",
+            target=org,
+            before={"deleted_at": deleted_at.isoformat()},
+            after={"deleted_at": None},
+            metadata={"reason": reason} if reason else None,
         )
 
 
-def set_status(org: Organization, status: str) -> None:
-    """Suspend or reinstate (caller commits)."""
+def set_status(org: Organization, status: str, reason: str | None = None) -> None:
+    """Suspend or reinstate (caller commits). A suspension keeps ``reason``
+    (its members read it on the suspension page); reinstating clears it.
+    The event carries the reason."""
     if status not in ("active", "suspended"):
         raise UserError("Unknown status.")
     if org.status == status:
         return
     before = org.status
     org.status = status
+    org.suspension_reason = reason if status == "suspended" else None
     db.session.flush()  # written by the caller's role, before the scope narrows
     with tenant_context(org.id):
         audit.record(
@@ -77,6 +85,7 @@ def set_status(org: Organization, status: str) -> None:
             target=org,
             before={"status": before},
             after={"status": status},
+            metadata={"reason": reason} if reason else None,
         )
 
 
@@ -111,20 +120,31 @@ def purge_expired(now=None) -> list[str]:
         )
         ids = [(o.id, o.slug) for o in due]
     for org_id, slug in ids:
-        with tenant_context(org_id):
-            org = db.session.get(Organization, org_id)
-            counts = {}
-            for table in _data_tables():
-                # Scoped by the tenant setting as well as the WHERE clause: RLS
-                # makes a wrong id here delete nothing.
-                res = db.session.execute(text(f'DELETE FROM "{table}" WHERE organization_id = :o'), {"o": org_id})
-                counts[table] = res.rowcount
-            with all_organizations(reason="mark a purged organization"):
-                # Not a column a request may write (runtime role privileges).
-                org.purged_at = now
-                org.custom_domain = None
-            audit.record("org.purged", target=org, metadata={"rows_removed": counts})
-            db.session.commit()
-        log.info("purged organization %s: %s", slug, counts)
+        purge(org_id, now)
+        db.session.commit()
         purged.append(slug)
     return purged
+
+
+def purge(org_id, now=None, metadata: dict | None = None) -> dict[str, int]:
+    """Remove a deleted organization's data rows now (caller commits); keep
+    its ``organizations`` row (``purged_at``) and audit log as a tombstone,
+    with an ``org.purged`` event. Returns the rows removed per table."""
+    now = now or utcnow()
+    with tenant_context(org_id):
+        org = db.session.get(Organization, org_id)
+        if org is None or org.deleted_at is None or org.purged_at is not None:
+            raise UserError("Only a deleted organization whose data is still kept can be purged.")
+        counts = {}
+        for table in _data_tables():
+            # Scoped by the tenant setting as well as the WHERE clause: RLS
+            # makes a wrong id here delete nothing.
+            res = db.session.execute(text(f'DELETE FROM "{table}" WHERE organization_id = :o'), {"o": org_id})
+            counts[table] = res.rowcount
+        with all_organizations(reason="mark a purged organization"):
+            # Not a column a request may write (runtime role privileges).
+            org.purged_at = now
+            org.custom_domain = None
+        audit.record("org.purged", target=org, metadata={"rows_removed": counts, **(metadata or {})})
+    log.info("purged organization %s: %s", org.slug, counts)
+    return counts
