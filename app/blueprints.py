@@ -8,6 +8,7 @@ from app.mail.views import bp as mail_bp
 from app.members.views import bp as members_bp
 from app.ops import bp as ops_bp
 from app.orgs.views import bp as orgs_bp
+from app.platform.views import bp as platform_bp
 from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
 from app.settings.views import bp as settings_bp
@@ -22,3 +23,4 @@ def register(app) -> None:
         # included: it must not exist at all in production.
         app.register_blueprint(mail_bp)
     app.register_blueprint(auditlog_bp)
+    app.register_blueprint(platform_bp)

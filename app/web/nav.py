@@ -88,6 +88,7 @@ class _Registry:
     figures: list[Figure] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     panels: list[Panel] = field(default_factory=list)
+    console: list[Link] = field(default_factory=list)
 
 
 def _registry(app: Flask) -> _Registry:
@@ -149,6 +150,20 @@ def dashboard_panel(bp: Blueprint, key: str, template: str, compute: Callable, *
     context), for members who may open ``bp``'s ``view`` (what it summarises)."""
     panel = Panel(key, template, f"{bp.name}.{view}", order, compute)
     bp.record_once(lambda state: _registry(state.app).panels.append(panel))
+
+
+def console_link(bp: Blueprint, view: str, label: str) -> None:
+    """A link in the user menu shown to super-admins only (the platform
+    console); its blueprint gates the pages themselves."""
+    entry = Link(f"{bp.name}.{view}", label, "console", 0)
+    bp.record_once(lambda state: _registry(state.app).console.append(entry))
+
+
+def console_links(user) -> list[Link]:
+    """The console links for ``user``: all of them for a super-admin, none otherwise."""
+    if not getattr(user, "is_superadmin", False):
+        return []
+    return list(_registry(current_app).console)
 
 
 # --------------------------------------------------------------------------- reading (shared pages)
@@ -229,3 +244,4 @@ def dashboard_panels(org) -> list[tuple[Panel, dict]]:
 
 def init_app(app: Flask) -> None:
     app.add_template_global(sections, "nav_sections")
+    app.add_template_global(console_links, "nav_console_links")

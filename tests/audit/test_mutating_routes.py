@@ -179,6 +179,56 @@ class Ctx:
             {"u": str(u.id), "old": u.email.lower(), "new": "changed.address@example.test"}
         )
 
+    # ------------------------------------------------------------------ the platform console
+    def superadmin(self):
+        if not hasattr(self, "_superadmin"):
+            self._superadmin = f.make_user("super@tenantry.test", "Sam Super", superadmin=True)
+        return self._superadmin
+
+    def acme_as(self, *, suspended=False, deleted=False):
+        """acme suspended or deleted (set up without an event); its id."""
+        from app.extensions import db
+        from app.scoping import all_organizations
+        from app.util import utcnow
+
+        with all_organizations(reason="test: set up acme's state"):
+            org = db.session.get(type(self.world.acme), self.world.acme.id)
+            if suspended:
+                org.status = "suspended"
+            if deleted:
+                org.deleted_at = utcnow()
+        db.session.commit()
+        return str(self.world.acme.id)
+
+    def disabled_user(self):
+        from app.extensions import db
+        from app.scoping import all_organizations
+        from app.util import utcnow
+
+        u = f.make_user("disabled@example.test", "Dee Disabled")
+        with all_organizations(reason="test: a disabled user"):
+            u.disabled_at = utcnow()
+        db.session.commit()
+        return str(u.id)
+
+    def job(self, failed=False):
+        """A waiting mail job (or a failed one); its id."""
+        from app.extensions import db
+        from app.mail import queue_mail
+
+        queue_mail("someone@example.test", "Hi", "reset", user=None, link="http://x/", minutes=60)
+        db.session.commit()
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(self.app.config["DATABASE_URL"], poolclass=NullPool)
+        with engine.begin() as c:
+            job_id = c.execute(text("SELECT max(id) FROM procrastinate_jobs")).scalar()
+            if failed:
+                c.execute(text("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = :i"), {"i": job_id})
+        engine.dispose()
+        return str(job_id)
+
 
 ACME, PLATFORM = "acme", "platform"
 
@@ -451,8 +501,81 @@ ROUTES: dict[str, Route] = {
     ),
 }
 
+
+def _console(path, data=None):
+    return lambda c: Call(path(c), None, c.superadmin(), data or {})
+
+
+ROUTES.update(
+    {
+        "platform.change_plan": Route(
+            [(ACME, "org.plan_changed"), (PLATFORM, "platform.plan_changed")],
+            _console(
+                lambda c: f"/platform/organizations/{c.world.acme.id}/plan",
+                {"plan": "enterprise", "reason": "Signed the contract", "version": "1"},
+            ),
+        ),
+        "platform.suspend": Route(
+            [(ACME, "org.suspended"), (PLATFORM, "platform.org_suspended")],
+            _console(lambda c: f"/platform/organizations/{c.world.acme.id}/suspend", {"reason": "Unpaid"}),
+        ),
+        "platform.reactivate": Route(
+            [(ACME, "org.reinstated"), (PLATFORM, "platform.org_reactivated")],
+            _console(
+                lambda c: f"/platform/organizations/{c.acme_as(suspended=True)}/reactivate",
+                {"reactivate-reason": "Paid"},
+            ),
+        ),
+        "platform.restore": Route(
+            [(ACME, "org.restored"), (PLATFORM, "platform.org_restored")],
+            _console(
+                lambda c: f"/platform/organizations/{c.acme_as(deleted=True)}/restore", {"restore-reason": "Mistake"}
+            ),
+        ),
+        "platform.purge": Route(
+            [(ACME, "org.purged"), (PLATFORM, "platform.org_purged")],
+            _console(
+                lambda c: f"/platform/organizations/{c.acme_as(deleted=True)}/purge",
+                {"reason": "Owner asked", "confirm": "acme"},
+            ),
+        ),
+        "platform.disable_user": Route(
+            [(PLATFORM, "platform.user_disabled")],
+            _console(lambda c: f"/platform/users/{c.member_id('outsider')}/disable", {"disable-reason": "Abuse"}),
+        ),
+        "platform.enable_user": Route(
+            [(PLATFORM, "platform.user_enabled")],
+            _console(lambda c: f"/platform/users/{c.disabled_user()}/enable", {"enable-reason": "Appeal"}),
+        ),
+        "platform.send_password_reset": Route(
+            [(PLATFORM, "platform.password_reset_sent"), (PLATFORM, "auth.password_reset_requested")],
+            _console(
+                lambda c: f"/platform/users/{c.member_id('outsider')}/password-reset", {"reset-reason": "Locked out"}
+            ),
+        ),
+        "platform.impersonate": Route(
+            [(PLATFORM, "platform.impersonation_started")],
+            _console(
+                lambda c: f"/platform/users/{c.member_id('member')}/impersonate",
+                {"impersonate-reason": "Ticket about exports", "impersonate-ticket": "SUP-1"},
+            ),
+        ),
+        "platform.retry_job": Route(
+            [(PLATFORM, "platform.job_retried")],
+            lambda c: Call("/platform/jobs/retry", None, c.superadmin(), {"job_id": c.job(failed=True)}),
+        ),
+        "platform.cancel_job": Route(
+            [(PLATFORM, "platform.job_cancelled")],
+            lambda c: Call("/platform/jobs/cancel", None, c.superadmin(), {"job_id": c.job()}),
+        ),
+    }
+)
+
 # Mutating endpoints deliberately not exercised here, with the reason. Keep it empty.
-UNMAPPED: dict[str, str] = {}
+UNMAPPED: dict[str, str] = {
+    "platform.stop_impersonating": "needs a browser inside a support session, which this table's clients "
+    "cannot be; tests/platform/test_support.py checks its events (platform.impersonation_ended)",
+}
 
 
 def mutating_endpoints(app) -> set[str]:

@@ -1,0 +1,56 @@
+"""The platform console's blueprint and its one gate.
+
+Every route of the console is declared on ``bp`` (a ``PlatformBlueprint``):
+
+* **Gated once.** ``bp.before_request`` answers 404 unless the request is
+  on the apex host and the signed-in user is a super-admin (anonymous
+  visitors, organization owners, everyone else: 404, the same answer as a
+  URL that does not exist). No view repeats the check.
+* **Declared by construction.** ``add_url_rule`` marks each view
+  ``kind="login"`` with ``platform=True`` (the url-map test requires every
+  view to declare its access): a route cannot be added to the console
+  without both the declaration and the gate.
+* The one route a support session (a super-admin acting as a user) may
+  reach is ``stop_impersonating``, on any host: the person reaching it is
+  the impersonated user, not a super-admin.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, request
+from flask_login import current_user
+
+from app.auth import sessions
+from app.web.access import mark
+
+STOP_ENDPOINT = "platform.stop_impersonating"
+
+
+class PlatformBlueprint(Blueprint):
+    """A blueprint whose every view declares "super-admins, on the apex"."""
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, **options):
+        if view_func is not None:
+            mark(view_func, "login", platform=True)
+        super().add_url_rule(rule, endpoint, view_func, **options)
+
+
+bp = PlatformBlueprint("platform", __name__, url_prefix="/platform")
+
+
+def in_support_session() -> bool:
+    """True when this request runs in a support session (a super-admin acting as a user)."""
+    rec = sessions.current()
+    return rec is not None and rec.impersonator_id is not None
+
+
+@bp.before_request
+def _gate():
+    """404 for everyone but a super-admin on the apex (see the module docstring)."""
+    if request.endpoint == STOP_ENDPOINT and current_user.is_authenticated and in_support_session():
+        return None
+    if g.get("host_kind") != "apex" or not current_user.is_authenticated:
+        abort(404)
+    if not current_user.is_superadmin or in_support_session():
+        abort(404)
+    return None
