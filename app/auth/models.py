@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy import Boolean, DateTime, FetchedValue, ForeignKey, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -27,8 +27,9 @@ class User(UserMixin, db.Model):
     # the runtime role may not write it at all (app.rls).
     is_superadmin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     # Set by a super-admin (platform console): no sign-in, sessions ended.
-    # Only the cross-organization role writes it (app.rls).
-    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Only the cross-organization role writes it (app.rls); FetchedValue: an
+    # INSERT leaves it out (NULL) instead of writing a column it may not.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=FetchedValue())
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_org_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

@@ -298,7 +298,8 @@ def change_plan(org: Organization, plan_key: str, reason: str, *, confirmed: boo
     ``confirmed``. Recorded as ``org.plan_changed`` and ``platform.plan_changed``.
     """
     reason = clean_reason(reason)
-    plan = db.session.get(Plan, plan_key) if isinstance(plan_key, str) and plan_key else None
+    # Looked up among the plans, never sent as a key: any text may arrive here.
+    plan = {p.key: p for p in plan_choices()}.get(plan_key) if isinstance(plan_key, str) else None
     if plan is None:
         raise UserError("Choose one of the plans listed.", "plan")
     with all_organizations(reason=f"platform console: change {org.slug}'s plan"):

@@ -30,7 +30,7 @@ TICKET_MAX = 100
 def start(target: User, actor: User, own: UserSession, reason: str, ticket: str | None) -> UserSession:
     """Start acting as ``target`` in this browser (caller commits)."""
     reason = clean_reason(reason)
-    ticket = " ".join((ticket or "").split()) or None
+    ticket = " ".join("".join(ch for ch in (ticket or "") if ord(ch) >= 32).split()) or None
     if ticket and len(ticket) > TICKET_MAX:
         raise UserError(f"Use at most {TICKET_MAX} characters.", "ticket")
     if target.is_superadmin:

@@ -59,9 +59,9 @@ def organizations():
 
 def _plan_form(org, formdata=None) -> PlanForm:
     if formdata is None:
-        form = PlanForm(formdata=None, data={"plan": org.plan_key, "version": org.version})
+        form = PlanForm(formdata=None, prefix="plan", data={"plan": org.plan_key, "version": org.version})
     else:
-        form = PlanForm(formdata=formdata)
+        form = PlanForm(formdata=formdata, prefix="plan")
     form.plan.choices = [(p.key, f"{p.name}") for p in orgs.plan_choices()]
     return form
 
@@ -72,10 +72,10 @@ def _org_page(org, status: int = 200, **forms):
     empty = None  # no formdata: blank forms, not the request's
     context = {
         "plan_form": _plan_form(org),
-        "suspend_form": SuspendForm(formdata=empty),
+        "suspend_form": SuspendForm(formdata=empty, prefix="suspend"),
         "reactivate_form": ReasonForm(formdata=empty, prefix="reactivate"),
         "restore_form": ReasonForm(formdata=empty, prefix="restore"),
-        "purge_form": PurgeForm(formdata=empty),
+        "purge_form": PurgeForm(formdata=empty, prefix="purge"),
     }
     context.update(forms)
     return render(
@@ -143,7 +143,11 @@ def _action(org_id: str, form_name: str, form, service, done: str):
 def suspend(org_id: str):
     """Suspend: its members see only the suspension page, with the reason."""
     return _action(
-        org_id, "suspend_form", SuspendForm(), lambda o, f: orgs.suspend(o, f.reason.data), "{name} is suspended."
+        org_id,
+        "suspend_form",
+        SuspendForm(prefix="suspend"),
+        lambda o, f: orgs.suspend(o, f.reason.data),
+        "{name} is suspended.",
     )
 
 
@@ -177,7 +181,7 @@ def purge(org_id: str):
     return _action(
         org_id,
         "purge_form",
-        PurgeForm(),
+        PurgeForm(prefix="purge"),
         lambda o, f: orgs.purge_now(o, f.reason.data, f.confirm.data),
         "{name}'s data is purged.",
     )
@@ -325,7 +329,7 @@ def _job_action(action: str):
     platform log, committed with the change; a bad id or a job in the wrong
     state is 422 with the reason, nothing changed."""
     raw = (request.form.get("job_id") or "").strip()
-    jid = int(raw) if raw.isdigit() and 0 < int(raw) < 2**63 else None
+    jid = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
     if jid is None:
         return _jobs_page(422, "Give the number of a job (a whole number, as listed).")
     audit.record(

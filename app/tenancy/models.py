@@ -54,8 +54,9 @@ class Organization(db.Model):
     # platform suspends), so an INSERT leaves it to the server.
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
     # Why the platform suspended it (shown to its members); only the
-    # cross-organization role writes it (app.rls).
-    suspension_reason: Mapped[str | None] = mapped_column(Text)
+    # cross-organization role writes it (app.rls); FetchedValue: an INSERT
+    # leaves it out (NULL) instead of writing a column it may not.
+    suspension_reason: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue())
     settings: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb"))
     custom_domain: Mapped[str | None] = mapped_column(String(253))
     custom_domain_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

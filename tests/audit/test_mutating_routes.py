@@ -512,12 +512,12 @@ ROUTES.update(
             [(ACME, "org.plan_changed"), (PLATFORM, "platform.plan_changed")],
             _console(
                 lambda c: f"/platform/organizations/{c.world.acme.id}/plan",
-                {"plan": "enterprise", "reason": "Signed the contract", "version": "1"},
+                {"plan-plan": "enterprise", "plan-reason": "Signed the contract", "plan-version": "1"},
             ),
         ),
         "platform.suspend": Route(
             [(ACME, "org.suspended"), (PLATFORM, "platform.org_suspended")],
-            _console(lambda c: f"/platform/organizations/{c.world.acme.id}/suspend", {"reason": "Unpaid"}),
+            _console(lambda c: f"/platform/organizations/{c.world.acme.id}/suspend", {"suspend-reason": "Unpaid"}),
         ),
         "platform.reactivate": Route(
             [(ACME, "org.reinstated"), (PLATFORM, "platform.org_reactivated")],
@@ -536,7 +536,7 @@ ROUTES.update(
             [(ACME, "org.purged"), (PLATFORM, "platform.org_purged")],
             _console(
                 lambda c: f"/platform/organizations/{c.acme_as(deleted=True)}/purge",
-                {"reason": "Owner asked", "confirm": "acme"},
+                {"purge-reason": "Owner asked", "purge-confirm": "acme"},
             ),
         ),
         "platform.disable_user": Route(

@@ -102,7 +102,7 @@ def test_change_plan_is_recorded_in_both_logs_with_the_reason(console, world, po
     r = post(
         console,
         f"/platform/organizations/{world.acme.id}/plan",
-        {"plan": "enterprise", "reason": "Signed", "version": "1"},
+        {"plan-plan": "enterprise", "plan-reason": "Signed", "plan-version": "1"},
     )
     assert r.status_code == 302
     assert org_row(world.acme.id)["plan_key"] == "enterprise"
@@ -114,7 +114,9 @@ def test_change_plan_is_recorded_in_both_logs_with_the_reason(console, world, po
 
 def test_unknown_plan_is_422_beside_the_field_and_changes_nothing(console, world, post, events, org_row):
     r = post(
-        console, f"/platform/organizations/{world.acme.id}/plan", {"plan": "platinum", "reason": "x", "version": "1"}
+        console,
+        f"/platform/organizations/{world.acme.id}/plan",
+        {"plan-plan": "platinum", "plan-reason": "x", "plan-version": "1"},
     )
     assert r.status_code == 422
     assert "Choose one of the plans listed." in r.get_data(as_text=True)
@@ -123,7 +125,11 @@ def test_unknown_plan_is_422_beside_the_field_and_changes_nothing(console, world
 
 
 def test_empty_reason_is_422_and_changes_nothing(console, world, post, org_row):
-    r = post(console, f"/platform/organizations/{world.acme.id}/plan", {"plan": "free", "reason": "  ", "version": "1"})
+    r = post(
+        console,
+        f"/platform/organizations/{world.acme.id}/plan",
+        {"plan-plan": "free", "plan-reason": "  ", "plan-version": "1"},
+    )
     assert r.status_code == 422
     assert "Give a reason" in r.get_data(as_text=True)
     assert org_row(world.acme.id)["plan_key"] == "pro"
@@ -133,25 +139,29 @@ def test_a_limit_below_usage_is_explained_and_needs_a_confirmation(console, worl
     for i in range(5):
         f.add_member(world.acme, f.make_user(f"extra{i}@acme.test"), "member")
     path = f"/platform/organizations/{world.acme.id}/plan"
-    r = post(console, path, {"plan": "free", "reason": "Downgrade", "version": "1"})
+    r = post(console, path, {"plan-plan": "free", "plan-reason": "Downgrade", "plan-version": "1"})
     body = r.get_data(as_text=True)
     assert r.status_code == 422
     assert "uses 11 seats; the Free plan allows 10" in body and "Change the plan anyway" in body
     assert org_row(world.acme.id)["plan_key"] == "pro"
-    r = post(console, path, {"plan": "free", "reason": "Downgrade", "version": "1", "confirm": "y"})
+    r = post(console, path, {"plan-plan": "free", "plan-reason": "Downgrade", "plan-version": "1", "confirm": "y"})
     assert r.status_code == 302
     assert org_row(world.acme.id)["plan_key"] == "free"
 
 
 def test_a_plan_change_from_a_stale_page_is_409(console, world, post, org_row):
-    r = post(console, f"/platform/organizations/{world.acme.id}/plan", {"plan": "free", "reason": "x", "version": "7"})
+    r = post(
+        console,
+        f"/platform/organizations/{world.acme.id}/plan",
+        {"plan-plan": "free", "plan-reason": "x", "plan-version": "7"},
+    )
     assert r.status_code == 409
     assert org_row(world.acme.id)["plan_key"] == "pro"
 
 
 # --------------------------------------------------------------------------- suspend and reactivate
 def test_suspension_shows_its_reason_to_members_and_reactivation_lifts_it(console, world, post, login, events, org_row):
-    r = post(console, f"/platform/organizations/{world.globex.id}/suspend", {"reason": "Unpaid invoice #42"})
+    r = post(console, f"/platform/organizations/{world.globex.id}/suspend", {"suspend-reason": "Unpaid invoice #42"})
     assert r.status_code == 302
     assert org_row(world.globex.id)["status"] == "suspended"
     member = login(world.users["globex_member"], "globex")
@@ -169,7 +179,7 @@ def test_suspension_shows_its_reason_to_members_and_reactivation_lifts_it(consol
 
 
 def test_suspend_without_a_reason_is_422_and_changes_nothing(console, world, post, org_row, events):
-    r = post(console, f"/platform/organizations/{world.globex.id}/suspend", {"reason": ""})
+    r = post(console, f"/platform/organizations/{world.globex.id}/suspend", {"suspend-reason": ""})
     assert r.status_code == 422 and "Give a reason" in r.get_data(as_text=True)
     assert org_row(world.globex.id)["status"] == "active"
     assert "platform.org_suspended" not in [a for a, _, _ in events(PLATFORM_ORG_ID)]
@@ -206,12 +216,12 @@ def test_restore_after_the_window_is_422_and_changes_nothing(console, world, pos
 def test_purge_needs_the_typed_address_and_then_removes_the_data(console, world, post, owner_engine, org_row):
     _delete(world.globex)
     path = f"/platform/organizations/{world.globex.id}/purge"
-    r = post(console, path, {"reason": "Owner asked", "confirm": "globe"})
+    r = post(console, path, {"purge-reason": "Owner asked", "purge-confirm": "globe"})
     assert r.status_code == 422 and "Type globex to confirm" in r.get_data(as_text=True)
     with owner_engine.connect() as c:
         count = "SELECT count(*) FROM projects WHERE organization_id = :o"
         assert c.execute(text(count), {"o": world.globex.id}).scalar() == 3
-    r = post(console, path, {"reason": "Owner asked", "confirm": "globex"})
+    r = post(console, path, {"purge-reason": "Owner asked", "purge-confirm": "globex"})
     assert r.status_code == 302
     assert org_row(world.globex.id)["purged_at"] is not None
     with owner_engine.connect() as c:
@@ -220,6 +230,8 @@ def test_purge_needs_the_typed_address_and_then_removes_the_data(console, world,
 
 
 def test_a_live_organization_cannot_be_purged(console, world, post, org_row):
-    r = post(console, f"/platform/organizations/{world.globex.id}/purge", {"reason": "x", "confirm": "globex"})
+    r = post(
+        console, f"/platform/organizations/{world.globex.id}/purge", {"purge-reason": "x", "purge-confirm": "globex"}
+    )
     assert r.status_code == 422
     assert org_row(world.globex.id)["purged_at"] is None

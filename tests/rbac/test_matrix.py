@@ -99,6 +99,7 @@ URL_ARGS = {
     "event_id": _audit_event,
     "endpoint_id": _webhook_endpoint,
     "delivery_id": _webhook_delivery,
+    "org_id": lambda w: w.acme.id,  # the platform console's organization pages
 }
 
 METHODS_SKIPPED = {"HEAD", "OPTIONS"}
