@@ -144,7 +144,7 @@ def test_a_limit_below_usage_is_explained_and_needs_a_confirmation(console, worl
     assert r.status_code == 422
     assert "uses 11 seats; the Free plan allows 10" in body and "Change the plan anyway" in body
     assert org_row(world.acme.id)["plan_key"] == "pro"
-    r = post(console, path, {"plan-plan": "free", "plan-reason": "Downgrade", "plan-version": "1", "confirm": "y"})
+    r = post(console, path, {"plan-plan": "free", "plan-reason": "Downgrade", "plan-version": "1", "plan-confirm": "y"})
     assert r.status_code == 302
     assert org_row(world.acme.id)["plan_key"] == "free"
 
