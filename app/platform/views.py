@@ -293,7 +293,10 @@ def impersonate(user_id: str):
 @bp.post("/impersonation/stop")
 def stop_impersonating():
     """End the support session (every host it reached) and go back to the
-    person's page in the console, as the super-admin again."""
+    person's page in the console, as the super-admin again. Outside a
+    support session (a super-admin's own): 404, there is nothing to stop."""
+    if not in_support_session():
+        abort(404)
     rec = sessions.current()
     support.stop(rec)
     user_id = rec.user_id

@@ -83,3 +83,8 @@ def test_every_platform_view_declares_its_access_through_the_blueprint(app):
 def test_console_link_is_shown_to_super_admins_only(app, world, login, superadmin, who):
     assert "Platform console" in login(superadmin).get(url(None, "/account")).get_data(as_text=True)
     assert "Platform console" not in login(world.users[who]).get(url(None, "/account")).get_data(as_text=True)
+
+
+def test_stop_impersonating_is_404_for_a_super_admin_outside_a_support_session(console, world):
+    r = _open(console, None, "POST", "/platform/impersonation/stop")
+    assert r.status_code == 404
