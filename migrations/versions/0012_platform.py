@@ -1,7 +1,7 @@
 """platform console: a suspension's reason, disabled users
 
-Revision ID: 0011_platform
-Revises: 0010_edit_versions_submit_keys
+Revision ID: 0012_platform
+Revises: 0011_webhooks
 
 * ``organizations.suspension_reason``: why the platform suspended an
   organization, shown to its members on the suspension page (NULL when
@@ -11,14 +11,14 @@ Revises: 0010_edit_versions_submit_keys
 
 Both are nullable with no default: existing rows need no backfill.
 
-Rollback: ``flask --app wsgi db downgrade 0010_edit_versions_submit_keys``.
+Rollback: ``flask --app wsgi db downgrade 0011_webhooks``.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_platform"
-down_revision = "0010_edit_versions_submit_keys"
+revision = "0012_platform"
+down_revision = "0011_webhooks"
 branch_labels = None
 depends_on = None
 
