@@ -66,6 +66,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("member.invited", "Members", "Invited someone"),
     _A("member.invitation_resent", "Members", "Resent an invitation"),
     _A("member.invitation_revoked", "Members", "Revoked an invitation"),
+    _A("member.invitation_role_changed", "Members", "Changed the role of a pending invitation"),
     _A("member.invitation_declined", "Members", "Declined an invitation"),
     _A("member.joined", "Members", "Joined the organization"),
     _A("member.added", "Members", "Added a member directly"),

@@ -58,7 +58,9 @@ def row_urls() -> dict:
         name: url_for(f"members.{name}", user_id="__id__")
         for name in ("update", "show", "row", "deactivate", "reactivate", "delete")
     }
-    urls.update({name: url_for(f"members.{name}", invitation_id="__id__") for name in ("resend", "revoke")})
+    urls.update(
+        {name: url_for(f"members.{name}", invitation_id="__id__") for name in ("resend", "revoke", "show_invitation")}
+    )
     return urls
 
 

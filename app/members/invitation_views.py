@@ -13,17 +13,18 @@ from flask_login import current_user, login_required
 
 from app import concurrency
 from app.auth.services import find_user, log_in
-from app.errors import UserError
+from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.members import invitations, listing, memberships
 from app.members.blueprint import back, bp, render_row
-from app.members.forms import AcceptSignUpForm, InviteForm
+from app.members.forms import AcceptSignUpForm, InvitationRoleForm, InviteCsvForm, InviteForm
 from app.rbac import services as rbac
 from app.rbac.decorators import require
 from app.web import hosts
 from app.web.access import public
 from app.web.forms import with_error
 from app.web.htmx import is_htmx
+from app.web.input_guard import accepts_files
 
 
 def _invitation_or_404(invitation_id):
@@ -70,7 +71,7 @@ def create():
         db.session.commit()
         return redirect(first or url_for("members.index", status="invited"))
     try:
-        outcome = invitations.invite(form.emails.data, form.role.data, g.membership, g.org)
+        outcome = invitations.invite(form.emails.data, form.role.data, g.membership, g.org, message=form.message.data)
     except UserError as e:
         db.session.rollback()
         form = with_error(form, e, fallback="emails")
@@ -85,6 +86,119 @@ def create():
     flash(f"Invited {', '.join(inv.email for inv, _ in outcome.invited)}.", "success")
     for email, why in outcome.skipped:
         flash(f"{email} {why}.", "info")
+    return redirect(url_for("members.index", status="invited"))
+
+
+def _csv_form() -> InviteCsvForm:
+    form = InviteCsvForm()
+    form.role.choices = rbac.role_choices(g.membership)
+    return form
+
+
+def _csv_page(form, status: int = 200, outcome=None):
+    return (
+        render_template(
+            "members/invite_csv.html",
+            form=form,
+            outcome=outcome,
+            seats=memberships.seats(g.org),
+            max_rows=invitations.CSV_MAX_ROWS,
+            max_kb=invitations.CSV_MAX_BYTES // 1024,
+        ),
+        status,
+    )
+
+
+@bp.get("/members/invite/csv")
+@login_required
+@require("members:invite")
+def new_csv():
+    """Invite many people from a CSV file: the upload form and its limits."""
+    form = _csv_form()
+    keys = [k for k, _ in form.role.choices]
+    form.role.data = "member" if "member" in keys else (keys[-1] if keys else "")
+    return _csv_page(form)
+
+
+@bp.post("/members/invite/csv")
+@accepts_files
+@login_required
+@require("members:invite")
+def create_csv():
+    """Invite every row of the uploaded CSV (``email[,role]``) and answer with
+    each row's outcome: invited, already a member, already invited, invalid
+    e-mail, unknown role, over the seat limit... Partial success is allowed.
+    A file that cannot be read or breaks the limits, a role the inviter may
+    not give, or a message too long: 422 beside the field, nothing saved.
+    The same form sent twice (its one-time key) invites once."""
+    form = _csv_form()
+    if not form.validate():
+        return _csv_page(form, 422)
+    first = concurrency.claim_submit_key(form.submit_key.data)
+    if first is not None:
+        db.session.commit()
+        return redirect(first or url_for("members.index", status="invited"))
+    upload = form.file.data
+    data = upload.stream.read(invitations.CSV_MAX_BYTES + 1) if upload else b""
+    try:
+        outcome = invitations.invite_csv(data, form.role.data, g.membership, g.org, message=form.message.data)
+    except UserError as e:
+        db.session.rollback()
+        return _csv_page(with_error(form, e, fallback="file"), e.status)
+    invitations.queue_mails(outcome.invited, g.org, current_user.name)
+    # A second submit of this form lands on the invitations, not on a second upload.
+    concurrency.settle_submit_key(form.submit_key.data, url_for("members.index", status="invited"))
+    db.session.commit()
+    fresh = _csv_form()
+    fresh.role.data = form.role.data
+    return _csv_page(fresh, 200, outcome=outcome)
+
+
+def _invitation_page(inv, form=None, status: int = 200, error: str | None = None):
+    if form is None:
+        form = InvitationRoleForm(formdata=None, obj=inv)
+        form.role.data = inv.role_key
+    form.role.choices = rbac.role_choices(g.membership)
+    return render_template("members/invitation.html", inv=inv, form=form, error=error), status
+
+
+@bp.get("/members/invitations/<invitation_id>")
+@login_required
+@require("members:invite")
+def show_invitation(invitation_id):
+    """A pending invitation: who invited whom, when, with which role and
+    message; the role can be changed while it is pending."""
+    return _invitation_page(_invitation_or_404(invitation_id))
+
+
+@bp.post("/members/invitations/<invitation_id>/role")
+@login_required
+@require("members:invite")
+def update_invitation_role(invitation_id):
+    """Change a pending invitation's role. The form carries the version it was
+    drawn from: a stale one (changed, accepted or revoked meanwhile) is 409
+    with the current state; a role the inviter may not give is 422 beside
+    the field. Audited as ``member.invitation_role_changed``."""
+    inv = _invitation_or_404(invitation_id)
+    form = InvitationRoleForm()
+    form.role.choices = rbac.role_choices(g.membership)
+    try:
+        changed = invitations.change_invitation_role(inv, form.role.data or "", g.membership, form.version.data)
+    except StaleEdit as e:
+        db.session.rollback()
+        db.session.expire_all()
+        inv = _invitation_or_404(invitation_id)
+        return _invitation_page(inv, status=409, error=e.message)
+    except UserError as e:
+        db.session.rollback()
+        db.session.expire_all()
+        inv = _invitation_or_404(invitation_id)
+        if e.field:
+            form.version.data = str(inv.version)
+            return _invitation_page(inv, with_error(form, e), status=e.status)
+        return _invitation_page(inv, status=e.status, error=e.message)
+    db.session.commit()
+    flash(f"The invitation to {inv.email} now offers {inv.role_name}." if changed else "No change.", "success")
     return redirect(url_for("members.index", status="invited"))
 
 

@@ -171,6 +171,7 @@ class Row:
     last_seen_at: datetime | None
     expires_at: datetime | None
     cursor_value: str
+    invited_by: str | None = None  # an invitation's inviter (their name), when known
 
     @property
     def is_member(self) -> bool:
@@ -223,6 +224,7 @@ def row_from_invitation(inv: Invitation) -> Row:
         None,
         inv.expires_at,
         "",
+        inv.inviter.name if inv.inviter is not None else None,
     )
 
 
@@ -382,6 +384,7 @@ def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):
                 Membership.created_at.label("created_at"),
                 Membership.last_seen_at.label("last_seen_at"),
                 cast(null(), TIMESTAMP(timezone=True)).label("expires_at"),
+                cast(null(), String).label("invited_by"),
             )
             .join(User, User.id == Membership.user_id)
             .where(_member_where(f), keyset(key, Membership.user_id))
@@ -404,6 +407,8 @@ def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):
                 Invitation.created_at.label("created_at"),
                 cast(null(), TIMESTAMP(timezone=True)).label("last_seen_at"),
                 Invitation.expires_at.label("expires_at"),
+                # Per row of the (already limited) branch: one index look-up each.
+                select(User.name).where(User.id == Invitation.invited_by).scalar_subquery().label("invited_by"),
             )
             .where(_invitation_where(f), keyset(key, Invitation.id))
             .order_by(*order(key, Invitation.id))
@@ -436,6 +441,7 @@ def fetch(
             u.c.last_seen_at,
             u.c.expires_at,
             u.c.k_text,
+            u.c.invited_by,
         )
         .order_by(*((u.c.k.desc(), u.c.id.desc()) if descending else (u.c.k.asc(), u.c.id.asc())))
         .limit(limit)
@@ -453,6 +459,7 @@ def fetch(
             r.last_seen_at,
             r.expires_at,
             r.k_text,
+            r.invited_by,
         )
         for r in db.session.execute(stmt)
     ]

@@ -4,6 +4,11 @@ Only the SHA-256 of the link's token is stored, so the table cannot be used to
 accept an invitation. An invitation is *pending* until it is accepted,
 revoked or past ``expires_at``; at most one pending invitation exists per
 organization and (lower-cased) e-mail address.
+
+A pending invitation's role can be changed: the edit carries ``version``
+(``app.concurrency``), and accepting claims the row with an UPDATE that
+waits for an edit in progress, so the new member gets the role the
+invitation holds when it is accepted, never a half-edited one.
 """
 
 from __future__ import annotations
@@ -11,14 +16,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, func, text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.concurrency import versioned
 from app.extensions import db
 from app.scoping import TenantScoped
 from app.tenancy.models import HoldsRole
 from app.util import utcnow
+
+MESSAGE_MAX = 500  # characters of an invitation's personal message
 
 
 class Invitation(HoldsRole, TenantScoped, db.Model):
@@ -41,6 +49,9 @@ class Invitation(HoldsRole, TenantScoped, db.Model):
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A note from the inviter, shown (escaped) in the mail and on the accept page.
+    message: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = versioned()
 
     inviter = relationship("User", foreign_keys=[invited_by], lazy="joined")
     custom_role = relationship(
@@ -55,6 +66,7 @@ class Invitation(HoldsRole, TenantScoped, db.Model):
     __table_args__ = (
         CheckConstraint("(role IS NULL) <> (custom_role_id IS NULL)", name="one_role"),
         CheckConstraint("NOT (accepted_at IS NOT NULL AND revoked_at IS NOT NULL)", name="accepted_or_revoked"),
+        CheckConstraint(f"char_length(message) <= {MESSAGE_MAX}", name="message_length"),
         ForeignKeyConstraint(
             ["organization_id", "custom_role_id"],
             ["roles.organization_id", "roles.id"],
@@ -69,6 +81,8 @@ class Invitation(HoldsRole, TenantScoped, db.Model):
             postgresql_where=text("accepted_at IS NULL AND revoked_at IS NULL"),
         ),
     )
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def is_expired(self) -> bool:

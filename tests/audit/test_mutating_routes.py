@@ -13,6 +13,7 @@ add the route.
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -421,6 +422,19 @@ ROUTES: dict[str, Route] = {
         refused_as="manager",
     ),
     "members.leave": Route([(ACME, "member.left")], lambda c: Call("/members/leave", as_user="member")),
+    "members.create_csv": Route(
+        [(ACME, "member.invited")],
+        lambda c: Call(
+            "/members/invite/csv",
+            data={"file": (b"newcomer@example.test\n", "people.csv"), "role": "member"},
+        ),
+        refused_as="manager",
+    ),
+    "members.update_invitation_role": Route(
+        [(ACME, "member.invitation_role_changed")],
+        lambda c: Call(f"/members/invitations/{c.invitation()[0]}/role", data={"role": "viewer", "version": "1"}),
+        refused_as="manager",
+    ),
     "members.create": Route(
         [(ACME, "member.invited")],
         lambda c: Call("/members/invite", data={"emails": "newcomer@example.test", "role": "member"}),
@@ -619,7 +633,11 @@ def _client(app, world, who, slug):
 def _send(app, world, call: Call, as_user=None):
     who = call.as_user if as_user is None else as_user
     c = _client(app, world, who, call.slug)
-    data = dict(call.data)
+    # A file is given as (bytes, name): a fresh stream each send (the refused one reads it too).
+    data = {
+        k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) and isinstance(v[0], bytes) else v
+        for k, v in call.data.items()
+    }
     data["csrf_token"] = csrf_token(c, call.slug)
     return c.open(url(call.slug, call.path), method=call.method, data=data, environ_base={"REMOTE_ADDR": "192.0.2.10"})
 
