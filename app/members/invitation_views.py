@@ -182,6 +182,8 @@ def update_invitation_role(invitation_id):
     inv = _invitation_or_404(invitation_id)
     form = InvitationRoleForm()
     form.role.choices = rbac.role_choices(g.membership)
+    if not form.validate():
+        return _invitation_page(inv, form, status=422)
     try:
         changed = invitations.change_invitation_role(inv, form.role.data or "", g.membership, form.version.data)
     except StaleEdit as e:

@@ -28,6 +28,10 @@ class EditRoute:
     column: str = "name"  # the edited column the test reads back
 
     def row_id(self, world):
+        if self.table == "invitations":
+            from tests.members.conftest import invite_row
+
+            return invite_row(world.acme, "pending@example.test", role="member")[0]
         if self.table == "webhook_endpoints":
             from app.extensions import db
             from app.webhooks import services
@@ -55,6 +59,7 @@ ROUTES = [
         {"url": "https://93.184.215.14/e", "description": "Renamed", "event_types": ["role.created"]},
         column="description",
     ),
+    EditRoute("invitation role", "/members/invitations/{id}/role", "invitations", {"role": "viewer"}, column="role"),
 ]
 
 
@@ -103,6 +108,7 @@ def test_edit_with_the_current_version_still_saves(world, login, owner_engine, r
 
 def test_every_edit_form_has_a_route_in_this_test():
     """A new ``EditForm`` gets a row in ``ROUTES`` (so its route is checked above)."""
+    import app.members.forms
     import app.projects.forms
     import app.rbac.forms
     import app.settings.forms
@@ -115,8 +121,15 @@ def test_every_edit_form_has_a_route_in_this_test():
             yield from subclasses(sub)
 
     names = {cls.__name__ for cls in subclasses(EditForm)}
-    assert names == {"EditRoleForm", "EditProjectForm", "GeneralSettingsForm", "EditEndpointForm"}, (
+    assert names == {
+        "EditRoleForm",
+        "EditProjectForm",
+        "GeneralSettingsForm",
+        "EditEndpointForm",
+        "InvitationRoleForm",
+    }, (
         "add the new edit form's route to ROUTES in tests/web/test_edit_forms.py",
+        app.members.forms,
         app.projects.forms,
         app.rbac.forms,
         app.settings.forms,
