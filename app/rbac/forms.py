@@ -58,11 +58,12 @@ class EditRoleForm(EditForm, RoleForm):
 
 
 class AssignForm(FlaskForm):
-    """Give a member this role (choices: the organization's active members)."""
+    """Give a member this role, picked by searching (``q``: name or e-mail as
+    typed; ``user_id``: the member picked from the matches). Without
+    JavaScript ``q`` alone is sent and the page offers the matches to choose."""
 
-    user_id = SelectField(
-        "Add a member", choices=[], validate_choice=True, validators=[DataRequired("Choose a member.")]
-    )
+    q = StringField("Add a member", validators=[Optional(), Length(max=100, message="Type at most 100 characters.")])
+    user_id = HiddenField()
 
 
 class TransferForm(FlaskForm):

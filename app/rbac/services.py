@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from flask import current_app, g, has_app_context
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import event, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,6 +187,35 @@ def active_members() -> list[Membership]:
         .unique()
         .scalars()
     )
+
+
+PICK_LIMIT = 20  # matches a member picker offers at once: type more to narrow
+
+
+def search_members(q: str, limit: int = PICK_LIMIT, not_role: str | None = None, not_user=None) -> list[Membership]:
+    """Active members whose name or e-mail contains ``q`` (any case), by name,
+    at most ``limit``: what a member picker offers as you type.
+
+    ``not_role`` leaves out the holders of that role key (they cannot be
+    given it again); ``not_user`` leaves out one member (yourself). Searches
+    the lower-cased copies of name and e-mail kept on ``memberships`` (no
+    join before the cut); ``users`` is joined for the rows returned only.
+    """
+    needle = " ".join((q or "").split()).lower()[:100]
+    stmt = select(Membership).where(Membership.status == "active")
+    if needle:
+        haystack = Membership.search_name.op("||")(literal_column("' '")).op("||")(Membership.search_email)
+        stmt = stmt.where(func.strpos(haystack, needle) > 0)
+    if not_role:
+        info = get_role(not_role)
+        if info is not None and info.system:
+            stmt = stmt.where(or_(Membership.role.is_(None), Membership.role != info.key))
+        elif info is not None:
+            stmt = stmt.where(or_(Membership.custom_role_id.is_(None), Membership.custom_role_id != info.role.id))
+    if not_user is not None:
+        stmt = stmt.where(Membership.user_id != not_user)
+    stmt = stmt.order_by(Membership.search_name, Membership.user_id).limit(limit)
+    return list(db.session.execute(stmt).unique().scalars())
 
 
 def membership_of(user_id) -> Membership | None:

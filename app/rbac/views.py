@@ -97,8 +97,7 @@ def show(role_key):
     info = _role_or_404(role_key)
     assign_form = None
     if "members:update_role" in g.permissions and info.key in dict(services.role_choices(g.membership)):
-        assign_form = AssignForm()
-        assign_form.user_id.choices = _assignable_members(info)
+        assign_form = AssignForm(formdata=None)
     return render(
         "rbac/show.html",
         info=info,
@@ -268,23 +267,39 @@ def _member_label(m) -> str:
     return f"{m.user.name} ({m.user.email}) — {m.role_name}"
 
 
-def _assignable_members(info: services.RoleInfo):
-    return [choice("", "Choose a member…")] + [
-        choice(str(m.user_id), _member_label(m)) for m in services.active_members() if m.role_key != info.key
-    ]
+@bp.get("/<role_key>/member-options")
+@login_required
+@require("members:update_role")
+def member_options(role_key):
+    """The member picker's options as you type (an HTMX fragment: a listbox's
+    ``<li role="option">``): active members whose name or e-mail contains
+    ``q``, not already holding the role, at most ``PICK_LIMIT``."""
+    info = _role_or_404(role_key)
+    q = (request.args.get("q") or "")[:100]
+    matches = services.search_members(q, limit=services.PICK_LIMIT + 1, not_role=info.key)
+    return render(
+        "rbac/_member_options.html",
+        matches=matches[: services.PICK_LIMIT],
+        more=len(matches) > services.PICK_LIMIT,
+        q=q,
+    )
 
 
 @bp.post("/<role_key>/members")
 @login_required
 @require("members:update_role")
 def assign(role_key):
-    """Give the chosen member this role (every guardrail of ``change_role``
-    applies: refusals answer 422 with the reason, nothing changed)."""
+    """Give the picked member this role (every guardrail of ``change_role``
+    applies: refusals answer 422 with the reason, nothing changed).
+
+    The picker sends ``user_id``. Without JavaScript only the typed ``q``
+    arrives: the page answers with the matching members to choose from (422
+    beside the field when nobody matches or nothing was typed); nothing is
+    assigned on a guess."""
     info = _role_or_404(role_key)
     form = AssignForm()
-    form.user_id.choices = _assignable_members(info)
 
-    def again(status=422):
+    def again(status=422, matches=None):
         return render(
             "rbac/show.html",
             status=status,
@@ -293,24 +308,37 @@ def assign(role_key):
             groups=_offered_groups(),
             system_roles=_system_columns(),
             assign_form=form,
+            matches=matches,
             form=ConfirmForm(),
         )
 
     if not form.validate():
         return again()
+    if not form.user_id.data:
+        q = (form.q.data or "").strip()
+        if not q:
+            form.q.errors.append("Type a name or e-mail address, then choose a member.")
+            return again()
+        matches = services.search_members(q, limit=services.PICK_LIMIT, not_role=info.key)
+        if not matches:
+            form.q.errors.append(f"No active member without this role matches “{q}”.")
+            return again()
+        return again(200, matches)
     target = services.membership_of(form.user_id.data)
-    if target is None:  # gone since the form was drawn
-        form.user_id.errors.append("Choose a member of this organization.")
+    if target is None or target.status != "active":  # gone since the form was drawn, or not ours
+        form.q.errors.append("Choose an active member of this organization.")
         return again()
     try:
         changed = services.change_role(target, info.key, g.membership)
     except UserError as e:
         db.session.rollback()
-        with_error(form, e, fallback="user_id")
+        with_error(form, e, fallback="q")
         return again(e.status)
     db.session.commit()
     if changed:
         flash(f"{target.user.name} is now {info.name}.", "success")
+    else:
+        flash(f"{target.user.name} already has the role {info.name}.", "info")
     return redirect(url_for("rbac.show", role_key=info.param))
 
 

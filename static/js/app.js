@@ -153,6 +153,107 @@
   });
 
   /* ------------------------------------------------------------------ */
+  /* Member picker: a combobox whose listbox htmx fills as you type      */
+  /* (templates/components/_picker.html). Arrow keys move through the    */
+  /* options (aria-activedescendant), Enter or a click picks one (the    */
+  /* hidden user_id), Escape closes the list. Typing again clears the    */
+  /* pick, so what is sent is always what the box shows.                 */
+  /* ------------------------------------------------------------------ */
+  function pickerParts(el) {
+    var root = closest(el, '[data-picker]');
+    if (!root) return null;
+    return {
+      root: root,
+      input: root.querySelector('[role="combobox"]'),
+      list: root.querySelector('[role="listbox"]'),
+      value: root.querySelector('[data-picker-value]')
+    };
+  }
+
+  function pickerOptions(p) {
+    return Array.prototype.slice.call(p.list.querySelectorAll('[role="option"]:not([aria-disabled="true"])'));
+  }
+
+  function pickerOpen(p, open) {
+    p.list.hidden = !open;
+    p.input.setAttribute('aria-expanded', open ? 'true' : 'false');
+    if (!open) {
+      p.input.removeAttribute('aria-activedescendant');
+      pickerOptions(p).forEach(function (o) { o.setAttribute('aria-selected', 'false'); });
+    }
+  }
+
+  function pickerActivate(p, option) {
+    pickerOptions(p).forEach(function (o) {
+      o.setAttribute('aria-selected', o === option ? 'true' : 'false');
+      o.classList.toggle('is-active', o === option);
+    });
+    if (option) {
+      p.input.setAttribute('aria-activedescendant', option.id);
+      option.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  function pickerChoose(p, option) {
+    p.value.value = option.getAttribute('data-value');
+    p.input.value = option.getAttribute('data-label');
+    p.root.classList.add('is-picked');
+    pickerOpen(p, false);
+    p.input.focus();
+  }
+
+  doc.addEventListener('htmx:afterSwap', function (e) {
+    var t = e.detail && e.detail.target;
+    if (!t || t.getAttribute('role') !== 'listbox') return;
+    var p = pickerParts(t);
+    if (!p) return;
+    // Answers to an older query, or arriving after a pick, do not reopen the list.
+    pickerOpen(p, doc.activeElement === p.input && !p.value.value && t.children.length > 0);
+  });
+
+  doc.addEventListener('input', function (e) {
+    if (!e.target.matches || !e.target.matches('[data-picker] [role="combobox"]')) return;
+    var p = pickerParts(e.target);
+    p.value.value = '';
+    p.root.classList.remove('is-picked');
+  });
+
+  doc.addEventListener('keydown', function (e) {
+    if (!e.target.matches || !e.target.matches('[data-picker] [role="combobox"]')) return;
+    var p = pickerParts(e.target);
+    var options = pickerOptions(p);
+    var current = doc.getElementById(p.input.getAttribute('aria-activedescendant') || '');
+    var i = options.indexOf(current);
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      if (!options.length) return;
+      e.preventDefault();
+      pickerOpen(p, true);
+      var next = e.key === 'ArrowDown' ? (i + 1) % options.length : (i <= 0 ? options.length - 1 : i - 1);
+      pickerActivate(p, options[next]);
+    } else if (e.key === 'Enter' && !p.list.hidden && current) {
+      e.preventDefault();  // pick, do not submit the form yet
+      pickerChoose(p, current);
+    } else if (e.key === 'Escape' && !p.list.hidden) {
+      e.preventDefault();
+      e.stopPropagation();
+      pickerOpen(p, false);
+    }
+  });
+
+  doc.addEventListener('mousedown', function (e) {
+    var option = closest(e.target, '[data-picker] [role="option"]');
+    if (!option || option.getAttribute('aria-disabled') === 'true') return;
+    e.preventDefault();  // keep the focus in the text box
+    pickerChoose(pickerParts(option), option);
+  });
+
+  doc.addEventListener('focusout', function (e) {
+    if (!e.target.matches || !e.target.matches('[data-picker] [role="combobox"]')) return;
+    var p = pickerParts(e.target);
+    setTimeout(function () { if (doc.activeElement !== p.input) pickerOpen(p, false); }, 0);
+  });
+
+  /* ------------------------------------------------------------------ */
   /* Flash messages                                                      */
   /* ------------------------------------------------------------------ */
   doc.addEventListener('click', function (e) {
