@@ -393,7 +393,10 @@ def leave():
     says what leaving means, then a confirmed POST. The last Owner is refused
     with 422 and told to transfer ownership or delete the organization;
     nothing changes. Afterwards the member lands on their organizations on
-    the apex (they can no longer open this host)."""
+    the apex (they can no longer open this host). On the apex, where there
+    is no organization to leave, it is a 404."""
+    if g.get("membership") is None:
+        abort(404)
     form = ConfirmForm()
     if request.method == "GET":
         # Say so up front when leaving would be refused (the last Owner).

@@ -67,3 +67,10 @@ def test_account_page_and_members_page_offer_leaving(world, login):
     assert "acme.tenantry.localhost" in apex and "members/leave" in apex
     members = login(world.users["member"], "acme").get(url("acme", "/members")).get_data(as_text=True)
     assert 'href="/members/leave"' in members
+
+
+def test_leave_on_the_apex_is_not_found(world, login):
+    c = login(world.users["member"])
+    assert c.get(url(None, "/members/leave")).status_code == 404
+    r = c.post(url(None, "/members/leave"), data={"csrf_token": csrf_token(c)})
+    assert r.status_code == 404
