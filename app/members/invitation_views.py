@@ -132,7 +132,14 @@ def create_csv():
     not give, or a message too long: 422 beside the field, nothing saved.
     The same form sent twice (its one-time key) invites once."""
     form = _csv_form()
-    if not form.validate():
+    # A file sent in a text field (the form posts multipart) is refused
+    # beside that field, not handed to its validators.
+    stray = [f for f in (form.role, form.message) if f.data is not None and not isinstance(f.data, str)]
+    for f in stray:
+        f.data = ""
+    if not form.validate() or stray:
+        for f in stray:
+            f.errors = [*f.errors, "Send text here, not a file."]
         return _csv_page(form, 422)
     first = concurrency.claim_submit_key(form.submit_key.data)
     if first is not None:

@@ -215,3 +215,19 @@ def test_csv_upload_needs_the_invite_permission(world, login):
     r = upload(login(world.users["manager"], "acme"), b"a@example.test\n")
     assert r.status_code == 403
     assert invitations(world.acme) == []
+
+
+def test_csv_upload_with_a_file_in_a_text_field_is_422_beside_it(world, login):
+    c = login(world.users["admin"], "acme")
+    r = c.post(
+        url("acme", "/members/invite/csv"),
+        data={
+            "csrf_token": csrf_token(c, "acme"),
+            "role": "member",
+            "message": (io.BytesIO(b"hello"), "note.txt"),
+            "file": (io.BytesIO(b"a@example.test\n"), "people.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 422 and re.search(rb'id="message-error"[^>]*>Send text here, not a file.', r.data)
+    assert invitations(world.acme) == []
