@@ -169,6 +169,10 @@ STARTED = re.compile(r"Starting job audit\.seal\[(\d+)\]")
 def test_with_two_workers_each_periodic_run_happens_once(workers, smtp_server):
     _, mail_url = smtp_server
     a, b = workers(mail_url, "a"), workers(mail_url, "b")
+    # A worker handles SIGTERM once it runs (a loaded machine can take many
+    # seconds to start one): count ticks from then.
+    for w in (a, b):
+        _wait(lambda w=w: "Starting worker on" in w.log_path.read_text(), 90, f"{w.log_path} to start")
     time.sleep(17)  # three or more 5-second ticks of audit.seal
     for w in (a, b):
         w.send_signal(signal.SIGTERM)
