@@ -26,6 +26,20 @@ class EditRoute:
     table: str
     data: dict  # a valid edit, apart from the version
     column: str = "name"  # the edited column the test reads back
+    slug: str | None = "acme"  # the host (None: the apex, as a super-admin)
+    version_field: str = "version"  # a prefixed form names it "<prefix>-version"
+    saved: str | None = None  # the value the column holds after a save (default: data[column])
+
+    def client(self, world, login):
+        """The acme Owner on the route's host (also a super-admin for an apex route)."""
+        if self.slug is None:
+            from app.extensions import db
+            from app.scoping import all_organizations
+
+            with all_organizations(reason="test: the owner is a super-admin"):
+                world.users["owner"].is_superadmin = True
+            db.session.commit()
+        return login(world.users["owner"], self.slug)
 
     def row_id(self, world):
         if self.table == "invitations":
@@ -60,6 +74,16 @@ ROUTES = [
         column="description",
     ),
     EditRoute("invitation role", "/members/invitations/{id}/role", "invitations", {"role": "viewer"}, column="role"),
+    EditRoute(
+        "platform plan",
+        "/platform/organizations/{id}/plan",
+        "organizations",
+        {"plan-plan": "enterprise", "plan-reason": "Contract"},
+        column="plan_key",
+        slug=None,
+        version_field="plan-version",
+        saved="enterprise",
+    ),
 ]
 
 
@@ -81,13 +105,13 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
 ):
     row_id = route.row_id(world)
     before = _stored(owner_engine, route.table, row_id, route.column)
-    c = login(world.users["owner"], "acme")
-    data = {"csrf_token": csrf_token(c, "acme"), **route.data}
+    c = route.client(world, login)
+    data = {"csrf_token": csrf_token(c, route.slug), **route.data}
     if route.table == "projects":
         data["owner_id"] = str(world.users["owner"].id)
     if version is not None:
-        data["version"] = version
-    r = c.post(url("acme", route.path.format(id=row_id)), data=data, headers={"HX-Request": "true"} if htmx else {})
+        data[route.version_field] = version
+    r = c.post(url(route.slug, route.path.format(id=row_id)), data=data, headers={"HX-Request": "true"} if htmx else {})
     assert r.status_code == 422
     assert MISSING_VERSION in r.get_data(as_text=True)
     assert _stored(owner_engine, route.table, row_id, route.column) == before
@@ -97,18 +121,20 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
 def test_edit_with_the_current_version_still_saves(world, login, owner_engine, route):
     row_id = route.row_id(world)
     version, _ = _stored(owner_engine, route.table, row_id, route.column)
-    c = login(world.users["owner"], "acme")
-    data = {"csrf_token": csrf_token(c, "acme"), **route.data, "version": str(version)}
+    c = route.client(world, login)
+    data = {"csrf_token": csrf_token(c, route.slug), **route.data, route.version_field: str(version)}
     if route.table == "projects":
         data["owner_id"] = str(world.users["owner"].id)
-    r = c.post(url("acme", route.path.format(id=row_id)), data=data)
+    r = c.post(url(route.slug, route.path.format(id=row_id)), data=data)
     assert r.status_code in (200, 302)
-    assert _stored(owner_engine, route.table, row_id, route.column) == (version + 1, route.data[route.column])
+    saved = route.saved if route.saved is not None else route.data[route.column]
+    assert _stored(owner_engine, route.table, row_id, route.column) == (version + 1, saved)
 
 
 def test_every_edit_form_has_a_route_in_this_test():
     """A new ``EditForm`` gets a row in ``ROUTES`` (so its route is checked above)."""
     import app.members.forms
+    import app.platform.forms
     import app.projects.forms
     import app.rbac.forms
     import app.settings.forms
@@ -127,9 +153,11 @@ def test_every_edit_form_has_a_route_in_this_test():
         "GeneralSettingsForm",
         "EditEndpointForm",
         "InvitationRoleForm",
+        "PlanForm",
     }, (
         "add the new edit form's route to ROUTES in tests/web/test_edit_forms.py",
         app.members.forms,
+        app.platform.forms,
         app.projects.forms,
         app.rbac.forms,
         app.settings.forms,
