@@ -29,6 +29,9 @@ def test_suspend_reactivate_plan_and_support_session(page, browser, live_server,
 
     # Suspend globex, with a reason its members will read.
     page.get_by_role("navigation", name="Platform console").get_by_role("link", name="Organizations").click()
+    # htmx binds the live search when the page has loaded: typing earlier is lost.
+    expect(page).to_have_url(re.compile(r"/platform/organizations$"))
+    page.wait_for_load_state()
     page.get_by_label("Search organizations").fill("globex")
     expect(page).to_have_url(re.compile(r"/platform/organizations\?q=globex"))
     expect(page.locator("#platform-orgs").get_by_role("link", name="Acme Corporation")).to_have_count(0)
@@ -73,6 +76,8 @@ def test_suspend_reactivate_plan_and_support_session(page, browser, live_server,
 
     # Act as member@acme.test for support.
     page.get_by_role("navigation", name="Platform console").get_by_role("link", name="Users").click()
+    expect(page).to_have_url(re.compile(r"/platform/users$"))
+    page.wait_for_load_state()
     page.get_by_label("Search people").fill("member@acme.test")
     expect(page.locator("#platform-users").get_by_role("link", name="Acme Member")).to_be_visible()
     page.locator("#platform-users").get_by_role("link", name="Acme Member").click()
