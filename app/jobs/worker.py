@@ -21,6 +21,8 @@ import contextlib
 import logging
 
 import procrastinate
+import procrastinate.exceptions
+import procrastinate.jobs
 from procrastinate.periodic import PeriodicRegistry
 from sqlalchemy.engine import make_url
 
@@ -47,14 +49,31 @@ def connector(config, max_size: int) -> procrastinate.PsycopgConnector:
 
 
 async def recover_stalled(job_manager, seconds: float) -> list[int]:
-    """Hand the running jobs of workers silent for ``seconds`` back to the queue."""
+    """Hand the running jobs of workers silent for ``seconds`` back to the
+    queue; returns their ids.
+
+    A stalled job whose queueing lock is already held by a waiting job (a
+    periodic task's next tick, deferred meanwhile by a live worker) cannot
+    go back: that waiting job does the same work, so the stalled one is
+    removed. One such job never keeps the others from being recovered."""
     await job_manager.prune_stalled_workers(seconds)
-    ids = []
+    ids, superseded = [], []
     for job in await job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds):
-        await job_manager.retry_job(job)
+        try:
+            await job_manager.retry_job(job)
+        except procrastinate.exceptions.UniqueViolation:
+            await job_manager.finish_job(job, status=procrastinate.jobs.Status.ABORTED, delete_job=True)
+            superseded.append(job.id)
+            continue
         ids.append(job.id)
     if ids:
         log.warning("re-queued %d job(s) of stopped workers: %s", len(ids), ", ".join(map(str, ids)))
+    if superseded:
+        log.warning(
+            "removed %d job(s) of stopped workers already queued again under their lock: %s",
+            len(superseded),
+            ", ".join(map(str, superseded)),
+        )
     return ids
 
 
