@@ -24,14 +24,27 @@ _LIMITS = {
     "max_webhooks": Plan.max_webhooks,
 }
 
-# Feature name -> whether a plan includes it. No plan sells a feature yet:
-# the platform issue declares sso, scim and api here with their columns.
-_FEATURES: dict[str, str] = {}
+# Feature name -> the plan column that says whether the plan includes it.
+_FEATURES = {
+    "api": Plan.feature_api,
+    "audit_streaming": Plan.feature_audit_streaming,
+    "branding": Plan.feature_branding,
+    "custom_domains": Plan.feature_custom_domains,
+    "custom_roles": Plan.feature_custom_roles,
+    "ip_allowlist": Plan.feature_ip_allowlist,
+    "scim": Plan.feature_scim,
+    "sso": Plan.feature_sso,
+}
 
 
 def limit_names() -> list[str]:
     """Every limit's name, in a stable order."""
     return list(_LIMITS)
+
+
+def feature_names() -> list[str]:
+    """Every feature's name, sorted."""
+    return sorted(_FEATURES)
 
 
 def plan_limit(plan: Plan, name: str) -> int | None:
@@ -80,4 +93,4 @@ def entitled(org: Organization, feature: str) -> bool:
     """True when the organization may use ``feature``; an unknown name raises ``KeyError``."""
     if feature not in _FEATURES:
         raise KeyError(f"unknown feature {feature!r}; known: {sorted(_FEATURES)}")
-    return bool(getattr(org.plan, _FEATURES[feature]))
+    return bool(getattr(org.plan, _FEATURES[feature].key))

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     FetchedValue,
@@ -39,6 +40,15 @@ class Plan(db.Model):
     audit_retention_days: Mapped[int] = mapped_column(Integer, nullable=False)
     max_webhooks: Mapped[int] = mapped_column(Integer, nullable=False)
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Sellable features (``app.tenancy.entitlements.entitled``), one column each.
+    feature_api: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    feature_custom_roles: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    feature_branding: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    feature_custom_domains: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    feature_ip_allowlist: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    feature_sso: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    feature_scim: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    feature_audit_streaming: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
 
 class Organization(db.Model):

@@ -33,7 +33,22 @@ def test_an_unknown_limit_or_feature_fails_loudly(world):
     with pytest.raises(KeyError, match="unknown limit"):
         entitlements.limit(org, "max_seats")
     with pytest.raises(KeyError, match="unknown feature"):
-        entitlements.entitled(org, "sso")
+        entitlements.entitled(org, "teleport")
+
+
+@pytest.mark.parametrize(
+    ("plan", "features"),
+    [
+        ("free", {"api", "custom_roles"}),
+        ("pro", {"api", "custom_roles", "branding", "custom_domains", "ip_allowlist"}),
+        ("enterprise", set(entitlements.feature_names())),
+    ],
+)
+def test_features_come_from_the_plan(app, plan, features):
+    org = _org(make_org(plan=plan).id)
+    assert {f for f in entitlements.feature_names() if entitlements.entitled(org, f)} == features
+    kinds = {(kind, name) for kind, name, _value, _source in entitlements.effective(org)}
+    assert {("feature", f) for f in entitlements.feature_names()} <= kinds
 
 
 @pytest.mark.parametrize("name", ["seats", "audit_retention_days", "api_requests_per_minute"])
