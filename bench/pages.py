@@ -164,6 +164,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every page + the bare page (best of)")
     parser.add_argument("--port", type=int, default=8721)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N requests per page instead")
+    parser.add_argument("--save", default="", metavar="DIR", help="also write each page's HTML into DIR")
     parser.add_argument("--only", default="", help="comma-separated paths to measure (default: every page)")
     args = parser.parse_args()
     if args.only:
@@ -196,6 +197,11 @@ def main() -> int:
             if status != 200:
                 raise RuntimeError(f"{path} answered {status} for {EMAIL}")
             sizes[path] = len(body)
+            if args.save:
+                Path(args.save).mkdir(parents=True, exist_ok=True)
+                (Path(args.save) / (path.strip("/").replace("/", "_") or "dashboard")).with_suffix(".html").write_bytes(
+                    body
+                )
         statements = statements_per_page(app, host, cookies)
         print(f"\n== pages as {EMAIL} on {host}")
         print(f"   {'page':<32} {'size':>8} {'SQL':>4}")

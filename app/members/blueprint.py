@@ -8,6 +8,8 @@ and the table row both modules answer with after an inline change.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from flask import Blueprint, g, request, url_for
 from markupsafe import Markup, escape
 
@@ -75,6 +77,17 @@ def role_options(choices: list[tuple[str, str]]) -> dict[str, Markup]:
     }
 
 
+def role_badges(by_key: dict) -> dict[str, Markup]:
+    """Each role's badge (``members/_macros.html`` ``role_badge``), built once
+    a page; a key no role has (a deleted custom role) reads "Custom role".
+    Importing the macro in ``_row.html`` loaded the macro module once a row."""
+    badges = {
+        key: Markup(f'<span class="badge badge--{escape(r.badge)}">{escape(r.name)}</span>')
+        for key, r in by_key.items()
+    }
+    return defaultdict(lambda: Markup('<span class="badge badge--custom">Custom role</span>'), badges)
+
+
 def row_permissions() -> dict:
     """What the actor may do to a row, asked once a page, not once a row
     (members/_row.html renders 50 of them)."""
@@ -95,6 +108,7 @@ def row_context(**extra) -> dict:
         "choices": choices,
         "choice_keys": {k for k, _ in choices},
         "role_options": role_options(choices),
+        "role_badges": role_badges(by_key),
         "touchable": touchable,
         "me": g.membership.user_id,
         "back": back(),

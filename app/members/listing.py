@@ -512,9 +512,12 @@ def page(f: Filters, after: str | None = None, before: str | None = None, last: 
     return p
 
 
-def count(f: Filters, cap: int | None = None) -> tuple[int, bool]:
-    """How many rows match, and whether the count stopped at ``cap``."""
-    total = 0
+def count_columns(f: Filters, cap: int | None = None) -> list:
+    """One SQL expression per wanted branch (members, invitations): how many
+    rows it matches, each counted up to ``cap + 1`` at most; ``totals()``
+    turns their values into ``count()``'s answer. Selected beside other
+    counts, a page pays one statement for all of them."""
+    columns = []
     for branch_where, model, wanted in (
         (_member_where, Membership, _wants_members(f)),
         (_invitation_where, Invitation, _wants_invitations(f)),
@@ -523,11 +526,25 @@ def count(f: Filters, cap: int | None = None) -> tuple[int, bool]:
             continue
         inner = select(literal(1)).select_from(model).where(branch_where(f))
         if cap is not None:
-            inner = inner.limit(cap + 1 - total)
-        total += db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
-        if cap is not None and total > cap:
-            return cap, True
+            inner = inner.limit(cap + 1)
+        columns.append(select(func.count()).select_from(inner.subquery()).scalar_subquery())
+    return columns
+
+
+def totals(values, cap: int | None = None) -> tuple[int, bool]:
+    """``count()``'s answer from the values of ``count_columns(f, cap)``."""
+    total = sum(values)
+    if cap is not None and total > cap:
+        return cap, True
     return total, False
+
+
+def count(f: Filters, cap: int | None = None) -> tuple[int, bool]:
+    """How many rows match, and whether the count stopped at ``cap``."""
+    columns = count_columns(f, cap)
+    if not columns:
+        return 0, False
+    return totals(db.session.execute(select(*columns)).one(), cap)
 
 
 def iterate(f: Filters, batch: int = 1000):

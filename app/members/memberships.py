@@ -126,14 +126,32 @@ def seats(org, lock: bool = False, count_unlimited: bool = False) -> Seats:
     if lock:
         _lock_seats(org.id)
     # One statement for both counts: every page showing seats pays one round trip.
+    used = db.session.execute(select(seats_used_column())).scalar_one()
+    return Seats(used, allowed, org.plan.name)
+
+
+def seats_used_column():
+    """The seats in use (``SEAT_DEFINITION``) as one SQL expression, so that a
+    page can ask it in the same statement as its other counts."""
     members = select(func.count()).select_from(Membership).where(Membership.status == "active")
     pending = (
         select(func.count())
         .select_from(Invitation)
         .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
     )
-    used = db.session.execute(select(members.scalar_subquery() + pending.scalar_subquery())).scalar_one()
-    return Seats(used, allowed, org.plan.name)
+    return members.scalar_subquery() + pending.scalar_subquery()
+
+
+def seats_from(org, used: int | None) -> Seats:
+    """``seats(org)`` from a ``seats_used_column()`` value the caller selected
+    itself (``None`` where ``seats(org)`` would not count)."""
+    allowed = limit(org, "seats")
+    return Seats(used if allowed is not None else None, allowed, org.plan.name)
+
+
+def seats_counted(org) -> bool:
+    """Whether ``seats(org)`` counts (it does not for an unlimited plan)."""
+    return limit(org, "seats") is not None
 
 
 @hooks.usage_of.connect

@@ -16,6 +16,7 @@ import itertools
 
 from flask import abort, flash, g, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from app import audit
 from app.auth import services as auth_services
@@ -34,6 +35,7 @@ from app.members.blueprint import (
     bp,
     choices_and_touchable,
     render_row,
+    role_badges,
     role_options,
     roles_and_keys,
     row_context,
@@ -57,7 +59,7 @@ def _member_or_404(user_id):
     return m
 
 
-def _list_context(f: listing.Filters, page: listing.Page | None, **extra) -> dict:
+def _list_context(f: listing.Filters, page: listing.Page | None, seats=None, **extra) -> dict:
     roles, by_key = roles_and_keys()
     choices, touchable = choices_and_touchable()
     actions = [(k, label) for k, (perm, label, _p, _a) in bulk_actions.BULK_ACTIONS.items() if perm in g.permissions]
@@ -69,10 +71,11 @@ def _list_context(f: listing.Filters, page: listing.Page | None, **extra) -> dic
         "choices": choices,
         "choice_keys": {k for k, _ in choices},
         "role_options": role_options(choices),
+        "role_badges": role_badges(by_key),
         "touchable": touchable,
         "bulk_actions": actions,
         "me": g.membership.user_id,
-        "seats": memberships.seats(g.org),
+        "seats": seats if seats is not None else memberships.seats(g.org),
         "hx": is_htmx(),
         "statuses": listing.STATUSES,
         "urls": row_urls(),
@@ -95,15 +98,22 @@ def _list_page(f: listing.Filters, status: int = 200, **extra):
                 before=request.args.get("before"),
                 last=request.args.get("last") == "1",
             )
-            if page.is_first and page.is_last:
-                page.total, page.total_capped = len(page.rows), False  # everything is on this page
-            else:
-                page.total, page.total_capped = listing.count(f, cap=listing.COUNT_CAP)
         except listing.BadListRequest as e:
             error, status = str(e), 422
     if f.errors:
         status = 422
-    ctx = _list_context(f, page, list_error=error, **extra)
+    # The seats and the matching rows' count in one statement (one round trip).
+    columns = [memberships.seats_used_column()] if memberships.seats_counted(g.org) else []
+    counting = page is not None and not (page.is_first and page.is_last)
+    if counting:
+        columns += listing.count_columns(f, cap=listing.COUNT_CAP)
+    values = list(db.session.execute(select(*columns)).one()) if columns else []
+    seats = memberships.seats_from(g.org, values.pop(0) if memberships.seats_counted(g.org) else None)
+    if counting:
+        page.total, page.total_capped = listing.totals(values, cap=listing.COUNT_CAP)
+    elif page is not None:
+        page.total, page.total_capped = len(page.rows), False  # everything is on this page
+    ctx = _list_context(f, page, list_error=error, seats=seats, **extra)
     return render("members/index.html", "members/_table.html", status=status, **ctx)
 
 

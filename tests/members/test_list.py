@@ -57,6 +57,25 @@ def test_viewer_sees_the_list_without_any_control_that_changes_it(world, login):
     assert b'id="bulk-form"' not in r.data and b"Invite people" not in r.data
 
 
+def test_without_javascript_a_rows_role_is_changed_on_the_members_page(world, login):
+    """The row's role select saves through HTMX; its no-script fallback is a
+    link to the member's page, whose form changes the role (no CSRF token
+    in any row)."""
+    owner = login(world.users["owner"], "acme")
+    member = world.users["member"]
+    html = owner.get(url("acme", "/members")).get_data(as_text=True)
+    assert f'href="/members/{member.id}#member-role">Change' in html
+    rows = html[html.index("<tbody") : html.index("</tbody>")]
+    assert 'name="csrf_token"' not in rows
+    page = owner.get(url("acme", f"/members/{member.id}")).get_data(as_text=True)
+    assert 'id="member-role"' in page
+
+
+def test_a_viewer_sees_each_members_role_as_a_badge(world, login):
+    html = login(world.users["viewer"], "acme").get(url("acme", "/members")).get_data(as_text=True)
+    assert '<span class="badge badge--' in html and ">Owner</span>" in html and ">Viewer</span>" in html
+
+
 def test_search_matches_name_or_email_case_insensitively(world, login):
     c = login(world.users["admin"], "acme")
     assert names_in(c.get(url("acme", "/members?q=CONSULT")).data) == ["Casey Consultant"]
