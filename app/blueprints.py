@@ -2,6 +2,7 @@
 names every area's pages)."""
 
 from app.account.views import bp as account_bp
+from app.auditlog import views as auditlog_views
 from app.auditlog.views import bp as auditlog_bp
 from app.auth.views import bp as auth_bp
 from app.mail.views import bp as mail_bp
@@ -13,6 +14,11 @@ from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
 from app.settings.views import bp as settings_bp
 from app.webhooks.views import bp as webhooks_bp
+
+# The platform log lives in the console, behind its gate; the viewer is the
+# audit area's (the two areas may not import each other: wiring joins them).
+platform_bp.add_url_rule("/audit", "audit", auditlog_views.platform_log)
+platform_bp.add_url_rule("/audit/<int:event_id>", "audit_event", auditlog_views.platform_event)
 
 
 def register(app) -> None:

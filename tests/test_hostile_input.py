@@ -634,7 +634,7 @@ def test_a_json_body_sent_to_a_form_is_refused(app, world, login, owner_engine):
 
 
 def test_an_event_id_beyond_bigint_is_not_found(app, world, login):
-    """Was a 500 (integer out of range) on /audit/<int:event_id> and /audit/platform/<int:event_id>."""
+    """Was a 500 (integer out of range) on /audit/<int:event_id> and /platform/audit/<int:event_id>."""
     from app.extensions import db
 
     with all_organizations(reason="test: make the owner a platform administrator"):
@@ -644,7 +644,7 @@ def test_an_event_id_beyond_bigint_is_not_found(app, world, login):
     for event_id in (2**63 - 1, 2**63, 10**30):
         assert c.get(url("acme", f"/audit/{event_id}")).status_code == 404
     apex = login(world.users["owner"])
-    assert apex.get(url(None, f"/audit/platform/{2**63}")).status_code == 404
+    assert apex.get(url(None, f"/platform/audit/{2**63}")).status_code == 404
 
 
 def test_a_view_marked_accepts_files_receives_them():

@@ -16,7 +16,8 @@ Guarantees of ``record(action, target=None, before=None, after=None, metadata=No
   and the docs always know every action.
 * **Context captured here, not by callers.** The actor (the signed-in user;
   ``support`` with both identities when a super-admin acts as a user through
-  ``UserSession.impersonator_id``; an API key in ``g.api_key``; ``system``
+  ``UserSession.impersonator_id``, and then the event is also copied into
+  the platform log, naming the organization; an API key in ``g.api_key``; ``system``
   outside a request; ``anonymous`` for a request with nobody signed in), IP,
   user agent, request id, and the organization (the current tenant scope).
 * **No secrets.** Fields whose name contains a word like password, token,
@@ -425,6 +426,12 @@ def record(
         destinations = [org_id]
 
     who = _coerce_actor(actor)
+    # Support (a super-admin acting as a person): the platform log keeps a
+    # copy of everything done, so the platform can answer for its staff
+    # without reading every organization's log.
+    support_copy = who.type == "support" and PLATFORM_ORG_ID not in destinations
+    if support_copy:
+        destinations.append(PLATFORM_ORG_ID)
     ctx = _request_context()
     session = db.session
     ids = session.execute(_NEXT_IDS, {"n": len(destinations)}).all()
@@ -432,7 +439,10 @@ def record(
     results = []
     scope_org = current_org_id()
     for dest, (eid, ts) in zip(destinations, ids, strict=False):
-        row = event_row(dest, eid, ts, action, who, target, before, after, metadata, ctx)
+        meta = metadata
+        if support_copy and dest == PLATFORM_ORG_ID:
+            meta = {**(metadata or {}), "support_in_organization": _org_label(org_id)}
+        row = event_row(dest, eid, ts, action, who, target, before, after, meta, ctx)
         if dest == PLATFORM_ORG_ID:
             ensure_platform_org(session)
         if dest == scope_org:
@@ -447,6 +457,12 @@ def record(
         results.append(Recorded(eid, dest, action, ts))
     log.info("audit %s", action, extra={"audit_action": action, "audit_event_ids": [r.id for r in results]})
     return results[0]
+
+
+def _org_label(org_id) -> str:
+    """The organization's address when it is this request's, else its id."""
+    org = g.get("org") if has_request_context() else None
+    return org.slug if org is not None and org.id == org_id else str(org_id)
 
 
 def _announce(org_id, row: dict) -> None:

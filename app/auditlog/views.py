@@ -6,8 +6,12 @@
   links to the actor and target, its place in the chain.
 * ``POST /audit/export`` (``audit:export``): the current filter as CSV or
   JSON Lines, streamed; audited (``audit.exported``) before the first byte.
-* ``/audit/platform`` on the apex (super-admins only; everyone else 404):
-  the platform log of account events (``app.audit.PLATFORM_ORG_ID``).
+* The platform log (``app.audit.PLATFORM_ORG_ID``: account events and
+  every super-admin action) is shown in the platform console, at
+  ``/platform/audit``: ``platform_log`` and ``platform_event`` below are
+  mounted there by the app wiring (``app.blueprints``), behind the console's
+  gate. The old ``/audit/platform`` URLs redirect there (super-admins on
+  the apex only; everyone else 404, as before).
 
 The CLI (``flask --app wsgi audit seal|verify|purge|actions``) is in
 ``app.auditlog.cli``.
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import audit
@@ -32,6 +36,9 @@ from app.web.downloads import download
 from app.web.htmx import render
 
 bp = Blueprint("auditlog", __name__, url_prefix="/audit")
+# Where the app wiring mounts the platform log (in the console).
+PLATFORM_LIST = "platform.audit"
+PLATFORM_SHOW = "platform.audit_event"
 nav.link(bp, "index", "Audit log", section="admin", order=30)
 
 
@@ -84,8 +91,8 @@ def _context(org_id, f: services.Filters, page, *, platform: bool) -> dict:
         "actor_labels": labels,
         "target_types": services.TARGET_TYPES,
         "platform": platform,
-        "list_endpoint": "auditlog.platform" if platform else "auditlog.index",
-        "show_endpoint": "auditlog.platform_show" if platform else "auditlog.show",
+        "list_endpoint": PLATFORM_LIST if platform else "auditlog.index",
+        "show_endpoint": PLATFORM_SHOW if platform else "auditlog.show",
         "can_export": (not platform) and has("audit:export"),
     }
 
@@ -110,7 +117,7 @@ def _show(org_id, event_id: int, platform: bool):
         state=services.log_state(org_id),
         actor_links=entity_links("user", ev.actor_id, on_org) if ev.actor_type in ("user", "support") else {},
         target_links=entity_links(ev.target_type or "", ev.target_id, on_org),
-        list_endpoint="auditlog.platform" if platform else "auditlog.index",
+        list_endpoint=PLATFORM_LIST if platform else "auditlog.index",
         platform=platform,
     )
 
@@ -163,23 +170,36 @@ def export():
     return download(stream, f"{g.org.slug}-audit.jsonl", "application/x-ndjson")
 
 
-# ----------------------------------------------------------------------------- platform log (apex)
+# ----------------------------------------------------------------------------- platform log (console)
+def platform_log():
+    """The platform log: account events (log-ins, failed log-ins, password
+    changes) and every super-admin action, with the organization log's
+    filters and pages. Mounted in the console (``/platform/audit``), whose
+    gate has already answered 404 to anyone but a super-admin on the apex."""
+    with tenant_context(audit.PLATFORM_ORG_ID):
+        return _list(audit.PLATFORM_ORG_ID, platform=True)
+
+
+def platform_event(event_id: int):
+    """One platform-log event (mounted at ``/platform/audit/<id>``)."""
+    with tenant_context(audit.PLATFORM_ORG_ID):
+        return _show(audit.PLATFORM_ORG_ID, event_id, platform=True)
+
+
 @bp.get("/platform")
 @login_required
 @login_only
 def platform():
-    """The platform log (account events: log-ins, failed log-ins, password
-    changes) on the apex, for super-admins; 404 for everyone else."""
+    """The old address of the platform log: a super-admin on the apex is sent
+    to the console's (filters kept); everyone else 404, as before."""
     _platform_or_404()
-    with tenant_context(audit.PLATFORM_ORG_ID):
-        return _list(audit.PLATFORM_ORG_ID, platform=True)
+    return redirect(url_for(PLATFORM_LIST, **request.args.to_dict(flat=False)), 301)
 
 
 @bp.get("/platform/<int:event_id>")
 @login_required
 @login_only
 def platform_show(event_id: int):
-    """One platform-log event, for super-admins on the apex."""
+    """The old address of one platform-log event: redirected like the list."""
     _platform_or_404()
-    with tenant_context(audit.PLATFORM_ORG_ID):
-        return _show(audit.PLATFORM_ORG_ID, event_id, platform=True)
+    return redirect(url_for(PLATFORM_SHOW, event_id=event_id), 301)

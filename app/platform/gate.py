@@ -10,6 +10,10 @@ Every route of the console is declared on ``bp`` (a ``PlatformBlueprint``):
   ``kind="login"`` with ``platform=True`` (the url-map test requires every
   view to declare its access): a route cannot be added to the console
   without both the declaration and the gate.
+* **The gate runs before the CSRF check.** The blueprint is exempt from
+  the app-wide CSRF hook (which runs before any blueprint's hook and would
+  answer a token-less POST with 400, telling an outsider the URL exists);
+  the gate calls the same check itself once it has let the request in.
 * The one route a support session (a super-admin acting as a user) may
   reach is ``stop_impersonating``, on any host: the person reaching it is
   the impersonated user, not a super-admin.
@@ -17,10 +21,11 @@ Every route of the console is declared on ``bp`` (a ``PlatformBlueprint``):
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, request
+from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 
 from app.auth import sessions
+from app.extensions import csrf
 from app.web.access import mark
 
 STOP_ENDPOINT = "platform.stop_impersonating"
@@ -36,6 +41,8 @@ class PlatformBlueprint(Blueprint):
 
 
 bp = PlatformBlueprint("platform", __name__, url_prefix="/platform")
+# The gate below checks CSRF itself, after deciding 404 (see the module docstring).
+csrf.exempt(bp)
 
 
 def in_support_session() -> bool:
@@ -46,11 +53,24 @@ def in_support_session() -> bool:
 
 @bp.before_request
 def _gate():
-    """404 for everyone but a super-admin on the apex (see the module docstring)."""
-    if request.endpoint == STOP_ENDPOINT and current_user.is_authenticated and in_support_session():
-        return None
-    if g.get("host_kind") != "apex" or not current_user.is_authenticated:
+    """404 for everyone but a super-admin on the apex, then the CSRF check
+    (400 for a bad token) for those let in (see the module docstring)."""
+    if not _let_in():
         abort(404)
-    if not current_user.is_superadmin or in_support_session():
-        abort(404)
+    _check_csrf()
     return None
+
+
+def _let_in() -> bool:
+    if request.endpoint == STOP_ENDPOINT and current_user.is_authenticated and in_support_session():
+        return True
+    if g.get("host_kind") != "apex" or not current_user.is_authenticated:
+        return False
+    return bool(current_user.is_superadmin) and not in_support_session()
+
+
+def _check_csrf() -> None:
+    """The app-wide CSRF check, with its own switches (tests may turn it off)."""
+    cfg = current_app.config
+    if cfg.get("WTF_CSRF_ENABLED", True) and cfg.get("WTF_CSRF_CHECK_DEFAULT", True):
+        csrf.protect()

@@ -359,12 +359,23 @@ def test_platform_log_is_for_super_admins_on_the_apex(world, login, client):
     )
     sup = f.make_user("super@tenantry.test", "Sam Super", superadmin=True)
     s = login(sup, None)
-    r = s.get(url(None, "/audit/platform"))
+    r = s.get(url(None, "/platform/audit"))
     assert r.status_code == 200 and "Failed log-in attempt" in r.get_data(as_text=True)
     ev_id = re.search(r'id="event-(\d+)"', r.get_data(as_text=True)).group(1)
-    assert s.get(url(None, f"/audit/platform/{ev_id}")).status_code == 200
-    assert login(world.users["owner"], None).get(url(None, "/audit/platform")).status_code == 404
-    assert login(world.users["owner"], "acme").get(url("acme", "/audit/platform")).status_code == 404
+    assert s.get(url(None, f"/platform/audit/{ev_id}")).status_code == 200
+    for path in ("/audit/platform", "/platform/audit"):
+        assert login(world.users["owner"], None).get(url(None, path)).status_code == 404
+        assert login(world.users["owner"], "acme").get(url("acme", path)).status_code == 404
+
+
+def test_the_old_platform_log_urls_redirect_super_admins_to_the_console(world, login):
+    from tests import factories as f
+
+    s = login(f.make_user("super@tenantry.test", "Sam Super", superadmin=True), None)
+    r = s.get(url(None, "/audit/platform?action=auth.login_failed"))
+    assert r.status_code == 301 and r.headers["Location"].endswith("/platform/audit?action=auth.login_failed")
+    r = s.get(url(None, "/audit/platform/7"))
+    assert r.status_code == 301 and r.headers["Location"].endswith("/platform/audit/7")
 
 
 @pytest.mark.parametrize("sealed", [False, True])

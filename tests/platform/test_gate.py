@@ -88,3 +88,29 @@ def test_console_link_is_shown_to_super_admins_only(app, world, login, superadmi
 def test_stop_impersonating_is_404_for_a_super_admin_outside_a_support_session(console, world):
     r = _open(console, None, "POST", "/platform/impersonation/stop")
     assert r.status_code == 404
+
+
+def _post_without_token(client, slug, path):
+    return client.post(url(slug, path), data={"reason": "no token"})
+
+
+def test_a_post_without_csrf_token_is_404_for_anyone_but_a_super_admin(app, world, login, client):
+    """The gate answers before the CSRF check: a token-less POST from an
+    owner or an anonymous visitor is the same 404 as any unknown URL (a 400
+    would tell them the console's URL exists)."""
+    owner = login(world.users["owner"])
+    for who, c in (("owner", owner), ("anonymous", client)):
+        for endpoint, method, path in platform_routes(app):
+            if method != "POST" or endpoint == "platform.stop_impersonating" and who == "owner":
+                continue
+            r = _post_without_token(c, None, path)
+            assert r.status_code == 404, f"{who}: POST {path} without a token: {r.status_code}"
+
+
+def test_a_super_admins_post_without_csrf_token_is_refused_and_changes_nothing(console, world, org_row):
+    """Past the gate the CSRF check still runs: no token, 400, the
+    organization untouched."""
+    before = org_row(world.acme.id)
+    r = _post_without_token(console, None, f"/platform/organizations/{world.acme.id}/suspend")
+    assert r.status_code == 400
+    assert org_row(world.acme.id)["status"] == before["status"] == "active"

@@ -143,3 +143,50 @@ def test_a_support_session_ends_after_30_minutes_and_the_console_returns(console
     # The apex cookie falls back to the super-admin's own session.
     assert console.get(url(None, "/platform/")).status_code == 200
     assert "Support session" not in console.get(url(None, "/platform/")).get_data(as_text=True)
+
+
+def test_what_support_does_in_an_organization_is_also_in_the_platform_log(
+    console, world, post, owner_engine, superadmin, events
+):
+    """An action in a support session lands in the organization's log and,
+    as the same support actor with both identities, in the platform log,
+    naming the organization."""
+    from tests.conftest import bind_cookie
+
+    member = world.users["member"]
+    _start(console, post, member)
+    bind_cookie(console, _support_session(owner_engine, member).id, "acme")
+    r = console.post(
+        url("acme", "/projects/"),
+        data={
+            "name": "Support copy",
+            "description": "",
+            "owner_id": str(member.id),
+            "csrf_token": csrf_token(console, "acme"),
+        },
+    )
+    assert r.status_code == 302
+    assert ("project.created", "support") in [(a, t) for a, t, _ in events(world.acme.id)]
+    copies = [m for a, t, m in events(PLATFORM_ORG_ID) if (a, t) == ("project.created", "support")]
+    assert len(copies) == 1 and copies[0]["support_in_organization"] == "acme"
+    with owner_engine.connect() as c:
+        ev = c.execute(
+            text(
+                "SELECT actor_id, impersonator_id FROM audit_events WHERE action = 'project.created' AND organization_id = :o"
+            ),
+            {"o": PLATFORM_ORG_ID},
+        ).one()
+    assert (ev.actor_id, ev.impersonator_id) == (member.id, superadmin.id)
+
+
+def test_a_members_own_actions_stay_out_of_the_platform_log(world, login, events):
+    """Only support actions are copied: a member's own change is the organization's business."""
+    member = world.users["member"]
+    c = login(member, "acme")
+    r = c.post(
+        url("acme", "/projects/"),
+        data={"name": "Mine", "description": "", "owner_id": str(member.id), "csrf_token": csrf_token(c, "acme")},
+    )
+    assert r.status_code == 302
+    assert ("project.created", "user") in [(a, t) for a, t, _ in events(world.acme.id)]
+    assert not [a for a, _t, _m in events(PLATFORM_ORG_ID) if a == "project.created"]
