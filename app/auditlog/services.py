@@ -526,19 +526,6 @@ def log_state(org_id, session=None) -> LogState:
 
 
 # ----------------------------------------------------------------------------- choices
-def actor_choices(org_id, session=None) -> list[tuple[str, str]]:
-    """``(user id, label)`` of the organization's members, for the filter selects."""
-    session = session or db.session
-    rows = session.execute(
-        select(User.id, User.name, User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == org_id)
-        .order_by(func.lower(User.name), User.email)
-        .limit(5000)
-    ).all()
-    return [(str(r.id), f"{r.name} <{r.email}>" if r.name else r.email) for r in rows]
-
-
 def label_for(org_id, user_id, session=None) -> str | None:
     """A readable label for a user id used in a filter, or ``None``.
 

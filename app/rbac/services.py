@@ -192,9 +192,12 @@ def active_members() -> list[Membership]:
 PICK_LIMIT = 20  # matches a member picker offers at once: type more to narrow
 
 
-def search_members(q: str, limit: int = PICK_LIMIT, not_role: str | None = None, not_user=None) -> list[Membership]:
+def search_members(
+    q: str, limit: int = PICK_LIMIT, not_role: str | None = None, not_user=None, any_status: bool = False
+) -> list[Membership]:
     """Active members whose name or e-mail contains ``q`` (any case), by name,
-    at most ``limit``: what a member picker offers as you type.
+    at most ``limit``: what a member picker offers as you type
+    (``any_status``: deactivated members too, e.g. to filter the audit log).
 
     ``not_role`` leaves out the holders of that role key (they cannot be
     given it again); ``not_user`` leaves out one member (yourself). Searches
@@ -202,7 +205,9 @@ def search_members(q: str, limit: int = PICK_LIMIT, not_role: str | None = None,
     join before the cut); ``users`` is joined for the rows returned only.
     """
     needle = " ".join((q or "").split()).lower()[:100]
-    stmt = select(Membership).where(Membership.status == "active")
+    stmt = select(Membership)
+    if not any_status:
+        stmt = stmt.where(Membership.status == "active")
     if needle:
         haystack = Membership.search_name.op("||")(literal_column("' '")).op("||")(Membership.search_email)
         stmt = stmt.where(func.strpos(haystack, needle) > 0)

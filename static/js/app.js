@@ -194,12 +194,19 @@
     }
   }
 
+  // A pick (or clearing the box) fires "change" on the hidden value, so a
+  // picker in a filter form refreshes its results (hx-trigger="change").
+  function pickerChanged(p) {
+    p.value.dispatchEvent(new Event('change'));
+  }
+
   function pickerChoose(p, option) {
     p.value.value = option.getAttribute('data-value');
     p.input.value = option.getAttribute('data-label');
     p.root.classList.add('is-picked');
     pickerOpen(p, false);
     p.input.focus();
+    pickerChanged(p);
   }
 
   doc.addEventListener('htmx:afterSwap', function (e) {
@@ -216,6 +223,7 @@
     var p = pickerParts(e.target);
     p.value.value = '';
     p.root.classList.remove('is-picked');
+    if (!e.target.value) pickerChanged(p);
   });
 
   doc.addEventListener('keydown', function (e) {

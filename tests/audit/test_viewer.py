@@ -124,6 +124,31 @@ def test_actor_and_person_filters(world, login, acme_log):
     assert get(c, "acme", f"/audit/?person={member.id}&as=bystander").status_code == 422
 
 
+def test_member_filter_offers_matching_members_as_you_type(world, login):
+    """The picker's options: members of this organization only, any status,
+    matched on name or e-mail; the page itself lists no member."""
+    c = login(world.users["admin"], "acme")
+    options = get(c, "acme", "/audit/people?person_q=viewer@").get_data(as_text=True)
+    assert f'data-value="{world.users["viewer"].id}"' in options and "viewer@acme.test" in options
+    assert "data-value" not in get(c, "acme", "/audit/people?person_q=@globex.test").get_data(as_text=True)
+    assert "No member matches" in get(c, "acme", "/audit/people?person_q=nobody-at-all").get_data(as_text=True)
+    page = get(c, "acme", "/audit/").get_data(as_text=True)
+    assert "viewer@acme.test" not in page.split('id="audit-results"')[0]
+
+
+def test_member_filter_without_javascript_resolves_the_typed_text(world, login, acme_log):
+    """Without JavaScript only the text arrives: one match filters by that
+    member, several are offered as links, none is a 422 beside the field."""
+    c = login(world.users["admin"], "acme")
+    member = world.users["member"]
+    one = get(c, "acme", "/audit/?person_q=member@acme.test").get_data(as_text=True)
+    assert [int(x) for x in re.findall(r'id="event-(\d+)"', one)] == [acme_log["by_member"].id, acme_log["role"].id]
+    several = get(c, "acme", "/audit/?person_q=acme.test").get_data(as_text=True)
+    assert "Several members match" in several and f"person={member.id}" in several
+    none = get(c, "acme", "/audit/?person_q=nobody-at-all")
+    assert none.status_code == 422 and "No member matches" in none.get_data(as_text=True)
+
+
 def test_filter_labels_never_name_another_organizations_users(world, login, acme_log, record_in):
     """An admin typing another organization's user id into a filter learns
     nothing about that person; this organization's own people keep their labels."""
