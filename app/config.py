@@ -152,6 +152,9 @@ def load(overrides: dict | None = None) -> dict:
         # check() refuses to start production with it set.
         "WEBHOOKS_ALLOW_LOOPBACK": _bool(env.get("WEBHOOKS_ALLOW_LOOPBACK"), False),
         "WEBHOOKS_TIMEOUT_SECONDS": float(env.get("WEBHOOKS_TIMEOUT_SECONDS") or 10),
+        # Requests one webhook delivery job has in flight at once (each
+        # sender thread keeps its own connection to the receiver alive).
+        "WEBHOOKS_SENDERS": max(1, _int(env.get("WEBHOOKS_SENDERS"), 8)),
         # SERVER_NAME is the apex; organizations live at <slug>.<SERVER_NAME>.
         # Flask's own SERVER_NAME is left unset on purpose: we resolve hosts
         # ourselves (custom domains must work too).

@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.concurrency import versioned
@@ -68,6 +68,12 @@ class Organization(db.Model):
     # leaves it out (NULL) instead of writing a column it may not.
     suspension_reason: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue())
     settings: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb"))
+    # The audit actions some enabled webhook endpoint of this organization
+    # receives, kept exact by a trigger on webhook_endpoints (migration 0014)
+    # and loaded with the organization in the request's entry statement: an
+    # event no endpoint receives costs webhooks no statement. Only the
+    # trigger writes it (an INSERT leaves it to the server).
+    webhook_actions: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'::text[]"))
     custom_domain: Mapped[str | None] = mapped_column(String(253))
     custom_domain_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

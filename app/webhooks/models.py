@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -86,6 +87,8 @@ class WebhookDelivery(TenantScoped, db.Model):
     round_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the next attempt is due (a new delivery: at once); NULL once it
+    # succeeded or its round of attempts is over. The delivery job sends what is due.
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
@@ -97,6 +100,14 @@ class WebhookDelivery(TenantScoped, db.Model):
             ondelete="CASCADE",
         ),
         Index("ix_webhook_deliveries_endpoint_created", "organization_id", "endpoint_id", "created_at"),
+        # The deliveries waiting for an attempt, per endpoint, by due time (the job's claim; 0014).
+        Index(
+            "ix_webhook_deliveries_waiting",
+            "organization_id",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where=text("next_attempt_at IS NOT NULL"),
+        ),
     )
 
     @property

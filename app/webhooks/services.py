@@ -15,8 +15,12 @@ never commits (the view does).
   (``app.crypto``). A rotation keeps the previous secret valid for 24 hours;
   deliveries carry both signatures meanwhile.
 * ``enqueue_for_event`` (connected to ``hooks.event_recorded``) turns every
-  audit event an enabled endpoint subscribes to into a delivery and its job,
-  in the event's transaction: a rolled-back change sends nothing.
+  audit event an enabled endpoint subscribes to into a delivery, due now,
+  and wakes its endpoint's job, in the event's transaction: a rolled-back
+  change sends nothing. The organization's ``webhook_actions`` (loaded with
+  it by the request's entry statement, kept by a trigger) lets an event no
+  endpoint receives skip webhooks without a statement; one statement
+  otherwise. Endpoint changes here expire that loaded copy.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import any_, func, insert, literal, select, text, update
+from sqlalchemy import func, insert, inspect, select, text, update
+from sqlalchemy.orm.util import identity_key
 
 from app import audit, crypto, hooks, jobs
 from app.audit import catalogue
@@ -37,9 +42,10 @@ from app.errors import UserError
 from app.extensions import db
 from app.scoping import current_org_id
 from app.tenancy.entitlements import limit
+from app.tenancy.models import Organization
 from app.util import parse_uuid, utcnow
 from app.webhooks import guard
-from app.webhooks.delivery import TEST_EVENT, deliver
+from app.webhooks.delivery import TEST_EVENT, WAKE_LOCK, deliver, wake
 from app.webhooks.models import DESCRIPTION_MAX, URL_MAX, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"
@@ -135,6 +141,7 @@ def create_endpoint(org, url: str, description: str, event_types) -> tuple[Webho
     )
     db.session.add(endpoint)
     db.session.flush()
+    _forget_actions()
     audit.record("webhook.created", target=endpoint, after=_snapshot(endpoint))
     return endpoint, secret
 
@@ -152,6 +159,7 @@ def update_endpoint(endpoint: WebhookEndpoint, url: str, description: str, event
             setattr(endpoint, key, value)
     if changes:
         db.session.flush()
+        _forget_actions()
         audit.record(
             "webhook.updated",
             target=endpoint,
@@ -166,6 +174,7 @@ def delete_endpoint(endpoint: WebhookEndpoint) -> None:
     audit.record("webhook.deleted", target=endpoint, before=_snapshot(endpoint))
     db.session.delete(endpoint)
     db.session.flush()
+    _forget_actions()
 
 
 def rotate_secret(endpoint: WebhookEndpoint, now: datetime | None = None) -> str:
@@ -192,6 +201,7 @@ def disable_endpoint(endpoint: WebhookEndpoint) -> bool:
         return False
     endpoint.enabled, endpoint.disabled_reason = False, "manual"
     db.session.flush()
+    _forget_actions()
     audit.record(
         "webhook.disabled",
         target=endpoint,
@@ -209,6 +219,8 @@ def enable_endpoint(endpoint: WebhookEndpoint) -> bool:
     reason = endpoint.disabled_reason
     endpoint.enabled, endpoint.disabled_reason, endpoint.failing_since = True, None, None
     db.session.flush()
+    _forget_actions()
+    wake([endpoint.id])  # deliveries that waited while it was disabled
     audit.record(
         "webhook.enabled",
         target=endpoint,
@@ -248,28 +260,71 @@ def _s(v):
     return str(v) if v is not None else None
 
 
+def _known_actions(org_id) -> list[str] | None:
+    """The actions the organization's enabled endpoints receive, as loaded
+    with the organization in this transaction (a request's entry statement),
+    without a query; ``None`` when it is not loaded (a job, a command) or was
+    expired by an endpoint change."""
+    org = db.session.identity_map.get(identity_key(Organization, org_id))
+    if org is None or "webhook_actions" in inspect(org).unloaded:
+        return None
+    return org.webhook_actions
+
+
+def _forget_actions() -> None:
+    """After an endpoint change: the trigger rewrote ``webhook_actions``, so
+    the loaded organization's copy is stale (the next event asks the table)."""
+    org = db.session.identity_map.get(identity_key(Organization, current_org_id()))
+    if org is not None:
+        db.session.expire(org, ["webhook_actions"])
+
+
+# One statement: a delivery for each enabled endpoint that receives the
+# action, and a wake-up of each one's job (skipped where one already waits).
+_ENQUEUE = text(
+    "WITH e AS ("
+    " SELECT id FROM webhook_endpoints"
+    " WHERE organization_id = CAST(:org AS uuid) AND enabled AND CAST(:action AS varchar) = ANY(event_types)"
+    "), d AS ("
+    " INSERT INTO webhook_deliveries"
+    " (organization_id, id, endpoint_id, event_type, event_id, payload, status, next_attempt_at)"
+    " SELECT CAST(:org AS uuid), gen_random_uuid(), e.id, :action, :event_id, :payload, 'pending', now() FROM e"
+    ")"
+    " INSERT INTO procrastinate_jobs (queue_name, task_name, priority, queueing_lock, args)"
+    " SELECT CAST(:queue AS text), CAST(:task AS text), CAST(:priority AS integer),"
+    " CAST(:lock AS text) || e.id::text,"
+    " jsonb_build_object('endpoint_id', e.id::text, CAST(:org_key AS text), CAST(:org AS text))"
+    " FROM e ON CONFLICT DO NOTHING"
+)
+
+
 @hooks.event_recorded.connect
 def enqueue_for_event(row: dict) -> None:
-    """One delivery and its job for each enabled endpoint that receives this
-    event's action, in the event's transaction (one SELECT when none does)."""
-    endpoints = (
-        db.session.execute(
-            select(WebhookEndpoint.id).where(
-                WebhookEndpoint.enabled.is_(True), literal(row["action"]) == any_(WebhookEndpoint.event_types)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if not endpoints:
+    """A delivery for each enabled endpoint that receives this event's
+    action, and its endpoint's job woken, in the event's transaction: no
+    statement at all when the organization (loaded with the request) has no
+    endpoint for the action, one otherwise (or when that is not known)."""
+    actions = _known_actions(row["organization_id"])
+    if actions is not None and row["action"] not in actions:
         return
-    body = payload_text(row["action"], row["occurred_at"], event_data(row))
-    for endpoint_id in endpoints:
-        new_delivery(endpoint_id, row["action"], body, event_id=row["id"])
+    db.session.execute(
+        _ENQUEUE,
+        {
+            "org": str(row["organization_id"]),
+            "action": row["action"],
+            "event_id": row["id"],
+            "payload": payload_text(row["action"], row["occurred_at"], event_data(row)),
+            "queue": deliver.queue,
+            "task": deliver.name,
+            "priority": deliver.priority,
+            "lock": WAKE_LOCK,
+            "org_key": jobs.ORG_KEY,
+        },
+    )
 
 
 def new_delivery(endpoint_id, event_type: str, body: str, event_id: int | None = None) -> uuid.UUID:
-    """Store a delivery of ``body`` to the endpoint and enqueue its job, in this transaction."""
+    """Store a delivery of ``body`` to the endpoint, due now, and wake its job, in this transaction."""
     delivery_id = uuid.uuid4()
     db.session.execute(
         insert(WebhookDelivery).values(
@@ -280,9 +335,10 @@ def new_delivery(endpoint_id, event_type: str, body: str, event_id: int | None =
             event_id=event_id,
             payload=body,
             status="pending",
+            next_attempt_at=func.now(),
         )
     )
-    jobs.enqueue(deliver, delivery_id=str(delivery_id))
+    wake([endpoint_id])
     return delivery_id
 
 
@@ -304,25 +360,25 @@ def send_test_event(endpoint: WebhookEndpoint) -> uuid.UUID:
     return delivery_id
 
 
-def _restart(delivery_ids: list) -> None:
-    """A new round of attempts for these deliveries (the retry schedule starts over)."""
+def _restart(endpoint: WebhookEndpoint, delivery_ids: list) -> None:
+    """A new round of attempts for these deliveries of the endpoint, due now
+    (the retry schedule starts over), and the endpoint's job woken."""
     if not delivery_ids:
         return
     db.session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(delivery_ids))
-        .values(status="pending", round_attempts=0, next_attempt_at=None)
+        .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.endpoint_id == endpoint.id)
+        .values(status="pending", round_attempts=0, next_attempt_at=func.now())
         .execution_options(synchronize_session=False)
     )
-    for did in delivery_ids:
-        jobs.enqueue(deliver, delivery_id=str(did))
+    wake([endpoint.id])
 
 
 def resend(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> None:
     """Send one delivery again now (same ``webhook-id``), with a fresh retry schedule."""
     if not endpoint.enabled:
         raise UserError("Enable the endpoint to resend deliveries to it.")
-    _restart([delivery.id])
+    _restart(endpoint, [delivery.id])
     audit.record(
         "webhook.redelivered", target=endpoint, metadata={"delivery_id": delivery.id, "event_type": delivery.event_type}
     )
@@ -345,7 +401,7 @@ def replay_failed(endpoint: WebhookEndpoint, since: datetime) -> int:
         .scalars()
         .all()
     )
-    _restart(list(ids))
+    _restart(endpoint, list(ids))
     audit.record("webhook.replay_started", target=endpoint, metadata={"since": since, "deliveries": len(ids)})
     return len(ids)
 

@@ -22,12 +22,14 @@ class Received:
 class Receiver:
     """``mode``: ``ok`` (200), ``status`` (``status``), ``garbage`` (not
     HTTP), ``hang`` (accepts, never answers), ``close`` (closes at once),
-    ``redirect`` (302 to ``location``), ``big`` (200 with a 5 KB body)."""
+    ``redirect`` (302 to ``location``), ``big`` (200 with a 5 KB body);
+    ``delay``: seconds to wait before answering."""
 
     port: int = 0
     mode: str = "ok"
     status: int = 200
     location: str = "http://127.0.0.1:9/"
+    delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -50,6 +52,8 @@ class Receiver:
                 body = self.rfile.read(length)
                 receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 mode = receiver.mode
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 if mode == "garbage":
                     self.wfile.write(b"\x00\xffthis is not HTTP at all\r\n\r\n")
                     self.close_connection = True
