@@ -48,7 +48,7 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
         # A signed-in user creates an organization (the ORM writes every
         # nullable column, as NULL; the status is left to the server's
         # 'active'); its admins rename it and its owner deletes it.
-        # webhook_actions: only the trigger on webhook_endpoints writes it (0014).
+        # webhook_actions: only the trigger on webhook_endpoints writes it (0015).
         "INSERT": AllBut(("status", "suspension_reason", "webhook_actions")),
         # version: bumped with every update (edit forms carry it).
         "UPDATE": ("name", "settings", "deleted_at", "version"),

@@ -69,7 +69,7 @@ class Organization(db.Model):
     suspension_reason: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue())
     settings: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb"))
     # The audit actions some enabled webhook endpoint of this organization
-    # receives, kept exact by a trigger on webhook_endpoints (migration 0014)
+    # receives, kept exact by a trigger on webhook_endpoints (migration 0015)
     # and loaded with the organization in the request's entry statement: an
     # event no endpoint receives costs webhooks no statement. Only the
     # trigger writes it (an INSERT leaves it to the server).

@@ -100,7 +100,7 @@ class WebhookDelivery(TenantScoped, db.Model):
             ondelete="CASCADE",
         ),
         Index("ix_webhook_deliveries_endpoint_created", "organization_id", "endpoint_id", "created_at"),
-        # The deliveries waiting for an attempt, per endpoint, by due time (the job's claim; 0014).
+        # The deliveries waiting for an attempt, per endpoint, by due time (the job's claim; 0015).
         Index(
             "ix_webhook_deliveries_waiting",
             "organization_id",

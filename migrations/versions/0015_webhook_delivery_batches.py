@@ -1,7 +1,7 @@
 """webhooks: deliveries sent in batches per endpoint; the actions an organization's endpoints receive
 
-Revision ID: 0014_webhook_delivery_batches
-Revises: 0013_invitation_message_version
+Revision ID: 0015_webhook_delivery_batches
+Revises: 0014_plan_features
 
 * ``organizations.webhook_actions`` (text[], ``{}``: none): the audit
   actions at least one enabled endpoint of the organization receives. It is
@@ -19,7 +19,7 @@ Revises: 0013_invitation_message_version
   per endpoint serves the delivery job's claim (``FOR UPDATE SKIP LOCKED``).
   Deliveries waiting from before (pending, no time) become due now.
 
-Rollback: ``flask --app wsgi db downgrade 0013_invitation_message_version``
+Rollback: ``flask --app wsgi db downgrade 0014_plan_features``
 drops the column, trigger and index (deliveries are kept).
 """
 
@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0014_webhook_delivery_batches"
-down_revision = "0013_invitation_message_version"
+revision = "0015_webhook_delivery_batches"
+down_revision = "0014_plan_features"
 branch_labels = None
 depends_on = None
 
