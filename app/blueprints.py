@@ -2,6 +2,8 @@
 names every area's pages)."""
 
 from app.account.views import bp as account_bp
+from app.api.admin import bp as apikeys_bp
+from app.api.views import bp as api_bp
 from app.auditlog import views as auditlog_views
 from app.auditlog.views import bp as auditlog_bp
 from app.auth.views import bp as auth_bp
@@ -22,7 +24,19 @@ platform_bp.add_url_rule("/audit/<int:event_id>", "audit_event", auditlog_views.
 
 
 def register(app) -> None:
-    for bp in (ops_bp, auth_bp, account_bp, orgs_bp, projects_bp, settings_bp, rbac_bp, members_bp, webhooks_bp):
+    for bp in (
+        ops_bp,
+        auth_bp,
+        account_bp,
+        orgs_bp,
+        projects_bp,
+        settings_bp,
+        rbac_bp,
+        members_bp,
+        webhooks_bp,
+        apikeys_bp,
+        api_bp,
+    ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:
         # The outbox shows every mail the app wrote, password-reset links

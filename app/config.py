@@ -230,6 +230,12 @@ def load(overrides: dict | None = None) -> dict:
         "REDIS_FAILURES_BEFORE_FALLBACK": 3,
         "REDIS_RETRY_SECONDS": max(1, _int(env.get("REDIS_RETRY_SECONDS"), 10)),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # The API (app/api): each key's own budget beside its organization's
+        # (the plan's api_requests_per_minute), so that one runaway script
+        # cannot spend the organization's whole budget; and how often a
+        # key's "last used" and its usage counts are written (not per request).
+        "API_KEY_REQUESTS_PER_MINUTE": _int(env.get("API_KEY_REQUESTS_PER_MINUTE"), 300),
+        "API_USAGE_FLUSH_SECONDS": _int(env.get("API_USAGE_FLUSH_SECONDS"), 60),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes"),
         "LOGIN_ATTEMPTS_PER_IP": env.get("LOGIN_ATTEMPTS_PER_IP", "30 per 15 minutes"),

@@ -1,5 +1,6 @@
 """Import every model so that the metadata (and Alembic) sees them all."""
 
+from app.api.models import ApiIdempotency, ApiKey, ApiUsageDaily  # noqa: F401
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal  # noqa: F401
 from app.auth.models import AuthHandoff, PasswordReset, User, UserSession  # noqa: F401
 from app.concurrency import SubmitKey  # noqa: F401

@@ -331,9 +331,12 @@ def _current_actor() -> Actor:
     if key is not None:
         label = getattr(key, "name", None) or getattr(key, "prefix", None) or "API key"
         prefix = getattr(key, "prefix", None)
-        return Actor(
-            "api_key", getattr(key, "id", None), f"{label} ({prefix})" if prefix and prefix != label else label
-        )
+        label = f"{label} ({prefix})" if prefix and prefix != label else label
+        # The key and the person it acts for: the log says whose key it was.
+        creator = getattr(key, "creator", None)
+        if creator is not None:
+            label = f"{label}, key of {user_label(creator)}"
+        return Actor("api_key", getattr(key, "id", None), label)
     return Actor("anonymous", None, "anonymous")
 
 

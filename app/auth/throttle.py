@@ -135,8 +135,14 @@ def _call(method: str, config_key: str, key: str):
     """``method`` of the strategy for this limit and key: from the shared
     storage while the breaker lets it be asked and it answers, otherwise from
     this process's memory. A storage failure never reaches the caller."""
-    item = _item(config_key)
-    ids = _ids(config_key, key)
+    return call_item(method, _item(config_key), *_ids(config_key, key))
+
+
+def call_item(method: str, item, *ids: str):
+    """``method`` (``hit``, ``test``, ``get_window_stats``) of the configured
+    strategy for the limit ``item`` and ``ids``, with the same fallback as the
+    throttles: this process's memory while the shared storage fails. Used by
+    the API's rate limits (``app.api.ratelimit``), whose limits vary by plan."""
     guard = _current_guard()
     if guard.breaker.should_try():
         try:
@@ -188,3 +194,8 @@ def wait_message(seconds: int, what: str = "attempts") -> str:
     """ "Too many attempts. Try again in 15 minutes." — whole minutes, rounded up."""
     minutes = max(1, math.ceil(seconds / 60))
     return f"Too many {what}. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+
+
+def active() -> bool:
+    """True when rate limiting is on (``RATELIMIT_ENABLED`` and a storage)."""
+    return _active()

@@ -89,6 +89,9 @@ class Filters:
     dir: str = "asc"
     per_page: int = PAGE_SIZE
     errors: dict = field(default_factory=dict, compare=False)
+    # False: members only, never pending invitations (the API's member list,
+    # where invitations are a resource of their own).
+    invitations: bool = True
     # Set by prepare(): search through the trigram index (selective) or not.
     via_index: bool = field(default=False, compare=False)
 
@@ -351,7 +354,7 @@ def _wants_members(f: Filters) -> bool:
 
 
 def _wants_invitations(f: Filters) -> bool:
-    return f.status in ("", "invited")
+    return f.invitations and f.status in ("", "invited")
 
 
 def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):

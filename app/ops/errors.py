@@ -10,7 +10,7 @@ import json
 import logging
 
 import psycopg
-from flask import current_app, g, jsonify, make_response, render_template, request, url_for
+from flask import current_app, g, make_response, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
@@ -88,9 +88,13 @@ def render_error(status: int, message: str | None = None):
     title, default = TITLES.get(status, (f"Error {status}", ""))
     message = message or default
     if wants_json():
-        return jsonify(
-            error={"status": status, "title": title, "message": message, "request_id": g.get("request_id")}
-        ), status
+        # RFC 9457 problem details, as the API answers its own refusals
+        # (app/api/problems.py): a route the API does not have, a method it
+        # does not take, a body the input guard refused.
+        body = {"type": "about:blank", "title": title, "status": status, "detail": message}
+        if g.get("request_id"):
+            body["request_id"] = g.get("request_id")
+        return current_app.response_class(json.dumps(body), status, mimetype="application/problem+json")
     template = "errors/_error.html" if is_htmx() else "errors/error.html"
     try:
         if status == 404 and g.get("not_a_member") and current_user.is_authenticated:

@@ -21,7 +21,7 @@ import math
 import uuid
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Integer, bindparam, func, or_, select, update
+from sqlalchemy import Integer, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import raiseload
 
 from app import audit, hooks
@@ -365,3 +365,28 @@ def any_project(_org=None):
     """For the getting-started checklist: a SQL boolean, true once the
     organization has a project (archived ones count)."""
     return select(Project.id).exists()
+
+
+# --------------------------------------------------------------------------- keyset pages (the API)
+def page_after(status: str, q: str, after: tuple | None, limit: int) -> tuple[list[Project], bool]:
+    """Up to ``limit`` projects after the keyset position ``after``
+    (``(created_at, id)``), oldest first, with the list's status filter
+    (``active``, ``archived`` or ``all``) and search; and whether more follow.
+
+    Keyset, not offset: a program walking every page of a large
+    organization pays the same for the last page as for the first, and a
+    project created meanwhile neither repeats nor skips a row.
+    """
+    stmt = select(Project).options(raiseload(Project.owner))
+    if status != "all":
+        stmt = stmt.where(Project.status == status)
+    q = " ".join(_printable(q or "").split())[:MAX_SEARCH]
+    if q:
+        pattern = f"%{escape_like(q)}%"
+        stmt = stmt.where(
+            or_(Project.name.ilike(pattern, escape="\\"), Project.description.ilike(pattern, escape="\\"))
+        )
+    if after is not None:
+        stmt = stmt.where(tuple_(Project.created_at, Project.id) > tuple_(*after))
+    rows = db.session.execute(stmt.order_by(Project.created_at, Project.id).limit(limit + 1)).scalars().all()
+    return list(rows[:limit]), len(rows) > limit

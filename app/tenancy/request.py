@@ -49,6 +49,8 @@ def resolve() -> object | None:
     if match.kind == "unknown":
         abort(404)
     access = _view_access()
+    if access.get("kind") == "api":
+        return _enter_api(match)
     org = _load_organization_and_session(match) if match.kind == "org" else None
     if match.kind == "org":
         if org is None:
@@ -95,6 +97,21 @@ def resolve() -> object | None:
     if org.is_suspended and not access.get("suspended_ok"):
         return render_template("tenancy/suspended.html"), 403
     _touch_membership(g.membership)
+    return None
+
+
+def _enter_api(match: hosts.HostMatch) -> None:
+    """An API operation (``app.api``): the organization from the host, and
+    nobody signed in, whatever cookies came along: a browser session never
+    authenticates the API (no cookie is read, ``current_user`` stays
+    anonymous). The API's own hook then authenticates the key, which must
+    belong to this organization; on the apex or an unknown host ``g.org``
+    stays ``None`` and every key is refused (401).
+    """
+    g._login_user = login_manager.anonymous_user()
+    org = load_organization(match) if match.kind == "org" else None
+    g.org = org
+    g._scope_token = set_scope(org.id if org else None, None)
     return None
 
 

@@ -70,6 +70,13 @@ def login_only(view=None, *, suspended_ok: bool = False, outsiders_on_org_host: 
     return wrap(view) if view is not None else wrap
 
 
+def api_operation(view, scopes: tuple[str, ...] = ()):
+    """An API operation: no session, authenticated by an API key bound to
+    the host's organization, allowed when the key's effective scopes hold
+    ``scopes`` (``app.api``)."""
+    return mark(view, "api", scopes, "all")
+
+
 def has(permission: str) -> bool:
     """True when the current member holds ``permission`` in the host's organization."""
     return permission in getattr(g, "permissions", frozenset())

@@ -14,9 +14,9 @@ def test_every_route_declares_its_access(app):
         access = access_of(app.view_functions[rule.endpoint])
         if access is None:
             missing.append(f"{rule.endpoint} {rule.rule}")
-        elif access["kind"] not in {"public", "login", "permission"}:
+        elif access["kind"] not in {"public", "login", "permission", "api"}:
             bad.append(f"{rule.endpoint}: unknown kind {access['kind']!r}")
-        elif access["kind"] == "permission" and not set(access["permissions"]) <= ALL:
+        elif access["kind"] in ("permission", "api") and not set(access["permissions"]) <= ALL:
             bad.append(f"{rule.endpoint}: permissions outside the catalogue {access['permissions']}")
     assert not missing, "routes without @public, @login_only or @require(...): " + ", ".join(sorted(missing))
     assert not bad, "; ".join(bad)

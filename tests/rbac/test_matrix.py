@@ -88,6 +88,20 @@ def _webhook_delivery(w):
     return delivery_id
 
 
+def _api_key(w):
+    """An API key of acme's owner (one per test)."""
+    from app.api import keys
+    from app.extensions import db
+    from app.members.memberships import get_membership
+
+    existing = keys.list_keys()
+    if existing:
+        return existing[0].id
+    key, _ = keys.create_key("matrix", ["members:view"], 30, get_membership(w.users["owner"].id))
+    db.session.commit()
+    return key.id
+
+
 # URL variable name → its value in the acme world (real ids of acme rows),
 # evaluated inside acme's tenant context.
 URL_ARGS = {
@@ -100,6 +114,7 @@ URL_ARGS = {
     "endpoint_id": _webhook_endpoint,
     "delivery_id": _webhook_delivery,
     "org_id": lambda w: w.acme.id,  # the platform console's organization pages
+    "key_id": _api_key,
 }
 
 METHODS_SKIPPED = {"HEAD", "OPTIONS"}

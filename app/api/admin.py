@@ -1,0 +1,124 @@
+"""API keys, the pages: list, create (the key shown once), revoke, rotate.
+
+``apikeys:view`` sees the list (never a secret), ``apikeys:manage`` changes
+it. A support session (a super-admin acting as the person) never creates
+or rotates a key. A key id that is malformed or another organization's is
+404 either way.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import login_required
+
+from app import concurrency
+from app.api import keys
+from app.api.forms import ConfirmForm, NewKeyForm, RotateForm
+from app.errors import UserError
+from app.extensions import db
+from app.permissions import groups
+from app.rbac.decorators import require, require_any
+from app.util import utcnow
+from app.web import nav
+from app.web.forms import with_error
+
+bp = Blueprint("apikeys", __name__, url_prefix="/api-keys")
+nav.link(bp, "index", "API keys", section="admin", order=45)
+
+
+def _impersonated() -> bool:
+    """True in a support session (``UserSession.impersonator_id``)."""
+    rec = g.get("user_session")
+    return rec is not None and rec.impersonator_id is not None
+
+
+def _key_or_404(key_id: str):
+    return keys.find_key(key_id) or abort(404)
+
+
+def _new_page(form, status: int = 200):
+    return render_template(
+        "api/new.html",
+        form=form,
+        groups=groups(only=g.membership.permissions),
+        refusal=keys.may_create(g.membership, _impersonated()),
+    ), status
+
+
+@bp.get("/")
+@login_required
+@require_any("apikeys:view", "apikeys:manage")
+def index():
+    """The organization's keys: prefix, scopes, creator, created, expires, last used (time, IP)."""
+    return render_template("api/index.html", keys=keys.list_keys(), revoke_form=ConfirmForm(), now=utcnow())
+
+
+@bp.get("/new")
+@login_required
+@require("apikeys:manage")
+def new():
+    """The new-key form: a name, permissions among the creator's own, an expiry."""
+    return _new_page(NewKeyForm(formdata=None))
+
+
+@bp.post("/")
+@login_required
+@require("apikeys:manage")
+def create():
+    """Create a key and show it once (201). Bad input: 422 beside the field,
+    nothing saved. A second submit of the same form shows the list, not a
+    second key."""
+    form = NewKeyForm()
+    if not form.validate():
+        return _new_page(form, 422)
+    first = concurrency.claim_submit_key(form.submit_key.data)
+    if first is not None:
+        db.session.commit()
+        return redirect(first or url_for("apikeys.index"))
+    try:
+        key, full = keys.create_key(
+            form.name.data,
+            request.form.getlist("scopes"),
+            form.expires_in_days.data,
+            g.membership,
+            impersonated=_impersonated(),
+        )
+    except UserError as e:
+        db.session.rollback()
+        with_error(form, e)
+        return _new_page(form, 403 if e.status == 403 else 422)
+    concurrency.settle_submit_key(form.submit_key.data, url_for("apikeys.index"))
+    db.session.commit()
+    return render_template("api/created.html", key=key, full=full), 201
+
+
+@bp.post("/<key_id>/revoke")
+@login_required
+@require("apikeys:manage")
+def revoke(key_id: str):
+    """Revoke a key: its next request is 401."""
+    key = _key_or_404(key_id)
+    if keys.revoke_key(key):
+        db.session.commit()
+        flash(f"Key “{key.name}” ({key.prefix}) revoked.", "success")
+    return redirect(url_for("apikeys.index"))
+
+
+@bp.route("/<key_id>/rotate", methods=["GET", "POST"])
+@login_required
+@require("apikeys:manage")
+def rotate(key_id: str):
+    """GET: choose how long the old key keeps working. POST: a successor
+    with the same name and scopes, shown once."""
+    key = _key_or_404(key_id)
+    form = RotateForm() if request.method == "POST" else RotateForm(formdata=None)
+    if request.method == "GET" or not form.validate():
+        return render_template("api/rotate.html", key=key, form=form), (200 if request.method == "GET" else 422)
+    try:
+        new_key, full = keys.rotate_key(key, form.overlap_hours.data, g.membership, impersonated=_impersonated())
+    except UserError as e:
+        db.session.rollback()
+        key = _key_or_404(key_id)
+        return render_template("api/rotate.html", key=key, form=with_error(form, e)), (403 if e.status == 403 else 422)
+    db.session.commit()
+    return render_template("api/created.html", key=new_key, full=full, rotated=key), 201

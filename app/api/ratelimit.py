@@ -1,0 +1,84 @@
+"""API rate limits: per organization by plan, and per key.
+
+* The organization's budget is ``limit(org, "api_requests_per_minute")``
+  (its plan, or an override); every key of the organization draws on it.
+* Each key also has its own budget (``API_KEY_REQUESTS_PER_MINUTE``), so one
+  runaway script cannot spend the whole organization's.
+* Counters are keyed by organization id and key id: a noisy organization
+  only ever spends its own counters, never another's.
+* They live in Flask-Limiter's storage (Redis with ``REDIS_URL``, shared by
+  every worker; memory otherwise), counted with its configured strategy.
+* **Redis unreachable: keep answering**, with a per-process count in memory
+  (``app.auth.throttle.call_item``: the same breaker as the sign-in
+  throttles, one warning per outage, retried every ``REDIS_RETRY_SECONDS``).
+  Refusing every API call while Redis is down would turn a cache outage
+  into a full API outage; a per-process limit still caps each worker.
+* Only ``/api/`` requests are counted (browser pages never are).
+
+Every API answer carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and
+``RateLimit-Reset`` (seconds) for the tighter of the two budgets; a refusal
+is 429 problem+json with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from flask import current_app
+from limits import RateLimitItemPerMinute
+
+from app.auth import throttle
+from app.tenancy.entitlements import limit
+
+
+@dataclass(frozen=True)
+class State:
+    """The tighter budget after this request: its size, what is left, seconds to reset."""
+
+    limit: int
+    remaining: int
+    reset: int
+    allowed: bool
+
+    def headers(self) -> dict:
+        out = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(max(1, self.reset))
+        return out
+
+
+def _count(per_minute: int, *ids: str) -> State:
+    item = RateLimitItemPerMinute(per_minute)
+    allowed = throttle.call_item("hit", item, *ids)
+    stats = throttle.call_item("get_window_stats", item, *ids)
+    reset = max(0, math.ceil(stats.reset_time - time.time()))
+    return State(per_minute, max(0, stats.remaining), reset, bool(allowed))
+
+
+def hit(org, api_key) -> State | None:
+    """Count this request against the organization's and the key's budgets.
+
+    Returns the tighter state (``allowed`` False when either budget is
+    spent), or ``None`` when rate limiting is off or both are unlimited.
+    """
+    if not throttle.active():
+        return None
+    states = []
+    org_limit = limit(org, "api_requests_per_minute")
+    if org_limit is not None:
+        states.append(_count(org_limit, "api-org", str(org.id)))
+    key_limit = current_app.config.get("API_KEY_REQUESTS_PER_MINUTE")
+    if key_limit:
+        states.append(_count(int(key_limit), "api-key", str(api_key.id)))
+    if not states:
+        return None
+    refused = [s for s in states if not s.allowed]
+    if refused:
+        return max(refused, key=lambda s: s.reset)
+    return min(states, key=lambda s: (s.remaining, -s.reset))

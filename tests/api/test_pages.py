@@ -1,0 +1,83 @@
+"""The API keys pages: who sees and manages keys, the key shown once, revoke."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from app.api.models import ApiKey
+from app.extensions import db
+from app.scoping import tenant_context
+from tests.conftest import csrf_token, url
+
+
+def _create(client, data):
+    payload = {"csrf_token": csrf_token(client, "acme"), "submit_key": "k-" + data.get("name", ""), **data}
+    return client.post(url("acme", "/api-keys/"), data=payload)
+
+
+def test_admin_creates_a_key_shown_once(world, login, api):
+    admin = login(world.users["admin"], "acme")
+    r = _create(admin, {"name": "CI", "scopes": ["members:view", "projects:view"], "expires_in_days": "30"})
+    assert r.status_code == 201
+    full = re.search(r'value="(tnt_[^"]+)"', r.get_data(as_text=True)).group(1)
+    assert api.get("acme", "/members", full).status_code == 200
+    listing = admin.get(url("acme", "/api-keys/")).get_data(as_text=True)
+    with tenant_context(world.acme.id):
+        key = db.session.execute(select(ApiKey)).scalar_one()
+        assert key.prefix in listing and full not in listing and "projects:view" in listing
+
+
+def test_bad_input_is_422_beside_the_field_and_saves_nothing(world, login):
+    admin = login(world.users["admin"], "acme")
+    r = _create(admin, {"name": "", "scopes": ["members:view"], "expires_in_days": "30"})
+    assert r.status_code == 422 and "Give the key a name" in r.get_data(as_text=True)
+    r = _create(admin, {"name": "x", "scopes": ["org:delete"], "expires_in_days": "30"})
+    assert r.status_code == 422 and "org:delete" in r.get_data(as_text=True)
+    with tenant_context(world.acme.id):
+        assert db.session.execute(select(ApiKey)).first() is None
+
+
+def test_members_and_managers_cannot_reach_the_keys_pages(world, login):
+    for role in ("member", "manager", "viewer"):
+        c = login(world.users[role], "acme")
+        assert c.get(url("acme", "/api-keys/")).status_code == 403
+        assert c.get(url("acme", "/api-keys/new")).status_code == 403
+
+
+def test_revoking_stops_the_key(world, login, api, make_key):
+    kid, full = make_key(world.acme, world.users["admin"], ["members:view"])
+    admin = login(world.users["owner"], "acme")
+    r = admin.post(url("acme", f"/api-keys/{kid}/revoke"), data={"csrf_token": csrf_token(admin, "acme")})
+    assert r.status_code == 302
+    assert api.get("acme", "/members", full).status_code == 401
+
+
+def test_another_organizations_key_is_404(world, login, make_key):
+    kid, _ = make_key(world.globex, world.users["globex_owner"], ["members:view"])
+    admin = login(world.users["owner"], "acme")
+    r = admin.post(url("acme", f"/api-keys/{kid}/revoke"), data={"csrf_token": csrf_token(admin, "acme")})
+    assert r.status_code == 404
+    assert admin.get(url("acme", f"/api-keys/{kid}/rotate")).status_code == 404
+
+
+def test_rotate_shows_the_successor_once(world, login, api, make_key):
+    kid, old = make_key(world.acme, world.users["admin"], ["members:view"])
+    admin = login(world.users["admin"], "acme")
+    r = admin.post(
+        url("acme", f"/api-keys/{kid}/rotate"), data={"csrf_token": csrf_token(admin, "acme"), "overlap_hours": "0"}
+    )
+    assert r.status_code == 201
+    new = re.search(r'value="(tnt_[^"]+)"', r.get_data(as_text=True)).group(1)
+    assert api.get("acme", "/members", new).status_code == 200
+    assert api.get("acme", "/members", old).status_code == 401
+
+
+def test_docs_and_openapi_are_served_without_a_key(world, client):
+    r = client.get(url("acme", "/api/v1/openapi.json"))
+    assert r.status_code == 200 and r.get_json()["openapi"] == "3.1.0"
+    assert "/api/v1/members" in r.get_json()["paths"]
+    r = client.get(url("acme", "/api/v1/docs"))
+    assert r.status_code == 200 and "List members" in r.get_data(as_text=True)
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
