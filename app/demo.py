@@ -6,10 +6,13 @@ Every demo account's password is ``tenantry-demo``.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from app import crypto
+from app.api import keys as api_keys
+from app.api.models import ApiKey, ApiUsageDaily
 from app.auditlog.demo import seed_demo_log
 from app.auth.models import User
 from app.auth.passwords import hash_password
@@ -206,6 +209,7 @@ def _load_demo() -> dict[str, int]:
             db.session.flush()
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
     created["webhook endpoints"] = _demo_webhook(orgs["acme"])
+    created["API keys"] = _demo_api_key(orgs["acme"], users["owner@acme.test"])
     db.session.commit()
     return created
 
@@ -232,6 +236,44 @@ def _demo_webhook(acme) -> int:
                 secret_encrypted=crypto.encrypt(new_secret()),
             )
         )
+        db.session.flush()
+    return 1
+
+
+# --------------------------------------------------------------------------- API keys (issue 17)
+DEMO_API_KEY_NAME = "Reporting script (demo)"
+
+
+def _demo_api_key(acme, owner) -> int:
+    """Acme's demo key, with a week of usage for the list and the meters.
+
+    Its secret is random and never printed or stored (only its hash is):
+    the demo shows a key's row, not a usable key; a developer creates a real
+    one on /api-keys, where it is shown once. Written once: an existing key
+    of that name is left alone."""
+    with tenant_context(acme.id):
+        if db.session.execute(select(ApiKey.id).where(ApiKey.name == DEMO_API_KEY_NAME)).first() is not None:
+            return 0
+        key_id, full = api_keys.new_key()
+        now = utcnow()
+        key = ApiKey(
+            key_id=key_id,
+            secret_hash=api_keys.hash_key(full),
+            name=DEMO_API_KEY_NAME,
+            scopes=["members:view", "projects:view"],
+            created_by=owner.id,
+            expires_at=now + timedelta(days=365),
+            last_used_at=now - timedelta(minutes=7),
+            last_used_ip="203.0.113.10",
+        )
+        db.session.add(key)
+        db.session.flush()
+        for days_ago in range(7):
+            db.session.add(
+                ApiUsageDaily(
+                    api_key_id=key.id, day=(now - timedelta(days=days_ago)).date(), requests=400 + 37 * days_ago
+                )
+            )
         db.session.flush()
     return 1
 

@@ -18,12 +18,21 @@ from app.errors import UserError
 from app.extensions import db
 from app.permissions import groups
 from app.rbac.decorators import require, require_any
+from app.tenancy.entitlements import entitled
 from app.util import utcnow
 from app.web import nav
 from app.web.forms import with_error
 
 bp = Blueprint("apikeys", __name__, url_prefix="/api-keys")
 nav.link(bp, "index", "API keys", section="admin", order=45)
+
+
+@bp.before_request
+def _entitled():
+    """On a plan without the API, the pages say so and offer nothing (403)."""
+    if g.get("org") is not None and not entitled(g.org, "api"):
+        return render_template("api/not_entitled.html"), 403
+    return None
 
 
 def _impersonated() -> bool:

@@ -35,6 +35,7 @@ KINDS = {
     "precondition-required": (428, "Precondition required"),
     "rate-limited": (429, "Too many requests"),
     "suspended": (403, "Organization suspended"),
+    "not-entitled": (403, "Not included in the plan"),
 }
 
 

@@ -29,6 +29,7 @@ from app.members import listing, memberships
 from app.projects import services as projects
 from app.projects.models import DESCRIPTION_MAX, NAME_MAX
 from app.rbac import services as rbac
+from app.tenancy.entitlements import entitled
 from app.web.access import access_of, public
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -67,6 +68,8 @@ def authenticate():
     g.permissions = verified.scopes
     if g.org.is_suspended:
         raise Problem("suspended", "This organization is suspended.")
+    if not entitled(g.org, "api"):
+        raise Problem("not-entitled", "The organization's plan does not include the API.")
     state = ratelimit.hit(g.org, verified.key)
     g.api_rate = state
     usage.count(verified.key, throttled=state is not None and not state.allowed)

@@ -81,3 +81,18 @@ def test_docs_and_openapi_are_served_without_a_key(world, client):
     r = client.get(url("acme", "/api/v1/docs"))
     assert r.status_code == 200 and "List members" in r.get_data(as_text=True)
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+
+
+def test_a_plan_without_the_api_says_so_on_the_page_and_in_the_api(world, login, api, make_key, owner_engine):
+    _, key = make_key(world.acme, world.users["admin"], ["members:view"])
+    with owner_engine.begin() as c:
+        c.exec_driver_sql("UPDATE plans SET feature_api = false WHERE key = 'pro'")
+    try:
+        r = login(world.users["owner"], "acme").get(url("acme", "/api-keys/"))
+        assert r.status_code == 403 and "does not include the API" in r.get_data(as_text=True)
+        assert "New API key" not in r.get_data(as_text=True)
+        r = api.get("acme", "/members", key)
+        assert r.status_code == 403 and r.get_json()["type"].endswith("not-entitled")
+    finally:
+        with owner_engine.begin() as c:
+            c.exec_driver_sql("UPDATE plans SET feature_api = true WHERE key = 'pro'")
