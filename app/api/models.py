@@ -1,4 +1,4 @@
-"""API keys, idempotency records and daily usage (tenant tables, RLS: migration 0015).
+"""API keys, idempotency records and daily usage (tenant tables, RLS: migration 0016).
 
 A key is ``tnt_<key_id>_<secret><crc>`` (``app.api.keys``); the table keeps
 the public ``key_id`` and the SHA-256 of the whole key, never the key.

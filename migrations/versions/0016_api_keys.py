@@ -1,7 +1,7 @@
 """api: API keys, idempotency records, daily usage per key (tenant tables, RLS)
 
-Revision ID: 0015_api_keys
-Revises: 0014_plan_features
+Revision ID: 0016_api_keys
+Revises: 0015_webhook_delivery_batches
 
 * ``api_keys``: a key's public id (``tnt_<key_id>_…``), the SHA-256 of the
   whole key (never the key), name, scopes, creator, expiry, revocation,
@@ -13,7 +13,7 @@ Revises: 0014_plan_features
 
 Every table has ``organization_id`` leading its keys and the RLS policy of
 the other tenant tables. Rollback: ``flask --app wsgi db downgrade
-0014_plan_features`` drops the three tables (every key stops
+0015_webhook_delivery_batches`` drops the three tables (every key stops
 working).
 """
 
@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql
 
 from app import rls
 
-revision = "0015_api_keys"
-down_revision = "0014_plan_features"
+revision = "0016_api_keys"
+down_revision = "0015_webhook_delivery_batches"
 branch_labels = None
 depends_on = None
 
