@@ -160,10 +160,10 @@ def _seats_in_use(org) -> dict[str, int]:
     return {"seats": seats(org, count_unlimited=True).used}
 
 
-def dashboard_figure(org) -> tuple[int, str]:
-    """The dashboard's figure: seats used (``seats``, the number the limit enforces) and its hint."""
-    s = seats(org, count_unlimited=True)
-    return s.used, s.hint
+def dashboard_figure(org) -> tuple:
+    """The dashboard's figure: seats used (``seats``, the number the limit
+    enforces, as a SQL expression the dashboard selects with its others) and its hint."""
+    return seats_used_column(), Seats(None, limit(org, "seats"), org.plan.name).hint
 
 
 # --------------------------------------------------------------------------- member changes

@@ -82,14 +82,15 @@ def dashboard():
     the member may see (recent activity for readers of the audit log).
 
     Statements are pinned (``tests/web/test_page_statements.py``): the
-    checklist is one statement whatever the steps, recent activity two."""
-    steps = [] if services.getting_started_hidden(g.org) else nav.checklist(g.org)
+    figures and the checklist are one statement whatever their number,
+    recent activity two."""
+    figures, steps = nav.dashboard(g.org, with_checklist=not services.getting_started_hidden(g.org))
     if steps and all(done for _step, done, _url in steps):
         steps = []  # all done: nothing left to suggest
     panels = [Markup(render_template(p.template, **ctx)) for p, ctx in nav.dashboard_panels(g.org)]
     return render_template(
         "orgs/dashboard.html",
-        figures=nav.dashboard_figures(g.org),
+        figures=figures,
         api_rate=limit(g.org, "api_requests_per_minute"),
         steps=steps,
         panels=panels,

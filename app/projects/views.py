@@ -25,7 +25,7 @@ from app.web.htmx import is_htmx, render
 bp = Blueprint("projects", __name__, url_prefix="/projects")
 nav.link(bp, "index", "Projects", section="main", order=20)
 nav.entity_page(bp, "project", "show", lambda project_id: {"project_id": project_id})
-nav.dashboard_figure(bp, "Active projects", lambda org: (services.active_count(), None), order=20)
+nav.dashboard_figure(bp, "Active projects", lambda org: (services.active_count_column(), None), order=20)
 nav.getting_started(
     bp,
     "project",

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask, current_app, g, request, url_for
 from sqlalchemy import select
+from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.routing import BuildError
 
 from app.extensions import db
@@ -120,7 +121,9 @@ def entity_page(bp: Blueprint, kinds: str | tuple[str, ...], view: str, values: 
 
 
 def dashboard_figure(bp: Blueprint, label: str, compute: Callable, *, order: int) -> None:
-    """A figure on the organization's dashboard: ``compute(org)`` returns ``(value, hint or None)``."""
+    """A figure on the organization's dashboard: ``compute(org)`` returns
+    ``(value, hint or None)``, the value a plain one or a SQL expression (every
+    figure's and checklist step's expression goes into one statement)."""
     figure = Figure(label, order, compute)
     bp.record_once(lambda state: _registry(state.app).figures.append(figure))
 
@@ -206,30 +209,37 @@ def entity_url(kind: str, entity_id) -> str | None:
         return None
 
 
-def dashboard_figures(org) -> list[tuple[str, object, str | None]]:
-    """``(label, value, hint)`` of every area's dashboard figure, in order."""
-    figures = sorted(_registry(current_app).figures, key=lambda f: (f.order, f.label))
-    return [(f.label, *f.compute(org)) for f in figures]
-
-
 def _may_act(endpoint: str, requires: str | None) -> bool:
     held = g.get("permissions", frozenset())
     return may_open(current_app.view_functions[endpoint], held) and (requires is None or requires in held)
 
 
-def checklist(org) -> list[tuple[Step, bool, str]]:
-    """``(step, done, url)`` of every getting-started step the current member
-    may act on, in order. One statement at most: the SQL answers of all the
-    steps are selected together (none when no step is shown)."""
-    steps = sorted(
-        (s for s in _registry(current_app).steps if _may_act(s.endpoint, s.requires)), key=lambda s: (s.order, s.key)
-    )
-    answers = {s.key: s.done(org) for s in steps}
-    asked = {k: v for k, v in answers.items() if not isinstance(v, bool)}
+def dashboard(org, with_checklist: bool = True) -> tuple[list[tuple[str, object, str | None]], list]:
+    """The dashboard's figures, ``(label, value, hint)`` in order, and its
+    getting-started checklist, ``(step, done, url)`` of every step the
+    current member may act on, in order (none without ``with_checklist``).
+
+    One statement at most: the SQL answers of every figure and every step
+    are selected together (none when every answer is a plain value).
+    """
+    figures = [
+        (f.label, *f.compute(org)) for f in sorted(_registry(current_app).figures, key=lambda f: (f.order, f.label))
+    ]
+    steps = []
+    if with_checklist:
+        steps = sorted(
+            (s for s in _registry(current_app).steps if _may_act(s.endpoint, s.requires)),
+            key=lambda s: (s.order, s.key),
+        )
+    done = {s.key: s.done(org) for s in steps}
+    asked = {f"figure_{i}": value for i, (_l, value, _h) in enumerate(figures) if isinstance(value, ColumnElement)}
+    asked.update({f"step_{i}": done[s.key] for i, s in enumerate(steps) if isinstance(done[s.key], ColumnElement)})
+    answers = {}
     if asked:
-        row = db.session.execute(select(*[expr.label(k) for k, expr in asked.items()])).one()
-        answers.update({k: bool(getattr(row, k)) for k in asked})
-    return [(s, answers[s.key], url_for(s.endpoint)) for s in steps]
+        answers = db.session.execute(select(*[expr.label(k) for k, expr in asked.items()])).one()._asdict()
+    figures = [(label, answers.get(f"figure_{i}", value), hint) for i, (label, value, hint) in enumerate(figures)]
+    checklist = [(s, bool(answers.get(f"step_{i}", done[s.key])), url_for(s.endpoint)) for i, s in enumerate(steps)]
+    return figures, checklist
 
 
 def dashboard_panels(org) -> list[tuple[Panel, dict]]:

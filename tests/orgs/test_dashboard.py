@@ -161,10 +161,11 @@ def _statements(client, slug) -> tuple[int, list[str]]:
 @pytest.mark.parametrize(
     "role, expected",
     [
-        # entry; seats; active projects; the checklist (one statement); recent activity (ids, events)
-        ("owner", 6),
-        # entry; seats; active projects: a viewer has no step to act on and may not read the log
-        ("viewer", 3),
+        # entry; the figures (seats, active projects) and the checklist's steps in one
+        # statement; recent activity (ids, events)
+        ("owner", 4),
+        # entry; the figures: a viewer has no step to act on and may not read the log
+        ("viewer", 2),
     ],
 )
 def test_dashboard_statements_are_pinned(initech, login, role, expected):

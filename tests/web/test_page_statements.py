@@ -29,8 +29,8 @@ from tests.members.conftest import add_members, invite_row
 
 # path -> statements per request (runtime and cross-organization connections together)
 PAGES = {
-    "/dashboard": 6,  # entry; seats (members + pending invitations, one statement); active projects;
-    # the getting-started checklist (every step in one statement); recent activity (ids, events)
+    "/dashboard": 4,  # entry; every figure (seats, active projects) and
+    # every getting-started step in one statement; recent activity (ids, events)
     "/roles/": 3,  # entry; custom roles; members per role
     "/projects/": 2,  # entry; the page with its capped count
     "/settings/general": 1,  # entry
