@@ -12,7 +12,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import login_required
 
 from app import concurrency
-from app.api import keys
+from app.api import keys, usage
 from app.api.forms import ConfirmForm, NewKeyForm, RotateForm
 from app.errors import UserError
 from app.extensions import db
@@ -59,7 +59,13 @@ def _new_page(form, status: int = 200):
 @require_any("apikeys:view", "apikeys:manage")
 def index():
     """The organization's keys: prefix, scopes, creator, created, expires, last used (time, IP)."""
-    return render_template("api/index.html", keys=keys.list_keys(), revoke_form=ConfirmForm(), now=utcnow())
+    return render_template(
+        "api/index.html",
+        keys=keys.list_keys(),
+        revoke_form=ConfirmForm(),
+        now=utcnow(),
+        week=usage.requests_since(7),
+    )
 
 
 @bp.get("/new")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 
 from flask import current_app, request
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.api.models import ApiKey, ApiUsageDaily
@@ -74,6 +74,19 @@ def _write(key: ApiKey, days: dict[date, list[int]]) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+
+
+def requests_since(days: int) -> dict:
+    """Requests per key of the current organization over the last ``days``
+    UTC days, today included (``{key id: count}``): the keys list, the
+    usage charts and the plan meters read this."""
+    since = utcnow().date() - timedelta(days=days - 1)
+    rows = db.session.execute(
+        select(ApiUsageDaily.api_key_id, func.sum(ApiUsageDaily.requests))
+        .where(ApiUsageDaily.day >= since)
+        .group_by(ApiUsageDaily.api_key_id)
+    ).all()
+    return {k: int(n) for k, n in rows}
 
 
 def forget() -> None:

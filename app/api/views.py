@@ -603,3 +603,7 @@ def docs():
     from flask import render_template
 
     return render_template("api/docs.html", doc=openapi.document(), problem_kinds=problems.KINDS)
+
+
+# The other resources register on ``bp`` when imported (after it exists).
+from app.api import audit_views, invitation_views, webhook_views  # noqa: E402,F401
