@@ -7,6 +7,7 @@ from app.api.views import bp as api_bp
 from app.auditlog import views as auditlog_views
 from app.auditlog.views import bp as auditlog_bp
 from app.auth.views import bp as auth_bp
+from app.domains.views import bp as domains_bp
 from app.mail.views import bp as mail_bp
 from app.members.views import bp as members_bp
 from app.ops import bp as ops_bp
@@ -36,6 +37,7 @@ def register(app) -> None:
         webhooks_bp,
         apikeys_bp,
         api_bp,
+        domains_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

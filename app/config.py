@@ -155,6 +155,11 @@ def load(overrides: dict | None = None) -> dict:
         # Requests one webhook delivery job has in flight at once (each
         # sender thread keeps its own connection to the receiver alive).
         "WEBHOOKS_SENDERS": max(1, _int(env.get("WEBHOOKS_SENDERS"), 8)),
+        # Verified domains (app/domains): "host:port" of the DNS resolver that
+        # TXT records are looked up on; unset, the system's resolvers. Tests
+        # point it at a DNS server of their own on loopback.
+        "DNS_RESOLVER": (env.get("DNS_RESOLVER") or "").strip() or None,
+        "DNS_TIMEOUT_SECONDS": float(env.get("DNS_TIMEOUT_SECONDS") or 5),
         # SERVER_NAME is the apex; organizations live at <slug>.<SERVER_NAME>.
         # Flask's own SERVER_NAME is left unset on purpose: we resolve hosts
         # ourselves (custom domains must work too).

@@ -5,6 +5,7 @@ Every demo account's password is ``tenantry-demo``.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from app.api.models import ApiKey, ApiUsageDaily
 from app.auditlog.demo import seed_demo_log
 from app.auth.models import User
 from app.auth.passwords import hash_password
+from app.domains.models import Domain
 from app.extensions import db
 from app.members.invitations import INVITATION_TTL, new_token
 from app.members.models import Invitation
@@ -129,6 +131,7 @@ _SINGULAR = {
     "generated members": "generated member",
     "invitations": "invitation",
     "audit events": "audit event",
+    "domains": "domain",
 }
 
 
@@ -210,6 +213,7 @@ def _load_demo() -> dict[str, int]:
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
     created["webhook endpoints"] = _demo_webhook(orgs["acme"])
     created["API keys"] = _demo_api_key(orgs["acme"], users["owner@acme.test"])
+    created["domains"] = _demo_domain(orgs["acme"])
     db.session.commit()
     return created
 
@@ -274,6 +278,21 @@ def _demo_api_key(acme, owner) -> int:
                     api_key_id=key.id, day=(now - timedelta(days=days_ago)).date(), requests=400 + 37 * days_ago
                 )
             )
+
+
+# --------------------------------------------------------------------------- domains (issue 15)
+DEMO_DOMAIN = "acme-corp.test"
+
+
+def _demo_domain(acme) -> int:
+    """Acme's demo domain, **pending**: the page shows the TXT record to
+    publish. It cannot be verified without a DNS server that answers for it
+    (point ``DNS_RESOLVER`` at one that does, then press "Verify now").
+    Added once: an existing one is left alone, whatever its state."""
+    with tenant_context(acme.id):
+        if db.session.execute(select(Domain.id).where(Domain.name == DEMO_DOMAIN)).first() is not None:
+            return 0
+        db.session.add(Domain(name=DEMO_DOMAIN, token=secrets.token_hex(16), status="pending"))
         db.session.flush()
     return 1
 

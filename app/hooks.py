@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from blinker import Namespace
 
 if TYPE_CHECKING:  # models are imported for the annotations only: this module sits below every area
+    from app.auth.models import User
     from app.rbac.models import Role
     from app.tenancy.models import Membership, Organization
 
@@ -112,4 +113,21 @@ usage_of: Hook[Organization, dict[str, int] | None] = Hook(
     the limits its area counts. Sent inside the organization's scope. The
     platform console shows usage against limits with it, and refuses (or asks
     to confirm) a plan whose limit is below it.""",
+)
+
+user_email_verified: Hook[User, None] = Hook(
+    "user-email-verified",
+    """A user's e-mail address was just proven theirs (the verification link,
+    a confirmed change of address). Sent by auth inside its transaction,
+    after ``email_verified_at`` is set, with no organization in scope: a
+    receiver acting in an organization says so (``tenant_context``). Verified
+    domains connect here to let the user join an organization at their
+    address's domain.""",
+)
+
+user_signed_in: Hook[User, None] = Hook(
+    "user-signed-in",
+    """A user just signed in with their password (a new session), in auth's
+    transaction, with no organization in scope. The user's address may be
+    unverified: a receiver that trusts the address checks ``is_verified``.""",
 )

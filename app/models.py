@@ -4,6 +4,7 @@ from app.api.models import ApiIdempotency, ApiKey, ApiUsageDaily  # noqa: F401
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal  # noqa: F401
 from app.auth.models import AuthHandoff, PasswordReset, User, UserSession  # noqa: F401
 from app.concurrency import SubmitKey  # noqa: F401
+from app.domains.models import Domain  # noqa: F401
 from app.members.models import Invitation  # noqa: F401
 from app.projects.models import Project  # noqa: F401
 from app.rbac.models import Role  # noqa: F401

@@ -47,7 +47,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     _P("org:transfer", "Organization", "Transfer ownership to another member"),
     _P("billing:view", "Organization", "See the plan, quotas and usage"),
     _P("settings:branding", "Settings", "Change the logo, colours and display name"),
-    _P("settings:domain", "Settings", "Set up and verify a custom domain"),
+    _P("settings:domain", "Settings", "Verify domains, serve a custom host, let people at a domain join"),
     _P("settings:security", "Settings", "Change security settings (2FA policy, IP allow-list, sessions)"),
     _P("members:view", "Members", "See the member list and member details"),
     _P("members:invite", "Members", "Invite people and manage pending invitations"),

@@ -50,8 +50,10 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
         # 'active'); its admins rename it and its owner deletes it.
         # webhook_actions: only the trigger on webhook_endpoints writes it (0015).
         "INSERT": AllBut(("status", "suspension_reason", "webhook_actions")),
-        # version: bumped with every update (edit forms carry it).
-        "UPDATE": ("name", "settings", "deleted_at", "version"),
+        # version: bumped with every update (edit forms carry it). The custom
+        # host: set by its admins on a domain they verified (app.domains), the
+        # one column a host is resolved by.
+        "UPDATE": ("name", "settings", "deleted_at", "version", "custom_domain", "custom_domain_verified_at"),
     },
     # Enqueueing a job (app/jobs): procrastinate_defer_jobs_v1 inserts the
     # job, and its trigger the job's first event. Nothing else of the queue.

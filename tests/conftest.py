@@ -190,6 +190,10 @@ def app(database_url, smtp_server, tmp_path_factory):
             "ARGON2_MEMORY_KIB": 1024,
             "RATELIMIT_ENABLED": True,
             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 5},
+            # No test asks the public DNS: a port nobody answers on (tests of
+            # domains point it at their own DNS server, tests/domains/dns_server.py).
+            "DNS_RESOLVER": "127.0.0.1:9",
+            "DNS_TIMEOUT_SECONDS": 0.2,
         }
     )
 

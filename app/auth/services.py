@@ -22,7 +22,7 @@ from flask import current_app, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 
-from app import audit
+from app import audit, hooks
 from app.auth import sessions, throttle
 from app.auth.models import PasswordReset, User, UserSession
 from app.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
@@ -221,6 +221,7 @@ def verify_email(token: str) -> User:
     user = verification_target(token)
     user.email_verified_at = utcnow()
     audit.record("auth.email_verified", target=user, actor=user)
+    hooks.user_email_verified.send(user)
     return user
 
 
@@ -277,6 +278,7 @@ def log_in(user: User) -> UserSession:
     """Start a new server-side session (new id: no fixation) and audit it."""
     rec = sessions.start(user)
     audit.record("auth.login", target=user, actor=user, metadata={"session_id": str(rec.id)})
+    hooks.user_signed_in.send(user)
     return rec
 
 
@@ -497,6 +499,7 @@ def confirm_email_change(token: str) -> User:
     db.session.flush()
     audit.record("auth.email_changed", target=user, actor=user, before={"email": old}, after={"email": new})
     queue_mail(old, "Your e-mail address was changed", "email_changed_notice", user=user, old_email=old, new_email=new)
+    hooks.user_email_verified.send(user)
     return user
 
 

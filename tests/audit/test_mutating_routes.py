@@ -112,6 +112,54 @@ class Ctx:
 
         return self.in_acme(go)
 
+    def domain(self, verified=False, record=False, host=False):
+        """An acme domain (set up without an event): pending, or ``verified``;
+        with ``record`` its TXT record is published on a DNS server on
+        loopback that the app asks; with ``host`` acme is served on a host at it."""
+        import secrets
+
+        from sqlalchemy import text as sql
+
+        from app.domains.models import Domain
+        from app.extensions import db
+        from app.util import utcnow
+
+        def go():
+            d = Domain(
+                name="acme-route.com",
+                token=secrets.token_hex(16),
+                status="verified" if verified else "pending",
+                verified_at=utcnow() if verified else None,
+            )
+            db.session.add(d)
+            db.session.flush()
+            return str(d.id), d.record_value
+
+        domain_id, record_value = self.in_acme(go)
+        if record:
+            zone = _dns_zone()
+            zone.clear()
+            zone.publish("_tenantry.acme-route.com", record_value)
+            self.app.config["DNS_RESOLVER"] = zone.address
+        if host:
+            with _owner().begin() as c:
+                c.execute(
+                    sql(
+                        "UPDATE organizations SET custom_domain = 'portal.acme-route.com',"
+                        " custom_domain_verified_at = now() WHERE id = :o"
+                    ),
+                    {"o": self.world.acme.id},
+                )
+        return domain_id
+
+    def org_version(self):
+        from sqlalchemy import text as sql
+
+        with _owner().connect() as c:
+            return str(
+                c.execute(sql("SELECT version FROM organizations WHERE id = :o"), {"o": self.world.acme.id}).scalar()
+            )
+
     def invitation(self, email="invitee@example.test"):
         """``(invitation id, token)`` of an open invitation to acme (set up without an event)."""
         from app.extensions import db
@@ -509,11 +557,66 @@ ROUTES: dict[str, Route] = {
         lambda c: Call(f"/webhooks/{c.webhook()}/replay", data={"since": "2020-01-01T00:00"}),
         refused_as="manager",
     ),
+    # ------------------------------------------------------------------ domains
+    "domains.create": Route(
+        [(ACME, "org.domain_added")],
+        lambda c: Call("/settings/domains/", data={"name": "acme-new.com"}),
+        refused_as="manager",
+    ),
+    "domains.verify": Route(
+        [(ACME, "org.domain_verified")],
+        lambda c: Call(f"/settings/domains/{c.domain(record=True)}/verify"),
+        refused_as="manager",
+    ),
+    "domains.update": Route(
+        [(ACME, "org.domain_settings_changed")],
+        lambda c: Call(
+            f"/settings/domains/{c.domain(verified=True)}/settings",
+            data={"auto_join": "auto", "auto_join_role": "member", "version": "1"},
+        ),
+        refused_as="manager",
+    ),
+    "domains.set_host": Route(
+        [(ACME, "org.custom_host_changed")],
+        lambda c: Call(
+            f"/settings/domains/{c.domain(verified=True)}/host",
+            data={"host": "portal.acme-route.com", "version": c.org_version()},
+        ),
+        refused_as="manager",
+    ),
+    "domains.clear_host": Route(
+        [(ACME, "org.custom_host_changed")],
+        lambda c: c.domain(verified=True, host=True) and Call("/settings/domains/custom-host/clear"),
+        refused_as="manager",
+    ),
+    "domains.delete": Route(
+        [(ACME, "org.domain_removed")], lambda c: Call(f"/settings/domains/{c.domain()}/delete"), refused_as="manager"
+    ),
     # ------------------------------------------------------------------ the audit log
     "auditlog.export": Route(
         [(ACME, "audit.exported")], lambda c: Call("/audit/export", data={"format": "csv"}), refused_as="viewer"
     ),
 }
+
+
+_ZONE = []
+
+
+def _dns_zone():
+    """One DNS server on loopback for the domain routes (started on first use)."""
+    from tests.domains.dns_server import DnsZone
+
+    if not _ZONE:
+        _ZONE.append(DnsZone().start())
+    return _ZONE[0]
+
+
+def _owner():
+    from flask import current_app
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    return create_engine(current_app.config["DATABASE_URL"], poolclass=NullPool)
 
 
 def _console(path, data=None):

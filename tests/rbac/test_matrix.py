@@ -102,6 +102,23 @@ def _api_key(w):
     return key.id
 
 
+def _domain(w):
+    """Acme's verified domain (one per test, whichever URL variable asks first)."""
+    from sqlalchemy import select
+
+    from app.domains.models import Domain
+    from app.extensions import db
+    from app.util import utcnow
+
+    existing = db.session.execute(select(Domain.id)).scalar()
+    if existing:
+        return existing
+    d = Domain(name="acme-matrix.com", token="0" * 32, status="verified", verified_at=utcnow())
+    db.session.add(d)
+    db.session.commit()
+    return d.id
+
+
 # URL variable name → its value in the acme world (real ids of acme rows),
 # evaluated inside acme's tenant context.
 URL_ARGS = {
@@ -113,6 +130,7 @@ URL_ARGS = {
     "event_id": _audit_event,
     "endpoint_id": _webhook_endpoint,
     "delivery_id": _webhook_delivery,
+    "domain_id": _domain,
     "org_id": lambda w: w.acme.id,  # the platform console's organization pages
     "key_id": _api_key,
 }

@@ -35,6 +35,11 @@ ALLOWED_INDEXES = {
     # organizations. On Citus it becomes a query fanned out to every shard
     # (or a small reference table of user -> organizations).
     "ix_memberships_user": "the apex lists a user's organizations",
+    # A domain is verified by one organization at most (the index is the
+    # guarantee, across organizations), and a verified address's domain
+    # finds its organization for auto-join. On Citus: a reference table of
+    # verified domain -> organization.
+    "uq_domains_verified_name": "one organization per verified domain; auto-join looks a domain up",
 }
 
 

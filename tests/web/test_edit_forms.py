@@ -29,6 +29,9 @@ class EditRoute:
     slug: str | None = "acme"  # the host (None: the apex, as a super-admin)
     version_field: str = "version"  # a prefixed form names it "<prefix>-version"
     saved: str | None = None  # the value the column holds after a save (default: data[column])
+    # The {id} of the path when it is not the edited row's (the custom host
+    # form edits the organization, at a path naming its verified domain).
+    path_id: str | None = None
 
     def client(self, world, login):
         """The acme Owner on the route's host (also a super-admin for an apex route)."""
@@ -54,6 +57,18 @@ class EditRoute:
                 endpoint, _ = services.create_endpoint(world.acme, "https://93.184.215.14/e", "", ["role.created"])
                 db.session.commit()
                 return endpoint.id
+        if self.table == "domains" or self.path_id == "domain":
+            from app.domains.models import Domain
+            from app.extensions import db
+            from app.util import utcnow
+
+            with tenant_context(world.acme.id):
+                d = Domain(name="acme-edit.com", token="0" * 32, status="verified", verified_at=utcnow())
+                db.session.add(d)
+                db.session.commit()
+                if self.table == "domains":
+                    return d.id
+                self.domain_id = d.id
         if self.table == "roles":
             return make_role(world.acme, "Support", ["org:view"]).id
         if self.table == "projects":
@@ -72,6 +87,22 @@ ROUTES = [
         "webhook_endpoints",
         {"url": "https://93.184.215.14/e", "description": "Renamed", "event_types": ["role.created"]},
         column="description",
+    ),
+    EditRoute(
+        "domain settings",
+        "/settings/domains/{id}/settings",
+        "domains",
+        {"auto_join": "auto", "auto_join_role": "viewer"},
+        column="auto_join",
+    ),
+    EditRoute(
+        "custom host",
+        "/settings/domains/{domain}/host",
+        "organizations",
+        {"host": "portal.acme-edit.com"},
+        column="custom_domain",
+        saved="portal.acme-edit.com",
+        path_id="domain",
     ),
     EditRoute("invitation role", "/members/invitations/{id}/role", "invitations", {"role": "viewer"}, column="role"),
     EditRoute(
@@ -111,7 +142,8 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
         data["owner_id"] = str(world.users["owner"].id)
     if version is not None:
         data[route.version_field] = version
-    r = c.post(url(route.slug, route.path.format(id=row_id)), data=data, headers={"HX-Request": "true"} if htmx else {})
+    path = route.path.format(id=row_id, domain=getattr(route, "domain_id", None))
+    r = c.post(url(route.slug, path), data=data, headers={"HX-Request": "true"} if htmx else {})
     assert r.status_code == 422
     assert MISSING_VERSION in r.get_data(as_text=True)
     assert _stored(owner_engine, route.table, row_id, route.column) == before
@@ -125,7 +157,7 @@ def test_edit_with_the_current_version_still_saves(world, login, owner_engine, r
     data = {"csrf_token": csrf_token(c, route.slug), **route.data, route.version_field: str(version)}
     if route.table == "projects":
         data["owner_id"] = str(world.users["owner"].id)
-    r = c.post(url(route.slug, route.path.format(id=row_id)), data=data)
+    r = c.post(url(route.slug, route.path.format(id=row_id, domain=getattr(route, "domain_id", None))), data=data)
     assert r.status_code in (200, 302)
     saved = route.saved if route.saved is not None else route.data[route.column]
     assert _stored(owner_engine, route.table, row_id, route.column) == (version + 1, saved)
@@ -133,6 +165,7 @@ def test_edit_with_the_current_version_still_saves(world, login, owner_engine, r
 
 def test_every_edit_form_has_a_route_in_this_test():
     """A new ``EditForm`` gets a row in ``ROUTES`` (so its route is checked above)."""
+    import app.domains.forms
     import app.members.forms
     import app.platform.forms
     import app.projects.forms
@@ -154,7 +187,10 @@ def test_every_edit_form_has_a_route_in_this_test():
         "EditEndpointForm",
         "InvitationRoleForm",
         "PlanForm",
+        "DomainSettingsForm",
+        "CustomHostForm",
     }, (
+        app.domains.forms,
         "add the new edit form's route to ROUTES in tests/web/test_edit_forms.py",
         app.members.forms,
         app.platform.forms,
