@@ -1,4 +1,4 @@
-"""Verified domains (tenant table, RLS: migration 0015_verified_domains).
+"""Verified domains (tenant table, RLS: migration 0017_verified_domains).
 
 An organization adds a domain it owns (``acme.com``) and proves it by
 publishing a TXT record; once verified the domain can serve the
