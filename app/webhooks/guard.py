@@ -47,6 +47,7 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 )
 ALLOWED_PORTS = None  # any port: receivers run on 8443, 3000...
+USER_AGENT = "Tenantry-Webhooks/1"
 
 
 class BlockedAddress(UserError):
@@ -132,7 +133,7 @@ def session(timeout: float, *, allow_loopback: bool | None = None) -> HTTPSessio
             ip_filter_allow_loopback_ips=loopback_allowed() if allow_loopback is None else allow_loopback,
             never_redirect=True,
             default_timeout=(timeout, timeout),
-            user_agent_override="Tenantry-Webhooks/1",
+            user_agent_override=USER_AGENT,
         )
     )
     # No proxy, .netrc or CA bundle from the environment: a proxy would make
