@@ -55,7 +55,6 @@ RECHECK_EVERY = timedelta(hours=20)
 JOIN_ROLES = ("admin", "manager", "member", "viewer")
 AUTO_JOIN_LABELS = {
     "off": "Off: people at this domain join only when invited",
-    "suggest": "Suggest: people at this domain see the organization and may ask to join",
     "auto": "Automatic: people at this domain join with the default role",
 }
 ALREADY_CLAIMED = "{name} is already verified by another organization. A domain belongs to one organization."
@@ -172,6 +171,11 @@ def update_settings(domain: Domain, auto_join: str | None, role: str | None, ver
     that is not one of ``JOIN_ROLES`` (``auto_join_role``)."""
     if auto_join not in AUTO_JOIN_MODES:
         raise UserError("Choose one of the options.", "auto_join")
+    if auto_join not in AUTO_JOIN_LABELS:
+        # The schema knows "suggest" (people at the domain see the
+        # organization and ask to join); the asking is not built yet, so it
+        # is not offered rather than saved and silently ignored.
+        raise UserError("Suggesting the organization to people at the domain is not available yet.", "auto_join")
     if role not in JOIN_ROLES:
         raise UserError("Choose the role people join with (not Owner).", "auto_join_role")
     lock_for_edit(domain, version)

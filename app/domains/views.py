@@ -66,9 +66,8 @@ def _show(domain, status: int = 200, verify=None, settings=None, host=None):
         settings = DomainSettingsForm(formdata=None, obj=domain)
     if host is None:
         under = services.host_domain(g.org, [domain])
-        host = CustomHostForm(
-            formdata=None, host=g.org.custom_domain if under else f"portal.{domain.name}", version=g.org.version
-        )
+        host = CustomHostForm(formdata=None, host=g.org.custom_domain if under else "", version=g.org.version)
+    host.host.render_kw = {**(host.host.render_kw or {}), "placeholder": f"portal.{domain.name}"}
     return render(
         "domains/show.html",
         domain=domain,
@@ -155,7 +154,7 @@ def verify(domain_id: str):
 @require("settings:domain")
 @feature_required
 def update(domain_id: str):
-    """Save auto-join (off / suggest / automatic) and its role: 422 beside the
+    """Save auto-join (off / automatic) and its role: 422 beside the
     field on bad input, 409 when someone saved in between."""
     domain = _domain_or_404(domain_id)
     form = DomainSettingsForm()
