@@ -261,3 +261,26 @@ def test_a_job_queued_before_batching_drains_its_endpoint(
         db.session.commit()
     run_jobs()
     assert len(receiver.requests) == 1 and deliveries(owner_engine)[0]["status"] == "succeeded"
+
+
+def test_a_job_never_has_more_than_its_senders_in_flight():
+    """A hanging receiver holds its own job's senders only: the shared pool
+    has room for every job the worker runs at once."""
+    import time
+
+    lock = threading.Lock()
+    running, most = 0, 0
+
+    def send(i):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return i
+
+    assert delivery_mod._post_all(12, send, 3, 4) == list(range(12))
+    assert most == 3
+    assert delivery_mod._sender_pool(1)._max_workers >= 3 * 4
