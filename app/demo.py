@@ -24,7 +24,7 @@ from app.members.models import Invitation
 from app.projects.models import Project
 from app.rbac.models import Role
 from app.scoping import all_organizations, tenant_context
-from app.tenancy.models import Membership, Organization
+from app.tenancy.models import EntitlementOverride, Membership, Organization
 from app.util import utcnow
 from app.webhooks.models import WebhookEndpoint
 from app.webhooks.services import new_secret
@@ -132,6 +132,7 @@ _SINGULAR = {
     "invitations": "invitation",
     "audit events": "audit event",
     "domains": "domain",
+    "entitlement overrides": "entitlement override",
 }
 
 
@@ -214,8 +215,32 @@ def _load_demo() -> dict[str, int]:
     created["webhook endpoints"] = _demo_webhook(orgs["acme"])
     created["API keys"] = _demo_api_key(orgs["acme"], users["owner@acme.test"])
     created["domains"] = _demo_domain(orgs["acme"])
+    created["entitlement overrides"] = _demo_override(orgs["globex"], users["super@tenantry.test"])
     db.session.commit()
     return created
+
+
+# --------------------------------------------------------------------------- entitlements (issue 14)
+def _demo_override(globex, superadmin) -> int:
+    """Globex (free plan) trials SSO for 30 days: an override the console
+    shows with its source ("override until ..."). Once: an existing override
+    of that name is left alone, expired or not."""
+    with all_organizations(reason="demo data loader: an entitlement override"):
+        if db.session.get(EntitlementOverride, (globex.id, "sso")) is not None:
+            return 0
+        db.session.add(
+            EntitlementOverride(
+                organization_id=globex.id,
+                name="sso",
+                kind="feature",
+                enabled=True,
+                until=utcnow() + timedelta(days=30),
+                reason="Demo: a 30-day SSO trial before they decide on Enterprise.",
+                created_by=superadmin.id,
+            )
+        )
+        db.session.flush()
+    return 1
 
 
 # --------------------------------------------------------------------------- webhooks (issue 13)
@@ -343,7 +368,6 @@ def _demo_members(acme, inviter) -> tuple[int, int]:
     """Acme's 200 generated members (mostly members and viewers, some
     deactivated) and 5 pending invitations; only what is missing is added,
     in two bulk INSERTs, with one shared password hash."""
-    from datetime import timedelta
 
     from sqlalchemy import insert
 

@@ -24,6 +24,11 @@ POLICY_SETTINGS = frozenset({"app.org_id", "app.user_id"})
 # Tables the runtime role may only INSERT into and SELECT from.
 APPEND_ONLY_TABLES: set[str] = set()
 
+# Tenant tables only the platform writes (the cross-organization role): the
+# runtime role may read its organization's rows and change none. An
+# organization's admins must not grant themselves a limit or a feature.
+PLATFORM_WRITTEN_TABLES = frozenset({"entitlement_overrides"})
+
 
 class AllBut(tuple):
     """Every column of the table except these (for INSERT: a new row may
@@ -48,8 +53,9 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
         # A signed-in user creates an organization (the ORM writes every
         # nullable column, as NULL; the status is left to the server's
         # 'active'); its admins rename it and its owner deletes it.
-        # webhook_actions: only the trigger on webhook_endpoints writes it (0015).
-        "INSERT": AllBut(("status", "suspension_reason", "webhook_actions")),
+        # webhook_actions: only the trigger on webhook_endpoints writes it (0015);
+        # entitlement_overrides and member_count: only the platform (0018, 0019).
+        "INSERT": AllBut(("status", "suspension_reason", "webhook_actions", "entitlement_overrides", "member_count")),
         # version: bumped with every update (edit forms carry it). The custom
         # host: set by its admins on a domain they verified (app.domains), the
         # one column a host is resolved by.
@@ -96,6 +102,8 @@ RUNTIME_FORBIDDEN_COLUMNS = (
     ("organizations", "suspension_reason", ("INSERT", "UPDATE")),
     ("users", "disabled_at", ("INSERT", "UPDATE")),
     ("organizations", "webhook_actions", ("INSERT", "UPDATE")),
+    ("organizations", "entitlement_overrides", ("INSERT", "UPDATE")),
+    ("organizations", "member_count", ("INSERT", "UPDATE")),
 )
 
 
@@ -241,6 +249,8 @@ def grant_runtime(conn, role: str) -> None:
             conn.execute(text(f"GRANT SELECT ON {t} TO {q}"))
         elif table in APPEND_ONLY_TABLES:
             conn.execute(text(f"GRANT SELECT, INSERT ON {t} TO {q}"))
+        elif table in PLATFORM_WRITTEN_TABLES:
+            conn.execute(text(f"GRANT SELECT ON {t} TO {q}"))
         elif table in tenant:
             conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {q}"))
         else:

@@ -86,6 +86,14 @@ def render_error(status: int, message: str | None = None):
     page instead.
     """
     title, default = TITLES.get(status, (f"Error {status}", ""))
+    feature = g.get("not_entitled") if status == 403 else None
+    if feature:
+        # A feature the organization's plan does not include (rbac.requires_feature).
+        title = "Not on your plan"
+        default = (
+            f"{feature.replace('_', ' ').capitalize()} is not included in this organization's plan. "
+            "Nothing here can be used until an owner moves the organization to a plan that includes it."
+        )
     message = message or default
     if wants_json():
         # RFC 9457 problem details, as the API answers its own refusals

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 
 from app import audit, hooks
 from app.audit.models import AuditEvent
@@ -30,6 +30,7 @@ from app.auth.models import User
 from app.concurrency import lock_for_edit
 from app.errors import UserError
 from app.extensions import db
+from app.platform.stats import SIZES
 from app.scoping import all_organizations, tenant_context
 from app.tenancy import entitlements, lifecycle
 from app.tenancy.models import Membership, Organization, Plan
@@ -75,6 +76,7 @@ class OrgQuery:
     status: str = "all"
     sort: str = DEFAULT_SORT
     after: str = ""
+    size: str = ""
 
     @classmethod
     def from_args(cls, args, plans: list[str]) -> OrgQuery:
@@ -83,13 +85,21 @@ class OrgQuery:
         status = args.get("status") if args.get("status") in STATUSES else "all"
         sort = args.get("sort") if args.get("sort") in SORTS else DEFAULT_SORT
         after = (args.get("after") or "")[:200]
-        return cls(q, plan, status, sort, after)
+        size = args.get("size") if args.get("size") in SIZES else ""
+        return cls(q, plan, status, sort, after, size)
 
     def args(self, **changes) -> dict:
         """URL parameters with ``changes`` applied; defaults left out."""
         new = replace(self, **changes)
         out = {}
-        for name, default in (("q", ""), ("plan", ""), ("status", "all"), ("sort", DEFAULT_SORT), ("after", "")):
+        for name, default in (
+            ("q", ""),
+            ("plan", ""),
+            ("status", "all"),
+            ("size", ""),
+            ("sort", DEFAULT_SORT),
+            ("after", ""),
+        ):
             value = getattr(new, name)
             if value != default:
                 out[name] = value
@@ -97,7 +107,7 @@ class OrgQuery:
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.q or self.plan or self.status != "all")
+        return bool(self.q or self.plan or self.status != "all" or self.size)
 
 
 @dataclass(frozen=True)
@@ -149,24 +159,26 @@ def list_organizations(query: OrgQuery) -> OrgPage:
     stmt = select(Organization, _active_members()).where(Organization.id != audit.PLATFORM_ORG_ID)
     if query.q:
         like = f"%{escape_like(query.q.lower())}%"
-        owner = exists(
-            select(1)
-            .select_from(Membership)
+        # Owners found from the users' side (a trigram index on e-mails where
+        # pg_trgm exists), not by looking at every organization's owners.
+        owned = (
+            select(Membership.organization_id)
             .join(User, User.id == Membership.user_id)
-            .where(
-                Membership.organization_id == Organization.id,
-                Membership.role == "owner",
-                func.lower(User.email).like(like),
-            )
+            .where(Membership.role == "owner", func.lower(User.email).like(like))
         )
         stmt = stmt.where(
             or_(
                 func.lower(Organization.name).like(like),
                 Organization.slug.like(like),
                 func.lower(Organization.custom_domain).like(like),
-                owner,
+                Organization.id.in_(owned),
             )
         )
+    if query.size:
+        _label, low, high = SIZES[query.size]
+        stmt = stmt.where(Organization.member_count >= low)
+        if high is not None:
+            stmt = stmt.where(Organization.member_count <= high)
     if query.plan:
         stmt = stmt.where(Organization.plan_key == query.plan)
     if query.status == "deleted":

@@ -125,7 +125,8 @@ class UserDetail:
 
 def detail(user: User) -> UserDetail:
     """A person's page: their organizations and roles, their live sessions,
-    their recent account events (the platform log)."""
+    their recent events in the platform log (account events, super-admin
+    actions on them or by them, support sessions they ran)."""
     with all_organizations(reason="platform console: a person's page"):
         memberships = [
             (m, o)
@@ -149,7 +150,13 @@ def detail(user: User) -> UserDetail:
                 select(AuditEvent)
                 .where(
                     AuditEvent.organization_id == audit.PLATFORM_ORG_ID,
-                    or_(AuditEvent.actor_id == user.id, AuditEvent.target_id == str(user.id)),
+                    # What they did, what was done to them, and (for a
+                    # super-admin) what they did acting as someone else.
+                    or_(
+                        AuditEvent.actor_id == user.id,
+                        AuditEvent.target_id == str(user.id),
+                        AuditEvent.impersonator_id == user.id,
+                    ),
                 )
                 .order_by(AuditEvent.id.desc())
                 .limit(20)

@@ -20,10 +20,21 @@ from app.extensions import db
 from app.jobs import admin as jobs_admin
 from app.platform import health as health_checks
 from app.platform import organizations as orgs
-from app.platform import overview, support
+from app.platform import overview, plans, stats, support
 from app.platform import users as people
-from app.platform.forms import ImpersonateForm, PlanForm, PurgeForm, ReasonForm, SuspendForm
+from app.platform.forms import (
+    ImpersonateForm,
+    OverrideForm,
+    PlanEditForm,
+    PlanForm,
+    PurgeForm,
+    ReasonForm,
+    RemoveOverrideForm,
+    SuspendForm,
+    choice,
+)
 from app.platform.gate import bp, in_support_session
+from app.tenancy import entitlements
 from app.util import utcnow
 from app.web import hosts, nav
 from app.web.forms import with_error
@@ -49,12 +60,19 @@ def index():
 @bp.get("/organizations")
 def organizations():
     """Every organization: search (name, address, custom domain, an owner's
-    e-mail), plan and status filters, sort, keyset pages of 50. With
+    e-mail), plan, status and size filters, sort, keyset pages of 50. With
     ``HX-Request`` only ``#platform-orgs`` (the active search)."""
     plans = orgs.plan_choices()
     query = orgs.OrgQuery.from_args(request.args, [p.key for p in plans])
     page = orgs.list_organizations(query)
-    return render("platform/organizations.html", "platform/_org_table.html", page=page, query=query, plans=plans)
+    return render(
+        "platform/organizations.html",
+        "platform/_org_table.html",
+        page=page,
+        query=query,
+        plans=plans,
+        sizes=stats.SIZES,
+    )
 
 
 def _plan_form(org, formdata=None) -> PlanForm:
@@ -63,6 +81,15 @@ def _plan_form(org, formdata=None) -> PlanForm:
     else:
         form = PlanForm(formdata=formdata, prefix="plan")
     form.plan.choices = [(p.key, f"{p.name}") for p in orgs.plan_choices()]
+    return form
+
+
+def _override_form(formdata=None) -> OverrideForm:
+    form = OverrideForm(formdata=formdata, prefix="override")
+    form.name.choices = [choice("", "Choose…")] + [
+        choice(n, f"{plans.label(n).capitalize()} ({entitlements.kind_of(n)})")
+        for n in [*entitlements.limit_names(), *entitlements.feature_names()]
+    ]
     return form
 
 
@@ -76,10 +103,18 @@ def _org_page(org, status: int = 200, **forms):
         "reactivate_form": ReasonForm(formdata=empty, prefix="reactivate"),
         "restore_form": ReasonForm(formdata=empty, prefix="restore"),
         "purge_form": PurgeForm(formdata=empty, prefix="purge"),
+        "override_form": _override_form(),
+        "remove_form": None,  # the refused removal's form, shown on its row
     }
     context.update(forms)
     return render(
-        "platform/organization.html", d=orgs.detail(org), describe=catalogue.describe, status=status, **context
+        "platform/organization.html",
+        d=orgs.detail(org),
+        overrides=plans.overrides_of(org),
+        now=utcnow(),
+        describe=catalogue.describe,
+        status=status,
+        **context,
     )
 
 
@@ -94,7 +129,7 @@ def organization(org_id: str):
 def _refused(org, name: str, form, error: UserError):
     db.session.rollback()
     org = _org_or_404(str(org.id))  # as stored now
-    if name == "plan_form" and isinstance(error, orgs.NeedsConfirmation):
+    if name in ("plan_form", "override_form") and isinstance(error, orgs.NeedsConfirmation):
         form.confirm.errors = list(error.problems)
         form.needs_confirm = True
         return _org_page(org, 422, **{name: form})
@@ -185,6 +220,141 @@ def purge(org_id: str):
         lambda o, f: orgs.purge_now(o, f.reason.data, f.confirm.data),
         "{name}'s data is purged.",
     )
+
+
+@bp.post("/organizations/<org_id>/overrides")
+def set_override(org_id: str):
+    """Give the organization its own value for a limit or a feature,
+    optionally until a date, with a reason; recorded in its log and the
+    platform's. Bad input: 422 beside the field; a limit below what it uses:
+    422 saying what that means, and "set it anyway" to confirm."""
+    org = _org_or_404(org_id)
+    form = _override_form(request.form)
+    if not form.validate():
+        return _org_page(org, 422, override_form=form)
+    name = form.name.data
+    raw = form.enabled.data if entitlements.kind_of(name or "") == "feature" else form.value.data
+    try:
+        plans.set_override(
+            org,
+            name,
+            raw,
+            form.until.data,
+            form.reason.data,
+            current_user.id,
+            confirmed=bool(form.confirm.data),
+        )
+    except UserError as e:
+        return _refused(org, "override_form", form, e)
+    db.session.commit()
+    flash(f"{org.name} has its own {plans.label(name)} now.", "success")
+    return redirect(url_for("platform.organization", org_id=org.id, _anchor="overrides"))
+
+
+@bp.post("/organizations/<org_id>/overrides/remove")
+def remove_override(org_id: str):
+    """Remove one of the organization's overrides (its plan's value applies
+    again), with a reason; recorded in its log and the platform's."""
+    org = _org_or_404(org_id)
+    form = RemoveOverrideForm(prefix="remove")
+    if not form.validate():
+        return _org_page(org, 422, remove_form=form)
+    try:
+        plans.remove_override(org, form.name.data, form.reason.data)
+    except UserError as e:
+        db.session.rollback()
+        return _org_page(_org_or_404(org_id), e.status, remove_form=with_error(form, e, "reason"))
+    db.session.commit()
+    flash(f"{org.name}'s {plans.label(form.name.data)} comes from its plan again.", "success")
+    return redirect(url_for("platform.organization", org_id=org.id, _anchor="overrides"))
+
+
+# --------------------------------------------------------------------------- plans
+@bp.get("/plans")
+def plans_index():
+    """Every plan with its limits, features and how many live organizations use it."""
+    rows = [(p, plans.organizations_on_plan(p)) for p in orgs.plan_choices()]
+    return render(
+        "platform/plans.html",
+        rows=rows,
+        limit_names=entitlements.limit_names(),
+        feature_names=entitlements.feature_names(),
+        plan_limit=entitlements.plan_limit,
+        plan_feature=entitlements.plan_feature,
+    )
+
+
+def _plan_or_404(key: str):
+    return plans.find_plan(key) or abort(404)
+
+
+def _plan_edit_form(plan, formdata=None):
+    cls = PlanEditForm
+    if formdata is not None:
+        return cls(formdata=formdata, prefix="plan")
+    data = {"version": plan.version}
+    for name in entitlements.limit_names():
+        value = entitlements.plan_limit(plan, name)
+        data[f"limit_{name}"] = "" if value is None else str(value)
+    for name in entitlements.feature_names():
+        data[f"feature_{name}"] = entitlements.plan_feature(plan, name)
+    return cls(formdata=None, prefix="plan", data=data)
+
+
+def _plan_page(plan, form, status: int = 200):
+    return render(
+        "platform/plan.html",
+        plan=plan,
+        form=form,
+        organizations=plans.organizations_on_plan(plan),
+        limit_names=entitlements.limit_names(),
+        feature_names=entitlements.feature_names(),
+        status=status,
+    )
+
+
+@bp.get("/plans/<key>")
+def plan(key: str):
+    """One plan's limits and features, as a form."""
+    plan = _plan_or_404(key)
+    return _plan_page(plan, _plan_edit_form(plan))
+
+
+@bp.post("/plans/<key>")
+def update_plan(key: str):
+    """Save a plan's limits and features. A value that is not a whole number
+    or an empty reason: 422 beside the field, nothing changed. A limit below
+    what organizations on the plan use: 422 naming them and saying what it
+    means, and "save anyway" to confirm. From a stale page: 409."""
+    plan = _plan_or_404(key)
+    form = _plan_edit_form(plan, request.form)
+    if not form.validate():
+        return _plan_page(plan, form, 422)
+    limits: dict[str, int | None] = {}
+    try:
+        for name in entitlements.limit_names():
+            limits[name] = plans.parse_limit(
+                form[f"limit_{name}"].data,
+                field=f"limit_{name}",
+                may_be_unlimited=entitlements.may_be_unlimited(name),
+            )
+        features = {name: bool(form[f"feature_{name}"].data) for name in entitlements.feature_names()}
+        changed = plans.update_plan(
+            plan, limits, features, form.reason.data, confirmed=bool(form.confirm.data), version=form.version.data
+        )
+    except UserError as e:
+        db.session.rollback()
+        plan = _plan_or_404(key)
+        if isinstance(e, StaleEdit):
+            return _plan_page(plan, with_error(_plan_edit_form(plan), e), e.status)
+        if isinstance(e, orgs.NeedsConfirmation):
+            form.confirm.errors = list(e.problems)
+            form.needs_confirm = True
+            return _plan_page(plan, form, 422)
+        return _plan_page(plan, with_error(form, e, "reason"), e.status)
+    db.session.commit()
+    flash(f"The {plan.name} plan is saved." if changed else "Nothing changed in the plan.", "success")
+    return redirect(url_for("platform.plans_index"))
 
 
 # --------------------------------------------------------------------------- users

@@ -1,5 +1,6 @@
 """Permission guards for organization pages: ``@require(...)`` /
-``@require_any(...)`` / ``@require_all(...)``. They declare the view's access
+``@require_any(...)`` / ``@require_all(...)``, and the plan guard
+``@requires_feature(...)``. They declare the view's access
 the same way as ``@public`` and ``@login_only`` (``app.web.access``), so the
 test that walks the url map sees every view.
 
@@ -17,6 +18,7 @@ from flask_login import current_user
 
 from app.extensions import login_manager
 from app.permissions import ALL
+from app.tenancy import entitlements
 from app.web.access import grants, mark
 
 
@@ -55,3 +57,32 @@ def require_all(*permissions: str):
 def require_any(*permissions: str):
     """Allow members holding at least one of ``permissions``."""
     return _guard(permissions, "any")
+
+
+def requires_feature(feature: str):
+    """Allow the view only when the organization is entitled to ``feature``
+    (its plan, or an override: ``entitlements.entitled``).
+
+    Otherwise 403 with a page that names the feature and says the plan does
+    not include it (not 404: a member may well know the feature exists).
+    Sits under ``@require(...)``, which declares the view's permission; an
+    unknown feature name fails when the module is imported.
+    """
+    if feature not in entitlements.feature_names():
+        raise ValueError(f"unknown feature {feature!r}")
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            org = getattr(g, "org", None)
+            if org is None:
+                abort(404)
+            if not entitlements.entitled(org, feature):
+                g.not_entitled = feature
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.required_feature = feature
+        return wrapped
+
+    return decorator

@@ -17,7 +17,7 @@ from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.permissions import BY_NAME, ROLE_ORDER, groups
 from app.rbac import services
-from app.rbac.decorators import require, require_all
+from app.rbac.decorators import require, require_all, requires_feature
 from app.rbac.forms import AssignForm, ConfirmForm, EditRoleForm, NewRoleForm, RoleForm, TransferForm, choice
 from app.web import nav
 from app.web.forms import with_error
@@ -122,6 +122,7 @@ def member_permissions(user_id):
 @bp.get("/new")
 @login_required
 @require("roles:manage")
+@requires_feature("custom_roles")
 def new():
     """The permission editor for a new custom role (system roles beside it for comparison)."""
     return render("rbac/new.html", **_editor_context(NewRoleForm()))
@@ -130,6 +131,7 @@ def new():
 @bp.post("/")
 @login_required
 @require("roles:manage")
+@requires_feature("custom_roles")
 def create():
     """Create a custom role; bad input or a refused permission → 422, nothing saved.
 
@@ -222,6 +224,7 @@ def update(role_key):
 @bp.post("/<role_key>/duplicate")
 @login_required
 @require("roles:manage")
+@requires_feature("custom_roles")
 def duplicate(role_key):
     """Start a new custom role from a system or custom role, then edit it."""
     info = _role_or_404(role_key)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from app import audit
 from app.errors import UserError
 from app.extensions import db
-from app.rls import APPEND_ONLY_TABLES
+from app.rls import APPEND_ONLY_TABLES, PLATFORM_WRITTEN_TABLES
 from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import Organization
 from app.util import utcnow
@@ -92,10 +92,12 @@ def set_status(org: Organization, status: str, reason: str | None = None) -> Non
 def _data_tables() -> list[str]:
     """Tenant tables whose rows a purge removes, children before parents.
 
-    Append-only tables (the audit log) are kept as the tombstone.
+    Append-only tables (the audit log) are kept as the tombstone; tables
+    only the platform writes are removed by the cross-organization role
+    (``purge``), which alone may.
     """
     tables = [t for t in reversed(db.metadata.sorted_tables) if "organization_id" in t.c]
-    return [t.name for t in tables if t.name not in APPEND_ONLY_TABLES]
+    return [t.name for t in tables if t.name not in APPEND_ONLY_TABLES | PLATFORM_WRITTEN_TABLES]
 
 
 def purge_expired(now=None) -> list[str]:
@@ -142,6 +144,9 @@ def purge(org_id, now=None, metadata: dict | None = None) -> dict[str, int]:
             res = db.session.execute(text(f'DELETE FROM "{table}" WHERE organization_id = :o'), {"o": org_id})
             counts[table] = res.rowcount
         with all_organizations(reason="mark a purged organization"):
+            for table in sorted(PLATFORM_WRITTEN_TABLES):
+                res = db.session.execute(text(f'DELETE FROM "{table}" WHERE organization_id = :o'), {"o": org_id})
+                counts[table] = res.rowcount
             # Not a column a request may write (runtime role privileges).
             org.purged_at = now
             org.custom_domain = None

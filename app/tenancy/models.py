@@ -49,6 +49,10 @@ class Plan(db.Model):
     feature_sso: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     feature_scim: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     feature_audit_streaming: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Bumped by every update; the console's plan form carries it.
+    version: Mapped[int] = versioned()
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Organization(db.Model):
@@ -79,6 +83,18 @@ class Organization(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The organization's entitlement overrides as {name: {"value", "until"}},
+    # kept by a trigger on entitlement_overrides (migration 0018): loaded with
+    # the organization, so entitlements cost no statement of their own.
+    # FetchedValue: an INSERT leaves it to the server (the runtime role may
+    # not write it).
+    entitlement_overrides: Mapped[dict] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb"), server_onupdate=FetchedValue()
+    )
+    # Active members as last counted by the platform's periodic job
+    # (app.platform.stats; NULL: not counted yet): the console filters by
+    # size on it. Only the cross-organization role writes it.
+    member_count: Mapped[int | None] = mapped_column(Integer, server_default=FetchedValue())
     # Bumped by every update; the settings form carries it (app.concurrency).
     version: Mapped[int] = versioned()
 
@@ -88,6 +104,10 @@ class Organization(db.Model):
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
         # Slugs are unique among live organizations only: a deleted one frees its slug.
         Index("uq_organizations_live_slug", "slug", unique=True, postgresql_where=text("deleted_at IS NULL")),
+        # The console's keyset sorts and size filter (0019_platform_scale).
+        Index("ix_organizations_name_id", text("lower(name)"), "id"),
+        Index("ix_organizations_created_id", "created_at", "id"),
+        Index("ix_organizations_member_count", "member_count"),
         Index(
             "uq_organizations_custom_domain",
             "custom_domain",
@@ -104,6 +124,50 @@ class Organization(db.Model):
     @property
     def is_suspended(self) -> bool:
         return self.status == "suspended"
+
+
+class PlatformStats(db.Model):
+    """Figures the console shows that would cost a scan of a big table per
+    request, cached by the periodic job ``platform.refresh_stats``
+    (``app.platform.stats``). Global; only the cross-organization role writes it."""
+
+    __tablename__ = "platform_stats"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class EntitlementOverride(TenantScoped, db.Model):
+    """An organization's own limit or feature switch (a trial, a contract),
+    optionally until a date; beats its plan's value (``app.tenancy.entitlements``).
+
+    Written only by the cross-organization role (the platform console); a
+    trigger copies the organization's overrides into
+    ``Organization.entitlement_overrides``, which is what requests read.
+    """
+
+    __tablename__ = "entitlement_overrides"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    limit_value: Mapped[int | None] = mapped_column(Integer)  # kind limit; None = unlimited
+    enabled: Mapped[bool | None] = mapped_column(Boolean)  # kind feature
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('limit', 'feature')", name="kind"),
+        CheckConstraint(
+            "(kind = 'feature' AND enabled IS NOT NULL AND limit_value IS NULL)"
+            " OR (kind = 'limit' AND enabled IS NULL AND (limit_value IS NULL OR limit_value >= 0))",
+            name="value",
+        ),
+    )
 
 
 class HoldsRole:

@@ -16,6 +16,7 @@ from app.auth import sessions
 from app.auth.models import UserSession
 from app.extensions import db, login_manager
 from app.scoping import record_applied_settings, reset_scope, set_scope
+from app.tenancy import entitlements
 from app.tenancy.hosts import load_organization, organization_criteria, organization_params, serves_custom_domain
 from app.tenancy.models import Membership, Organization
 from app.util import utcnow
@@ -222,6 +223,12 @@ def teardown(_exc=None) -> None:
             pass  # token from another context (streamed response); scope dies with it
 
 
+def _entitled(feature: str) -> bool:
+    """True when this request's organization may use ``feature`` (no organization: False)."""
+    org = g.get("org")
+    return org is not None and entitlements.entitled(org, feature)
+
+
 def init_app(app) -> None:
     hosts.register_custom_domain_lookup(app, serves_custom_domain)
     app.before_request(resolve)
@@ -233,6 +240,8 @@ def init_app(app) -> None:
             "current_org": g.get("org"),
             "current_membership": g.get("membership"),
             "can": has,
+            # Templates hide what the plan does not include; the server refuses too.
+            "entitled": _entitled,
             "org_url": hosts.org_url,
             "apex_url": hosts.apex_url,
             # Navigation shows an area only once its blueprint is registered.

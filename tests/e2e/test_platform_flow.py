@@ -7,6 +7,7 @@ audit log records as support, and stops."""
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -73,6 +74,36 @@ def test_suspend_reactivate_plan_and_support_session(page, browser, live_server,
     expect(ent.locator("tr", has_text="Seats")).to_contain_text("Unlimited")
     expect(ent.locator("tr", has_text="Seats")).to_contain_text("plan enterprise")
     shot(page, "plan-changed")
+
+    # Give acme its own seats limit until a date: the page names the source.
+    until = (date.today() + timedelta(days=45)).isoformat()
+    box = page.locator("#overrides")
+    box.get_by_label("Limit or feature").select_option("seats")
+    box.get_by_label("New limit").fill("400")
+    box.get_by_label("Until (optional)").fill(until)
+    box.get_by_label("Reason", exact=True).fill("Contract: 400 seats during the rollout")
+    box.get_by_role("button", name="Set override").click()
+    expect(page.get_by_text("Acme Corporation has its own seats now.")).to_be_visible()
+    expect(ent.locator("tr", has_text="Seats")).to_contain_text("400")
+    expect(ent.locator("tr", has_text="Seats")).to_contain_text(f"override until {until}")
+    expect(page.locator("#override-seats")).to_contain_text("Contract: 400 seats during the rollout")
+    shot(page, "override-set")
+
+    # Plans are data: the plans page and one plan's form; the platform log has both changes.
+    page.get_by_role("navigation", name="Platform console").get_by_role("link", name="Plans").click()
+    expect(page.get_by_role("heading", name="Plans", exact=True)).to_be_visible()
+    shot(page, "plans")
+    page.locator("#plan-free").get_by_role("link", name="Free").click()
+    page.get_by_label("Seats").fill("2")
+    page.get_by_label("Reason").fill("Tighter free tier")
+    page.get_by_role("button", name="Save plan").click()
+    expect(page.get_by_text("globex (3)")).to_be_visible()  # asks to confirm, names who is over
+    shot(page, "plan-confirm")
+    page.get_by_role("link", name="Cancel").click()
+    page.get_by_role("navigation", name="Platform console").get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("heading", name="Platform log")).to_be_visible()
+    expect(page.locator("#audit-results")).to_contain_text("set an organization's own limit or feature")
+    shot(page, "platform-log")
 
     # Act as member@acme.test for support.
     page.get_by_role("navigation", name="Platform console").get_by_role("link", name="Users").click()

@@ -65,3 +65,30 @@ def test_password_reset_goes_through_the_ordinary_reset_mail(app, console, world
     run_due_jobs(app)
     msg = mailbox.last(member.email)
     assert msg is not None and "/reset-password/" in mailbox.text(msg)
+
+
+def test_a_super_admins_page_lists_what_they_did_as_support(console, world, post, superadmin, owner_engine):
+    """Support work is copied into the platform log; the super-admin's own
+    page lists it among their recent platform events."""
+    from tests.conftest import bind_cookie, csrf_token
+
+    member = world.users["member"]
+    post(console, f"/platform/users/{member.id}/impersonate", {"impersonate-reason": "Ticket 9"})
+    with owner_engine.connect() as c:
+        sid = c.execute(
+            text("SELECT id FROM user_sessions WHERE user_id = :u AND impersonator_id IS NOT NULL"), {"u": member.id}
+        ).scalar()
+    bind_cookie(console, sid, "acme")
+    r = console.post(
+        url("acme", "/projects/"),
+        data={
+            "name": "By support",
+            "description": "",
+            "owner_id": str(member.id),
+            "csrf_token": csrf_token(console, "acme"),
+        },
+    )
+    assert r.status_code == 302
+    console.post(url("acme", "/platform/impersonation/stop"), data={"csrf_token": csrf_token(console, "acme")})
+    body = console.get(url(None, f"/platform/users/{superadmin.id}")).get_data(as_text=True)
+    assert "Recent platform events" in body and "project.created" in body

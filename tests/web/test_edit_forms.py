@@ -32,6 +32,7 @@ class EditRoute:
     # The {id} of the path when it is not the edited row's (the custom host
     # form edits the organization, at a path naming its verified domain).
     path_id: str | None = None
+    key: str = "id"  # the edited table's key column
 
     def client(self, world, login):
         """The acme Owner on the route's host (also a super-admin for an apex route)."""
@@ -45,6 +46,8 @@ class EditRoute:
         return login(world.users["owner"], self.slug)
 
     def row_id(self, world):
+        if self.table == "plans":
+            return "pro"
         if self.table == "invitations":
             from tests.members.conftest import invite_row
 
@@ -115,6 +118,24 @@ ROUTES = [
         version_field="plan-version",
         saved="enterprise",
     ),
+    EditRoute(
+        "platform plan edit",
+        "/platform/plans/{id}",
+        "plans",
+        {
+            "plan-limit_seats": "260",
+            "plan-limit_api_requests_per_minute": "600",
+            "plan-limit_audit_retention_days": "365",
+            "plan-limit_max_webhooks": "10",
+            **{f"plan-feature_{f}": "y" for f in ("api", "custom_roles", "branding", "custom_domains", "ip_allowlist")},
+            "plan-reason": "Pricing review",
+        },
+        column="max_members",
+        slug=None,
+        version_field="plan-version",
+        saved=260,
+        key="key",
+    ),
 ]
 
 
@@ -123,9 +144,21 @@ def _fresh(fresh_requests):  # noqa: F811
     """Requests run in their own app context and session, as in production."""
 
 
-def _stored(owner_engine, table, row_id, column="name"):
+@pytest.fixture(autouse=True)
+def _plans_restored(owner_engine):
+    """Plans are reference data the per-test truncation keeps: put back the one edited here."""
     with owner_engine.connect() as c:
-        return c.execute(text(f"SELECT version, {column} FROM {table} WHERE id = :id"), {"id": row_id}).one()
+        saved = c.execute(text("SELECT max_members, version FROM plans WHERE key = 'pro'")).one()
+    yield
+    with owner_engine.begin() as c:
+        c.execute(
+            text("UPDATE plans SET max_members = :max_members, version = :version WHERE key = 'pro'"), saved._asdict()
+        )
+
+
+def _stored(owner_engine, table, row_id, column="name", key="id"):
+    with owner_engine.connect() as c:
+        return c.execute(text(f"SELECT version, {column} FROM {table} WHERE {key} = :id"), {"id": row_id}).one()
 
 
 @pytest.mark.parametrize("version", [None, "", "abc", "1.5", "1e3"], ids=["absent", "empty", "word", "decimal", "exp"])
@@ -135,7 +168,7 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
     world, login, owner_engine, route, version, htmx
 ):
     row_id = route.row_id(world)
-    before = _stored(owner_engine, route.table, row_id, route.column)
+    before = _stored(owner_engine, route.table, row_id, route.column, route.key)
     c = route.client(world, login)
     data = {"csrf_token": csrf_token(c, route.slug), **route.data}
     if route.table == "projects":
@@ -146,13 +179,13 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
     r = c.post(url(route.slug, path), data=data, headers={"HX-Request": "true"} if htmx else {})
     assert r.status_code == 422
     assert MISSING_VERSION in r.get_data(as_text=True)
-    assert _stored(owner_engine, route.table, row_id, route.column) == before
+    assert _stored(owner_engine, route.table, row_id, route.column, route.key) == before
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_edit_with_the_current_version_still_saves(world, login, owner_engine, route):
     row_id = route.row_id(world)
-    version, _ = _stored(owner_engine, route.table, row_id, route.column)
+    version, _ = _stored(owner_engine, route.table, row_id, route.column, route.key)
     c = route.client(world, login)
     data = {"csrf_token": csrf_token(c, route.slug), **route.data, route.version_field: str(version)}
     if route.table == "projects":
@@ -160,7 +193,7 @@ def test_edit_with_the_current_version_still_saves(world, login, owner_engine, r
     r = c.post(url(route.slug, route.path.format(id=row_id, domain=getattr(route, "domain_id", None))), data=data)
     assert r.status_code in (200, 302)
     saved = route.saved if route.saved is not None else route.data[route.column]
-    assert _stored(owner_engine, route.table, row_id, route.column) == (version + 1, saved)
+    assert _stored(owner_engine, route.table, row_id, route.column, route.key) == (version + 1, saved)
 
 
 def test_every_edit_form_has_a_route_in_this_test():
@@ -189,6 +222,7 @@ def test_every_edit_form_has_a_route_in_this_test():
         "PlanForm",
         "DomainSettingsForm",
         "CustomHostForm",
+        "PlanEditForm",
     }, (
         app.domains.forms,
         "add the new edit form's route to ROUTES in tests/web/test_edit_forms.py",
