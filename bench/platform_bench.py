@@ -196,6 +196,9 @@ def main() -> None:
                     "WHERE m.role = 'owner' AND u.email LIKE '%@pb.test' ORDER BY u.email DESC LIMIT 1"
                 )
             ).scalar()
+        # The user was written on the cross-organization connection: commit it
+        # before the runtime connection's session row points at it.
+        db.session.commit()
         rec = UserSession(user_id=sup.id, ip="127.0.0.1", user_agent="bench")
         db.session.add(rec)
         db.session.commit()

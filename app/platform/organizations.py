@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import func, or_, select, text, tuple_, union
 
 from app import audit, hooks
 from app.audit.models import AuditEvent
@@ -152,28 +152,56 @@ def _active_members():
     )
 
 
+# Trigrams need three characters: a shorter search cannot use the indexes.
+TRIGRAM_MIN = 3
+_TRIGRAMS: dict[str, bool] = {}
+
+
+def trigram_indexes() -> bool:
+    """True when the migration could create the trigram indexes (pg_trgm
+    present); asked once per database."""
+    key = str(db.engine.url)
+    if key not in _TRIGRAMS:
+        _TRIGRAMS[key] = bool(
+            db.session.execute(text("SELECT to_regclass('ix_organizations_name_trgm') IS NOT NULL")).scalar()
+        )
+    return _TRIGRAMS[key]
+
+
+def _search(q: str):
+    """Organizations whose name, address or custom domain contains ``q``, or
+    one of whose owners' e-mail does.
+
+    An address typed whole (``someone@example.com``) is matched exactly, by
+    the unique index on e-mails (a "contains" search of a common domain
+    would read much of the trigram index). With trigram indexes and three
+    characters or more, each column is matched through its own index and
+    the ids united (an OR across the columns would scan every
+    organization); otherwise one scan with the same conditions.
+    """
+    text_q = q.lower()
+    like = f"%{escape_like(text_q)}%"
+    email = func.lower(User.email)
+    whole_address = "@" in text_q and " " not in text_q and "." in text_q.rsplit("@", 1)[1]
+    owned = (
+        select(Membership.organization_id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.role == "owner", email == text_q if whole_address else email.like(like))
+    )
+    columns = (func.lower(Organization.name), Organization.slug, func.lower(Organization.custom_domain))
+    if len(text_q) >= TRIGRAM_MIN and trigram_indexes():
+        matches = union(*[select(Organization.id).where(c.like(like)) for c in columns], owned)
+        return Organization.id.in_(select(matches.subquery().c[0]))
+    return or_(*[c.like(like) for c in columns], Organization.id.in_(owned))
+
+
 def list_organizations(query: OrgQuery) -> OrgPage:
     """One keyset page of organizations (never OFFSET): search on name, slug,
     custom domain and an owner's e-mail; filters on plan and status."""
     key, desc = SORTS[query.sort]
     stmt = select(Organization, _active_members()).where(Organization.id != audit.PLATFORM_ORG_ID)
     if query.q:
-        like = f"%{escape_like(query.q.lower())}%"
-        # Owners found from the users' side (a trigram index on e-mails where
-        # pg_trgm exists), not by looking at every organization's owners.
-        owned = (
-            select(Membership.organization_id)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.role == "owner", func.lower(User.email).like(like))
-        )
-        stmt = stmt.where(
-            or_(
-                func.lower(Organization.name).like(like),
-                Organization.slug.like(like),
-                func.lower(Organization.custom_domain).like(like),
-                Organization.id.in_(owned),
-            )
-        )
+        stmt = stmt.where(_search(query.q))
     if query.size:
         _label, low, high = SIZES[query.size]
         stmt = stmt.where(Organization.member_count >= low)

@@ -86,11 +86,9 @@ class Organization(db.Model):
     # The organization's entitlement overrides as {name: {"value", "until"}},
     # kept by a trigger on entitlement_overrides (migration 0018): loaded with
     # the organization, so entitlements cost no statement of their own.
-    # FetchedValue: an INSERT leaves it to the server (the runtime role may
-    # not write it).
-    entitlement_overrides: Mapped[dict] = mapped_column(
-        JSONB, nullable=False, server_default=text("'{}'::jsonb"), server_onupdate=FetchedValue()
-    )
+    # No Python default: an INSERT leaves it to the server (the runtime role
+    # may not write it).
+    entitlement_overrides: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     # Active members as last counted by the platform's periodic job
     # (app.platform.stats; NULL: not counted yet): the console filters by
     # size on it. Only the cross-organization role writes it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import text
 
 from app.audit import PLATFORM_ORG_ID
@@ -235,3 +236,17 @@ def test_a_live_organization_cannot_be_purged(console, world, post, org_row):
     )
     assert r.status_code == 422
     assert org_row(world.globex.id)["purged_at"] is None
+
+
+@pytest.mark.parametrize("trigrams", [True, False], ids=["trigram-indexes", "no-pg_trgm"])
+def test_search_finds_the_same_organizations_with_or_without_trigram_indexes(console, world, monkeypatch, trigrams):
+    """The embedded PostgreSQL has no pg_trgm: the search then scans, and
+    must answer the same as through the indexes."""
+    from app.platform import organizations as orgs
+
+    monkeypatch.setattr(orgs, "trigram_indexes", lambda: trigrams)
+    assert "Globex" in _page(console, q="lobe") and "Acme Corporation" not in _page(console, q="lobe")
+    assert "Globex" in _page(console, q="owner@globex.test")  # a whole address: exact
+    partial = _page(console, q="owner@glo")  # part of an address: contains
+    assert "Globex" in partial and "Acme Corporation" not in partial
+    assert "No organizations match" in _page(console, q="zzzqqq")

@@ -192,3 +192,19 @@ def test_an_override_below_usage_asks_to_confirm(console, world, post):
     assert entitlements.limit(_org(world.globex.id), "seats") == 10
     assert _override(console, post, world.globex, name="seats", value="1", confirm="y").status_code == 302
     assert entitlements.limit(_org(world.globex.id), "seats") == 1
+
+
+def test_the_daily_purge_removes_an_organizations_overrides(console, world, post, owner_engine):
+    """Overrides are the organization's data: the purge past the restore
+    window (a job, outside the console) removes them with the rest."""
+    from app.tenancy import lifecycle
+
+    assert _override(console, post, world.globex, name="seats", value="50").status_code == 302
+    with all_organizations(reason="test: delete long ago"):
+        lifecycle.delete(world.globex)
+        world.globex.deleted_at = world.globex.deleted_at - timedelta(days=31)
+    db.session.commit()
+    assert lifecycle.purge_expired() == ["globex"]
+    with owner_engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM entitlement_overrides")).scalar() == 0
+        assert c.execute(text("SELECT entitlement_overrides FROM organizations WHERE slug = 'globex'")).scalar() == {}

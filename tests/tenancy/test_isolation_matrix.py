@@ -64,6 +64,7 @@ GLOBEX_ID_SQL: dict[str, str] = {
 NOT_ROW_IDS: dict[str, str] = {
     "filename": "static files",
     "msg_id": "the development outbox: files on disk, development only",
+    "key": "a plan's key: plans are global reference data, edited only in the platform console (its gate: 404)",
     "token": "single-use secrets (e-mail confirmation, password reset): only their hash is stored; "
     "their own tests cover forged and reused tokens",
 }
