@@ -8,6 +8,7 @@ from app.auditlog import views as auditlog_views
 from app.auditlog.views import bp as auditlog_bp
 from app.auth.views import bp as auth_bp
 from app.domains.views import bp as domains_bp
+from app.domains.views import join_bp as domain_join_bp
 from app.mail.views import bp as mail_bp
 from app.members.views import bp as members_bp
 from app.ops import bp as ops_bp
@@ -38,6 +39,7 @@ def register(app) -> None:
         apikeys_bp,
         api_bp,
         domains_bp,
+        domain_join_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app, url_for
@@ -31,6 +33,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, hooks
+from app.audit.models import AuditEvent
 from app.auth.models import User
 from app.concurrency import lock_for_edit
 from app.domains import dns, names
@@ -51,10 +54,13 @@ log = logging.getLogger("tenantry.domains")
 GRACE = timedelta(days=7)
 # The daily job re-checks a verified domain at most this often.
 RECHECK_EVERY = timedelta(hours=20)
+# A person asking to join is heard once a day at most.
+ASK_AGAIN_AFTER = timedelta(days=1)
 # Roles a domain may give: never Owner (ownership is given by a person).
 JOIN_ROLES = ("admin", "manager", "member", "viewer")
 AUTO_JOIN_LABELS = {
     "off": "Off: people at this domain join only when invited",
+    "suggest": "Suggest: people at this domain see the organization and may ask an admin to invite them",
     "auto": "Automatic: people at this domain join with the default role",
 }
 ALREADY_CLAIMED = "{name} is already verified by another organization. A domain belongs to one organization."
@@ -171,11 +177,6 @@ def update_settings(domain: Domain, auto_join: str | None, role: str | None, ver
     that is not one of ``JOIN_ROLES`` (``auto_join_role``)."""
     if auto_join not in AUTO_JOIN_MODES:
         raise UserError("Choose one of the options.", "auto_join")
-    if auto_join not in AUTO_JOIN_LABELS:
-        # The schema knows "suggest" (people at the domain see the
-        # organization and ask to join); the asking is not built yet, so it
-        # is not offered rather than saved and silently ignored.
-        raise UserError("Suggesting the organization to people at the domain is not available yet.", "auto_join")
     if role not in JOIN_ROLES:
         raise UserError("Choose the role people join with (not Owner).", "auto_join_role")
     lock_for_edit(domain, version)
@@ -338,14 +339,14 @@ def recheck_all(now: datetime | None = None) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- joining by domain
 def _verified_domain_of(email: str, mode: str):
-    """``(organization_id, domain name, role)`` of the live, active
+    """``(organization_id, domain name, role, organization name)`` of the live, active
     organization that verified ``email``'s domain with auto-join ``mode``
     and whose plan still has verified domains, or ``None``."""
     domain = names.email_domain(email)
     if not domain or names.is_freemail(domain):
         return None
     stmt = (
-        select(Domain.organization_id, Domain.name, Domain.auto_join_role)
+        select(Domain.organization_id, Domain.name, Domain.auto_join_role, Organization.name.label("org_name"))
         .join(Organization, Organization.id == Domain.organization_id)
         .join(Plan, Plan.key == Organization.plan_key)
         .where(
@@ -377,7 +378,7 @@ def join_by_domain(user: User) -> Membership | None:
     found = _verified_domain_of(user.email, "auto")
     if found is None:
         return None
-    org_id, name, role = found
+    org_id, name, role, _ = found
     with tenant_context(org_id, user.id):
         if db.session.execute(select(Membership.user_id).where(Membership.user_id == user.id)).first():
             return None
@@ -402,6 +403,75 @@ def join_by_domain(user: User) -> Membership | None:
             actor=user,
         )
         return m
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """An organization a signed-in user may ask to join: it verified their address's domain."""
+
+    organization_id: uuid.UUID
+    organization_name: str
+    domain: str
+
+
+def suggestion_for(user: User) -> Suggestion | None:
+    """The organization that verified ``user``'s (verified) address's domain
+    in "suggest" mode, unless they are already in it (in any state)."""
+    if not user.is_verified or user.disabled_at is not None:
+        return None
+    found = _verified_domain_of(user.email, "suggest")
+    if found is None:
+        return None
+    org_id, name, _, org_name = found
+    with all_organizations(reason="suggest: is the user already in the organization at their domain"):
+        member = db.session.execute(
+            select(Membership.user_id).where(Membership.organization_id == org_id, Membership.user_id == user.id)
+        ).first()
+    return None if member else Suggestion(org_id, org_name, name)
+
+
+def request_to_join(user: User, org_id) -> bool:
+    """Ask the organization suggested to ``user`` to let them in: recorded
+    (``member.join_requested``) and mailed to every member who may invite,
+    with a link to the invitation form. Anything else (no such suggestion,
+    another organization's id) raises ``UserError`` 404. Asking again
+    within a day records and sends nothing; returns ``False`` then."""
+    suggestion = suggestion_for(user)
+    if suggestion is None or str(suggestion.organization_id) != str(org_id):
+        raise UserError("There is no such suggestion.", status=404)
+    with tenant_context(suggestion.organization_id, user.id):
+        asked = db.session.execute(
+            select(AuditEvent.id).where(
+                AuditEvent.action == "member.join_requested",
+                AuditEvent.target_id == str(user.id),
+                AuditEvent.occurred_at > utcnow() - ASK_AGAIN_AFTER,
+            )
+        ).first()
+        if asked:
+            return False
+        audit.record(
+            "member.join_requested",
+            target=user,
+            metadata={"domain": suggestion.domain, "email": user.email},
+            actor=user,
+        )
+        org = db.session.get(Organization, suggestion.organization_id)
+        members = db.session.execute(select(Membership).where(Membership.status == "active")).unique().scalars().all()
+        with current_app.test_request_context(base_url=hosts.apex_url("/")):
+            link = hosts.org_url(org, url_for("members.new"))
+        for m in members:
+            if "members:invite" in m.permissions and m.user is not None:
+                queue_mail(
+                    m.user.email,
+                    f"{user.name} asks to join {org.name}",
+                    "domain_join_request",
+                    user=m.user,
+                    asker=user,
+                    org=org,
+                    domain=suggestion.domain,
+                    link=link,
+                )
+    return True
 
 
 @hooks.user_email_verified.connect

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from app import concurrency
 from app.domains import services
@@ -23,12 +23,15 @@ from app.extensions import db
 from app.rbac.decorators import require
 from app.tenancy.entitlements import entitled
 from app.web import nav
+from app.web.access import login_only
 from app.web.forms import with_error
 from app.web.htmx import render
 
 FEATURE = "custom_domains"
 
 bp = Blueprint("domains", __name__, url_prefix="/settings/domains")
+# On the apex: a signed-in person asks the organization at their domain to let them in.
+join_bp = Blueprint("domain_join", __name__, url_prefix="/join")
 nav.entity_page(bp, "domain", "show", lambda domain_id: {"domain_id": domain_id})
 
 
@@ -225,3 +228,26 @@ def delete(domain_id: str):
     db.session.commit()
     flash(f"{name} removed.", "success")
     return redirect(url_for("domains.index"))
+
+
+@join_bp.post("/<org_id>")
+@login_required
+@login_only
+def ask(org_id: str):
+    """Ask the organization suggested on "Your organizations" (it verified
+    the domain of this person's verified address, in "suggest" mode) to
+    invite them: its members who may invite are e-mailed, once a day at
+    most. Anything but that suggestion is 404."""
+    if g.get("host_kind") != "apex" or not RemoveForm().validate():
+        abort(404)
+    try:
+        sent = services.request_to_join(current_user, org_id)
+    except UserError:
+        db.session.rollback()
+        abort(404)
+    db.session.commit()
+    if sent:
+        flash("Your request was sent to the organization's administrators. They will invite you.", "success")
+    else:
+        flash("You already asked today: the administrators have your request.", "info")
+    return redirect(url_for("orgs.home", pick=1))

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from app.auth.views import go_to
+from app.domains import services as domain_services
 from app.errors import UserError
 from app.extensions import db
 from app.orgs import services
@@ -44,7 +45,9 @@ def home():
         last = next((m for m in memberships if m.organization_id == current_user.last_org_id), None)
         if last is not None:
             return go_to(hosts.org_url(last.org, "/"))
-    return render_template("orgs/picker.html", memberships=memberships)
+    return render_template(
+        "orgs/picker.html", memberships=memberships, suggestion=domain_services.suggestion_for(current_user)
+    )
 
 
 @bp.route("/organizations/new", methods=["GET", "POST"])

@@ -112,6 +112,15 @@ class Ctx:
 
         return self.in_acme(go)
 
+    def suggested_to(self):
+        """A verified person at acme's verified domain, which suggests acme to them."""
+        from sqlalchemy import text as sql
+
+        self.domain(verified=True)
+        with _owner().begin() as c:
+            c.execute(sql("UPDATE domains SET auto_join = 'suggest'"))
+        return f.make_user("asker@acme-route.com", "Asker")
+
     def domain(self, verified=False, record=False, host=False):
         """An acme domain (set up without an event): pending, or ``verified``;
         with ``record`` its TXT record is published on a DNS server on
@@ -588,6 +597,10 @@ ROUTES: dict[str, Route] = {
         [(ACME, "org.custom_host_changed")],
         lambda c: c.domain(verified=True, host=True) and Call("/settings/domains/custom-host/clear"),
         refused_as="manager",
+    ),
+    "domain_join.ask": Route(
+        [(ACME, "member.join_requested")],
+        lambda c: Call(f"/join/{c.world.acme.id}", None, c.suggested_to()),
     ),
     "domains.delete": Route(
         [(ACME, "org.domain_removed")], lambda c: Call(f"/settings/domains/{c.domain()}/delete"), refused_as="manager"

@@ -101,9 +101,10 @@ def test_an_unverified_address_never_joins(world, client, domain, owner_engine):
     assert membership(owner_engine, world.acme, "ursula@acme-widgets.com") is None
 
 
-def test_nobody_joins_automatically_unless_the_domain_says_so(world, client, domain, owner_engine):
+@pytest.mark.parametrize("mode", ["off", "suggest"])
+def test_nobody_joins_automatically_unless_the_domain_says_so(world, client, domain, owner_engine, mode):
     f.make_user("erin@acme-widgets.com", "Erin Existing")
-    domain("off", "member")
+    domain(mode, "member")
     post(client, "/login", {"email": "erin@acme-widgets.com", "password": f.PASSWORD})
     assert membership(owner_engine, world.acme, "erin@acme-widgets.com") is None
 
@@ -152,3 +153,44 @@ def test_an_address_at_a_subdomain_or_lookalike_does_not_join(world, client, dom
         f.make_user(email, "Someone")
         post(client.application.test_client(), "/login", {"email": email, "password": f.PASSWORD})
         assert membership(owner_engine, world.acme, email) is None
+
+
+# --------------------------------------------------------------------------- suggest
+def test_suggest_shows_the_organization_and_asking_mails_who_may_invite_once_a_day(
+    world, login, domain, owner_engine, mailbox
+):
+    erin = f.make_user("erin@acme-widgets.com", "Erin Existing")
+    domain("suggest", "member")
+    c = login(erin)
+    page = c.get(url(None, "/?pick=1")).get_data(as_text=True)
+    assert "Ask to join Acme Corporation" in page and "acme-widgets.com" in page
+    r = post(c, f"/join/{world.acme.id}")
+    assert r.status_code == 302
+    assert membership(owner_engine, world.acme, "erin@acme-widgets.com") is None  # asked, not joined
+    assert [e["action"] for e in joined_events(owner_engine, world.acme)] == ["member.join_requested"]
+    for who in ("owner@acme.test", "admin@acme.test"):
+        msg = mailbox.last(who)
+        assert msg["Subject"] == "Erin Existing asks to join Acme Corporation"
+        assert "http://acme.tenantry.localhost/members/invite" in mailbox.text(msg)
+    assert not mailbox.to("member@acme.test")
+    mailbox.clear()
+    assert post(c, f"/join/{world.acme.id}").status_code == 302  # again: heard already
+    assert len(joined_events(owner_engine, world.acme)) == 1
+    assert not mailbox.messages
+
+
+@pytest.mark.parametrize("who", ["outsider", "member"])
+def test_asking_without_that_suggestion_is_404(world, login, domain, owner_engine, who):
+    domain("suggest", "member")
+    c = login(world.users[who])  # example.test / already a member: nothing suggested
+    assert "Ask to join" not in c.get(url(None, "/?pick=1")).get_data(as_text=True)
+    assert post(c, f"/join/{world.acme.id}").status_code == 404
+    assert post(c, "/join/not-a-uuid").status_code == 404
+    assert joined_events(owner_engine, world.acme) == []
+
+
+def test_a_suggested_organization_is_not_suggested_to_its_members(world, login, domain, owner_engine):
+    erin = f.make_user("erin@acme-widgets.com", "Erin Existing")
+    f.add_member(world.acme, erin, "viewer", status="deactivated")
+    domain("suggest", "member")
+    assert post(login(erin), f"/join/{world.acme.id}").status_code == 404

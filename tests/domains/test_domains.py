@@ -289,7 +289,7 @@ def test_auto_join_settings_are_saved_audited_and_refuse_owner_or_unverified(
         {"auto_join": "auto", "auto_join_role": "owner", "version": version},
     )
     assert r.status_code == 422 and 'id="auto_join_role-error"' in r.get_data(as_text=True)
-    for mode in ("sometimes", "suggest"):  # suggesting is not built yet: not offered, refused
+    for mode in ("sometimes", "always"):
         r = post(
             c,
             "acme",
