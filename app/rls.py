@@ -58,9 +58,21 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
         "INSERT": AllBut(("status", "suspension_reason", "webhook_actions", "entitlement_overrides", "member_count")),
         # version: bumped with every update (edit forms carry it). The custom
         # host: set by its admins on a domain they verified (app.domains), the
-        # one column a host is resolved by.
-        "UPDATE": ("name", "settings", "deleted_at", "version", "custom_domain", "custom_domain_verified_at"),
+        # one column a host is resolved by. slug: its admins change its
+        # address (the old one is kept in retired_slugs).
+        "UPDATE": (
+            "name",
+            "slug",
+            "settings",
+            "deleted_at",
+            "version",
+            "custom_domain",
+            "custom_domain_verified_at",
+        ),
     },
+    # An organization that changes its slug keeps the old one for 30 days
+    # (app.tenancy.services.change_slug); a slug retired again moves to it.
+    "retired_slugs": {"INSERT": AllBut(), "UPDATE": ("org_id", "retired_at", "expires_at")},
     # Enqueueing a job (app/jobs): procrastinate_defer_jobs_v1 inserts the
     # job, and its trigger the job's first event. Nothing else of the queue.
     "procrastinate_jobs": {

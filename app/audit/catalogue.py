@@ -52,6 +52,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("org.settings_changed", "Organization", "Changed organization settings"),
     _A("org.branding_changed", "Organization", "Changed the organization's branding"),
     _A("org.security_changed", "Organization", "Changed security settings"),
+    _A("org.notifications_changed", "Organization", "Changed which notification e-mails they receive"),
     _A("org.domain_added", "Organization", "Added a domain to verify"),
     _A("org.domain_verified", "Organization", "Verified a domain"),
     _A("org.domain_unverified", "Organization", "A domain lost its verification (record missing for 7 days)"),

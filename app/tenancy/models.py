@@ -251,3 +251,23 @@ class Membership(HoldsRole, TenantScoped, db.Model):
             "user_id",
         ),
     )
+
+
+class RetiredSlug(db.Model):
+    """An address an organization gave up by changing its slug: for 30 days
+    its old host redirects to the new one and no one else may take it.
+
+    Global (``org_id``, not ``organization_id``): the host is resolved before
+    any organization is known, so the row is read without one.
+    """
+
+    __tablename__ = "retired_slugs"
+
+    slug: Mapped[str] = mapped_column(String(63), primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    )
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (Index("ix_retired_slugs_org", "org_id"),)

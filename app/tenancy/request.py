@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 
-from flask import abort, current_app, g, render_template, request
-from flask_login import current_user
+from flask import abort, current_app, g, redirect, render_template, request, session
+from flask_login import current_user, logout_user
 from sqlalchemy import bindparam, column, func, select, true, update
 from sqlalchemy.orm import aliased, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -17,8 +17,10 @@ from app.auth.models import UserSession
 from app.extensions import db, login_manager
 from app.scoping import record_applied_settings, reset_scope, set_scope
 from app.tenancy import entitlements
+from app.tenancy import policy as security_policy
 from app.tenancy.hosts import load_organization, organization_criteria, organization_params, serves_custom_domain
 from app.tenancy.models import Membership, Organization
+from app.tenancy.services import retired_slug_target
 from app.util import utcnow
 from app.web import hosts
 from app.web.access import access_of, has
@@ -54,6 +56,12 @@ def resolve() -> object | None:
         return _enter_api(match)
     org = _load_organization_and_session(match) if match.kind == "org" else None
     if match.kind == "org":
+        if org is None and match.slug and request.method in ("GET", "HEAD"):
+            # An address its organization gave up less than 30 days ago:
+            # one more statement, on this (otherwise 404) path only.
+            moved = retired_slug_target(match.slug)
+            if moved is not None:
+                return redirect(hosts.org_url(moved, request.full_path.rstrip("?")), 301)
         if org is None:
             if current_user.is_authenticated:
                 if _signed_in_outsiders_welcome(access):
@@ -97,6 +105,9 @@ def resolve() -> object | None:
     g.permissions = g.membership.permissions
     if org.is_suspended and not access.get("suspended_ok"):
         return render_template("tenancy/suspended.html"), 403
+    refused = _enforce_security_policy(org, access)
+    if refused is not None:
+        return refused
     _touch_membership(g.membership)
     return None
 
@@ -113,6 +124,41 @@ def _enter_api(match: hosts.HostMatch) -> None:
     org = load_organization(match) if match.kind == "org" else None
     g.org = org
     g._scope_token = set_scope(org.id if org else None, None)
+    return None
+
+
+def _enforce_security_policy(org: Organization, access: dict):
+    """The organization's security policy (``app.tenancy.policy``), for its members' every request.
+
+    * a session older than the organization's idle or absolute lifetime is
+      revoked and the member sent to sign in again (the row is shared by
+      every host the sign-in reached, so revoking it is the only way the
+      hand-off cannot bring the same session back);
+    * a request from outside the IP allowlist (the client address as
+      ``TRUSTED_PROXIES`` lets ProxyFix read it) gets the 403 page naming
+      the policy, while the plan includes ``ip_allowlist``; signing out
+      stays possible.
+    Reads only the organization row and session the entry statement
+    brought: no statement unless a session is revoked.
+    """
+    policy = security_policy.for_org(org)
+    rec = g.get("user_session")
+    times = g.pop("_session_times", None)
+    if rec is not None and times is not None and times[0] == rec.id and (policy.idle_minutes or policy.absolute_hours):
+        now = utcnow()
+        _, last_seen, created = times
+        if now - last_seen > policy.idle_timeout() or now - created > policy.absolute_timeout():
+            sessions.revoke(rec)
+            db.session.commit()
+            logout_user()
+            session.clear()
+            g.org = None
+            return login_manager.unauthorized()
+    blocked = policy.ip_allowlist and not policy.allows_ip(request.remote_addr)
+    if blocked and not access.get("outsiders") and entitlements.entitled(org, "ip_allowlist"):
+        # The page shows nothing of the organization but its name: no navigation.
+        g.membership, g.permissions = None, frozenset()
+        return render_template("tenancy/ip_blocked.html", address=request.remote_addr), 403
     return None
 
 
@@ -156,6 +202,10 @@ def _load_organization_and_session(match: hosts.HostMatch) -> Organization | Non
     # The identity map holds objects weakly: keep the rows alive until
     # Flask-Login's loader and resolve() have used them.
     g._prefetched = (user_session, membership)
+    if user_session is not None:
+        # As read, before Flask-Login's loader refreshes "last seen": the
+        # organization's idle lifetime is measured from the previous request.
+        g._session_times = (user_session.id, user_session.last_seen_at, user_session.created_at)
     return org
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from app import audit
 from app.errors import UserError
 from app.extensions import db
 from app.scoping import all_organizations, tenant_context
-from app.tenancy.models import Membership, Organization
+from app.tenancy.models import Membership, Organization, RetiredSlug
+from app.util import utcnow
 from app.web.hosts import SLUG_PATTERN
 
 RESERVED_SLUGS = frozenset(
@@ -107,15 +110,69 @@ def slug_problem(slug: str) -> str | None:
     return None
 
 
-def slug_taken(slug: str) -> bool:
-    return (
-        db.session.execute(
-            select(func.count())
-            .select_from(Organization)
-            .where(Organization.slug == slug, Organization.deleted_at.is_(None))
-        ).scalar_one()
-        > 0
+def slug_taken(slug: str, by_other_than=None) -> bool:
+    """True when a live organization has ``slug``, or one gave it up less
+    than ``SLUG_RETIREMENT`` ago (its old host still redirects there).
+    ``by_other_than``: an organization id whose own slugs do not count."""
+    live = select(Organization.id).where(Organization.slug == slug, Organization.deleted_at.is_(None))
+    retired = select(RetiredSlug.org_id).where(RetiredSlug.slug == slug, RetiredSlug.expires_at > func.now())
+    if by_other_than is not None:
+        live = live.where(Organization.id != by_other_than)
+        retired = retired.where(RetiredSlug.org_id != by_other_than)
+    return db.session.execute(select(live.exists() | retired.exists())).scalar_one()
+
+
+# How long a slug an organization gave up keeps redirecting to it, and stays
+# out of everyone else's reach.
+SLUG_RETIREMENT = timedelta(days=30)
+
+
+def change_slug(org: Organization, new: str) -> str:
+    """Give ``org`` the address ``new``; returns the old slug (caller commits).
+
+    Raises ``UserError`` (field ``slug``) when ``new`` is malformed, reserved,
+    or taken (by a live organization, or retired by another less than 30
+    days ago). The old slug is retired for ``SLUG_RETIREMENT``: its host
+    redirects to the new one and nobody else may take it. Taking back one of
+    its own retired slugs ends that slug's retirement.
+    """
+    new = (new or "").strip().lower()
+    problem = slug_problem(new)
+    if problem:
+        raise UserError(problem, "slug")
+    old = org.slug
+    if new == old:
+        return old
+    if slug_taken(new, by_other_than=org.id):
+        raise UserError("This address is already taken.", "slug")
+    now = utcnow()
+    db.session.execute(
+        update(RetiredSlug)
+        .where(RetiredSlug.slug == new, RetiredSlug.org_id == org.id)
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
     )
+    # The old slug may itself have been retired before (by anyone, now
+    # expired, or by us): it moves to this organization for a fresh period.
+    db.session.execute(
+        insert(RetiredSlug)
+        .values(slug=old, org_id=org.id, retired_at=now, expires_at=now + SLUG_RETIREMENT)
+        .on_conflict_do_update(
+            index_elements=[RetiredSlug.slug],
+            set_={"org_id": org.id, "retired_at": now, "expires_at": now + SLUG_RETIREMENT},
+        )
+    )
+    org.slug = new
+    return old
+
+
+def retired_slug_target(slug: str) -> Organization | None:
+    """The live organization that gave up ``slug`` less than 30 days ago, or ``None``."""
+    return db.session.execute(
+        select(Organization)
+        .join(RetiredSlug, RetiredSlug.org_id == Organization.id)
+        .where(RetiredSlug.slug == slug, RetiredSlug.expires_at > func.now(), Organization.deleted_at.is_(None))
+    ).scalar_one_or_none()
 
 
 def available_slug(name: str) -> str:

@@ -65,7 +65,8 @@ from app.errors import UserError
 from app.extensions import db
 from app.mail import queue_mail
 from app.scoping import current_org_id
-from app.tenancy.models import Membership, Organization
+from app.tenancy import notify
+from app.tenancy.models import Organization
 from app.util import parse_uuid, utcnow
 from app.web import hosts
 from app.webhooks import guard
@@ -519,20 +520,19 @@ def _note_failure(endpoint: WebhookEndpoint, now: datetime) -> bool:
 
 
 def _mail_admins(endpoint: WebhookEndpoint) -> None:
-    """Tell every active member who may manage webhooks that the endpoint was disabled."""
+    """Tell the members who may manage webhooks, and did not turn this mail
+    off (``app.tenancy.notify``: ``webhook_disabled``), that the endpoint was disabled."""
     org = db.session.get(Organization, current_org_id())
-    members = db.session.execute(select(Membership).where(Membership.status == "active")).unique().scalars().all()
     with current_app.test_request_context(base_url=hosts.apex_url("/")):
         link = hosts.org_url(org, url_for("webhooks.show", endpoint_id=endpoint.id))
-    for m in members:
-        if "webhooks:manage" in m.permissions and m.user is not None:
-            queue_mail(
-                m.user.email,
-                f"A webhook endpoint of {org.name} was disabled",
-                "webhook_disabled",
-                user=m.user,
-                org=org,
-                endpoint=endpoint,
-                link=link,
-                days=AUTO_DISABLE_AFTER.days,
-            )
+    for m in notify.recipients(org, "webhook_disabled"):
+        queue_mail(
+            m.user.email,
+            f"A webhook endpoint of {org.name} was disabled",
+            "webhook_disabled",
+            user=m.user,
+            org=org,
+            endpoint=endpoint,
+            link=link,
+            days=AUTO_DISABLE_AFTER.days,
+        )

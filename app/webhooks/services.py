@@ -118,6 +118,12 @@ def count_endpoints() -> int:
     return db.session.execute(select(func.count()).select_from(WebhookEndpoint)).scalar_one()
 
 
+@hooks.usage_of.connect
+def _endpoints_in_use(_org) -> dict[str, int]:
+    """Webhook endpoints in use against ``max_webhooks`` (plan and usage pages, the platform console)."""
+    return {"max_webhooks": count_endpoints()}
+
+
 # --------------------------------------------------------------------------- writing
 def create_endpoint(org, url: str, description: str, event_types) -> tuple[WebhookEndpoint, str]:
     """A new enabled endpoint and its signing secret (to show once). Raises ``UserError``."""

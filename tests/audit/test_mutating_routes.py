@@ -27,6 +27,20 @@ from tests import factories as f
 from tests.conftest import csrf_token, run_due_jobs, sign_in, url
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _png() -> bytes:
+    from tests.settings.images import png
+
+    return png()
+
+
+def _acme_logo(c) -> None:
+    from tests.settings.images import set_logo
+
+    set_logo(c.world)
+
+
 NEW_PASSWORD = "a-brand-new-passphrase-42"
 
 
@@ -373,6 +387,33 @@ ROUTES: dict[str, Route] = {
         [(ACME, "org.settings_changed")],
         lambda c: Call("/settings/general", data={"name": "Acme Renamed", "version": "1"}),
         refused_as="manager",
+    ),
+    "settings.update_colour": Route(
+        [(ACME, "org.branding_changed")],
+        lambda c: Call("/settings/branding/colour", data={"colour": "#1d4ed8", "version": "1"}),
+        refused_as="manager",
+    ),
+    "settings.upload_logo": Route(
+        [(ACME, "org.branding_changed")],
+        lambda c: Call("/settings/branding/logo", data={"logo": (_png(), "logo.png"), "version": "1"}),
+        refused_as="manager",
+    ),
+    "settings.remove_logo": Route(
+        [(ACME, "org.branding_changed")],
+        lambda c: (_acme_logo(c), Call("/settings/branding/logo/remove", data={"version": "2"}))[1],
+        refused_as="manager",
+    ),
+    "settings.update_security": Route(
+        [(ACME, "org.security_changed")],
+        lambda c: Call(
+            "/settings/security", data={"idle_minutes": "30", "sign_in_methods": "password", "version": "1"}
+        ),
+        refused_as="manager",
+    ),
+    "settings.update_notifications": Route(
+        [(ACME, "org.notifications_changed")],
+        lambda c: Call("/settings/notifications", data={"kinds": "member_joined", "version": "0"}),
+        refused_as="member",
     ),
     "settings.delete": Route(
         [(ACME, "org.deleted")],

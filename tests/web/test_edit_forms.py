@@ -28,11 +28,12 @@ class EditRoute:
     column: str = "name"  # the edited column the test reads back
     slug: str | None = "acme"  # the host (None: the apex, as a super-admin)
     version_field: str = "version"  # a prefixed form names it "<prefix>-version"
-    saved: str | None = None  # the value the column holds after a save (default: data[column])
+    saved: object = None  # the value the column holds after a save (default: data[column])
     # The {id} of the path when it is not the edited row's (the custom host
     # form edits the organization, at a path naming its verified domain).
     path_id: str | None = None
     key: str = "id"  # the edited table's key column
+    prepare: object = None  # called with the world before the row is read (a logo to remove)
 
     def client(self, world, login):
         """The acme Owner on the route's host (also a super-admin for an apex route)."""
@@ -46,6 +47,10 @@ class EditRoute:
         return login(world.users["owner"], self.slug)
 
     def row_id(self, world):
+        if self.prepare is not None:
+            self.prepare(world)
+        if self.table == NOTIFICATIONS:
+            return world.users["owner"].id
         if self.table == "plans":
             return "pro"
         if self.table == "invitations":
@@ -80,10 +85,78 @@ class EditRoute:
         return world.acme.id
 
 
+# The owner's notification preference as one row per membership (none stored: version 0).
+NOTIFICATIONS = (
+    "(SELECT m.user_id AS id, coalesce(p.version, 0) AS version, coalesce(p.muted, '{}') AS muted"
+    " FROM memberships m LEFT JOIN notification_preferences p USING (organization_id, user_id)"
+    " WHERE m.organization_id = (SELECT id FROM organizations WHERE slug = 'acme')) AS x"
+)
+
+
+def _logo(world):
+    from tests.settings.images import set_logo
+
+    set_logo(world)
+
+
+def _files(data: dict) -> dict:
+    """A file given as ``(bytes, name)``: a fresh stream for each request."""
+    import io
+
+    return {k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def _png():
+    from tests.settings.images import png
+
+    return png()
+
+
 ROUTES = [
     EditRoute("role", "/roles/{id}", "roles", {"name": "Renamed role", "permissions": ["org:view"]}),
     EditRoute("project", "/projects/{id}", "projects", {"name": "Renamed project"}),
     EditRoute("settings", "/settings/general", "organizations", {"name": "Renamed organization"}),
+    EditRoute(
+        "brand colour",
+        "/settings/branding/colour",
+        "organizations",
+        {"colour": "#1d4ed8"},
+        column="settings->>'brand_color'",
+        saved="#1d4ed8",
+    ),
+    EditRoute(
+        "logo",
+        "/settings/branding/logo",
+        "organizations",
+        {"logo": (_png(), "logo.png")},
+        column="settings->'logo'->>'type'",
+        saved="image/png",
+    ),
+    EditRoute(
+        "remove logo",
+        "/settings/branding/logo/remove",
+        "organizations",
+        {},
+        column="settings->'logo'->>'type'",
+        saved=False,
+        prepare=_logo,
+    ),
+    EditRoute(
+        "security",
+        "/settings/security",
+        "organizations",
+        {"idle_minutes": "30", "sign_in_methods": "password"},
+        column="settings->'security'->>'idle_minutes'",
+        saved="30",
+    ),
+    EditRoute(
+        "notifications",
+        "/settings/notifications",
+        NOTIFICATIONS,
+        {"kinds": ["member_joined"]},
+        column="muted",
+        saved=["domain_unverified", "role_changed", "security_changed", "webhook_disabled"],
+    ),
     EditRoute(
         "webhook",
         "/webhooks/{id}",
@@ -170,7 +243,7 @@ def test_edit_without_a_whole_number_version_is_422_and_changes_nothing(
     row_id = route.row_id(world)
     before = _stored(owner_engine, route.table, row_id, route.column, route.key)
     c = route.client(world, login)
-    data = {"csrf_token": csrf_token(c, route.slug), **route.data}
+    data = {"csrf_token": csrf_token(c, route.slug), **_files(route.data)}
     if route.table == "projects":
         data["owner_id"] = str(world.users["owner"].id)
     if version is not None:
@@ -187,12 +260,13 @@ def test_edit_with_the_current_version_still_saves(world, login, owner_engine, r
     row_id = route.row_id(world)
     version, _ = _stored(owner_engine, route.table, row_id, route.column, route.key)
     c = route.client(world, login)
-    data = {"csrf_token": csrf_token(c, route.slug), **route.data, route.version_field: str(version)}
+    data = {"csrf_token": csrf_token(c, route.slug), **_files(route.data), route.version_field: str(version)}
     if route.table == "projects":
         data["owner_id"] = str(world.users["owner"].id)
     r = c.post(url(route.slug, route.path.format(id=row_id, domain=getattr(route, "domain_id", None))), data=data)
     assert r.status_code in (200, 302)
     saved = route.saved if route.saved is not None else route.data[route.column]
+    saved = None if saved is False else saved
     assert _stored(owner_engine, route.table, row_id, route.column, route.key) == (version + 1, saved)
 
 
@@ -223,6 +297,11 @@ def test_every_edit_form_has_a_route_in_this_test():
         "DomainSettingsForm",
         "CustomHostForm",
         "PlanEditForm",
+        "ColourForm",
+        "LogoForm",
+        "RemoveLogoForm",
+        "SecurityForm",
+        "NotificationsForm",
     }, (
         app.domains.forms,
         "add the new edit form's route to ROUTES in tests/web/test_edit_forms.py",
