@@ -133,6 +133,7 @@ _SINGULAR = {
     "audit events": "audit event",
     "domains": "domain",
     "entitlement overrides": "entitlement override",
+    "branded organizations": "branded organization",
 }
 
 
@@ -216,6 +217,7 @@ def _load_demo() -> dict[str, int]:
     created["API keys"] = _demo_api_key(orgs["acme"], users["owner@acme.test"])
     created["domains"] = _demo_domain(orgs["acme"])
     created["entitlement overrides"] = _demo_override(orgs["globex"], users["super@tenantry.test"])
+    created["branded organizations"] = _demo_branding(orgs["acme"])
     db.session.commit()
     return created
 
@@ -240,6 +242,57 @@ def _demo_override(globex, superadmin) -> int:
             )
         )
         db.session.flush()
+    return 1
+
+
+# --------------------------------------------------------------------------- settings (issue 15)
+DEMO_BRAND_COLOUR = "#0f766e"  # teal: 5.5:1 with white text (WCAG AA)
+
+
+def _demo_logo() -> bytes:
+    """A small PNG drawn on the spot (two teal squares): no binary in the repository."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (96, 48), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((2, 6, 38, 42), radius=8, fill=(15, 118, 110, 255))
+    draw.rounded_rectangle((30, 14, 58, 42), radius=6, fill=(45, 212, 191, 255))
+    draw.text((64, 16), "AC", fill=(15, 118, 110, 255))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _demo_branding(acme) -> int:
+    """Acme (Pro) shows branding: a colour, a logo, a time zone and a contact
+    address, once; settings someone changed since are left alone."""
+    import hashlib
+
+    from app.settings.models import OrganizationLogo
+
+    settings = dict(acme.settings or {})
+    if "brand_color" in settings:
+        return 0
+    data = _demo_logo()
+    digest = hashlib.sha256(data).hexdigest()
+    with tenant_context(acme.id):
+        if db.session.get(OrganizationLogo, (acme.id,)) is None:
+            db.session.add(
+                OrganizationLogo(
+                    organization_id=acme.id, content_type="image/png", data=data, sha256=digest, width=96, height=48
+                )
+            )
+            db.session.flush()
+    settings.update(
+        brand_color=DEMO_BRAND_COLOUR,
+        logo={"sha256": digest, "type": "image/png", "width": 96, "height": 48, "bytes": len(data)},
+        timezone=settings.get("timezone") or "Europe/Paris",
+        contact_email=settings.get("contact_email") or "ops@acme.test",
+    )
+    acme.settings = settings
+    db.session.flush()
     return 1
 
 

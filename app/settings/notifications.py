@@ -27,12 +27,17 @@ ACTION_KINDS = {"member.joined": "member_joined", "member.role_changed": "role_c
 
 def links(org: Organization, endpoint: str = "dashboard.index", **values) -> tuple[str, str]:
     """``(page link, preferences link)`` on the organization's host, from any context (request or job)."""
+    if has_request_context():
+        # Not a nested test_request_context: popping it would run the
+        # request's teardown (and reset its organization scope) mid-request.
+        return _links(org, endpoint, values)
     with current_app.test_request_context(base_url=hosts.apex_url("/")):
-        try:
-            page = url_for(endpoint, **values)
-        except Exception:  # an area not registered in this app: its root
-            page = "/"
-        return hosts.org_url(org, page), hosts.org_url(org, url_for("settings.notifications"))
+        return _links(org, endpoint, values)
+
+
+def _links(org: Organization, endpoint: str, values: dict) -> tuple[str, str]:
+    page = url_for(endpoint, **values) if endpoint in current_app.view_functions else "/"
+    return hosts.org_url(org, page), hosts.org_url(org, url_for("settings.notifications"))
 
 
 def send(org: Organization, kind: str, subject: str, headline: str, lines: list[str], endpoint: str, **values) -> int:

@@ -11,7 +11,19 @@ offers nothing.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    has_request_context,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import login_required
 
 from app import hooks
@@ -74,9 +86,22 @@ def sections() -> list[tuple[str, str, bool]]:
     return items
 
 
+# The section a form's POST endpoint belongs to (the nav marks it after a 422 or 409).
+SECTION_OF = {
+    "settings.update": "settings.general",
+    "settings.update_colour": "settings.branding",
+    "settings.upload_logo": "settings.branding",
+    "settings.remove_logo": "settings.branding",
+    "settings.update_security": "settings.security",
+    "settings.update_notifications": "settings.notifications",
+    "settings.delete": "settings.danger",
+}
+
+
 @bp.app_context_processor
 def _settings_nav():
-    return {"settings_sections": sections}
+    current = SECTION_OF.get(request.endpoint, request.endpoint) if has_request_context() else None
+    return {"settings_sections": sections, "settings_current": current}
 
 
 def _offered_kinds() -> list[notify.Kind]:

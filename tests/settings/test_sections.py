@@ -332,3 +332,37 @@ def test_plan_page_shows_labelled_meters_and_turns_red_at_the_limit(world, login
     g = login(world.users["globex_owner"], "globex")
     html = g.get(url("globex", "/settings/plan")).get_data(as_text=True)
     assert "usage--full" in html and "At the limit" in html and "refused until a seat is freed" in html
+
+
+def test_member_joined_and_role_changed_mail_the_admins_who_opted_in(world, login, mailbox):
+    from app import audit
+    from app.extensions import db
+    from app.scoping import tenant_context
+
+    owner = login(world.users["owner"], "acme")
+    kinds = ["role_changed", "webhook_disabled", "domain_unverified", "security_changed"]  # not member_joined
+    assert _post(owner, "/settings/notifications", {"kinds": kinds, "version": "0"}).status_code == 302
+    mailbox.clear()
+    with tenant_context(world.acme.id):
+        audit.record("member.joined", target=world.users["outsider"], actor="system")
+        db.session.commit()
+    assert sorted(m["To"] for m in mailbox.messages) == ["admin@acme.test"]
+    assert "joined Acme Corporation" in mailbox.messages[0]["Subject"]
+    mailbox.clear()
+    with tenant_context(world.acme.id):
+        audit.record(
+            "member.role_changed",
+            target=world.users["member"],
+            before={"role": "member"},
+            after={"role": "manager"},
+            actor="system",
+        )
+        db.session.rollback()  # a change that rolls back mails nobody
+    assert mailbox.messages == []
+
+
+def test_a_refused_save_keeps_its_section_marked_in_the_nav(world, login, owner_engine):
+    c = login(world.users["owner"], "acme")
+    v = _org_row(owner_engine).version
+    html = _post(c, "/settings/branding/colour", {"colour": "nope", "version": str(v)}).get_data(as_text=True)
+    assert 'is-active" href="/settings/branding" aria-current="page"' in html
