@@ -327,10 +327,16 @@ def test_plan_page_shows_labelled_meters_and_turns_red_at_the_limit(world, login
     assert "Seats (members and pending invitations)" in html and "Webhook endpoints" in html
     assert "once the API lands" in html
     # Globex (Free) at its seat limit: red, with what happens.
+    # (plans are seeded once, not reset between tests: put it back)
     with owner_engine.begin() as conn:
+        was = conn.execute(text("SELECT max_members FROM plans WHERE key = 'free'")).scalar()
         conn.execute(text("UPDATE plans SET max_members = 3 WHERE key = 'free'"))
-    g = login(world.users["globex_owner"], "globex")
-    html = g.get(url("globex", "/settings/plan")).get_data(as_text=True)
+    try:
+        g = login(world.users["globex_owner"], "globex")
+        html = g.get(url("globex", "/settings/plan")).get_data(as_text=True)
+    finally:
+        with owner_engine.begin() as conn:
+            conn.execute(text("UPDATE plans SET max_members = :m WHERE key = 'free'"), {"m": was})
     assert "usage--full" in html and "At the limit" in html and "refused until a seat is freed" in html
 
 
