@@ -44,6 +44,7 @@ from app.mail import queue_mail
 from app.members.memberships import seats
 from app.permissions import SYSTEM_ROLES
 from app.scoping import all_organizations, current_org_id, tenant_context
+from app.tenancy import notify
 from app.tenancy.models import Membership, Organization, Plan
 from app.util import parse_uuid, utcnow
 from app.web import hosts
@@ -293,22 +294,21 @@ def recheck(domain: Domain, org: Organization, now: datetime | None = None) -> s
 
 
 def _mail_admins(org: Organization, domain: Domain) -> None:
-    """Tell every active member who may manage domains that ``domain`` was unverified."""
-    members = db.session.execute(select(Membership).where(Membership.status == "active")).unique().scalars().all()
+    """Tell the members who may manage domains, and did not turn this mail off
+    (``app.tenancy.notify``: ``domain_unverified``), that ``domain`` was unverified."""
     with current_app.test_request_context(base_url=hosts.apex_url("/")):
         link = hosts.org_url(org, url_for("domains.show", domain_id=domain.id))
-    for m in members:
-        if "settings:domain" in m.permissions and m.user is not None:
-            queue_mail(
-                m.user.email,
-                f"{domain.name} is no longer verified for {org.name}",
-                "domain_unverified",
-                user=m.user,
-                org=org,
-                domain=domain,
-                link=link,
-                days=GRACE.days,
-            )
+    for m in notify.recipients(org, "domain_unverified"):
+        queue_mail(
+            m.user.email,
+            f"{domain.name} is no longer verified for {org.name}",
+            "domain_unverified",
+            user=m.user,
+            org=org,
+            domain=domain,
+            link=link,
+            days=GRACE.days,
+        )
 
 
 def recheck_all(now: datetime | None = None) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """organization settings: retired slugs, logos, notification preferences
 
-Revision ID: 0017_org_settings
-Revises: 0016_api_keys
+Revision ID: 0018_org_settings
+Revises: 0017_verified_domains
 
 * ``retired_slugs`` (global): an address an organization gave up when it
   changed its slug. For 30 days (``expires_at``) the old host redirects to
@@ -23,7 +23,7 @@ in ``organizations.settings`` (JSONB): the request's entry statement
 already reads that row, so enforcing the policy costs no statement. The
 runtime role may now UPDATE ``organizations.slug`` (app.rls).
 
-Rollback: ``flask --app wsgi db downgrade 0016_api_keys``
+Rollback: ``flask --app wsgi db downgrade 0017_verified_domains``
 drops the three tables (logos, preferences and redirects are lost).
 """
 
@@ -32,8 +32,8 @@ from alembic import op
 
 from app import rls
 
-revision = "0017_org_settings"
-down_revision = "0016_api_keys"
+revision = "0018_org_settings"
+down_revision = "0017_verified_domains"
 branch_labels = None
 depends_on = None
 
