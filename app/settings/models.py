@@ -1,4 +1,4 @@
-"""The organization's logo (tenant table, RLS; migration 0018_org_settings)."""
+"""The organization's logo (tenant table, RLS; migration 0020_org_settings)."""
 
 from __future__ import annotations
 

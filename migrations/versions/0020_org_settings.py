@@ -1,7 +1,7 @@
 """organization settings: retired slugs, logos, notification preferences
 
-Revision ID: 0018_org_settings
-Revises: 0017_verified_domains
+Revision ID: 0020_org_settings
+Revises: 0019_platform_scale
 
 * ``retired_slugs`` (global): an address an organization gave up when it
   changed its slug. For 30 days (``expires_at``) the old host redirects to
@@ -23,7 +23,7 @@ in ``organizations.settings`` (JSONB): the request's entry statement
 already reads that row, so enforcing the policy costs no statement. The
 runtime role may now UPDATE ``organizations.slug`` (app.rls).
 
-Rollback: ``flask --app wsgi db downgrade 0017_verified_domains``
+Rollback: ``flask --app wsgi db downgrade 0019_platform_scale``
 drops the three tables (logos, preferences and redirects are lost).
 """
 
@@ -32,8 +32,8 @@ from alembic import op
 
 from app import rls
 
-revision = "0018_org_settings"
-down_revision = "0017_verified_domains"
+revision = "0020_org_settings"
+down_revision = "0019_platform_scale"
 branch_labels = None
 depends_on = None
 
