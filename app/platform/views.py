@@ -80,7 +80,7 @@ def _plan_form(org, formdata=None) -> PlanForm:
         form = PlanForm(formdata=None, prefix="plan", data={"plan": org.plan_key, "version": org.version})
     else:
         form = PlanForm(formdata=formdata, prefix="plan")
-    form.plan.choices = [(p.key, f"{p.name}") for p in orgs.plan_choices()]
+    form.plan.choices = [choice(p.key, p.name) for p in orgs.plan_choices()]
     return form
 
 

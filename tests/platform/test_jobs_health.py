@@ -69,3 +69,10 @@ def test_health_page_reports_every_check(console, world):
     assert "OK" in state["Database reachable"] and "OK" in state["Migrations at head"]
     assert "OK" in state["Security posture (flask check)"], state
     assert "Version" in body and "up " in body
+
+
+def test_jobs_page_title_is_only_its_name(console):
+    """The cancel form once sat inside <title> (a misplaced block): the tab read as markup."""
+    body = console.get(url(None, "/platform/jobs")).get_data(as_text=True)
+    title = body.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "Jobs · Platform" in title and "<" not in title
