@@ -119,4 +119,4 @@ def row_context(**extra) -> dict:
 
 
 def render_row(row: listing.Row, status: int = 200, **extra):
-    return render("members/_row.html", None, status=status, **row_context(row=row, **extra))
+    return render("members/_row.html", None, status=status, **row_context(rows=[row], **extra))
