@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from flask import current_app, url_for
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app import audit, hooks
 from app.audit.models import AuditEvent
@@ -45,12 +46,15 @@ from app.members.memberships import seats
 from app.permissions import SYSTEM_ROLES
 from app.scoping import all_organizations, current_org_id, tenant_context
 from app.tenancy import notify
-from app.tenancy.models import Membership, Organization, Plan
+from app.tenancy.entitlements import entitled
+from app.tenancy.models import Membership, Organization
 from app.util import parse_uuid, utcnow
 from app.web import hosts
 
 log = logging.getLogger("tenantry.domains")
 
+# The plan feature verified domains need (``entitled(org, FEATURE)``).
+FEATURE = "custom_domains"
 # A verified domain whose record has been missing this long is unverified.
 GRACE = timedelta(days=7)
 # The daily job re-checks a verified domain at most this often.
@@ -341,25 +345,27 @@ def recheck_all(now: datetime | None = None) -> dict[str, int]:
 def _verified_domain_of(email: str, mode: str):
     """``(organization_id, domain name, role, organization name)`` of the live, active
     organization that verified ``email``'s domain with auto-join ``mode``
-    and whose plan still has verified domains, or ``None``."""
+    and is still entitled to verified domains (plan or override), or ``None``."""
     domain = names.email_domain(email)
     if not domain or names.is_freemail(domain):
         return None
     stmt = (
-        select(Domain.organization_id, Domain.name, Domain.auto_join_role, Organization.name.label("org_name"))
+        select(Domain.organization_id, Domain.name, Domain.auto_join_role, Organization)
         .join(Organization, Organization.id == Domain.organization_id)
-        .join(Plan, Plan.key == Organization.plan_key)
         .where(
-            Plan.feature_custom_domains.is_(True),
             Domain.name == domain,
             Domain.status == "verified",
             Domain.auto_join == mode,
             Organization.deleted_at.is_(None),
             Organization.status == "active",
         )
+        .options(joinedload(Organization.plan))
     )
     with all_organizations(reason="auto-join: the organization that verified this verified address's domain"):
-        return db.session.execute(stmt).first()
+        row = db.session.execute(stmt).first()
+        if row is None or not entitled(row.Organization, FEATURE):
+            return None
+        return row.organization_id, row.name, row.auto_join_role, row.Organization.name
 
 
 def join_by_domain(user: User) -> Membership | None:

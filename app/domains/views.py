@@ -27,7 +27,7 @@ from app.web.access import login_only
 from app.web.forms import with_error
 from app.web.htmx import render
 
-FEATURE = "custom_domains"
+FEATURE = services.FEATURE
 
 bp = Blueprint("domains", __name__, url_prefix="/settings/domains")
 # On the apex: a signed-in person asks the organization at their domain to let them in.
