@@ -43,7 +43,7 @@ def feature_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if not entitled(g.org, FEATURE):
-            return render_template("domains/unavailable.html"), 403
+            return render_template("settings/unavailable.html", title="Domains", feature=FEATURE), 403
         return view(*args, **kwargs)
 
     return wrapped
@@ -57,6 +57,7 @@ def _index(form=None, status: int = 200):
     domains = services.list_domains()
     return render(
         "domains/index.html",
+        settings_current="domains.index",
         domains=domains,
         form=form or AddDomainForm(formdata=None),
         host_domain=services.host_domain(g.org, domains),
@@ -73,6 +74,7 @@ def _show(domain, status: int = 200, verify=None, settings=None, host=None):
     host.host.render_kw = {**(host.host.render_kw or {}), "placeholder": f"portal.{domain.name}"}
     return render(
         "domains/show.html",
+        settings_current="domains.index",
         domain=domain,
         verify=verify or VerifyForm(formdata=None),
         settings=settings,
