@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
+from app.tenancy.entitlements import label as entitlement_label
 from app.tenancy.services import my_memberships
 from app.web.htmx import HX_REQUEST, is_htmx
 
@@ -91,7 +92,7 @@ def render_error(status: int, message: str | None = None):
         # A feature the organization's plan does not include (rbac.requires_feature).
         title = "Not on your plan"
         default = (
-            f"{feature.replace('_', ' ').capitalize()} is not included in this organization's plan. "
+            f"{entitlement_label(feature)} is not included in this organization's plan. "
             "Nothing here can be used until an owner moves the organization to a plan that includes it."
         )
     message = message or default

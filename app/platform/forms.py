@@ -93,7 +93,7 @@ for _name in entitlements.limit_names():
         PlanEditForm,
         f"limit_{_name}",
         StringField(
-            _name.replace("_", " ").capitalize(),
+            entitlements.label(_name),
             filters=[_strip],
             description='A whole number; empty or "unlimited" for no limit.'
             if entitlements.may_be_unlimited(_name)
@@ -101,7 +101,7 @@ for _name in entitlements.limit_names():
         ),
     )
 for _name in entitlements.feature_names():
-    setattr(PlanEditForm, f"feature_{_name}", BooleanField(_name.replace("_", " ").capitalize()))
+    setattr(PlanEditForm, f"feature_{_name}", BooleanField(entitlements.label(_name)))
 
 
 class OverrideForm(ReasonForm):

@@ -87,7 +87,7 @@ def _plan_form(org, formdata=None) -> PlanForm:
 def _override_form(formdata=None) -> OverrideForm:
     form = OverrideForm(formdata=formdata, prefix="override")
     form.name.choices = [choice("", "Choose…")] + [
-        choice(n, f"{plans.label(n).capitalize()} ({entitlements.kind_of(n)})")
+        choice(n, f"{entitlements.label(n)} ({entitlements.kind_of(n)})")
         for n in [*entitlements.limit_names(), *entitlements.feature_names()]
     ]
     return form
@@ -472,6 +472,12 @@ def stop_impersonating():
     user_id = rec.user_id
     db.session.commit()
     return redirect(hosts.apex_url(url_for("platform.user", user_id=user_id)))
+
+
+@bp.context_processor
+def _entitlement_labels():
+    """``entitlement_label(name)`` for the console's pages."""
+    return {"entitlement_label": entitlements.label}
 
 
 @bp.app_context_processor

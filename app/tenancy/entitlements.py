@@ -48,6 +48,28 @@ _FEATURES = {
 }
 
 
+# What pages call each limit and feature (a name not listed reads as itself).
+LABELS = {
+    "seats": "Seats",
+    "audit_retention_days": "Audit retention (days)",
+    "api_requests_per_minute": "API requests per minute",
+    "max_webhooks": "Webhook endpoints",
+    "api": "API",
+    "audit_streaming": "Audit streaming",
+    "branding": "Branding",
+    "custom_domains": "Custom domains",
+    "custom_roles": "Custom roles",
+    "ip_allowlist": "IP allow-list",
+    "scim": "SCIM directory sync",
+    "sso": "Single sign-on (SSO)",
+}
+
+
+def label(name: str) -> str:
+    """The limit's or feature's name as pages show it."""
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
 def limit_names() -> list[str]:
     """Every limit's name, in a stable order."""
     return list(_LIMITS)

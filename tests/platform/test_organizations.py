@@ -90,7 +90,7 @@ def test_organization_page_shows_owners_usage_entitlements_and_events(console, w
     body = _page(console, f"/platform/organizations/{world.acme.id}")
     assert "owner@acme.test" in body
     assert "Seats" in body and "plan pro" in body  # usage row and its source
-    assert "Audit retention days" in body
+    assert "Audit retention (days)" in body
 
 
 def test_unknown_or_malformed_organization_is_404(console, world):
