@@ -74,6 +74,9 @@ class Reply:
     etag: str | None = None
     location: str | None = None
     headers: dict = field(default_factory=dict)
+    # A streamed response (an export), sent as it is once the transaction
+    # (with its audit event) is committed.
+    stream: Any = None
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Operation:
     if_match: bool
     idempotent: bool
     errors: tuple[int, ...]
+    media: tuple[str, ...] = ()
 
 
 OPERATIONS: list[Operation] = []
@@ -260,6 +264,7 @@ def operation(
     etag: bool = False,
     if_match: bool = False,
     errors: tuple[int, ...] = (),
+    media: tuple[str, ...] = (),
 ):
     """Declare and register an API operation on ``bp`` (see the module docstring)."""
     if scope is not None and scope not in ALL:
@@ -328,6 +333,8 @@ def operation(
                     "idempotency-in-progress",
                     "A request with this Idempotency-Key was being processed at the same time; retry it.",
                 ) from None
+            if reply.stream is not None:
+                return reply.stream
             if reply.status == 204:
                 return current_app.response_class(b"", 204, headers={k: v for k, v in headers.items() if v})
             return json_response(payload, reply.status, headers)
@@ -352,6 +359,7 @@ def operation(
                 if_match,
                 idempotent,
                 errors,
+                media,
             )
         )
         return wrapped

@@ -158,6 +158,8 @@ def _operation(op, defs: dict) -> dict:
     success: dict = {"description": op.summary, "headers": _rate_headers()}
     if op.response is not None and op.status != 204:
         success["content"] = {"application/json": {"schema": _schema(op.response, defs)}}
+    if op.media:
+        success["content"] = {m: {"schema": {"type": "string"}} for m in op.media}
     if op.etag:
         success["headers"] = {**success["headers"], "ETag": {"schema": {"type": "string"}}}
     responses = {str(op.status): success}

@@ -29,6 +29,7 @@ from app.members import listing, memberships
 from app.projects import services as projects
 from app.projects.models import DESCRIPTION_MAX, NAME_MAX
 from app.rbac import services as rbac
+from app.settings import services as settings_services
 from app.tenancy.entitlements import entitled
 from app.web.access import access_of, public
 
@@ -168,12 +169,52 @@ class Organization(Out):
 
 
 @operation(
-    bp, "GET", "/organization", scope="org:view", summary="The organization", tag="Organization", response=Organization
+    bp,
+    "GET",
+    "/organization",
+    scope="org:view",
+    summary="The organization",
+    tag="Organization",
+    response=Organization,
+    etag=True,
 )
 def organization():
     """The organization this key belongs to."""
+    return Reply(_org_out(g.org), etag=_org_etag(g.org))
+
+
+def _org_out(org) -> Organization:
+    return Organization(id=org.id, slug=org.slug, name=org.name, plan=org.plan_key, created_at=org.created_at)
+
+
+class OrganizationUpdate(Model):
+    name: str = Field(min_length=1, max_length=120)
+
+
+def _org_etag(org) -> str:
+    return etag_of("organization", org.id, org.version)
+
+
+@operation(
+    bp,
+    "PATCH",
+    "/organization",
+    scope="org:update",
+    summary="Rename the organization",
+    tag="Organization",
+    body=OrganizationUpdate,
+    response=Organization,
+    etag=True,
+    if_match=True,
+    errors=(412, 422, 428),
+)
+def update_organization(body: OrganizationUpdate):
+    """Change the organization's display name (the general settings page's
+    rule). Needs ``If-Match`` with the ETag of ``GET /organization``."""
     org = g.org
-    return Reply(Organization(id=org.id, slug=org.slug, name=org.name, plan=org.plan_key, created_at=org.created_at))
+    check_if_match(_org_etag(org))
+    settings_services.rename(org, body.name, version=org.version)
+    return Reply(_org_out(org), etag=_org_etag(org))
 
 
 # --------------------------------------------------------------------------- members
@@ -606,4 +647,4 @@ def docs():
 
 
 # The other resources register on ``bp`` when imported (after it exists).
-from app.api import audit_views, invitation_views, webhook_views  # noqa: E402,F401
+from app.api import audit_views, invitation_views, role_views, webhook_views  # noqa: E402,F401
