@@ -27,7 +27,7 @@ _RULE_VAR = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 REF = "#/components/schemas/{model}"
 
 _STATUS_TEXT = {
-    400: "Malformed request (bad JSON, bad cursor)",
+    400: "Malformed request (bad JSON, bad cursor, a NUL character in a parameter or header)",
     401: "No key, or a key that does not authenticate here",
     403: "The key lacks the scope, or the organization is suspended",
     404: "No such resource in this organization",
@@ -163,7 +163,8 @@ def _operation(op, defs: dict) -> dict:
     if op.etag:
         success["headers"] = {**success["headers"], "ETag": {"schema": {"type": "string"}}}
     responses = {str(op.status): success}
-    codes = {401, 403, 429, *op.errors}
+    # 400: the input guard refuses a NUL in any parameter or header, on every route.
+    codes = {400, 401, 403, 429, *op.errors}
     if op.body is not None:
         codes |= {400, 413, 415, 422}
     if op.idempotent:

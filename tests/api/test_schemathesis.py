@@ -35,12 +35,23 @@ def _cli() -> list[str]:
     return [exe]
 
 
-def test_the_running_api_conforms_to_its_openapi_document(live_server, world, make_key, tmp_path, monkeypatch):  # noqa: F811
+@pytest.fixture
+def big_budget(live_server, monkeypatch, owner_engine):  # noqa: F811
+    """Enough budget (key and plan) for every generated call: 429 is
+    documented, but a throttled run would check little else."""
+    monkeypatch.setitem(live_server.app.config, "API_KEY_REQUESTS_PER_MINUTE", 1_000_000)
+    with owner_engine.begin() as c:
+        saved = c.exec_driver_sql("SELECT key, api_requests_per_minute FROM plans").all()
+        c.exec_driver_sql("UPDATE plans SET api_requests_per_minute = 1000000")
+    yield
+    with owner_engine.begin() as c:
+        for k, v in saved:
+            c.exec_driver_sql("UPDATE plans SET api_requests_per_minute = %s WHERE key = %s", (v, k))
+
+
+def test_the_running_api_conforms_to_its_openapi_document(live_server, world, make_key, tmp_path, big_budget):  # noqa: F811
     from app.api import openapi
 
-    # Enough budget for every generated call: 429 is documented, but a
-    # throttled run would check little else.
-    monkeypatch.setitem(live_server.app.config, "API_KEY_REQUESTS_PER_MINUTE", 1_000_000)
     _, key = make_key(world.acme, world.users["owner"], sorted(ALL))
     spec = tmp_path / "openapi.json"
     with live_server.app.app_context():
