@@ -1,9 +1,13 @@
 """API keys, the pages: list, create (the key shown once), revoke, rotate.
 
-``apikeys:view`` sees the list (never a secret), ``apikeys:manage`` changes
-it. A support session (a super-admin acting as the person) never creates
-or rotates a key. A key id that is malformed or another organization's is
-404 either way.
+``apikeys:view`` sees every key (never a secret), ``apikeys:manage``
+creates, revokes and rotates any. Other members may create keys (with
+permissions they hold) while the organization's security policy allows it
+(``members_may_create_api_keys``, ``app.tenancy.policy``), and then see
+their own keys; revoking and rotating stay with ``apikeys:manage``. A
+support session (a super-admin acting as the person) never creates or
+rotates a key. A key id that is malformed or another organization's is 404
+either way.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from app.errors import UserError
 from app.extensions import db
 from app.permissions import groups
 from app.rbac.decorators import require, require_any
+from app.tenancy import policy
 from app.tenancy.entitlements import entitled
 from app.util import utcnow
 from app.web import nav
@@ -41,6 +46,15 @@ def _impersonated() -> bool:
     return rec is not None and rec.impersonator_id is not None
 
 
+def _members_may_create() -> bool:
+    return policy.for_org(g.org).members_may_create_api_keys
+
+
+def _refusal() -> str | None:
+    """Why the current member may not create a key here, or ``None``."""
+    return keys.may_create(g.membership, _impersonated(), _members_may_create())
+
+
 def _key_or_404(key_id: str):
     return keys.find_key(key_id) or abort(404)
 
@@ -50,18 +64,25 @@ def _new_page(form, status: int = 200):
         "api/new.html",
         form=form,
         groups=groups(only=g.membership.permissions),
-        refusal=keys.may_create(g.membership, _impersonated()),
+        refusal=_refusal(),
     ), status
 
 
 @bp.get("/")
 @login_required
-@require_any("apikeys:view", "apikeys:manage")
+@require_any("apikeys:view", "apikeys:manage", "org:view")
 def index():
-    """The organization's keys: prefix, scopes, creator, created, expires, last used (time, IP)."""
+    """The keys: prefix, scopes, creator, created, expires, last used (time,
+    IP), requests in the last 7 days. Every key with ``apikeys:view``; a
+    member's own keys while the policy lets members create keys; else 403."""
+    sees_all = bool({"apikeys:view", "apikeys:manage"} & g.permissions)
+    if not sees_all and not _members_may_create():
+        abort(403)
+    listed = keys.list_keys() if sees_all else keys.list_keys(created_by=g.membership.user_id)
     return render_template(
         "api/index.html",
-        keys=keys.list_keys(),
+        may_create=_refusal() is None,
+        keys=listed,
         revoke_form=ConfirmForm(),
         now=utcnow(),
         week=usage.requests_since(7),
@@ -70,15 +91,18 @@ def index():
 
 @bp.get("/new")
 @login_required
-@require("apikeys:manage")
+@require_any("apikeys:manage", "org:view")
 def new():
-    """The new-key form: a name, permissions among the creator's own, an expiry."""
+    """The new-key form: a name, permissions among the creator's own, an
+    expiry. 403 with the reason for a member the policy does not let create keys."""
+    if _refusal() is not None:
+        return _new_page(NewKeyForm(formdata=None), 403)
     return _new_page(NewKeyForm(formdata=None))
 
 
 @bp.post("/")
 @login_required
-@require("apikeys:manage")
+@require_any("apikeys:manage", "org:view")
 def create():
     """Create a key and show it once (201). Bad input: 422 beside the field,
     nothing saved. A second submit of the same form shows the list, not a
@@ -97,6 +121,7 @@ def create():
             form.expires_in_days.data,
             g.membership,
             impersonated=_impersonated(),
+            members_may_create=_members_may_create(),
         )
     except UserError as e:
         db.session.rollback()

@@ -234,9 +234,13 @@ def create_key(
     return key, full
 
 
-def list_keys() -> list[ApiKey]:
-    """The organization's keys, newest first (revoked ones included, marked)."""
-    return list(db.session.execute(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id)).unique().scalars())
+def list_keys(created_by=None) -> list[ApiKey]:
+    """The organization's keys (only those ``created_by`` this user, when
+    given), newest first (revoked ones included, marked)."""
+    stmt = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id)
+    if created_by is not None:
+        stmt = stmt.where(ApiKey.created_by == created_by)
+    return list(db.session.execute(stmt).unique().scalars())
 
 
 def find_key(key_uuid) -> ApiKey | None:

@@ -47,12 +47,14 @@ def test_scopes_beyond_the_creators_own_are_refused(world):
         assert db.session.execute(select(ApiKey)).first() is None
 
 
-def test_members_without_apikeys_manage_cannot_create_keys(world):
+def test_members_without_apikeys_manage_create_keys_only_if_the_policy_allows(world):
     with tenant_context(world.acme.id):
         member = get_membership(world.users["member"].id)
         with pytest.raises(UserError) as e:
-            keys.create_key("k", ["projects:view"], 30, member)
+            keys.create_key("k", ["projects:view"], 30, member, members_may_create=False)
         assert e.value.status == 403
+        key, _ = keys.create_key("k", ["projects:view"], 30, member, members_may_create=True)
+        assert key.scopes == ["projects:view"]
 
 
 def test_support_sessions_cannot_create_keys(world):

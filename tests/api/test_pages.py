@@ -39,11 +39,41 @@ def test_bad_input_is_422_beside_the_field_and_saves_nothing(world, login):
         assert db.session.execute(select(ApiKey)).first() is None
 
 
-def test_members_and_managers_cannot_reach_the_keys_pages(world, login):
-    for role in ("member", "manager", "viewer"):
-        c = login(world.users[role], "acme")
-        assert c.get(url("acme", "/api-keys/")).status_code == 403
-        assert c.get(url("acme", "/api-keys/new")).status_code == 403
+def test_members_create_keys_of_their_own_while_the_policy_allows(world, login, api):
+    """By default (policy on) a Member creates a key within their own
+    permissions, sees only their own keys, and cannot revoke."""
+    admin = login(world.users["admin"], "acme")
+    _create(admin, {"name": "Admin's", "scopes": ["members:view"], "expires_in_days": "30"})
+    member = login(world.users["member"], "acme")
+    r = _create(member, {"name": "Mine", "scopes": ["projects:view"], "expires_in_days": "30"})
+    assert r.status_code == 201
+    full = re.search(r'value="(tnt_[^"]+)"', r.get_data(as_text=True)).group(1)
+    assert api.get("acme", "/projects", full).status_code == 200
+    listing = member.get(url("acme", "/api-keys/")).get_data(as_text=True)
+    assert "Mine" in listing and "Admin&#39;s" not in listing and "Admin's" not in listing
+    r = _create(member, {"name": "Too much", "scopes": ["members:remove"], "expires_in_days": "30"})
+    assert r.status_code == 422 and "members:remove" in r.get_data(as_text=True)
+    with tenant_context(world.acme.id):
+        kid = db.session.execute(select(ApiKey.id).where(ApiKey.name == "Mine")).scalar_one()
+    r = member.post(url("acme", f"/api-keys/{kid}/revoke"), data={"csrf_token": csrf_token(member, "acme")})
+    assert r.status_code == 403
+
+
+def test_members_cannot_create_keys_when_the_policy_says_no(world, login, owner_engine):
+    with owner_engine.begin() as c:
+        c.exec_driver_sql(
+            "UPDATE organizations SET settings = jsonb_set(settings, '{security}', "
+            "'{\"members_may_create_api_keys\": false}'::jsonb) WHERE slug = 'acme'"
+        )
+    member = login(world.users["member"], "acme")
+    assert member.get(url("acme", "/api-keys/")).status_code == 403
+    r = member.get(url("acme", "/api-keys/new"))
+    assert r.status_code == 403 and "Create key" not in r.get_data(as_text=True)
+    assert _create(member, {"name": "x", "scopes": ["projects:view"], "expires_in_days": "30"}).status_code == 403
+    admin = login(world.users["admin"], "acme")
+    assert _create(admin, {"name": "Admin's", "scopes": ["members:view"], "expires_in_days": "30"}).status_code == 201
+    with tenant_context(world.acme.id):
+        assert [k.name for k in db.session.execute(select(ApiKey)).scalars()] == ["Admin's"]
 
 
 def test_revoking_stops_the_key(world, login, api, make_key):
