@@ -5,6 +5,7 @@ from app.account.views import bp as account_bp
 from app.api.admin import bp as apikeys_bp
 from app.api.views import bp as api_bp
 from app.auditlog import views as auditlog_views
+from app.analytics.views import bp as analytics_bp
 from app.auditlog.views import bp as auditlog_bp
 from app.auth.views import bp as auth_bp
 from app.domains.views import bp as domains_bp
@@ -40,6 +41,7 @@ def register(app) -> None:
         api_bp,
         domains_bp,
         domain_join_bp,
+        analytics_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

@@ -12,7 +12,9 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app import audit
+from app.analytics import cli as analytics_cli
 from app.auditlog import cli as auditlog_cli
+from app.auditlog.sealing import seal_all
 from app.auth import services as auth_services
 from app.database import owner_engine
 from app.demo import ORGS, PASSWORD, USERS, load_demo
@@ -43,6 +45,9 @@ def init_app(app) -> None:
     audit_group = AppGroup("audit", help="The audit log: seal, verify, purge, list actions.")
     auditlog_cli.register(audit_group)
     app.cli.add_command(audit_group)
+    analytics_group = AppGroup("analytics", help="Analytics: rebuild the daily rollups.")
+    analytics_cli.register(analytics_group, seal=seal_all)
+    app.cli.add_command(analytics_group)
 
     @app.cli.command("demo")
     def demo_command():

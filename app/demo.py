@@ -134,6 +134,7 @@ _SINGULAR = {
     "domains": "domain",
     "entitlement overrides": "entitlement override",
     "branded organizations": "branded organization",
+    "webhook deliveries": "webhook delivery",
 }
 
 
@@ -218,6 +219,7 @@ def _load_demo() -> dict[str, int]:
     created["domains"] = _demo_domain(orgs["acme"])
     created["entitlement overrides"] = _demo_override(orgs["globex"], users["super@tenantry.test"])
     created["branded organizations"] = _demo_branding(orgs["acme"])
+    created["webhook deliveries"] = _demo_deliveries(orgs["acme"])
     db.session.commit()
     return created
 
@@ -373,6 +375,49 @@ def _demo_domain(acme) -> int:
         db.session.add(Domain(name=DEMO_DOMAIN, token=secrets.token_hex(16), status="pending"))
         db.session.flush()
     return 1
+
+
+def _demo_deliveries(acme, days: int = 90) -> int:
+    """90 days of past deliveries to Acme's demo endpoint (mostly delivered,
+    a few failed), so the analytics chart of webhook deliveries has a shape.
+    Written once: an endpoint that has deliveries is left alone. Nothing is
+    sent (they are history: none is pending)."""
+    import json
+    import random
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from app.webhooks.models import WebhookDelivery
+
+    with tenant_context(acme.id):
+        endpoint = db.session.execute(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at).limit(1)).scalar()
+        if endpoint is None or db.session.execute(select(WebhookDelivery.id).limit(1)).first() is not None:
+            return 0
+        rnd = random.Random(13)
+        now = utcnow()
+        rows = []
+        for d in range(days, 0, -1):
+            for _ in range(rnd.choice((0, 1, 2, 3, 4, 6))):
+                at = now - timedelta(days=d, seconds=rnd.randrange(86_400))
+                ok = rnd.random() < 0.92
+                event_type = rnd.choice(endpoint.event_types)
+                rows.append(
+                    {
+                        "organization_id": acme.id,
+                        "endpoint_id": endpoint.id,
+                        "event_type": event_type,
+                        "payload": json.dumps({"type": event_type, "timestamp": at.isoformat(), "data": {}}),
+                        "status": "succeeded" if ok else "failed",
+                        "attempts": 1 if ok else 8,
+                        "round_attempts": 1 if ok else 8,
+                        "created_at": at,
+                        "last_attempt_at": at,
+                    }
+                )
+        if rows:
+            db.session.execute(insert(WebhookDelivery), rows)
+        return len(rows)
 
 
 # --------------------------------------------------------------------------- members (issue 4)

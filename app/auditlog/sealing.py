@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from app.audit import integrity
+from app.audit import integrity, rollups
 from app.auditlog import anchors
 from app.database import apply_tenant_settings
 
@@ -194,7 +194,10 @@ def organizations(conn, slug: str | None = None) -> list[tuple[uuid.UUID, str]]:
 
 
 def seal_all(engine, slug: str | None = None, config=None) -> list[SealResult]:
-    """Seal every organization (or one), each in its own transaction; advance the anchors."""
+    """Seal every organization (or one), each in its own transaction; advance
+    the anchors; then bring the analytics rollups of every organization that
+    got new seals up to date (``app.audit.rollups``: the seal ``seq`` is
+    their high-water mark, each organization in its own transaction)."""
     kid, key = integrity.current_key(config)
     ring = integrity.keyring(config)
     with engine.connect() as conn:
@@ -210,4 +213,5 @@ def seal_all(engine, slug: str | None = None, config=None) -> list[SealResult]:
         if res.sealed:
             heads[org_id] = (res.head_seq, res.head_chain)
     anchors.advance(database, heads)
+    rollups.catch_up_all(engine, [r.organization_id for r in results if r.sealed])
     return results

@@ -155,6 +155,14 @@ def _finish_request(response):
     response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.endpoint == "static" and request.args.get("v") and response.status_code == 200:
+        # A vendored file asked for by version (plotly.js, 4.8 MB): its URL
+        # changes with its content, so browsers keep it instead of
+        # revalidating on every page (static/vendor/VERSIONS.md).
+        response.cache_control.public = True
+        response.cache_control.max_age = 31_536_000
+        response.cache_control.immutable = True
+        response.cache_control.no_cache = None
     if request.endpoint not in ("ops.healthz", "static"):
         log.info(
             "%s %s %s",

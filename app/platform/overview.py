@@ -12,16 +12,22 @@ from the analytics rollups and their chart component, not from here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import audit
+from app.audit import rollups
 from app.extensions import db
 from app.jobs import admin as jobs_admin
 from app.platform import stats
 from app.scoping import all_organizations
 from app.tenancy.models import Organization
+from app.util import utcnow
+from app.web.charts import Chart, Series, daily_chart, days_between
+
+CHART_DAYS = 90
+WEBHOOK_WINDOW_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -76,3 +82,55 @@ def kpis() -> Kpis:
         failed_jobs=sum(q.failed for q in queues),
         counted_at=cached.refreshed_at,
     )
+
+
+def charts(days: int = CHART_DAYS) -> list[Chart]:
+    """Sign-ups per day (the platform log's ``auth.signup``) and events per
+    day across every organization (their ``total`` rollups, the platform log
+    left out) over the last ``days`` days, as the cross-organization role.
+    Each organization's days follow its own time zone; the console's in UTC."""
+    end = datetime.now(UTC).date()
+    start = end - timedelta(days=days - 1)
+    with all_organizations(reason="platform console: overview charts from the analytics rollups"):
+        signups = rollups.cross_org_series("action", "auth.signup", start, end, org_ids=[audit.PLATFORM_ORG_ID])
+        events = rollups.cross_org_series("total", "", start, end, exclude=[audit.PLATFORM_ORG_ID])
+    db.session.rollback()
+    span = days_between(start, end)
+    return [
+        daily_chart("signups", "Sign-ups per day", span, [Series("Sign-ups", signups)], empty="No sign-up yet."),
+        daily_chart(
+            "events",
+            "Events per day, all organizations",
+            span,
+            [Series("Events", events)],
+            empty="No organization has recorded anything yet.",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class WebhookRate:
+    succeeded: int
+    failed: int
+
+    @property
+    def failure_percent(self) -> float | None:
+        done = self.succeeded + self.failed
+        return round(100.0 * self.failed / done, 1) if done else None
+
+
+def webhook_failure_rate(days: int = WEBHOOK_WINDOW_DAYS) -> WebhookRate:
+    """Webhook deliveries that failed for good, against those that finished,
+    over the last ``days`` days across every organization (pending ones are
+    left out). Read from the deliveries table (the webhooks area's), by time."""
+    since = utcnow() - timedelta(days=days)
+    with all_organizations(reason="platform console: webhook failure rate"):
+        row = db.session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed')"
+                " FROM webhook_deliveries WHERE created_at >= :since"
+            ),
+            {"since": since},
+        ).one()
+    db.session.rollback()
+    return WebhookRate(row[0], row[1])

@@ -52,8 +52,16 @@ def _org_or_404(org_id: str):
 @bp.get("/")
 def index():
     """The overview: organizations by plan and status, users, active
-    organizations over 7 and 30 days, the job queue's depth."""
-    return render("platform/index.html", kpis=overview.kpis())
+    organizations over 7 and 30 days, the job queue's depth, the webhook
+    failure rate, and sign-ups and events per day over 90 days (charts from
+    the analytics rollups)."""
+    return render(
+        "platform/index.html",
+        kpis=overview.kpis(),
+        charts=overview.charts(),
+        webhooks=overview.webhook_failure_rate(),
+        webhook_days=overview.WEBHOOK_WINDOW_DAYS,
+    )
 
 
 # --------------------------------------------------------------------------- organizations

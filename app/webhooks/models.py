@@ -108,6 +108,8 @@ class WebhookDelivery(TenantScoped, db.Model):
             "next_attempt_at",
             postgresql_where=text("next_attempt_at IS NOT NULL"),
         ),
+        # The analytics chart of deliveries per day (migration 0021).
+        Index("ix_webhook_deliveries_org_created", "organization_id", "created_at"),
     )
 
     @property

@@ -515,39 +515,7 @@
     if (target) target.click();
   });
 
-  /* ------------------------------------------------------------------ */
-  /* Plotly charts: <div class="chart" data-plotly="#json-script-id">    */
-  /* (or data-plotly='{"data": [...], "layout": {...}}'). Needs Plotly   */
-  /* loaded from /static; JSON lives in <script type="application/json">.*/
-  /* ------------------------------------------------------------------ */
-  function renderCharts(root) {
-    if (!window.Plotly) return;
-    (root || doc).querySelectorAll('[data-plotly]').forEach(function (el) {
-      if (el.hasAttribute('data-plotly-rendered')) return;
-      var raw = el.getAttribute('data-plotly');
-      var fig;
-      try {
-        if (raw.charAt(0) === '#') {
-          var src = doc.querySelector(raw);
-          if (!src) return;
-          raw = src.textContent;
-        }
-        fig = JSON.parse(raw);
-      } catch (err) {
-        el.textContent = 'Chart data could not be read.';
-        return;
-      }
-      var layout = fig.layout || {};
-      var css = window.getComputedStyle(el);
-      if (layout.autosize === undefined) layout.autosize = true;
-      // Blend with the page (light or dark) unless the figure says otherwise.
-      if (layout.paper_bgcolor === undefined) layout.paper_bgcolor = 'rgba(0,0,0,0)';
-      layout.font = Object.assign({ family: css.fontFamily, color: css.color }, layout.font || {});
-      el.setAttribute('data-plotly-rendered', '');
-      window.Plotly.newPlot(el, fig.data || [], layout,
-        Object.assign({ responsive: true, displaylogo: false }, fig.config || {}));
-    });
-  }
+  /* Charts are drawn by static/js/charts.js (loaded only on pages with charts). */
 
   /* ------------------------------------------------------------------ */
   /* Initialisation (page load and every htmx swap)                      */
@@ -570,7 +538,6 @@
     (root.querySelectorAll ? root : doc).querySelectorAll('[data-filter-list]').forEach(function (input) {
       if (input.value) applyFilter(input);
     });
-    renderCharts(root);
   }
 
   onReady(function () { init(doc); });

@@ -1,0 +1,2 @@
+"""Analytics: the organization's charts (``views``), their numbers
+(``services``, over ``app.audit.rollups``) and ``flask analytics`` (``cli``)."""
