@@ -2,10 +2,10 @@
 names every area's pages)."""
 
 from app.account.views import bp as account_bp
+from app.analytics.views import bp as analytics_bp
 from app.api.admin import bp as apikeys_bp
 from app.api.views import bp as api_bp
 from app.auditlog import views as auditlog_views
-from app.analytics.views import bp as analytics_bp
 from app.auditlog.views import bp as auditlog_bp
 from app.auth.views import bp as auth_bp
 from app.domains.views import bp as domains_bp

@@ -59,7 +59,7 @@ def test_each_chart_partial_is_a_fragment_with_its_figure_and_table(world, login
     html = r.get_data(as_text=True)
     assert "<html" not in html and f'id="chart-{key}"' in html
     if key == "api":
-        assert "Available once the API is enabled." in html
+        assert "No API request in this period." in html
         return
     if key == "webhooks":
         assert "No webhook delivery in this period" in html
@@ -266,3 +266,56 @@ def test_versioned_plotly_is_cached_for_a_year_and_the_page_asks_for_that_versio
     plain = client.get("/static/vendor/plotly.min.js")
     assert "max-age=31536000" not in plain.headers.get("Cache-Control", "")
     plain.close()
+
+
+def test_api_chart_stacks_requests_per_key_and_says_when_the_plan_has_no_api(world, login, owner_engine):
+    """Two keys' daily usage: one series per key, the table's numbers are the
+    counts; an organization whose plan lacks the ``api`` feature sees that
+    the API is not enabled."""
+    import uuid
+
+    from sqlalchemy import text
+
+    today = datetime.now(UTC).date()
+    with owner_engine.begin() as c:
+        for name, n in (("Reporting", 40), ("Sync", 7)):
+            kid = uuid.uuid4()
+            c.execute(
+                text(
+                    "INSERT INTO api_keys (organization_id, id, key_id, secret_hash, name, scopes)"
+                    " VALUES (:o, :id, :k, 'x', :n, ARRAY['projects:view'])"
+                ),
+                {"o": world.acme.id, "id": kid, "k": uuid.uuid4().hex[:16], "n": name},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO api_usage_daily (organization_id, api_key_id, day, requests) VALUES (:o, :k, :d, :n)"
+                ),
+                {"o": world.acme.id, "k": kid, "d": today, "n": n},
+            )
+    client = login(world.users["admin"], "acme")
+    html = client.get(url("acme", "/analytics/charts/api?range=7"), headers=HX).get_data(as_text=True)
+    figure = json.loads(re.search(r'id="chart-api-data">(.*?)</script>', html, re.S).group(1))
+    assert [t["name"] for t in figure["data"]] == ["Reporting", "Sync"]
+    assert (
+        f'<th scope="row">{today.isoformat()}</th><td class="text-right">40</td><td class="text-right">7</td>' in html
+    )
+
+    # A plan without the API (a copy of free with api off), removed afterwards:
+    # plans survive the tests' truncation.
+    with owner_engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO plans SELECT (jsonb_populate_record(NULL::plans, to_jsonb(p)"
+                ' || \'{"key": "test-no-api", "name": "Test no API", "feature_api": false}\'::jsonb)).*'
+                " FROM plans p WHERE key = 'free'"
+            )
+        )
+        c.execute(text("UPDATE organizations SET plan_key = 'test-no-api' WHERE id = :o"), {"o": world.acme.id})
+    try:
+        html = client.get(url("acme", "/analytics/charts/api?range=7"), headers=HX).get_data(as_text=True)
+        assert "Available once the API is enabled." in html
+    finally:
+        with owner_engine.begin() as c:
+            c.execute(text("UPDATE organizations SET plan_key = 'pro' WHERE id = :o"), {"o": world.acme.id})
+            c.execute(text("DELETE FROM plans WHERE key = 'test-no-api'"))

@@ -565,6 +565,12 @@ ROUTES: dict[str, Route] = {
             {"name": "Brand New", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
         ),
     ),
+    # ------------------------------------------------------------------ analytics
+    "analytics.export": Route(
+        [(ACME, "analytics.exported")],
+        lambda c: Call("/analytics/export", data={"chart": "projects", "format": "csv", "range": "30"}),
+        refused_as="viewer",
+    ),
     # ------------------------------------------------------------------ webhooks
     "webhooks.create": Route(
         [(ACME, "webhook.created")],

@@ -47,7 +47,7 @@ def _history(world):
 def _all_drawn(page):
     for key in DRAWN:
         expect(page.locator(f"#chart-{key} .chart[data-drawn='done']")).to_have_count(1, timeout=20_000)
-    expect(page.locator("#chart-api")).to_contain_text("Available once the API is enabled.")
+    expect(page.locator("#chart-api")).to_contain_text("No API request in this period.")
     expect(page.locator("#chart-webhooks")).to_contain_text("No webhook delivery in this period")
 
 

@@ -133,6 +133,7 @@ URL_ARGS = {
     "domain_id": _domain,
     "org_id": lambda w: w.acme.id,  # the platform console's organization pages
     "key_id": _api_key,
+    "key": lambda w: "activity",  # an analytics chart
 }
 
 METHODS_SKIPPED = {"HEAD", "OPTIONS"}

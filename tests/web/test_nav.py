@@ -69,6 +69,7 @@ def test_links_follow_the_declared_order_within_sections(world, login):
     assert _nav_hrefs(login(world.users["owner"], "acme")) == [
         "/dashboard",
         "/projects/",
+        "/analytics/",
         "/members",
         "/roles/",
         "/audit/",
