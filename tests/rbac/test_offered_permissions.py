@@ -14,7 +14,7 @@ from tests.conftest import csrf_token, url
 from tests.rbac.conftest import make_role
 
 # Permissions of features not built yet (no view requires them).
-NOT_BUILT = {"settings:branding", "billing:view", "projects:export"}
+NOT_BUILT = {"projects:export"}
 
 
 def _checkboxes(html: str) -> set[str]:
@@ -44,20 +44,20 @@ def test_editor_shows_only_offered_permissions(roles_world, login):
         shown = _checkboxes(html)
         assert {"projects:create", "audit:export", "roles:manage", "members:manage_owners"} <= shown, path
         assert not shown & NOT_BUILT, path
-        assert "billing:view" not in html and "settings:branding" not in html, path
+        assert "projects:export" not in html, path
     # The read-only grid of a role compares only offered permissions too.
     html = c.get(url("acme", "/roles/owner")).get_data(as_text=True)
-    assert "projects:create" in html and "billing:view" not in html
+    assert "projects:create" in html and "projects:export" not in html
 
 
 def test_creating_a_role_with_a_permission_not_offered_is_422_and_creates_nothing(roles_world, login):
     c = login(roles_world.users["owner"], "acme")
     r = c.post(
         url("acme", "/roles/"),
-        data={"csrf_token": csrf_token(c, "acme"), "name": "Analysts", "permissions": ["org:view", "billing:view"]},
+        data={"csrf_token": csrf_token(c, "acme"), "name": "Analysts", "permissions": ["org:view", "projects:export"]},
     )
     assert r.status_code == 422
-    assert b"Not available in this organization" in r.data and b"billing:view" in r.data
+    assert b"Not available in this organization" in r.data and b"projects:export" in r.data
     with tenant_context(roles_world.acme.id):
         assert "Analysts" not in {i.name for i in services.all_roles()}
 
@@ -70,19 +70,19 @@ def test_saving_a_role_with_a_permission_not_offered_is_422_and_changes_nothing(
         data={
             "csrf_token": csrf_token(c, "acme"),
             "name": "Support",
-            "permissions": ["org:view", "settings:branding"],
+            "permissions": ["org:view", "projects:export"],
             "version": "1",
         },
         headers={"HX-Request": "true"},
     )
-    assert r.status_code == 422 and b"settings:branding" in r.data
+    assert r.status_code == 422 and b"projects:export" in r.data
     with tenant_context(w.acme.id):
         assert services.custom_role_by_id(w.acme_role.id).permissions == w.acme_role.permissions
 
 
 def test_a_permission_no_longer_offered_is_kept_by_a_save_not_dropped_unseen(roles_world, login):
     w = roles_world
-    legacy = make_role(w.acme, "Legacy", ["org:view", "billing:view"])
+    legacy = make_role(w.acme, "Legacy", ["org:view", "projects:export"])
     c = login(w.users["owner"], "acme")
     r = c.post(
         url("acme", f"/roles/{legacy.id}"),
@@ -95,7 +95,7 @@ def test_a_permission_no_longer_offered_is_kept_by_a_save_not_dropped_unseen(rol
     )
     assert r.status_code == 302
     with tenant_context(w.acme.id):
-        assert services.custom_role_by_id(legacy.id).permissions == ["org:view", "billing:view", "audit:view"]
+        assert services.custom_role_by_id(legacy.id).permissions == ["org:view", "audit:view", "projects:export"]
 
 
 def test_a_permission_whose_feature_the_plan_lacks_is_not_offered(roles_world, login, monkeypatch):
