@@ -39,11 +39,18 @@ organization per transaction. Why it never loses nor double-counts:
 * **Two runs at once serialise.** Each takes the organization's analytics
   advisory lock, then reads the mark: the second sees the first's new mark
   and adds nothing twice. A re-run with nothing new adds nothing.
+* **Bounded transactions.** A run takes at most ``TRANSACTION_SEALS`` seals
+  per transaction and loops (``catch_up_all``): each commit is exact up to
+  its mark, by the same argument. Why: a transaction of minutes (a rebuild
+  of millions) would stay the oldest running one on the server, and the
+  sealer only seals transactions older than the oldest running one: every
+  organization's log would stay unsealed meanwhile.
 * **Rebuild** (``flask --app wsgi analytics rebuild``) deletes the
-  organization's rows and counts every remaining sealed event again, in one
-  transaction under the same lock: readers see the old or the new numbers,
-  never a mix. The catch-up rebuilds by itself when the organization's time
-  zone changed since the days were cut.
+  organization's rows and sets the mark to 0 in the transaction of its first
+  chunk, then counts every remaining sealed event again, chunk by chunk:
+  while it runs, readers see the recount so far (exact up to its mark),
+  never a double count. The catch-up rebuilds by itself when the
+  organization's time zone changed since the days were cut.
 * **Actives** are not additive (a member active on Monday and Tuesday is one
   7-day active), so they are *recomputed*, not incremented: when a catch-up
   adds a new (member, day) pair on day t, the 1/7/30-day actives of days t
@@ -80,8 +87,10 @@ log = logging.getLogger("tenantry.analytics")
 
 ACTIVE_WINDOWS = (1, 7, 30)
 MEMBER_ACTORS = ("user", "support")
-# Seals read per statement: bounds each INSERT ... SELECT on a rebuild of millions.
-CHUNK = 250_000
+# Seals read per statement: bounds each INSERT ... SELECT.
+CHUNK = 50_000
+# Seals taken in per transaction (see "Bounded transactions").
+TRANSACTION_SEALS = 200_000
 
 
 class AnalyticsDaily(TenantScoped, db.Model):
@@ -223,11 +232,12 @@ _STORE_ACTIVES = text(
 )
 
 
-def catch_up(conn, org_id, *, rebuild: bool = False) -> int:
+def catch_up(conn, org_id, *, rebuild: bool = False, limit: int | None = None) -> int:
     """Add the organization's sealed events past its mark to its rollups and
     advance the mark, inside the caller's transaction on ``conn`` (the
     caller commits; see the module's design). ``rebuild``: start again from
-    nothing. Returns the number of seals taken in."""
+    nothing. ``limit``: take in at most that many seals (the next call goes
+    on from the new mark). Returns the number of seals taken in."""
     apply_tenant_settings(conn, org_id)
     _lock(conn, org_id)
     zone = _zone_in_db(conn, org_id)
@@ -249,6 +259,8 @@ def catch_up(conn, org_id, *, rebuild: bool = False) -> int:
     top = conn.execute(
         text("SELECT coalesce(max(seq), 0) FROM audit_seals WHERE organization_id = :o"), {"o": org_id}
     ).scalar_one()
+    if limit is not None:
+        top = min(top, lo + limit)
     new_days: set[date] = set()
     taken = 0
     while lo < top:
@@ -288,8 +300,14 @@ def catch_up_all(engine, org_ids=None, *, rebuild: bool = False) -> dict[uuid.UU
     done = {}
     for org_id in org_ids:
         try:
-            with engine.connect() as conn, conn.begin():
-                done[org_id] = catch_up(conn, org_id, rebuild=rebuild)
+            total, first = 0, True
+            while True:
+                with engine.connect() as conn, conn.begin():
+                    n = catch_up(conn, org_id, rebuild=rebuild and first, limit=TRANSACTION_SEALS)
+                total, first = total + n, False
+                if n < TRANSACTION_SEALS:
+                    break
+            done[org_id] = total
         except Exception:  # one organization's failure must not stop the others' charts
             log.exception("analytics: catch-up of organization %s failed (the next run retries)", org_id)
     return done
