@@ -101,6 +101,8 @@ SECTION_OF = {
 @bp.app_context_processor
 def _settings_nav():
     current = SECTION_OF.get(request.endpoint, request.endpoint) if has_request_context() else None
+    if current and current.startswith("domains."):
+        current = "domains.index"  # every page of the domains area is that section
     return {"settings_sections": sections, "settings_current": current}
 
 
@@ -491,6 +493,18 @@ def meter(label: str, used: int | None, allowed: int | None, at_limit: str, unit
     }
 
 
+FEATURE_LABELS = {
+    "api": "API access",
+    "audit_streaming": "Audit log streaming",
+    "branding": "Branding (colour and logo)",
+    "custom_domains": "Verified domains and a custom host",
+    "custom_roles": "Custom roles",
+    "ip_allowlist": "IP allowlist",
+    "scim": "Directory sync (SCIM)",
+    "sso": "Single sign-on (SAML, OIDC)",
+}
+
+
 @bp.get("/plan")
 @login_required
 @require("billing:view")
@@ -513,13 +527,18 @@ def plan():
             "No new endpoint can be added; existing ones keep delivering.",
         ),
     ]
-    features = [(name, entitlements.entitled(g.org, name)) for name in entitlements.feature_names()]
+    features = [
+        (FEATURE_LABELS.get(name, name.replace("_", " ").capitalize()), entitlements.entitled(g.org, name))
+        for name in entitlements.feature_names()
+    ]
     return render_template(
         "settings/plan.html",
         meters=meters,
         features=features,
         retention=entitlements.limit(g.org, "audit_retention_days"),
         api_per_minute=entitlements.limit(g.org, "api_requests_per_minute"),
+        api_today=usage.get("api_requests_today") if entitlements.entitled(g.org, "api") else None,
+        api_entitled=entitlements.entitled(g.org, "api"),
     )
 
 

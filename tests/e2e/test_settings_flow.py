@@ -62,3 +62,37 @@ def test_admin_brands_the_organization_and_the_allowlist_blocks_another_address(
     expect(page.get_by_test_id("ip-blocked")).to_contain_text("IP allowlist")
     expect(page.get_by_test_id("ip-blocked")).to_contain_text("198.51.100.7")
     shot(page, "blocked-by-allowlist")
+
+
+def test_every_settings_page_passes_axe_in_light_and_dark(page, live_server, world, shot):
+    """Each section as the Owner sees it (branded, so the theme stylesheet is
+    in force), with an error shown beside a field, in both colour schemes."""
+    from tests.e2e.helpers import check_a11y
+
+    sign_in(page, live_server, "owner@acme.test")
+    page.goto(live_server.org_url("acme", "/settings/branding"))
+    page.get_by_label("Primary colour").fill("#0f766e")
+    page.get_by_role("button", name="Save colour").click()
+    expect(page.get_by_text("Colour saved.")).to_be_visible()
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for path in (
+            "/settings/",
+            "/settings/general",
+            "/settings/branding",
+            "/settings/security",
+            "/settings/notifications",
+            "/settings/plan",
+            "/settings/danger",
+        ):
+            page.goto(live_server.org_url("acme", path))
+            expect(page.get_by_role("navigation", name="Settings sections")).to_be_visible()
+            check_a11y(page, f"{path} ({scheme})")
+        page.goto(live_server.org_url("acme", "/settings/security"))
+        page.get_by_label("IP allowlist").fill("10.0.0.0/33")
+        page.get_by_role("button", name="Save policy").click()
+        expect(page.locator("#ip_allowlist-error")).to_contain_text("not an IP address")
+        shot(page, f"security-error-{scheme}")
+    page.emulate_media(color_scheme="light")
+    page.goto(live_server.org_url("acme", "/settings/plan"))
+    shot(page, "plan-and-usage")

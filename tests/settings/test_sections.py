@@ -325,7 +325,7 @@ def test_plan_page_shows_labelled_meters_and_turns_red_at_the_limit(world, login
     html = c.get(url("acme", "/settings/plan")).get_data(as_text=True)
     assert "<meter" in html and 'aria-labelledby="meter-1-label"' in html
     assert "Seats (members and pending invitations)" in html and "Webhook endpoints" in html
-    assert "once the API lands" in html
+    assert "API requests today (UTC)" in html and "Single sign-on (SAML, OIDC)" in html
     # Globex (Free) at its seat limit: red, with what happens.
     # (plans are seeded once, not reset between tests: put it back)
     with owner_engine.begin() as conn:
@@ -372,3 +372,9 @@ def test_a_refused_save_keeps_its_section_marked_in_the_nav(world, login, owner_
     v = _org_row(owner_engine).version
     html = _post(c, "/settings/branding/colour", {"colour": "nope", "version": str(v)}).get_data(as_text=True)
     assert 'is-active" href="/settings/branding" aria-current="page"' in html
+
+
+def test_the_domains_pages_sit_in_the_settings_navigation(world, login):
+    html = login(world.users["owner"], "acme").get(url("acme", "/settings/domains/")).get_data(as_text=True)
+    assert 'aria-label="Settings sections"' in html
+    assert 'is-active" href="/settings/domains/" aria-current="page"' in html
