@@ -17,7 +17,7 @@ from app.auditlog import cli as auditlog_cli
 from app.auditlog.sealing import seal_all
 from app.auth import services as auth_services
 from app.database import owner_engine
-from app.demo import ORGS, PASSWORD, USERS, load_demo
+from app.demo import DEMO_TOTP_SECRET, ORGS, PASSWORD, USERS, load_demo
 from app.errors import UserError
 from app.extensions import db
 from app.rls import posture
@@ -221,6 +221,10 @@ def init_app(app) -> None:
         for email, _name, superadmin, roles in USERS:
             where = "super-admin" if superadmin else ", ".join(f"{r} of {o}" for o, r in roles.items())
             click.echo(f"    {email:<26} {where}")
+        click.echo(f"  The super-admin's second factor: TOTP secret {DEMO_TOTP_SECRET}")
+        click.echo(
+            "    (add it to any authenticator app, or: python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\")"
+        )
         if current_app.config.get("EMBEDDED_DATABASE"):
             click.echo("  Database: embedded PostgreSQL in instance/pgdata")
         if not current_app.config.get("MAIL_URL"):

@@ -15,6 +15,7 @@ from app import crypto
 from app.api import keys as api_keys
 from app.api.models import ApiKey, ApiUsageDaily
 from app.auditlog.demo import seed_demo_log
+from app.auth import factors
 from app.auth.models import User
 from app.auth.passwords import hash_password
 from app.domains.models import Domain
@@ -30,6 +31,10 @@ from app.webhooks.models import WebhookEndpoint
 from app.webhooks.services import new_secret
 
 PASSWORD = "tenantry-demo"
+# The demo super-admin's TOTP secret (the platform console needs a second
+# factor): `flask --app wsgi banner` and the README print it, so anyone can add
+# it to an authenticator app. A demo value, public on purpose; never in production.
+DEMO_TOTP_SECRET = "TENANTRYDEMOSUPERADMIN2FA234567A"
 
 ORGS = [
     # slug, name, plan
@@ -124,6 +129,7 @@ def load_demo() -> str:
 # What each count is called when it is one.
 _SINGULAR = {
     "users": "user",
+    "second factors": "second factor",
     "organizations": "organization",
     "memberships": "membership",
     "roles": "role",
@@ -149,7 +155,7 @@ def summary(created: dict[str, int]) -> str:
 
 
 def _load_demo() -> dict[str, int]:
-    created = {"users": 0, "organizations": 0, "memberships": 0, "roles": 0, "projects": 0}
+    created = {"users": 0, "second factors": 0, "organizations": 0, "memberships": 0, "roles": 0, "projects": 0}
     pw_hash = None
     with all_organizations(reason="demo data loader"):
         orgs = {}
@@ -180,6 +186,8 @@ def _load_demo() -> dict[str, int]:
                 db.session.flush()
                 created["users"] += 1
             users[email] = user
+            if superadmin and factors.enrol_fixed_secret(user, DEMO_TOTP_SECRET):
+                created["second factors"] += 1
             for slug, role in roles.items():
                 org = orgs[slug]
                 exists = db.session.get(Membership, (org.id, user.id))

@@ -3,7 +3,7 @@
 from app.api.models import ApiIdempotency, ApiKey, ApiUsageDaily  # noqa: F401
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal  # noqa: F401
 from app.audit.rollups import AnalyticsDaily, AnalyticsWatermark  # noqa: F401
-from app.auth.models import AuthHandoff, PasswordReset, User, UserSession  # noqa: F401
+from app.auth.models import AuthHandoff, PasswordReset, RecoveryCode, TotpFactor, User, UserSession  # noqa: F401
 from app.concurrency import SubmitKey  # noqa: F401
 from app.domains.models import Domain  # noqa: F401
 from app.members.models import Invitation  # noqa: F401

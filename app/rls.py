@@ -49,6 +49,9 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
     "user_sessions": {"INSERT": AllBut(), "UPDATE": ("last_seen_at", "revoked_at")},
     "auth_handoffs": {"INSERT": AllBut(), "UPDATE": ("used_at",)},
     "password_resets": {"INSERT": AllBut(), "UPDATE": ("used_at",)},
+    # Second factors (0022): enrolled, confirmed, used, removed by their owner.
+    "totp_factors": {"INSERT": AllBut(), "UPDATE": ("confirmed_at", "last_used_step", "removed_at")},
+    "recovery_codes": {"INSERT": AllBut(), "UPDATE": ("used_at", "revoked_at")},
     "organizations": {
         # A signed-in user creates an organization (the ORM writes every
         # nullable column, as NULL; the status is left to the server's

@@ -18,6 +18,9 @@ from app.tenancy.models import Membership, Organization
 from app.util import utcnow
 
 PASSWORD = "correct-horse-battery"
+# The TOTP secret of every super-admin the factory makes (the platform
+# console needs a second factor); ``totp_code(TOTP_SECRET)`` is a valid code.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ"
 _seq = itertools.count(1)
 _hash_cache: dict[str, str] = {}
 
@@ -34,7 +37,10 @@ def make_user(
     password: str = PASSWORD,
     verified: bool = True,
     superadmin: bool = False,
+    totp: str | bool | None = None,
 ) -> User:
+    """A user; ``totp`` enrols a confirmed TOTP factor with that secret
+    (``True``: ``TOTP_SECRET``). A super-admin gets one unless ``totp=False``."""
     n = next(_seq)
     user = User(
         email=email or f"user{n}@example.test",
@@ -46,7 +52,30 @@ def make_user(
     with all_organizations(reason="test factory: a user"):
         db.session.add(user)
     db.session.commit()
+    if totp is None:
+        totp = superadmin
+    if totp:
+        enrol_totp(user, TOTP_SECRET if totp is True else totp)
     return user
+
+
+def enrol_totp(user: User, secret: str = TOTP_SECRET) -> User:
+    """Give ``user`` a confirmed TOTP factor with ``secret`` (committed)."""
+    from app.auth import factors
+
+    factors.enrol_fixed_secret(user, secret)
+    db.session.commit()
+    return user
+
+
+def totp_code(secret: str = TOTP_SECRET, ahead: int = 0) -> str:
+    """The TOTP code of ``secret`` now, or ``ahead`` 30-second steps later
+    (a step the server still accepts, for a second code within one step)."""
+    import time
+
+    import pyotp
+
+    return pyotp.TOTP(secret).at(time.time() + 30 * ahead)
 
 
 def make_org(

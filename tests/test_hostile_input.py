@@ -55,6 +55,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.scoping import all_organizations
 from app.web.access import access_of
+from tests import factories as f
 from tests.audit.test_mutating_routes import Ctx
 from tests.conftest import APEX, csrf_token, url
 from tests.factories import PASSWORD
@@ -408,6 +409,7 @@ def hostile_world(world, monkeypatch, fresh_requests):  # noqa: F811
     with all_organizations(reason="test: make the owner a platform administrator"):
         world.users["owner"].is_superadmin = True
     db.session.commit()
+    f.enrol_totp(world.users["owner"])  # the console needs a second factor
     monkeypatch.setattr(limiter, "enabled", False)
     return world
 
@@ -640,6 +642,7 @@ def test_an_event_id_beyond_bigint_is_not_found(app, world, login):
     with all_organizations(reason="test: make the owner a platform administrator"):
         world.users["owner"].is_superadmin = True
     db.session.commit()
+    f.enrol_totp(world.users["owner"])  # the console needs a second factor
     c = login(world.users["owner"], "acme")
     for event_id in (2**63 - 1, 2**63, 10**30):
         assert c.get(url("acme", f"/audit/{event_id}")).status_code == 404

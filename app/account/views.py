@@ -10,8 +10,15 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from app.auth import services, sessions
-from app.auth.forms import EmailChangeForm, NameForm, PasswordChangeForm
+from app.auth import factors, services, sessions
+from app.auth.forms import (
+    EmailChangeForm,
+    NameForm,
+    PasswordChangeForm,
+    RecoveryCodesForm,
+    TotpConfirmForm,
+    TotpDisableForm,
+)
 from app.auth.views import apex_only, throttled
 from app.errors import UserError
 from app.extensions import db
@@ -187,3 +194,127 @@ def revoke_others():
         return _sessions_page()
     flash(f"{count} other session{'s' if count != 1 else ''} signed out." if count else "No other sessions.", "success")
     return redirect(url_for("account.sessions"))
+
+
+# --------------------------------------------------------------------------- two-factor authentication
+def _security(status: int = 200, codes: list[str] | None = None, **forms):
+    """The two-factor page: enrol (QR code and secret while pending), the
+    recovery codes (shown once, right after they are made), turn off."""
+    forms.setdefault("confirm_form", TotpConfirmForm(formdata=None))
+    forms.setdefault("disable_form", TotpDisableForm(formdata=None))
+    forms.setdefault("codes_form", RecoveryCodesForm(formdata=None))
+    row = factors.current_totp(current_user)
+    pending = row if row is not None and row.confirmed_at is None else None
+    setup = None
+    if pending is not None:
+        secret = factors.secret_of(pending)
+        uri = factors.provisioning_uri(current_user, secret)
+        setup = {"secret": secret, "grouped": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))}
+        setup["qr"] = factors.qr_svg(uri)
+    return (
+        render_template(
+            "account/security.html",
+            totp=row if row is not None and row.confirmed_at is not None else None,
+            setup=setup,
+            codes=codes,
+            codes_left=factors.recovery_codes_left(current_user),
+            **forms,
+        ),
+        status,
+    )
+
+
+@bp.get("/security")
+@login_required
+@login_only
+def security():
+    """Two-factor authentication: whether it is on, how many recovery codes
+    are left, and the forms to turn it on or off."""
+    return _security()
+
+
+@bp.post("/security/totp")
+@login_required
+@login_only
+def start_totp():
+    """Begin enrolling an authenticator app: a new secret, pending until a code confirms it."""
+    try:
+        services.refuse_in_support_session()
+        factors.start_totp(current_user)
+    except UserError as e:
+        db.session.rollback()
+        flash(e.message, "error")
+        return redirect(url_for("account.security"))
+    db.session.commit()
+    return redirect(url_for("account.security") + "#setup")
+
+
+@bp.post("/security/totp/confirm")
+@login_required
+@login_only
+def confirm_totp():
+    """Confirm the pending authenticator with a code: two-factor is on, and
+    the ten recovery codes are shown, this once."""
+    form = TotpConfirmForm()
+    if not form.validate():
+        return _security(422, confirm_form=form)
+    try:
+        services.refuse_in_support_session()
+        codes = factors.confirm_totp(current_user, form.code.data)
+    except UserError as e:
+        db.session.rollback()
+        return _security(e.status, confirm_form=with_error(form, e))
+    db.session.commit()
+    flash("Two-factor authentication is on. Save your recovery codes now: they are shown only once.", "success")
+    return _security(codes=codes)
+
+
+@bp.post("/security/recovery-codes")
+@login_required
+@login_only
+def regenerate_codes():
+    """Ten new recovery codes (the current password is required); earlier codes stop working."""
+    form = RecoveryCodesForm()
+    if not form.validate():
+        return _security(422, codes_form=form)
+    try:
+        services.refuse_in_support_session()
+        services.verify_current_password(current_user, form.codes_password.data, "codes_password")
+        codes = factors.regenerate_recovery_codes(current_user)
+    except services.Throttled as e:
+        db.session.rollback()
+        return _security(e.status, codes_form=with_error(form, e))
+    except UserError as e:
+        if e.field == "codes_password":
+            db.session.commit()  # keep the audit record of the failed check; nothing else changed
+        db.session.rollback()
+        return _security(e.status, codes_form=with_error(form, e))
+    db.session.commit()
+    flash("New recovery codes were made; the earlier ones no longer work. Save these now.", "success")
+    return _security(codes=codes)
+
+
+@bp.post("/security/totp/disable")
+@login_required
+@login_only
+def disable_totp():
+    """Turn two-factor authentication off: the current password and a current
+    factor (an app code or a recovery code) are both required."""
+    form = TotpDisableForm()
+    if not form.validate():
+        return _security(422, disable_form=form)
+    try:
+        services.refuse_in_support_session()
+        services.verify_current_password(current_user, form.disable_password.data, "disable_password")
+        factors.disable_totp(current_user, form.factor_code.data)
+    except services.Throttled as e:
+        db.session.rollback()
+        return _security(e.status, disable_form=with_error(form, e))
+    except UserError as e:
+        if e.field == "disable_password":
+            db.session.commit()  # keep the audit record of the failed check; nothing else changed
+        db.session.rollback()
+        return _security(e.status, disable_form=with_error(form, e))
+    db.session.commit()
+    flash("Two-factor authentication is off. Your recovery codes no longer work.", "success")
+    return redirect(url_for("account.security"))

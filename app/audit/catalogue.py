@@ -46,6 +46,8 @@ ACTIONS: tuple[Action, ...] = (
     _A("auth.two_factor_enabled", "Accounts", "Turned on two-factor authentication", account=True),
     _A("auth.two_factor_disabled", "Accounts", "Turned off two-factor authentication", account=True),
     _A("auth.recovery_codes_regenerated", "Accounts", "Generated new recovery codes", account=True),
+    _A("auth.recovery_code_used", "Accounts", "Used a recovery code", account=True),
+    _A("auth.second_factor_failed", "Accounts", "Failed second-factor check", account=True),
     _A("auth.account_deleted", "Accounts", "Deleted their account", account=True),
     # Organization.
     _A("org.created", "Organization", "Created the organization"),

@@ -94,3 +94,44 @@ class EmailChangeForm(FlaskForm):
         "current-password",
         "We ask for it so that nobody at an unlocked screen can take over your account.",
     )
+
+
+def _code(label: str, message: str, description: str = ""):
+    return StringField(
+        label,
+        validators=[DataRequired(message), Length(max=64, message="That is not a code.")],
+        description=description,
+        render_kw={"autocomplete": "one-time-code", "spellcheck": "false", "autocapitalize": "off"},
+    )
+
+
+class SecondFactorForm(FlaskForm):
+    """The sign-in's second step: a code from the app, or a recovery code."""
+
+    code = _code(
+        "Authentication code",
+        "Enter the code from your authenticator app.",
+        "The 6-digit code your authenticator app shows, or one of your recovery codes.",
+    )
+
+
+class TotpConfirmForm(FlaskForm):
+    code = _code("Code from the app", "Enter the 6-digit code your authenticator app shows.")
+
+
+class TotpDisableForm(FlaskForm):
+    disable_password = _password("Current password", "Enter your current password.", "current-password")
+    factor_code = _code(
+        "Authentication code",
+        "Enter a code from your authenticator app or a recovery code.",
+        "The 6-digit code your authenticator app shows, or one of your recovery codes.",
+    )
+
+
+class RecoveryCodesForm(FlaskForm):
+    codes_password = _password(
+        "Current password",
+        "Enter your current password.",
+        "current-password",
+        "New codes replace every earlier one.",
+    )

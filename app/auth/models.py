@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, FetchedValue, ForeignKey, Index, String, Text, func
+from sqlalchemy import BigInteger, Boolean, DateTime, FetchedValue, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -102,3 +102,49 @@ class PasswordReset(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TotpFactor(db.Model):
+    """A TOTP authenticator of a user (RFC 6238, 30-second steps, 6 digits).
+
+    The secret is stored encrypted (``app.crypto``). A row is pending until
+    confirmed by a code (``confirmed_at``); removed rows stay (``removed_at``:
+    the runtime role deletes nothing from global tables). At most one row per
+    user is not removed (partial unique index). ``last_used_step`` is the
+    time step of the last accepted code: a code is accepted only for a later
+    step, so a code cannot be used twice.
+    """
+
+    __tablename__ = "totp_factors"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_totp_factors_user_current", "user_id", unique=True, postgresql_where=text("removed_at IS NULL")),
+    )
+
+
+class RecoveryCode(db.Model):
+    """A one-time recovery code: only its SHA-256 is stored. ``used_at`` when
+    it was used; ``revoked_at`` when newer codes replaced it or 2FA was turned off."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_recovery_codes_user_hash", "user_id", "code_hash"),)

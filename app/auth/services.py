@@ -23,7 +23,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 
 from app import audit, hooks
-from app.auth import sessions, throttle
+from app.auth import factors, sessions, throttle
 from app.auth.models import PasswordReset, User, UserSession
 from app.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from app.errors import UserError
@@ -274,12 +274,40 @@ def authenticate(email: str, password: str) -> User:
     return user
 
 
-def log_in(user: User) -> UserSession:
-    """Start a new server-side session (new id: no fixation) and audit it."""
+def log_in(user: User, factor: str | None = None) -> UserSession:
+    """Start a new server-side session (new id: no fixation) and audit it,
+    naming the second factor used, if any."""
     rec = sessions.start(user)
-    audit.record("auth.login", target=user, actor=user, metadata={"session_id": str(rec.id)})
+    metadata = {"session_id": str(rec.id)}
+    if factor:
+        metadata["second_factor"] = factor
+    audit.record("auth.login", target=user, actor=user, metadata=metadata)
     hooks.user_signed_in.send(user)
     return rec
+
+
+def needs_second_factor(user: User) -> bool:
+    """True when a sign-in of ``user`` needs a second step after the password."""
+    return factors.has_second_factor(user)
+
+
+def check_second_factor(user: User, code: str) -> str:
+    """The sign-in's second step: ``code`` (TOTP or recovery code) for ``user``.
+
+    Failures count on the same per-account throttle as wrong passwords
+    (``LOGIN_FAILURES_PER_ACCOUNT``), checked first, so six digits cannot be
+    guessed. A failure is audited (``auth.second_factor_failed``) and
+    raises :class:`UserError` beside ``code``; returns the factor used.
+    """
+    key = user.email.lower()
+    if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT", key):
+        raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT", key))
+    try:
+        return factors.verify_second_factor(user, code, "code")
+    except UserError as e:
+        throttle.hit("LOGIN_FAILURES_PER_ACCOUNT", key)
+        audit.record("auth.second_factor_failed", target=user, metadata={"during": "login", "reason": e.message})
+        raise
 
 
 def log_out(user: User | None) -> None:
@@ -433,6 +461,14 @@ def change_password(user: User, current_password: str, new_password: str, keep_s
     revoked = _revoke_sessions(user, keep_session.id if keep_session else None)
     audit.record("auth.password_changed", target=user, metadata={"sessions_revoked": revoked})
     return revoked
+
+
+def verify_current_password(user: User, password: str, field: str) -> None:
+    """Check the user's current password before a sensitive change (throttled
+    like log-in, failures audited); ``UserError`` beside ``field``."""
+    _check_password(
+        user, password, user.email.lower(), field, "That is not your current password.", during="two_factor_change"
+    )
 
 
 def _email_taken(email: str, by_other_than: User) -> bool:

@@ -4,15 +4,30 @@ confirmation, and the hand-off between hosts. Views parse and render;
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from app.auth import handoff, services, sessions
-from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SecondFactorForm, SignupForm
+from app.auth.models import User
 from app.errors import UserError
 from app.extensions import db
+from app.util import parse_uuid
 from app.web import hosts
 from app.web.access import login_only, public
 from app.web.forms import with_error
@@ -119,8 +134,66 @@ def login():
     except UserError as e:
         db.session.commit()  # keeps the audit record of the failure; nothing else changed
         return render_template("auth/login.html", form=with_error(form, e), next=next_url), e.status
+    if services.needs_second_factor(user):
+        db.session.commit()  # a rehashed password
+        session[PENDING_KEY] = {"u": str(user.id), "at": int(time.time()), "next": next_url or ""}
+        return redirect(url_for("auth.second_factor"))
     services.log_in(user)
     db.session.commit()
+    return go_to(after_login_target(user, next_url))
+
+
+# The sign-in between its two steps: the password was right, the second factor
+# is still to come. Kept in the signed cookie; no session exists yet.
+PENDING_KEY = "pending_2fa"
+PENDING_MAX_SECONDS = 300
+
+
+def _pending_user():
+    """The user whose password was checked in this browser in the last five
+    minutes and who still owes the second factor, else ``None``."""
+    data = session.get(PENDING_KEY)
+    if not isinstance(data, dict) or int(time.time()) - int(data.get("at") or 0) > PENDING_MAX_SECONDS:
+        return None
+    uid = parse_uuid(data.get("u"))
+    user = db.session.get(User, uid) if uid else None
+    if user is None or user.disabled_at is not None:
+        return None
+    return user
+
+
+@bp.route("/login/second-factor", methods=["GET", "POST"])
+@public
+def second_factor():
+    """The sign-in's second step: a code from the authenticator app or a
+    recovery code, then the session starts (a recovery code's use is mailed).
+    Without a password checked here in the last five minutes: back to log-in."""
+    if g.get("host_kind") != "apex":
+        abort(404)
+    user = _pending_user()
+    if user is None:
+        session.pop(PENDING_KEY, None)
+        if request.method == "POST":
+            flash("Your sign-in took too long. Log in again.", "warning")
+        return redirect(url_for("auth.login"))
+    next_url = session[PENDING_KEY].get("next") or None
+    form = SecondFactorForm()
+    if request.method == "GET":
+        return render_template("auth/second_factor.html", form=form)
+    if not form.validate():
+        return render_template("auth/second_factor.html", form=form), 422
+    try:
+        factor = services.check_second_factor(user, form.code.data)
+    except services.Throttled as e:
+        return throttled("auth/second_factor.html", e, form=form)
+    except UserError as e:
+        db.session.commit()  # keeps the audit record of the failure; nothing else changed
+        return render_template("auth/second_factor.html", form=with_error(form, e)), e.status
+    session.pop(PENDING_KEY, None)
+    services.log_in(user, factor=factor)
+    db.session.commit()
+    if factor == "recovery_code":
+        flash("You used a recovery code. We e-mailed you about it; generate new codes if you are running low.", "info")
     return go_to(after_login_target(user, next_url))
 
 

@@ -14,6 +14,9 @@ Every route of the console is declared on ``bp`` (a ``PlatformBlueprint``):
   the app-wide CSRF hook (which runs before any blueprint's hook and would
   answer a token-less POST with 400, telling an outsider the URL exists);
   the gate calls the same check itself once it has let the request in.
+* **A second factor is required.** A super-admin without a confirmed
+  second factor (``app.auth.factors``) is sent to enrol one (the 404 for
+  everyone else comes first: the redirect tells only a super-admin).
 * The one route a support session (a super-admin acting as a user) may
   reach is ``stop_impersonating``, on any host: the person reaching it is
   the impersonated user, not a super-admin.
@@ -21,10 +24,10 @@ Every route of the console is declared on ``bp`` (a ``PlatformBlueprint``):
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, request
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.auth import sessions
+from app.auth import factors, sessions
 from app.extensions import csrf
 from app.web.access import mark
 
@@ -53,10 +56,14 @@ def in_support_session() -> bool:
 
 @bp.before_request
 def _gate():
-    """404 for everyone but a super-admin on the apex, then the CSRF check
-    (400 for a bad token) for those let in (see the module docstring)."""
+    """404 for everyone but a super-admin on the apex; a super-admin without
+    a second factor is sent to enrol one; then the CSRF check (400 for a bad
+    token) for those let in (see the module docstring)."""
     if not _let_in():
         abort(404)
+    if request.endpoint != STOP_ENDPOINT and not factors.has_second_factor(current_user):
+        flash("The platform console needs two-factor authentication. Set up an authenticator app first.", "warning")
+        return redirect(url_for("account.security"))
     _check_csrf()
     return None
 

@@ -251,6 +251,32 @@ class Ctx:
             {"u": str(u.id), "old": u.email.lower(), "new": "changed.address@example.test"}
         )
 
+    # ------------------------------------------------------------------ second factors
+    def with_totp(self, key="member", confirmed=True):
+        """``key``'s user with a TOTP factor of ``f.TOTP_SECRET`` (pending unless ``confirmed``)."""
+        from app.auth import factors
+        from app.extensions import db
+
+        u = self.user(key)
+        if confirmed:
+            f.enrol_totp(u)
+        else:
+            factors.start_totp(u, f.TOTP_SECRET)
+            db.session.commit()
+        return u
+
+    def between_steps(self, key="member"):
+        """A client whose password step for ``key`` (with TOTP) has passed: the sign-in's second step is next."""
+        u = self.with_totp(key)
+
+        def make(app):
+            c = app.test_client()
+            data = {"email": u.email, "password": f.PASSWORD, "csrf_token": csrf_token(c, None)}
+            assert c.post(url(None, "/login"), data=data).status_code == 302
+            return c
+
+        return make
+
     # ------------------------------------------------------------------ the platform console
     def superadmin(self):
         if not hasattr(self, "_superadmin"):
@@ -363,6 +389,28 @@ ROUTES: dict[str, Route] = {
         lambda c: Call(
             "/account/email", None, "member", {"new_email": "max.new@example.test", "email_password": f.PASSWORD}
         ),
+    ),
+    "account.start_totp": Route([], lambda c: Call("/account/security/totp", None, "member")),
+    "account.confirm_totp": Route(
+        [(PLATFORM, "auth.two_factor_enabled")],
+        lambda c: Call("/account/security/totp/confirm", None, c.with_totp(confirmed=False), {"code": f.totp_code()}),
+    ),
+    "account.regenerate_codes": Route(
+        [(PLATFORM, "auth.recovery_codes_regenerated")],
+        lambda c: Call("/account/security/recovery-codes", None, c.with_totp(), {"codes_password": f.PASSWORD}),
+    ),
+    "account.disable_totp": Route(
+        [(PLATFORM, "auth.two_factor_disabled")],
+        lambda c: Call(
+            "/account/security/totp/disable",
+            None,
+            c.with_totp(),
+            {"disable_password": f.PASSWORD, "factor_code": f.totp_code()},
+        ),
+    ),
+    "auth.second_factor": Route(
+        [(PLATFORM, "auth.login")],
+        lambda c: Call("/login/second-factor", None, c.between_steps(), {"code": f.totp_code()}),
     ),
     "account.revoke_session": Route(
         [(PLATFORM, "auth.session_revoked")],
@@ -789,6 +837,8 @@ def _new_events(owner_engine, world, since: int) -> list[tuple[str, str]]:
 def _client(app, world, who, slug):
     if who is None:
         return app.test_client()
+    if callable(who):  # a client made ready by the route's builder (Ctx.between_steps)
+        return who(app)
     user = world.users[who] if isinstance(who, str) else who
     return sign_in(app, user, slug)
 

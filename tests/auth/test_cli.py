@@ -74,5 +74,6 @@ def test_create_superadmin_is_recorded_in_the_platform_log(app, owner_engine, lo
     # What a super-admin reads in the platform log.
     db.session.expire_all()
     user = db.session.execute(select(User).where(User.email == "root@example.test")).scalar_one()
+    f.enrol_totp(user)  # the console needs a second factor
     html = login(user).get("http://tenantry.localhost/platform/audit").get_data(as_text=True)
     assert "Granted super-admin rights" in html and "Ann Able" in html

@@ -6,15 +6,26 @@ import os
 
 from playwright.sync_api import expect
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, totp_code
 
 
-def log_in(page, email: str, password: str = PASSWORD) -> None:
-    """Log in on the apex's form (the page lands wherever the app sends it)."""
+def log_in(page, email: str, password: str = PASSWORD, totp_secret: str | None = None, ahead: int = 0) -> None:
+    """Log in on the apex's form (the page lands wherever the app sends it);
+    with ``totp_secret``, answer the second step with a code computed from it
+    (``ahead`` steps later: a code already used in this step is refused)."""
     page.goto("/login")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    if totp_secret:
+        pass_second_step(page, totp_secret, ahead)
+
+
+def pass_second_step(page, totp_secret: str, ahead: int = 0) -> None:
+    """On the sign-in's second step: type the authenticator's code."""
+    expect(page.get_by_role("heading", name="Two-factor authentication")).to_be_visible()
+    page.get_by_label("Authentication code").fill(totp_code(totp_secret, ahead))
+    page.get_by_role("button", name="Verify").click()
 
 
 def sign_in(page, live_server, email: str) -> None:

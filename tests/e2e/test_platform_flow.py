@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 def test_suspend_reactivate_plan_and_support_session(page, browser, live_server, world, shot, owner_engine):
     f.make_user("super@tenantry.test", "Sam Super", superadmin=True)
-    log_in(page, "super@tenantry.test")
+    log_in(page, "super@tenantry.test", totp_secret=f.TOTP_SECRET)
     expect(page.locator(".topbar__user summary")).to_be_visible()
     page.locator(".topbar__user summary").click()
     page.get_by_role("link", name="Platform console").click()

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from app.scoping import tenant_context
 from app.web.forms import MISSING_VERSION
+from tests import factories as f
 from tests.conftest import csrf_token, url
 from tests.fresh_client import fresh_requests  # noqa: F401  (fixture)
 from tests.rbac.conftest import make_role
@@ -44,6 +45,7 @@ class EditRoute:
             with all_organizations(reason="test: the owner is a super-admin"):
                 world.users["owner"].is_superadmin = True
             db.session.commit()
+            f.enrol_totp(world.users["owner"])  # the console needs a second factor
         return login(world.users["owner"], self.slug)
 
     def row_id(self, world):
