@@ -19,7 +19,6 @@ from flask import current_app, request
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from app import hooks
 from app.api.models import ApiKey, ApiUsageDaily
 from app.audit.integrity import canonical_ip
 from app.extensions import db
@@ -88,13 +87,6 @@ def requests_since(days: int) -> dict:
         .group_by(ApiUsageDaily.api_key_id)
     ).all()
     return {k: int(n) for k, n in rows}
-
-
-@hooks.usage_of.connect
-def _requests_today(_org) -> dict[str, int]:
-    """API requests today (UTC) for the plan and usage page: what every key
-    wrote so far (each process writes at most a minute late)."""
-    return {"api_requests_today": sum(requests_since(1).values())}
 
 
 def forget() -> None:

@@ -537,7 +537,6 @@ def plan():
         features=features,
         retention=entitlements.limit(g.org, "audit_retention_days"),
         api_per_minute=entitlements.limit(g.org, "api_requests_per_minute"),
-        api_today=usage.get("api_requests_today") if entitlements.entitled(g.org, "api") else None,
         api_entitled=entitlements.entitled(g.org, "api"),
     )
 
