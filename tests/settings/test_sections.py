@@ -378,3 +378,19 @@ def test_the_domains_pages_sit_in_the_settings_navigation(world, login):
     html = login(world.users["owner"], "acme").get(url("acme", "/settings/domains/")).get_data(as_text=True)
     assert 'aria-label="Settings sections"' in html
     assert 'is-active" href="/settings/domains/" aria-current="page"' in html
+
+
+def test_the_usage_hook_answers_named_limits_only(world):
+    """The platform looks every answer up as a limit (a plan change compares
+    them): an area that answers another name breaks it."""
+    from app import hooks
+    from app.extensions import db
+    from app.scoping import tenant_context
+    from app.tenancy import entitlements
+    from app.tenancy.models import Organization
+
+    with tenant_context(world.acme.id):
+        org = db.session.get(Organization, world.acme.id)
+        answers = hooks.usage_of.send(org)
+    names = set().union(*(set(a or {}) for a in answers))
+    assert names and names <= set(entitlements.limit_names())
