@@ -58,6 +58,8 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "event_id": "SELECT id::text FROM audit_events WHERE organization_id = :globex",
     "endpoint_id": "SELECT id::text FROM webhook_endpoints WHERE organization_id = :globex",
     "delivery_id": "SELECT id::text FROM webhook_deliveries WHERE organization_id = :globex",
+    "key_id": "SELECT id::text FROM api_keys WHERE organization_id = :globex",
+    "domain_id": "SELECT id::text FROM domains WHERE organization_id = :globex",
 }
 
 # URL variables that do not name a database row, and why they are out of scope.
@@ -68,6 +70,9 @@ NOT_ROW_IDS: dict[str, str] = {
     "token": "single-use secrets (e-mail confirmation, password reset): only their hash is stored; "
     "their own tests cover forged and reused tokens",
 }
+
+# The JSON API's writes that need a body to reach their id lookup.
+API_BODIES = {"api.change_role": {"role": "member"}}
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Text columns whose values are globex's own words (names, addresses, labels).
@@ -109,8 +114,28 @@ def seed_globex(app, world) -> None:
             world.globex, "https://93.184.215.14/globex", "Globex only", ["role.created"]
         )
         webhooks.send_test_event(endpoint)
+        # An API key and a (pending) domain of globex's own.
+        from app.api import keys
+        from app.domains.models import Domain
+        from app.members.memberships import get_membership
+
+        keys.create_key("Globex only", ["members:view"], 30, get_membership(world.users["globex_owner"].id))
+        db.session.add(Domain(name="globex-only.example", token="globex-token"))
         db.session.commit()
     sign_in(app, world.users["globex_member"], "globex")  # a globex-only user session
+
+
+def acme_api_key(world) -> str:
+    """A key of acme's Owner with every scope: the API (key-authenticated, no
+    session) is aimed at globex's ids with it."""
+    from app.api import keys
+    from app.members.memberships import get_membership
+    from app.permissions import ALL
+
+    with tenant_context(world.acme.id):
+        _key, full = keys.create_key("Matrix", sorted(ALL), 30, get_membership(world.users["owner"].id))
+        db.session.commit()
+    return full
 
 
 def globex_values(owner_engine, world) -> dict[str, str]:
@@ -231,6 +256,9 @@ def test_acme_aiming_at_globex_ids_gets_404_leaks_nothing_and_changes_nothing(ap
     assert world.globex.name in secrets and len(secrets) > 10
     client = sign_in(app, world.users["owner"], "acme")
     token = csrf_token(client, "acme")
+    api_client, api_auth = app.test_client(), {"Authorization": f"Bearer {acme_api_key(world)}"}
+    # The key works on acme's host: a 404 below is the id, not the key.
+    assert api_client.get("http://acme.tenantry.localhost/api/v1/members", headers=api_auth).status_code == 200
     problems, tried = [], 0
     for rule in id_routes(app):
         unknown = rule.arguments - set(GLOBEX_ID_SQL) - set(NOT_ROW_IDS)
@@ -251,12 +279,21 @@ def test_acme_aiming_at_globex_ids_gets_404_leaks_nothing_and_changes_nothing(ap
             for htmx in (False, True):
                 headers = {"HX-Request": "true"} if htmx else {}
                 before = globex_snapshot(owner_engine, world) if method != "GET" else None
-                data = {"csrf_token": token, **FORM_FIELDS} if method != "GET" else None
-                r = client.open(f"http://acme.tenantry.localhost{path}", method=method, data=data, headers=headers)
+                if rule.endpoint.startswith("api."):  # the JSON API: a key, never a session
+                    # A valid body (or none), so that the id is what stops it.
+                    r = api_client.open(
+                        f"http://acme.tenantry.localhost{path}",
+                        method=method,
+                        json=API_BODIES.get(rule.endpoint, {} if method == "PATCH" else None),
+                        headers={**headers, **api_auth, "If-Match": '"1"'},
+                    )
+                else:
+                    data = {"csrf_token": token, **FORM_FIELDS} if method != "GET" else None
+                    r = client.open(f"http://acme.tenantry.localhost{path}", method=method, data=data, headers=headers)
                 tried += 1
                 where = f"{method} {path}{' (htmx)' if htmx else ''} [{rule.endpoint}]"
                 if r.status_code != 404:
-                    problems.append(f"{where}: answered {r.status_code}, expected 404")
+                    problems.append(f"{where}: answered {r.status_code}, expected 404: {r.data[:160]!r}")
                 found = leaks(r.data, secrets)
                 if found:
                     problems.append(f"{where}: body mentions globex: {found[:5]}")
