@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, column, func, select, true, update
 from sqlalchemy.orm import aliased, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.auth import sessions
+from app.auth import factors, sessions
 from app.auth.models import UserSession
 from app.extensions import db, login_manager
 from app.scoping import record_applied_settings, reset_scope, set_scope
@@ -134,6 +134,9 @@ def _enforce_security_policy(org: Organization, access: dict):
       revoked and the member sent to sign in again (the row is shared by
       every host the sign-in reached, so revoking it is the only way the
       hand-off cannot bring the same session back);
+    * a member without a second factor, in an organization that requires
+      two-factor authentication, gets the 403 page that sends them to enrol
+      (no grace period yet: the policy has none to read);
     * a request from outside the IP allowlist (the client address as
       ``TRUSTED_PROXIES`` lets ProxyFix read it) gets the 403 page naming
       the policy, while the plan includes ``ip_allowlist``; signing out
@@ -159,6 +162,17 @@ def _enforce_security_policy(org: Organization, access: dict):
         # The page shows nothing of the organization but its name: no navigation.
         g.membership, g.permissions = None, frozenset()
         return render_template("tenancy/ip_blocked.html", address=request.remote_addr), 403
+    if (
+        policy.require_2fa
+        and not access.get("outsiders")
+        and rec is not None
+        and rec.impersonator_id is None  # a support session is the super-admin's, who has 2FA
+        and not factors.has_second_factor(current_user)
+    ):
+        # One statement, only in organizations that require 2FA. The page
+        # sends the member to enrol on the apex; signing out stays possible.
+        g.membership, g.permissions = None, frozenset()
+        return render_template("tenancy/two_factor_required.html"), 403
     return None
 
 

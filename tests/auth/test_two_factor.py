@@ -188,3 +188,29 @@ def test_qr_code_is_inline_svg_without_script(login):
     page = client.get(url(None, "/account/security")).get_data(as_text=True)
     svg = page[page.index("<svg") : page.index("</svg>")]
     assert "<script" not in svg and "<?xml" not in page
+
+
+def _require_2fa(owner_engine, org_id):
+    with owner_engine.begin() as c:
+        c.execute(
+            text(
+                "UPDATE organizations SET settings = jsonb_set(coalesce(settings, '{}'::jsonb), '{security}',"
+                " '{\"require_2fa\": true}'::jsonb) WHERE id = :o"
+            ),
+            {"o": org_id},
+        )
+
+
+def test_org_requiring_2fa_sends_a_member_without_one_to_enrol(world, login, owner_engine):
+    _require_2fa(owner_engine, world.acme.id)
+    member = world.users["member"]
+    r = login(member, "acme").get(url("acme", "/dashboard"))
+    assert r.status_code == 403
+    body = r.get_data(as_text=True)
+    assert "requires two-factor authentication" in body and "/account/security" in body
+    f.enrol_totp(member)
+    assert login(member, "acme").get(url("acme", "/dashboard")).status_code == 200
+
+
+def test_org_not_requiring_2fa_lets_a_member_without_one_in(world, login):
+    assert login(world.users["member"], "acme").get(url("acme", "/dashboard")).status_code == 200
