@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -166,9 +167,10 @@ def main() -> None:
             ).scalar_one()
             sid = c.execute(
                 text(
-                    "INSERT INTO user_sessions (user_id, ip, user_agent) VALUES (:u, '127.0.0.1', 'bench') RETURNING id"
+                    "INSERT INTO user_sessions (id, user_id, ip, user_agent)"
+                    " VALUES (:id, :u, '127.0.0.1', 'bench') RETURNING id"
                 ),
-                {"u": owner_user},
+                {"id": uuid.uuid4(), "u": owner_user},
             ).scalar_one()
         host = f"{args.org}.{hosts.apex()}"
         client = app.test_client()
