@@ -244,7 +244,10 @@ def _check_password(
     """
     if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT", email_key):
         raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT", email_key))
-    if user is None or not verify_password(user.password_hash, password or ""):
+    # Argon2 runs for an unknown address too (against a dummy hash): a
+    # known account's failure and an unknown one's take the same time.
+    matches = verify_password(user.password_hash if user is not None else None, password or "")
+    if user is None or not matches:
         throttle.hit("LOGIN_FAILURES_PER_ACCOUNT", email_key)
         # Never the text typed: for an unknown address only a keyed fingerprint
         # (people type passwords into the e-mail field).

@@ -123,3 +123,21 @@ def test_logout_needs_post_with_csrf_and_revokes_the_session(login):
 def test_signed_in_visitor_to_login_is_sent_on(login):
     c = login(f.make_user("ann@example.test"))
     assert c.get(url(None, "/login")).status_code == 302
+
+
+def test_unknown_address_runs_argon2_like_a_known_one(client, monkeypatch):
+    """A failed sign-in spends one Argon2 verification whether or not the
+    address has an account, so timing does not tell them apart."""
+    real = PasswordHasher.verify
+    calls = []
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    f.make_user("ann@example.test")
+    post(client, "/login", {"email": "ann@example.test", "password": "not-the-password"})
+    known = len(calls)
+    post(client, "/login", {"email": "nobody@example.test", "password": "not-the-password"})
+    assert known == 1 and len(calls) - known == 1
