@@ -214,3 +214,16 @@ def test_org_requiring_2fa_sends_a_member_without_one_to_enrol(world, login, own
 
 def test_org_not_requiring_2fa_lets_a_member_without_one_in(world, login):
     assert login(world.users["member"], "acme").get(url("acme", "/dashboard")).status_code == 200
+
+
+def test_demo_superadmin_has_the_printed_totp_secret_and_no_one_else_has_a_factor(app):
+    from app.auth.models import User
+    from app.demo import DEMO_TOTP_SECRET, load_demo
+
+    load_demo()
+    assert "Demo data: already loaded" in load_demo()  # idempotent
+    users = db.session.execute(select(User)).scalars().all()
+    with_factor = {u.email for u in users if factors.has_second_factor(u)}
+    assert with_factor == {"super@tenantry.test"}
+    sup = next(u for u in users if u.email == "super@tenantry.test")
+    assert factors.secret_of(factors.active_totp(sup)) == DEMO_TOTP_SECRET
