@@ -111,6 +111,15 @@ class Ctx:
 
         return self.in_acme(go)
 
+    def api_key(self):
+        """An acme API key of the Owner's (made before the request); its row id."""
+        from app.api import keys
+        from app.members.memberships import get_membership
+
+        return self.in_acme(
+            lambda: str(keys.create_key("Mapped", ["members:view"], 30, get_membership(self.user("owner").id))[0].id)
+        )
+
     def webhook(self, enabled=True, delivery=False):
         """An acme webhook endpoint at a literal public address (set up with its
         own event, before the request); with ``delivery``, ``(endpoint, delivery)``."""
@@ -701,6 +710,22 @@ ROUTES: dict[str, Route] = {
         [(ACME, "org.domain_removed")], lambda c: Call(f"/settings/domains/{c.domain()}/delete"), refused_as="manager"
     ),
     # ------------------------------------------------------------------ the audit log
+    "apikeys.create": Route(
+        [(ACME, "api_key.created")],
+        lambda c: Call(
+            "/api-keys/", data={"name": "CI", "scopes": ["members:view"], "expires_in_days": "30", "submit_key": "k1"}
+        ),
+        ok=(200, 201, 302),  # anyone may, while the security policy lets members create keys
+    ),
+    "apikeys.revoke": Route(
+        [(ACME, "api_key.revoked")], lambda c: Call(f"/api-keys/{c.api_key()}/revoke"), refused_as="viewer"
+    ),
+    "apikeys.rotate": Route(
+        [(ACME, "api_key.created"), (ACME, "api_key.rotated")],
+        lambda c: Call(f"/api-keys/{c.api_key()}/rotate", data={"overlap_hours": "0"}),
+        refused_as="viewer",
+        ok=(200, 201, 302),
+    ),
     "auditlog.export": Route(
         [(ACME, "audit.exported")], lambda c: Call("/audit/export", data={"format": "csv"}), refused_as="viewer"
     ),
@@ -796,8 +821,32 @@ ROUTES.update(
     }
 )
 
-# Mutating endpoints deliberately not exercised here, with the reason. Keep it empty.
+# Mutating endpoints deliberately not exercised here, with the reason and the test that checks their events.
 UNMAPPED: dict[str, str] = {
+    **{
+        f"api.{name}": "the JSON API (a key, JSON bodies, no browser session): "
+        "tests/api/test_audited_writes.py checks each write's events, recorded as the key"
+        for name in (
+            "change_role",
+            "create_invitations",
+            "create_project",
+            "create_role",
+            "deactivate_member",
+            "delete_project",
+            "reactivate_member",
+            "remove_member",
+            "resend_invitation",
+            "revoke_invitation",
+            "update_organization",
+            "update_project",
+            "update_role",
+        )
+    },
+    "platform.update_plan": "needs the plan's current version and every field of its form: "
+    "tests/platform/test_plans.py checks platform.plan_updated",
+    "platform.set_override": "tests/platform/test_plans.py checks org.entitlement_overridden and "
+    "platform.entitlement_overridden (both logs)",
+    "platform.remove_override": "tests/platform/test_plans.py checks both logs' override_removed events",
     "platform.stop_impersonating": "needs a browser inside a support session, which this table's clients "
     "cannot be; tests/platform/test_support.py checks its events (platform.impersonation_ended)",
 }
