@@ -4,9 +4,10 @@ member's permissions, once per request."""
 from __future__ import annotations
 
 import functools
+import json
 from datetime import timedelta
 
-from flask import abort, current_app, g, redirect, render_template, request, session
+from flask import Response, abort, current_app, g, redirect, render_template, request, session
 from flask_login import current_user, logout_user
 from sqlalchemy import bindparam, column, func, select, true, update
 from sqlalchemy.orm import aliased, joinedload, lazyload
@@ -112,7 +113,7 @@ def resolve() -> object | None:
     return None
 
 
-def _enter_api(match: hosts.HostMatch) -> None:
+def _enter_api(match: hosts.HostMatch):
     """An API operation (``app.api``): the organization from the host, and
     nobody signed in, whatever cookies came along: a browser session never
     authenticates the API (no cookie is read, ``current_user`` stays
@@ -124,7 +125,28 @@ def _enter_api(match: hosts.HostMatch) -> None:
     org = load_organization(match) if match.kind == "org" else None
     g.org = org
     g._scope_token = set_scope(org.id if org else None, None)
+    if org is not None:
+        return _api_outside_allowlist(org)
     return None
+
+
+def _api_outside_allowlist(org: Organization):
+    """The IP allowlist holds for programs too: an API request from outside
+    it is a 403 problem+json naming the policy (before the key is even
+    looked at), while the plan includes ``ip_allowlist``; ``None`` otherwise."""
+    policy = security_policy.for_org(org)
+    if not policy.ip_allowlist or policy.allows_ip(request.remote_addr):
+        return None
+    if not entitlements.entitled(org, "ip_allowlist"):
+        return None
+    problem = {
+        "type": "/api/v1/docs#problem-ip-not-allowed",
+        "title": "Address not allowed",
+        "status": 403,
+        "detail": f"{org.name}'s security policy accepts requests only from its IP allowlist; "
+        f"this one came from {request.remote_addr}.",
+    }
+    return Response(json.dumps(problem), 403, content_type="application/problem+json")
 
 
 def _enforce_security_policy(org: Organization, access: dict):

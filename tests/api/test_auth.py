@@ -3,6 +3,7 @@ ever authenticates the API; revoked, expired and orphaned keys are 401."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -125,3 +126,28 @@ def test_last_used_is_not_written_per_request(world, api, make_key, app, owner_e
     with owner_engine.connect() as c:
         used = c.exec_driver_sql("SELECT requests FROM api_usage_daily WHERE api_key_id = %s", (kid,)).all()
     assert used == [(1,)]  # the first call wrote; the next nine wait for the minute
+
+
+def test_the_ip_allowlist_holds_for_api_requests(world, api, make_key, owner_engine):
+    """An address outside the organization's allowlist gets a 403 problem
+    naming the policy, key or no key; inside it the key works as before."""
+    from sqlalchemy import text
+
+    _, key = make_key(world.acme, world.users["admin"], ["members:view"])
+
+    def allow(ranges):
+        with owner_engine.begin() as c:
+            c.execute(
+                text(
+                    "UPDATE organizations SET settings = jsonb_set(settings, '{security}',"
+                    " coalesce(settings->'security', '{}'::jsonb) || jsonb_build_object('ip_allowlist', CAST(:r AS jsonb)))"
+                    " WHERE id = :o"
+                ),
+                {"r": json.dumps(ranges), "o": world.acme.id},
+            )
+
+    allow(["203.0.113.0/24"])  # the test client comes from 127.0.0.1
+    body = problem(api.get("acme", "/members", key), 403)
+    assert "IP allowlist" in body["detail"] and "127.0.0.1" in body["detail"]
+    allow(["127.0.0.0/8"])
+    assert api.get("acme", "/members", key).status_code == 200
