@@ -141,6 +141,8 @@ _SINGULAR = {
     "entitlement overrides": "entitlement override",
     "branded organizations": "branded organization",
     "webhook deliveries": "webhook delivery",
+    "webhook endpoints": "webhook endpoint",
+    "API keys": "API key",
 }
 
 

@@ -69,6 +69,7 @@ def test_demo_summary_is_one_line_and_counts_are_pluralised():
         "Demo data: 9 users, 1 role and 12 audit events created."
     )
     assert summary({"roles": 2}) == "Demo data: 2 roles created."
+    assert summary({"webhook endpoints": 1, "API keys": 1}) == "Demo data: 1 webhook endpoint and 1 API key created."
     assert summary({"users": 0, "roles": 0}) == "Demo data: already loaded, nothing created."
 
 
