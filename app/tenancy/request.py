@@ -134,10 +134,7 @@ def _api_outside_allowlist(org: Organization):
     """The IP allowlist holds for programs too: an API request from outside
     it is a 403 problem+json naming the policy (before the key is even
     looked at), while the plan includes ``ip_allowlist``; ``None`` otherwise."""
-    policy = security_policy.for_org(org)
-    if not policy.ip_allowlist or policy.allows_ip(request.remote_addr):
-        return None
-    if not entitlements.entitled(org, "ip_allowlist"):
+    if not _outside_allowlist(org, security_policy.for_org(org)):
         return None
     problem = {
         "type": "/api/v1/docs#problem-ip-not-allowed",
@@ -147,6 +144,17 @@ def _api_outside_allowlist(org: Organization):
         f"this one came from {request.remote_addr}.",
     }
     return Response(json.dumps(problem), 403, content_type="application/problem+json")
+
+
+def _outside_allowlist(org: Organization, policy: security_policy.SecurityPolicy) -> bool:
+    """True when this request comes from outside the organization's IP
+    allowlist while its plan includes ``ip_allowlist``: the one rule, for the
+    pages and the API alike."""
+    return (
+        bool(policy.ip_allowlist)
+        and not policy.allows_ip(request.remote_addr)
+        and entitlements.entitled(org, "ip_allowlist")
+    )
 
 
 def _enforce_security_policy(org: Organization, access: dict):
@@ -179,8 +187,7 @@ def _enforce_security_policy(org: Organization, access: dict):
             session.clear()
             g.org = None
             return login_manager.unauthorized()
-    blocked = policy.ip_allowlist and not policy.allows_ip(request.remote_addr)
-    if blocked and not access.get("outsiders") and entitlements.entitled(org, "ip_allowlist"):
+    if not access.get("outsiders") and _outside_allowlist(org, policy):
         # The page shows nothing of the organization but its name: no navigation.
         g.membership, g.permissions = None, frozenset()
         return render_template("tenancy/ip_blocked.html", address=request.remote_addr), 403
