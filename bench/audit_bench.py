@@ -33,15 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import event, text  # noqa: E402
 
+from bench.benchdb import pct  # noqa: E402
 from bench.gen_audit import BENCH_SECRET, DEFAULT_URL, make_app  # noqa: E402
-
-
-def pct(values, p):
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = min(len(s) - 1, max(0, int(round(p / 100 * (len(s) - 1)))))
-    return s[k]
 
 
 class Capture:

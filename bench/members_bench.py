@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 import uuid
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchdb import ensure_database  # noqa: E402  (bench/ is the script's folder)
+from benchdb import ensure_database, migrated_app, report  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
@@ -172,17 +171,6 @@ def load(owner_url: str, members: int, noise: int) -> None:
     engine.dispose()
 
 
-def pct(samples, p):
-    s = sorted(samples)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * (len(s) - 1)))))
-    return s[k]
-
-
-def report(label: str, samples: list[float]) -> None:
-    ms = [x * 1000 for x in samples]
-    print(f"  {label:<52} p50 {statistics.median(ms):7.1f}   p99 {pct(ms, 99):7.1f}   max {max(ms):7.1f} ms")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", type=int, default=50_000)
@@ -193,26 +181,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     ensure_database(url)
     os.environ.setdefault("TENANTRY_ENV", "development")
-    from flask_migrate import upgrade
-
-    from app import create_app
-
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "TENANTRY_SERVER_NAME": APEX,
-            "RATELIMIT_ENABLED": False,
-            "WTF_CSRF_ENABLED": False,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
-    for name in ("tenantry", "tenantry.request", "tenantry.tenancy", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with app.app_context():
-        upgrade(revision="heads")
+    app = migrated_app(url, APEX)
     load(app.config["DATABASE_URL"], args.members, args.noise)
 
     from app.auth.models import UserSession

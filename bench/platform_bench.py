@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 import uuid
@@ -34,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchdb import ensure_database  # noqa: E402  (bench/ is the script's folder)
+from benchdb import ensure_database, migrated_app, report  # noqa: E402  (bench/ is the script's folder)
 from sqlalchemy import create_engine, event, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
@@ -117,17 +116,6 @@ def load(owner_url: str, orgs: int, users: int) -> None:
     engine.dispose()
 
 
-def pct(samples, p):
-    s = sorted(samples)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * (len(s) - 1)))))
-    return s[k]
-
-
-def report(label: str, samples: list[float]) -> None:
-    ms = [x * 1000 for x in samples]
-    print(f"  {label:<52} p50 {statistics.median(ms):7.2f}   p99 {pct(ms, 99):7.2f}   max {max(ms):7.2f} ms")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orgs", type=int, default=10_000)
@@ -138,26 +126,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     ensure_database(url)
     os.environ.setdefault("TENANTRY_ENV", "development")
-    import logging
-
-    from flask_migrate import upgrade
-
-    from app import create_app
-
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "TENANTRY_SERVER_NAME": APEX,
-            "RATELIMIT_ENABLED": False,
-            "WTF_CSRF_ENABLED": False,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    logging.getLogger().setLevel(logging.WARNING)
-    for name in ("tenantry", "tenantry.request", "tenantry.tenancy", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with app.app_context():
-        upgrade(revision="heads")
+    app = migrated_app(url, APEX)
     load(app.config["DATABASE_URL"], args.orgs, args.users)
 
     from app.auth import sessions
@@ -235,7 +204,7 @@ def main() -> None:
                 orgs.list_organizations(q)
                 samples.append(db_time["t"])
                 db.session.rollback()
-        report(label, samples)
+        report(label, samples, digits=2)
 
     client = app.test_client()
     base = f"http://{APEX}"
@@ -258,8 +227,8 @@ def main() -> None:
             samples.append(time.perf_counter() - t0)
             dbs.append(db_time["t"])
             assert r.status_code == 200
-        report(label, samples)
-        report("  of which database", dbs)
+        report(label, samples, digits=2)
+        report("  of which database", dbs, digits=2)
 
 
 if __name__ == "__main__":
