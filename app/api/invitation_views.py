@@ -5,7 +5,6 @@ inviter's assignable roles, the plan's seats, duplicates skipped)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import Literal
 
 from flask import g
@@ -13,7 +12,7 @@ from pydantic import Field
 
 from app.api.http import Model, Out, Reply, Timestamp, operation
 from app.api.problems import Problem
-from app.api.views import DEFAULT_LIMIT, MAX_LIMIT, Page, _reply_page, bp
+from app.api.views import DEFAULT_LIMIT, MAX_LIMIT, Page, _reply_page, bp, listing_page
 from app.members import invitations, listing
 from app.members.models import MESSAGE_MAX
 from app.rbac import services as rbac
@@ -109,20 +108,8 @@ def _invitation_or_404(invitation_id: str):
 def list_invitations(query: InvitationQuery):
     """Pending (and expired, not yet renewed) invitations, newest first; follow ``next``."""
     names = _names()
-    f = listing.parse_filters(
-        {"q": query.q, "role": query.role, "status": "invited", "sort": "joined", "per_page": query.limit}, set(names)
-    )
-    if f.errors:
-        raise Problem(
-            "validation",
-            "Some filters are not valid.",
-            [{"pointer": f"#/query/{k}", "detail": v} for k, v in f.errors.items()],
-        )
-    f = listing.prepare(replace(f, invitations=True))
-    try:
-        page = listing.page(f, after=query.cursor or None)
-    except listing.BadListRequest as e:
-        raise Problem("invalid-cursor", str(e)) from None
+    args = {"q": query.q, "role": query.role, "status": "invited", "sort": "joined", "per_page": query.limit}
+    page = listing_page(args, names, query.cursor, invitations=True)
     return _reply_page([_row_out(r, names) for r in page.rows], page.next_cursor)
 
 

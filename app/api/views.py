@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlencode
@@ -138,6 +139,25 @@ def _next_url(cursor: str | None) -> str | None:
     args = {k: v for k, v in request.args.items() if k != "cursor"}
     args["cursor"] = cursor
     return request.base_url + "?" + urlencode(args)
+
+
+def listing_page(args: dict, role_keys, cursor: str, *, invitations: bool) -> listing.Page:
+    """One page of the members listing (``app.members.listing``, the members
+    page's own query) for the filters in ``args``: members, or pending
+    invitations with ``invitations``. Bad filters and a bad cursor are
+    problems (422), as the page answers them."""
+    f = listing.parse_filters(args, set(role_keys))
+    if f.errors:
+        raise Problem(
+            "validation",
+            "Some filters are not valid.",
+            [{"pointer": f"#/query/{k}", "detail": v} for k, v in f.errors.items()],
+        )
+    f = listing.prepare(replace(f, invitations=invitations))
+    try:
+        return listing.page(f, after=cursor or None)
+    except listing.BadListRequest as e:
+        raise Problem("invalid-cursor", str(e)) from None
 
 
 def _reply_page(items, cursor: str | None) -> Reply:
@@ -302,21 +322,7 @@ def list_members(query: MemberQuery):
     a page at a time; follow ``next`` for the following page."""
     roles = rbac.all_roles()
     names = {r.key: r.name for r in roles}
-    args = query.model_dump()
-    f = listing.parse_filters({**args, "per_page": query.limit}, set(names))
-    if f.errors:
-        raise Problem(
-            "validation",
-            "Some filters are not valid.",
-            [{"pointer": f"#/query/{k}", "detail": v} for k, v in f.errors.items()],
-        )
-    from dataclasses import replace
-
-    f = listing.prepare(replace(f, invitations=False))
-    try:
-        page = listing.page(f, after=query.cursor or None)
-    except listing.BadListRequest as e:
-        raise Problem("invalid-cursor", str(e)) from None
+    page = listing_page({**query.model_dump(), "per_page": query.limit}, names, query.cursor, invitations=False)
     return _reply_page([_row_out(r, names) for r in page.rows], page.next_cursor)
 
 
