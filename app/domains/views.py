@@ -9,8 +9,6 @@ that is malformed or another organization's is a 404 either way.
 
 from __future__ import annotations
 
-import functools
-
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
@@ -20,8 +18,7 @@ from app.domains.forms import AddDomainForm, CustomHostForm, DomainSettingsForm,
 from app.domains.models import RECORD_LABEL
 from app.errors import StaleEdit, UserError
 from app.extensions import db
-from app.rbac.decorators import require
-from app.tenancy.entitlements import entitled
+from app.rbac.decorators import require, requires_feature
 from app.web import nav
 from app.web.access import login_only
 from app.web.forms import with_error
@@ -35,18 +32,9 @@ join_bp = Blueprint("domain_join", __name__, url_prefix="/join")
 nav.entity_page(bp, "domain", "show", lambda domain_id: {"domain_id": domain_id})
 
 
-def feature_required(view):
-    """403 with a page naming the missing plan feature, for a member who may
-    manage domains on a plan without them (under ``@require``: others get
-    the usual 403, outsiders 404)."""
-
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        if not entitled(g.org, FEATURE):
-            return render_template("settings/unavailable.html", title="Domains", feature=FEATURE), 403
-        return view(*args, **kwargs)
-
-    return wrapped
+def _unavailable() -> str:
+    """The refusal on a plan without custom domains, in the settings layout."""
+    return render_template("settings/unavailable.html", title="Domains", feature=FEATURE)
 
 
 def _domain_or_404(domain_id: str):
@@ -90,7 +78,7 @@ def _show(domain, status: int = 200, verify=None, settings=None, host=None):
 @bp.get("/")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def index():
     """The organization's domains with their state, and the form to add one."""
     return _index()
@@ -99,7 +87,7 @@ def index():
 @bp.post("/")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def create():
     """Add a domain (pending) and show the TXT record to publish. Bad input
     (invalid, free-mail, already here, verified by another organization):
@@ -125,7 +113,7 @@ def create():
 @bp.get("/<domain_id>")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def show(domain_id: str):
     """One domain: the record to publish, its state and last check; once
     verified, the custom host and auto-join settings."""
@@ -135,7 +123,7 @@ def show(domain_id: str):
 @bp.post("/<domain_id>/verify")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def verify(domain_id: str):
     """Look the TXT record up now. Found: verified (302). Missing, wrong, DNS
     not answering, or verified by another organization: 422 with what was
@@ -157,7 +145,7 @@ def verify(domain_id: str):
 @bp.post("/<domain_id>/settings")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def update(domain_id: str):
     """Save auto-join (off / automatic) and its role: 422 beside the
     field on bad input, 409 when someone saved in between."""
@@ -183,7 +171,7 @@ def update(domain_id: str):
 @bp.post("/<domain_id>/host")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def set_host(domain_id: str):
     """Serve the organization on a host at this verified domain (replacing
     any other custom host). 422 beside the field on bad input."""
@@ -207,7 +195,7 @@ def set_host(domain_id: str):
 @bp.post("/custom-host/clear")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def clear_host():
     """Stop serving the custom host (the subdomain keeps working)."""
     if RemoveForm().validate() and services.clear_custom_host(g.org, reason="stopped by an admin"):
@@ -219,7 +207,7 @@ def clear_host():
 @bp.post("/<domain_id>/delete")
 @login_required
 @require("settings:domain")
-@feature_required
+@requires_feature(FEATURE, page=_unavailable)
 def delete(domain_id: str):
     """Remove the domain: its custom host stops serving, nobody joins by it."""
     domain = _domain_or_404(domain_id)

@@ -12,6 +12,7 @@ not a member of the host's organization already got 404 from the host hook.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from flask import abort, g
 from flask_login import current_user
@@ -59,14 +60,16 @@ def require_any(*permissions: str):
     return _guard(permissions, "any")
 
 
-def requires_feature(feature: str):
+def requires_feature(feature: str, page: Callable[[], str] | None = None):
     """Allow the view only when the organization is entitled to ``feature``
     (its plan, or an override: ``entitlements.entitled``).
 
     Otherwise 403 with a page that names the feature and says the plan does
-    not include it (not 404: a member may well know the feature exists).
-    Sits under ``@require(...)``, which declares the view's permission; an
-    unknown feature name fails when the module is imported.
+    not include it (not 404: a member may well know the feature exists):
+    the error page "Not on your plan", or ``page()`` where an area shows the
+    refusal in its own layout (the settings sections). Sits under
+    ``@require(...)``, which declares the view's permission; an unknown
+    feature name fails when the module is imported.
     """
     if feature not in entitlements.feature_names():
         raise ValueError(f"unknown feature {feature!r}")
@@ -78,6 +81,8 @@ def requires_feature(feature: str):
             if org is None:
                 abort(404)
             if not entitlements.entitled(org, feature):
+                if page is not None:
+                    return page(), 403
                 g.not_entitled = feature
                 abort(403)
             return view(*args, **kwargs)

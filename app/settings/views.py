@@ -29,7 +29,7 @@ from flask_login import login_required
 from app import hooks
 from app.errors import StaleEdit, UserError
 from app.extensions import db
-from app.rbac.decorators import require, require_any
+from app.rbac.decorators import require, require_any, requires_feature
 from app.settings import notifications as _notifications  # noqa: F401  (connects its hook receiver)
 from app.settings import services
 from app.settings.forms import (
@@ -112,9 +112,9 @@ def _offered_kinds() -> list[notify.Kind]:
     return [k for k in notify.KINDS.values() if k.permission in g.permissions]
 
 
-def _not_entitled(feature: str, title: str):
-    """403: the plan lacks ``feature``; the page says so and offers nothing."""
-    return render_template("settings/unavailable.html", title=title, feature=feature), 403
+def _branding_unavailable() -> str:
+    """The refusal on a plan without branding: the section says so and offers nothing."""
+    return render_template("settings/unavailable.html", title="Branding", feature="branding")
 
 
 @bp.get("/")
@@ -216,21 +216,19 @@ def _branding_page(colour=None, logo=None, remove=None, status=200):
 @bp.get("/branding")
 @login_required
 @require("settings:branding")
+@requires_feature("branding", page=_branding_unavailable)
 def branding():
     """Branding: the primary colour and the logo (plan feature ``branding``)."""
-    if not entitlements.entitled(g.org, "branding"):
-        return _not_entitled("branding", "Branding")
     return _branding_page()
 
 
 @bp.post("/branding/colour")
 @login_required
 @require("settings:branding")
+@requires_feature("branding", page=_branding_unavailable)
 def update_colour():
     """Set or clear the primary colour; 422 with the contrast ratio beside the
     field when white text on it fails WCAG AA; 409 on a stale version."""
-    if not entitlements.entitled(g.org, "branding"):
-        return _not_entitled("branding", "Branding")
     form = ColourForm()
     if not form.validate():
         return _branding_page(colour=form, status=422)
@@ -252,11 +250,10 @@ def update_colour():
 @login_required
 @require("settings:branding")
 @accepts_files
+@requires_feature("branding", page=_branding_unavailable)
 def upload_logo():
     """Upload the logo: PNG or JPEG by its bytes, at most 512 KB, 16–2048
     pixels a side; anything else 422 beside the field, nothing stored."""
-    if not entitlements.entitled(g.org, "branding"):
-        return _not_entitled("branding", "Branding")
     form = LogoForm()
     if not form.validate():
         return _branding_page(logo=form, status=422)
@@ -278,10 +275,9 @@ def upload_logo():
 @bp.post("/branding/logo/remove")
 @login_required
 @require("settings:branding")
+@requires_feature("branding", page=_branding_unavailable)
 def remove_logo():
     """Remove the logo (409 on a stale version)."""
-    if not entitlements.entitled(g.org, "branding"):
-        return _not_entitled("branding", "Branding")
     form = RemoveLogoForm()
     if not form.validate():
         return _branding_page(remove=form, status=422)
