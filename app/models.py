@@ -8,6 +8,7 @@ from app.concurrency import SubmitKey  # noqa: F401
 from app.domains.models import Domain  # noqa: F401
 from app.members.models import Invitation  # noqa: F401
 from app.projects.models import Project  # noqa: F401
+from app.rbac.group_roles import GroupRoleMapping  # noqa: F401
 from app.rbac.models import Role  # noqa: F401
 from app.settings.models import OrganizationLogo  # noqa: F401
 from app.tenancy.models import Membership, Organization, Plan, RetiredSlug  # noqa: F401

@@ -95,7 +95,8 @@ class AuditError(RuntimeError):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did it. ``type`` is one of user, api_key, system, support, anonymous."""
+    """Who did it. ``type`` is one of user, api_key, system, support, anonymous,
+    scim (a SCIM token: the organization's identity provider)."""
 
     type: str
     id: uuid.UUID | None = None
@@ -337,6 +338,10 @@ def _current_actor() -> Actor:
         if creator is not None:
             label = f"{label}, key of {user_label(creator)}"
         return Actor("api_key", getattr(key, "id", None), label)
+    token = g.get("scim_token")
+    if token is not None:
+        # The organization's identity provider, through one of its SCIM tokens.
+        return Actor("scim", getattr(token, "id", None), f"SCIM: {getattr(token, 'name', None) or 'token'}")
     return Actor("anonymous", None, "anonymous")
 
 

@@ -86,6 +86,8 @@ ACTIONS: tuple[Action, ...] = (
     _A("member.removed", "Members", "Removed a member"),
     _A("member.left", "Members", "Left the organization"),
     # Roles.
+    _A("role.group_mapped", "Roles", "Mapped an identity-provider group to a role"),
+    _A("role.group_unmapped", "Roles", "Removed an identity-provider group's role mapping"),
     _A("role.created", "Roles", "Created a custom role"),
     _A("role.updated", "Roles", "Changed a custom role"),
     _A("role.deleted", "Roles", "Deleted a custom role"),

@@ -87,7 +87,9 @@ class AuditEvent(TenantScoped, db.Model):
     search = mapped_column(TSVECTOR, Computed(SEARCH_EXPRESSION, persisted=True))
 
     __table_args__ = (
-        CheckConstraint("actor_type IN ('user', 'api_key', 'system', 'support', 'anonymous')", name="actor_type"),
+        CheckConstraint(
+            "actor_type IN ('user', 'api_key', 'system', 'support', 'anonymous', 'scim')", name="actor_type"
+        ),
         # Every filter's index ends with id, so a filter, a date range
         # (translated to an id range) and the keyset cursor are one index range.
         Index("ix_audit_events_org_action", "organization_id", "action", "id"),

@@ -175,6 +175,7 @@ class Row:
     expires_at: datetime | None
     cursor_value: str
     invited_by: str | None = None  # an invitation's inviter (their name), when known
+    role_source: str = "manual"  # a member's: manual, sso or scim (app.rbac.group_roles)
 
     @property
     def is_member(self) -> bool:
@@ -211,6 +212,7 @@ def row_from_membership(m: Membership) -> Row:
         m.last_seen_at,
         None,
         "",
+        role_source=m.role_source,
     )
 
 
@@ -388,6 +390,7 @@ def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):
                 Membership.last_seen_at.label("last_seen_at"),
                 cast(null(), TIMESTAMP(timezone=True)).label("expires_at"),
                 cast(null(), String).label("invited_by"),
+                cast(Membership.role_source, String).label("role_source"),
             )
             .join(User, User.id == Membership.user_id)
             .where(_member_where(f), keyset(key, Membership.user_id))
@@ -412,6 +415,7 @@ def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):
                 Invitation.expires_at.label("expires_at"),
                 # Per row of the (already limited) branch: one index look-up each.
                 select(User.name).where(User.id == Invitation.invited_by).scalar_subquery().label("invited_by"),
+                literal("manual", String).label("role_source"),
             )
             .where(_invitation_where(f), keyset(key, Invitation.id))
             .order_by(*order(key, Invitation.id))
@@ -445,6 +449,7 @@ def fetch(
             u.c.expires_at,
             u.c.k_text,
             u.c.invited_by,
+            u.c.role_source,
         )
         .order_by(*((u.c.k.desc(), u.c.id.desc()) if descending else (u.c.k.asc(), u.c.id.asc())))
         .limit(limit)
@@ -463,6 +468,7 @@ def fetch(
             r.expires_at,
             r.k_text,
             r.invited_by,
+            r.role_source,
         )
         for r in db.session.execute(stmt)
     ]

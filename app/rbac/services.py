@@ -306,6 +306,9 @@ def change_role(target: Membership, new_role_key: str, actor: Membership) -> boo
     and the actor cannot manage Owners; the target holds permissions the actor
     lacks; or the target is the last active Owner and would stop being one.
     Records ``member.role_changed`` with the role names before and after.
+    The role's source becomes ``manual`` (a member managed by SSO or SCIM
+    keeps it until the directory next changes their groups:
+    ``app.rbac.group_roles``).
     """
     new = get_role(new_role_key)
     if new is None:
@@ -325,15 +328,19 @@ def change_role(target: Membership, new_role_key: str, actor: Membership) -> boo
         raise UserError(
             f"{target.user.name} is the last Owner. Make someone else an Owner (or transfer ownership) first."
         )
+    old_source = target.role_source
     target.role = new.key if new.system else None
     target.custom_role_id = None if new.system else new.role.id
+    # A person chose this role: it is no longer the directory's (SSO or
+    # SCIM) until the member's groups next change (app.rbac.group_roles).
+    target.role_source = "manual"
     db.session.flush()
     db.session.expire(target, ["custom_role"])
     audit.record(
         "member.role_changed",
         target=target,
-        before={"role": old.name, "role_key": old.key},
-        after={"role": new.name, "role_key": new.key},
+        before={"role": old.name, "role_key": old.key, "role_source": old_source},
+        after={"role": new.name, "role_key": new.key, "role_source": "manual"},
         metadata={"user_id": str(target.user_id), "email": target.user.email},
     )
     return True

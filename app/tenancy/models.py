@@ -208,6 +208,14 @@ class Membership(HoldsRole, TenantScoped, db.Model):
     # searches on them from indexes that lead with organization_id.
     search_name: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue(), deferred=True)
     search_email: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue(), deferred=True)
+    # Where the role comes from: ``manual`` (an admin, an invitation),
+    # ``sso`` or ``scim`` (mapped from the identity provider's groups,
+    # ``app.rbac.group_roles``). An admin's change makes it ``manual`` again.
+    # Declared after the columns above, in the table's order: the request's
+    # entry statement names the columns of ``enter_organization`` by position.
+    role_source: Mapped[str] = mapped_column(String(8), nullable=False, default="manual", server_default="manual")
+    # The identity provider's ``externalId`` for this member (SCIM), unique here.
+    scim_external_id: Mapped[str | None] = mapped_column(Text)
 
     user = relationship("User", lazy="joined")
     custom_role = relationship(
@@ -231,10 +239,18 @@ class Membership(HoldsRole, TenantScoped, db.Model):
     __table_args__ = (
         CheckConstraint("(role IS NULL) <> (custom_role_id IS NULL)", name="one_role"),
         CheckConstraint("status IN ('active', 'deactivated')", name="status"),
+        CheckConstraint("role_source IN ('manual', 'sso', 'scim')", name="role_source"),
         ForeignKeyConstraint(
             ["organization_id", "custom_role_id"],
             ["roles.organization_id", "roles.id"],
             name="fk_memberships_custom_role",
+        ),
+        Index(
+            "uq_memberships_org_scim_external_id",
+            "organization_id",
+            "scim_external_id",
+            unique=True,
+            postgresql_where=text("scim_external_id IS NOT NULL"),
         ),
         # The apex lists a user's organizations: reached through RLS's
         # member-self policy, so it needs an index on user_id.
