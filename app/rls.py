@@ -44,7 +44,16 @@ class AllBut(tuple):
 RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
     "users": {
         "INSERT": AllBut(("is_superadmin", "disabled_at")),
-        "UPDATE": ("email", "name", "password_hash", "email_verified_at", "password_changed_at", "last_org_id"),
+        "UPDATE": (
+            "email",
+            "name",
+            "password_hash",
+            "email_verified_at",
+            "password_changed_at",
+            "last_org_id",
+            # The security e-mails the user turned off (0023, app.auth.notifications).
+            "security_mail_muted",
+        ),
     },
     "user_sessions": {"INSERT": AllBut(), "UPDATE": ("last_seen_at", "revoked_at")},
     "auth_handoffs": {"INSERT": AllBut(), "UPDATE": ("used_at",)},

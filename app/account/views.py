@@ -7,10 +7,10 @@ change is a POST with CSRF, decided in ``app.auth.services``.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.auth import factors, services, sessions
+from app.auth import factors, notifications, services, sessions
 from app.auth.forms import (
     EmailChangeForm,
     NameForm,
@@ -197,7 +197,7 @@ def revoke_others():
 
 
 # --------------------------------------------------------------------------- two-factor authentication
-def _security(status: int = 200, codes: list[str] | None = None, **forms):
+def _security(status: int = 200, codes: list[str] | None = None, mail_error: str | None = None, **forms):
     """The two-factor page: enrol (QR code and secret while pending), the
     recovery codes (shown once, right after they are made), turn off."""
     forms.setdefault("confirm_form", TotpConfirmForm(formdata=None))
@@ -218,6 +218,9 @@ def _security(status: int = 200, codes: list[str] | None = None, **forms):
             setup=setup,
             codes=codes,
             codes_left=factors.recovery_codes_left(current_user),
+            mail_kinds=notifications.KINDS.values(),
+            mail_error=mail_error,
+            receives=lambda kind: notifications.receives(current_user, kind),
             **forms,
         ),
         status,
@@ -318,3 +321,19 @@ def disable_totp():
     db.session.commit()
     flash("Two-factor authentication is off. Your recovery codes no longer work.", "success")
     return redirect(url_for("account.security"))
+
+
+@bp.post("/security/mail")
+@login_required
+@login_only
+def update_security_mail():
+    """Choose which security e-mails you receive: a box left unticked turns
+    that kind off (a recovery code's use always mails, whatever is sent)."""
+    wanted = set(request.form.getlist("receive"))
+    unknown = wanted - set(notifications.KINDS)
+    if unknown:
+        return _security(422, mail_error="Choose only from the e-mails listed.")
+    changed = notifications.set_muted(current_user, {k.key for k in notifications.MUTABLE} - wanted)
+    db.session.commit()
+    flash("Your security e-mail choices were saved." if changed else "Nothing changed.", "success")
+    return redirect(url_for("account.security") + "#security-mail")

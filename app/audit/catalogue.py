@@ -48,6 +48,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("auth.recovery_codes_regenerated", "Accounts", "Generated new recovery codes", account=True),
     _A("auth.recovery_code_used", "Accounts", "Used a recovery code", account=True),
     _A("auth.second_factor_failed", "Accounts", "Failed second-factor check", account=True),
+    _A("auth.security_mail_updated", "Accounts", "Changed which security e-mails they receive", account=True),
     _A("auth.account_deleted", "Accounts", "Deleted their account", account=True),
     # Organization.
     _A("org.created", "Organization", "Created the organization"),

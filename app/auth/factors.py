@@ -31,10 +31,10 @@ import qrcode.image.svg
 from sqlalchemy import select, update
 
 from app import audit, crypto
+from app.auth import notifications
 from app.auth.models import RecoveryCode, TotpFactor, User
 from app.errors import UserError
 from app.extensions import db
-from app.mail import queue_mail
 from app.util import utcnow
 
 ISSUER = "Tenantry"
@@ -170,6 +170,9 @@ def confirm_totp(user: User, code: str) -> list[str]:
     row.confirmed_at = utcnow()
     codes = _new_recovery_codes(user)
     audit.record("auth.two_factor_enabled", target=user, metadata={"factor": "totp"})
+    notifications.notify_security_event(
+        user, "second_factor", change="An authenticator app was turned on, with ten new recovery codes."
+    )
     return codes
 
 
@@ -201,6 +204,9 @@ def regenerate_recovery_codes(user: User) -> list[str]:
         raise UserError("Turn on two-factor authentication first.", status=409)
     codes = _new_recovery_codes(user)
     audit.record("auth.recovery_codes_regenerated", target=user)
+    notifications.notify_security_event(
+        user, "second_factor", change="Ten new recovery codes were made; the earlier ones no longer work."
+    )
     return codes
 
 
@@ -237,7 +243,7 @@ def _use_recovery_code(user: User, code: str, field: str) -> bool:
         return False
     left = recovery_codes_left(user)
     audit.record("auth.recovery_code_used", target=user, actor=user, metadata={"codes_left": left})
-    queue_mail(user.email, "A recovery code was used", "recovery_code_used", user=user, left=left, at=now)
+    notifications.notify_security_event(user, "recovery_code_used", left=left, at=now)
     return True
 
 
@@ -276,6 +282,9 @@ def disable_totp(user: User, factor_code: str) -> None:
         execution_options={"synchronize_session": False},
     )
     audit.record("auth.two_factor_disabled", target=user, metadata={"factor": "totp"})
+    notifications.notify_security_event(
+        user, "second_factor", change="The authenticator app was turned off; your recovery codes no longer work."
+    )
 
 
 def enrol_fixed_secret(user: User, secret: str) -> bool:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, DateTime, FetchedValue, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, FetchedValue, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -32,6 +32,10 @@ class User(UserMixin, db.Model):
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=FetchedValue())
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_org_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # The kinds of security e-mail the user turned off (app.auth.notifications).
+    security_mail_muted: Mapped[list[str]] = mapped_column(
+        ARRAY(String(32)), nullable=False, default=list, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (Index("uq_users_email_lower", func.lower(email), unique=True),)

@@ -18,12 +18,13 @@ import secrets
 import uuid
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import cast, func, select, update
+from sqlalchemy.dialects.postgresql import INET
 
 from app import audit, hooks
-from app.auth import factors, sessions, throttle
+from app.auth import factors, notifications, sessions, throttle
 from app.auth.models import PasswordReset, User, UserSession
 from app.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from app.errors import UserError
@@ -280,13 +281,39 @@ def authenticate(email: str, password: str) -> User:
 def log_in(user: User, factor: str | None = None) -> UserSession:
     """Start a new server-side session (new id: no fixation) and audit it,
     naming the second factor used, if any."""
+    new_device = _is_new_device(user)
     rec = sessions.start(user)
     metadata = {"session_id": str(rec.id)}
     if factor:
         metadata["second_factor"] = factor
+    if new_device:
+        metadata["new_device"] = True
     audit.record("auth.login", target=user, actor=user, metadata=metadata)
+    if new_device:
+        notifications.notify_security_event(user, "new_device", device=describe_user_agent(rec.user_agent), ip=rec.ip)
     hooks.user_signed_in.send(user)
     return rec
+
+
+def _is_new_device(user: User) -> bool:
+    """True when ``user`` signed in before, but never from this request's
+    pair of user agent and address (revoked and expired sessions count: the
+    rows stay). A first sign-in ever is not "new": there is nothing to
+    compare it with, and sign-up would mail its own user. One statement."""
+    ua = (request.user_agent.string or "")[:400]
+    seen_before, seen_here = db.session.execute(
+        select(
+            func.count(UserSession.id) > 0,
+            func.coalesce(
+                func.bool_or(
+                    UserSession.user_agent.is_not_distinct_from(ua)
+                    & UserSession.ip.is_not_distinct_from(cast(sessions.client_ip(), INET))
+                ),
+                False,
+            ),
+        ).where(UserSession.user_id == user.id, UserSession.impersonator_id.is_(None))
+    ).one()
+    return bool(seen_before) and not seen_here
 
 
 def needs_second_factor(user: User) -> bool:
@@ -410,6 +437,7 @@ def reset_password(token: str, new_password: str, keep_session: UserSession | No
     keep = keep_session.id if keep_session is not None and keep_session.user_id == user.id else None
     revoked = _revoke_sessions(user, keep)
     audit.record("auth.password_reset", target=user, actor=user, metadata={"sessions_revoked": revoked})
+    notifications.notify_security_event(user, "password_changed", how="through a password-reset link")
     return user
 
 
@@ -463,6 +491,7 @@ def change_password(user: User, current_password: str, new_password: str, keep_s
     _set_password(user, new_password)
     revoked = _revoke_sessions(user, keep_session.id if keep_session else None)
     audit.record("auth.password_changed", target=user, metadata={"sessions_revoked": revoked})
+    notifications.notify_security_event(user, "password_changed", how="on your account page")
     return revoked
 
 

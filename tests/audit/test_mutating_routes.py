@@ -417,6 +417,10 @@ ROUTES: dict[str, Route] = {
             {"disable_password": f.PASSWORD, "factor_code": f.totp_code()},
         ),
     ),
+    "account.update_security_mail": Route(
+        [(PLATFORM, "auth.security_mail_updated")],
+        lambda c: Call("/account/security/mail", None, "member", {"receive": ["new_device"]}),
+    ),
     "auth.second_factor": Route(
         [(PLATFORM, "auth.login")],
         lambda c: Call("/login/second-factor", None, c.between_steps(), {"code": f.totp_code()}),

@@ -122,7 +122,8 @@ def test_recovery_code_signs_in_once_and_mails_the_user(login, app, mailbox, aud
     post(client, "/login", {"email": "ann@example.test", "password": PW})
     assert post(client, "/login/second-factor", {"code": codes[0].upper()}).status_code == 302
     assert audit_log.last("auth.recovery_code_used")["metadata"] == {"codes_left": 9}
-    assert mailbox.last("ann@example.test")["Subject"] == "A recovery code was used"
+    # (This browser is new to ann as well: that mail arrives beside it.)
+    assert "A recovery code was used" in [m["Subject"] for m in mailbox.to("ann@example.test")]
     again = app.test_client()
     post(again, "/login", {"email": "ann@example.test", "password": PW})
     r = post(again, "/login/second-factor", {"code": codes[0]})
