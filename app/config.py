@@ -242,7 +242,16 @@ def load(overrides: dict | None = None) -> dict:
         "API_KEY_REQUESTS_PER_MINUTE": _int(env.get("API_KEY_REQUESTS_PER_MINUTE"), 300),
         "API_USAGE_FLUSH_SECONDS": _int(env.get("API_USAGE_FLUSH_SECONDS"), 60),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
-        "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes"),
+        # Failed sign-ins. The lockout counts per (account, client address),
+        # so a stranger's guesses lock out only the stranger's address; per
+        # account, tiers far above it make the wait grow (a minute, a quarter
+        # of an hour, an hour, a day) for a guessing run spread over many
+        # addresses, which the account's owner, on an address they signed
+        # in from before, does not wait for (app.auth.services).
+        "LOGIN_FAILURES_PER_ACCOUNT_AND_IP": env.get("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", "5 per 15 minutes"),
+        "LOGIN_FAILURES_PER_ACCOUNT": env.get(
+            "LOGIN_FAILURES_PER_ACCOUNT", "10 per minute; 20 per 15 minutes; 50 per hour; 100 per day"
+        ),
         "LOGIN_ATTEMPTS_PER_IP": env.get("LOGIN_ATTEMPTS_PER_IP", "30 per 15 minutes"),
         "HANDOFF_TOKEN_SECONDS": 60,
         # Account links and the throttles on what sends mail.

@@ -16,6 +16,7 @@ import hashlib
 import re
 import secrets
 import uuid
+from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, request, url_for
@@ -234,22 +235,80 @@ def count_login_attempt(ip: str | None) -> None:
         raise Throttled(throttle.retry_after("LOGIN_ATTEMPTS_PER_IP", key))
 
 
+KNOWN_ADDRESS_WINDOW = timedelta(days=90)
+
+
+def _signed_in_from_here_before(user: User) -> bool:
+    """True when ``user`` started a session of their own (not a support
+    session) from this request's address in the last 90 days. One statement,
+    sent only when the account's tiered throttle would make them wait."""
+    ip = sessions.client_ip()
+    if ip is None:
+        return False
+    return (
+        db.session.execute(
+            select(UserSession.id)
+            .where(
+                UserSession.user_id == user.id,
+                UserSession.impersonator_id.is_(None),
+                UserSession.ip == cast(ip, INET),
+                UserSession.created_at >= utcnow() - KNOWN_ADDRESS_WINDOW,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _failure_keys(email_key: str) -> tuple[str, str]:
+    """``(account and address, account)``: the keys failed sign-ins count under."""
+    return f"{email_key}|{sessions.client_ip() or '-'}", email_key
+
+
+def check_failure_throttles(user: User | None, email_key: str) -> None:
+    """Raise :class:`Throttled` when a password or code for ``email_key``
+    may not be tried now, before it is checked (so a throttled guess
+    learns nothing, not even from a right one).
+
+    * ``LOGIN_FAILURES_PER_ACCOUNT_AND_IP``: the lockout, per account *and*
+      client address. A stranger's failures lock out the stranger's address
+      only: the owner, elsewhere, signs in.
+    * ``LOGIN_FAILURES_PER_ACCOUNT``: tiers far above it, per account,
+      whatever the address, with a wait that grows with the failures (a
+      guessing run spread over many addresses is slowed, then stopped).
+      The owner, on an address they signed in from before, does not wait
+      for it: that is where a stranger cannot follow.
+    Unknown addresses count exactly like known ones.
+    """
+    pair, account = _failure_keys(email_key)
+    if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", pair):
+        raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", pair))
+    wait = throttle.tiered_wait("LOGIN_FAILURES_PER_ACCOUNT", account)
+    if wait and not (user is not None and _signed_in_from_here_before(user)):
+        raise Throttled(wait)
+
+
+def count_failure(email_key: str) -> None:
+    """Count one failed password or code for ``email_key`` from this address."""
+    pair, account = _failure_keys(email_key)
+    throttle.hit("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", pair)
+    throttle.hit_tiers("LOGIN_FAILURES_PER_ACCOUNT", account)
+
+
 def _check_password(
     user: User | None, password: str, email_key: str, field: str, message: str, during: str = "login"
 ) -> None:
-    """Verify ``password`` under the per-account failure throttle.
+    """Verify ``password`` under the failure throttles (``check_failure_throttles``).
 
-    The throttle is keyed by the lower-cased e-mail address whether or not an
-    account has it, and is checked before the password is, so a throttled
-    attacker learns nothing, not even from a right guess.
+    The throttles are keyed by the lower-cased e-mail address whether or not
+    an account has it, and are checked before the password is.
     """
-    if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT", email_key):
-        raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT", email_key))
+    check_failure_throttles(user, email_key)
     # Argon2 runs for an unknown address too (against a dummy hash): a
     # known account's failure and an unknown one's take the same time.
     matches = verify_password(user.password_hash if user is not None else None, password or "")
     if user is None or not matches:
-        throttle.hit("LOGIN_FAILURES_PER_ACCOUNT", email_key)
+        count_failure(email_key)
         # Never the text typed: for an unknown address only a keyed fingerprint
         # (people type passwords into the e-mail field).
         metadata = {"during": during, "reason": "password" if user else "unknown_email"}
@@ -265,8 +324,8 @@ def authenticate(email: str, password: str) -> User:
     """The user whose e-mail and password these are.
 
     Raises :class:`UserError` with one message for an unknown address and a
-    wrong password alike, and :class:`Throttled` past
-    ``LOGIN_FAILURES_PER_ACCOUNT`` failures for that address. Rehashes a
+    wrong password alike, and :class:`Throttled` when the failure throttles
+    say wait (``check_failure_throttles``). Rehashes a
     password stored at an older cost.
     """
     key = (email or "").strip().lower()
@@ -324,18 +383,17 @@ def needs_second_factor(user: User) -> bool:
 def check_second_factor(user: User, code: str) -> str:
     """The sign-in's second step: ``code`` (TOTP or recovery code) for ``user``.
 
-    Failures count on the same per-account throttle as wrong passwords
-    (``LOGIN_FAILURES_PER_ACCOUNT``), checked first, so six digits cannot be
+    Failures count on the same throttles as wrong passwords
+    (``check_failure_throttles``), checked first, so six digits cannot be
     guessed. A failure is audited (``auth.second_factor_failed``) and
     raises :class:`UserError` beside ``code``; returns the factor used.
     """
     key = user.email.lower()
-    if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT", key):
-        raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT", key))
+    check_failure_throttles(user, key)
     try:
         return factors.verify_second_factor(user, code, "code")
     except UserError as e:
-        throttle.hit("LOGIN_FAILURES_PER_ACCOUNT", key)
+        count_failure(key)
         audit.record("auth.second_factor_failed", target=user, metadata={"during": "login", "reason": e.message})
         raise
 

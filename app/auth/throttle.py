@@ -3,11 +3,13 @@
 They count on Flask-Limiter's storage (Redis with ``REDIS_URL``, so every
 worker shares the counts; memory in development) through its strategy
 object, because the keys are not the request's address alone: failed log-ins
-count per e-mail address (known or not, so the answer never reveals whether
-an account exists), mail sends count per account.
+count per (e-mail address, client address) and per e-mail address (known or
+not, so the answer never reveals whether an account exists), mail sends
+count per account.
 
 A limit is named by the configuration key that holds it
-(``"LOGIN_FAILURES_PER_ACCOUNT"`` → ``"5 per 15 minutes"``).
+(``"LOGIN_FAILURES_PER_ACCOUNT_AND_IP"`` → ``"5 per 15 minutes"``); a tiered
+one holds several (``"10 per minute; 20 per 15 minutes"``, ``tiered_wait``).
 
 When Redis is down or hung, the throttles still limit: a call Redis does not
 answer within ``REDIS_TIMEOUT_MS`` is answered from this process's memory,
@@ -35,7 +37,7 @@ import threading
 import time
 
 from flask import current_app
-from limits import parse
+from limits import parse, parse_many
 from limits.storage import MemoryStorage
 
 from app.extensions import limiter
@@ -188,6 +190,35 @@ def retry_after(config_key: str, key: str) -> int:
         return 1
     stats = _call("get_window_stats", config_key, key)
     return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _items(config_key: str):
+    return parse_many(current_app.config[config_key])
+
+
+def tiered_wait(config_key: str, key: str) -> int:
+    """Seconds ``key`` must wait under a tiered limit (``"10 per minute; 20
+    per hour"``): 0 while every tier has room, else the longest wait of the
+    tiers that are full. The more tiers are full, the longer the wait: a
+    growing delay made of fixed limits (consumes nothing)."""
+    if not _active():
+        return 0
+    wait = 0
+    ids = _ids(config_key, key)
+    for item in _items(config_key):
+        if not call_item("test", item, *ids):
+            stats = call_item("get_window_stats", item, *ids)
+            wait = max(wait, max(1, math.ceil(stats.reset_time - time.time())))
+    return wait
+
+
+def hit_tiers(config_key: str, key: str) -> None:
+    """Count one event for ``key`` in every tier of a tiered limit."""
+    if not _active():
+        return
+    ids = _ids(config_key, key)
+    for item in _items(config_key):
+        call_item("hit", item, *ids)
 
 
 def wait_message(seconds: int, what: str = "attempts") -> str:

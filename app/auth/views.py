@@ -111,9 +111,10 @@ def throttled(template: str, e: services.Throttled, **ctx):
 def login():
     """Sign in on the apex. On an organization host, send the visitor to the apex.
 
-    Throttled per address (``LOGIN_ATTEMPTS_PER_IP``, every POST counts) and
-    per account (``LOGIN_FAILURES_PER_ACCOUNT``, failures only, keyed by the
-    address typed, so unknown addresses are throttled alike). One message for
+    Throttled per address (``LOGIN_ATTEMPTS_PER_IP``, every POST counts) and,
+    for failures, per account and address and per account with a growing
+    wait (``services.check_failure_throttles``: keyed by the address typed,
+    so unknown addresses are throttled alike). One message for
     an unknown address and a wrong password. A new session id at every log-in.
     """
     if g.get("host_kind") != "apex":

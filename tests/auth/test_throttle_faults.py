@@ -289,7 +289,7 @@ def test_redis_is_used_again_after_the_cool_down_once_it_answers(redis_app, swit
         assert "answers again" in throttle_log(logging.INFO)[0].getMessage()
         # The failure after recovery is counted in Redis; the three counted
         # in memory during the outage are not carried over.
-        failures = [k for k in real.scan_iter(match=f"{prefix}*") if b"login_failures_per_account" in k]
+        failures = [k for k in real.scan_iter(match=f"{prefix}*") if b"login_failures_per_account_and_ip:" in k]
         assert len(failures) == 1 and real.get(failures[0]) == b"1"
         assert len(throttle_log(logging.WARNING)) == 1
     finally:
