@@ -51,7 +51,7 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
             "email_verified_at",
             "password_changed_at",
             "last_org_id",
-            # The security e-mails the user turned off (0023, app.auth.notifications).
+            # The security e-mails the user turned off (0024, app.auth.notifications).
             "security_mail_muted",
         ),
     },

@@ -287,3 +287,22 @@ class RetiredSlug(db.Model):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
     __table_args__ = (Index("ix_retired_slugs_org", "org_id"),)
+
+
+class SessionReach(TenantScoped, db.Model):
+    """A sign-in (``user_sessions`` row) that reached this organization's
+    host: recorded on the session's first request there
+    (``app.tenancy.request``). An organization's admins see and revoke only
+    these sessions of a member, never the member's sessions elsewhere."""
+
+    __tablename__ = "session_organizations"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("user_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (Index("ix_session_organizations_org_user", "organization_id", "user_id"),)

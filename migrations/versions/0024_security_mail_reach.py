@@ -1,7 +1,7 @@
 """security e-mails a user turned off; which organizations a session reached
 
-Revision ID: 0023_security_mail_reach
-Revises: 0022_two_factor
+Revision ID: 0024_security_mail_reach
+Revises: 0023_role_source_group_roles
 
 * ``users.security_mail_muted`` (``text[]``, ``{}``): the kinds of security
   e-mail (``app.auth.notifications``) the user turned off on their account
@@ -11,12 +11,13 @@ Revises: 0022_two_factor
   session) the first time a session's cookie reached that organization's
   host, with the session's user. An organization's admins see and revoke
   only those sessions of a member (``app.members.sessions``), never the
-  member's sessions elsewhere. Deleted with the session or the organization.
+  member's sessions elsewhere. Deleted with the session (and by the
+  organization's purge, like every tenant table).
 
 Nothing to backfill: sessions from before this revision are recorded on
 their next request to an organization's host.
 
-Rollback: ``flask --app wsgi db downgrade 0022_two_factor`` drops the table
+Rollback: ``flask --app wsgi db downgrade 0023_role_source_group_roles`` drops the table
 and the column (muted notices reach the user again; admins of an
 organization see no member session until this revision is applied again).
 """
@@ -27,8 +28,8 @@ from sqlalchemy.dialects import postgresql
 
 from app import rls
 
-revision = "0023_security_mail_reach"
-down_revision = "0022_two_factor"
+revision = "0024_security_mail_reach"
+down_revision = "0023_role_source_group_roles"
 branch_labels = None
 depends_on = None
 
@@ -53,7 +54,6 @@ def upgrade():
             ["organization_id"],
             ["organizations.id"],
             name=op.f("fk_session_organizations_organization_id_organizations"),
-            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["session_id"],
