@@ -132,7 +132,7 @@ def profile(app, host: str, cookies: dict, n: int) -> None:
         for _ in range(n):
             client.get(path, headers=headers)
         plain_ms = (time.perf_counter() - t0) * 1000 / n
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.process_time)  # CPU time: robust on a shared machine
         prof.enable()
         for _ in range(n):
             client.get(path, headers=headers)
@@ -149,11 +149,63 @@ def profile(app, host: str, cookies: dict, n: int) -> None:
                 groups["other"] += v[2]
         print(f"\n== {label} {path}: {plain_ms:.2f} ms per request in process (unprofiled)")
         print("   own time by part: " + ", ".join(f"{g} {100 * t / total:.0f}%" for g, t in groups.items()))
+        print("   app functions by cumulative time:")
+        rows = sorted(
+            ((k, v) for k, v in stats.stats.items() if "/app/" in k[0] and "site-packages" not in k[0]),
+            key=lambda kv: kv[1][3],
+            reverse=True,
+        )[:14]
+        for (file, line, fn), v in rows:
+            short = file.replace(str(ROOT) + "/", "")
+            print(f"     {1000 * v[3] / n:6.3f} ms  {v[1]:>6} calls  {short}:{line} {fn}")
         print("   top functions by own time:")
         rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]
         for (file, line, fn), v in rows:
             short = file.replace(str(ROOT) + "/", "").split("site-packages/")[-1]
             print(f"     {1000 * v[2] / n:6.3f} ms  {v[1]:>6} calls  {short}:{line} {fn}")
+
+
+def cpu(app, host: str, cookies: dict, bare_env: dict, n: int, batches: int = 9) -> None:
+    """In-process CPU cost of each page against the bare page, as ratios.
+
+    For a shared, noisy machine: both apps run in this one process through
+    their test clients. Batches of N requests alternate, bare page then the
+    page, and each pair gives a ratio (bare CPU time / page CPU time); the
+    median pair is printed. Another process's burst, or the machine's speed
+    drifting, slows both halves of a pair alike. CPU time is this process's
+    alone: the Python cost, not PostgreSQL's, not HTTP parsing, so it is
+    comparable to the wrk ratio but not equal to it.
+    """
+    os.environ.update(bare_env)
+    import bare_app
+
+    bare = bare_app.app.test_client()
+    client = app.test_client(use_cookies=False)
+    headers = {"Host": host, "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+    def batch(get) -> float:
+        c0 = time.process_time()
+        for _ in range(n):
+            get()
+        return (time.process_time() - c0) * 1000 / n
+
+    def get_bare():
+        return bare.get("/")
+
+    print(f"\n== in process: CPU ms per request, median of {batches} pairs of {n}-request batches")
+    print(f"   {'page':<32} {'bare ms':>8} {'page ms':>8} {'ratio':>6}  goal")
+    for label, path, goal in PAGES:
+
+        def get_page(path=path):
+            return client.get(path, headers=headers)
+
+        for _ in range(max(5, n // 10)):
+            get_bare(), get_page()
+        pairs = sorted(((batch(get_bare), batch(get_page)) for _ in range(batches)), key=lambda bp: bp[0] / bp[1])
+        b_ms, p_ms = pairs[len(pairs) // 2]
+        ratio = b_ms / p_ms
+        flag = "  <" if ratio < goal else ""
+        print(f"   {label:<32} {b_ms:8.2f} {p_ms:8.2f} {ratio:6.2f}  {goal:.2f}{flag}")
 
 
 def main() -> int:
@@ -164,13 +216,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every page + the bare page (best of)")
     parser.add_argument("--port", type=int, default=8721)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N requests per page instead")
+    parser.add_argument(
+        "--cpu", type=int, default=0, metavar="N", help="in-process cost against the bare page, N requests a batch"
+    )
     parser.add_argument("--save", default="", metavar="DIR", help="also write each page's HTML into DIR")
     parser.add_argument("--only", default="", help="comma-separated paths to measure (default: every page)")
     args = parser.parse_args()
     if args.only:
         wanted = args.only.split(",")
         PAGES[:] = [p for p in PAGES if p[1] in wanted]
-    if not args.profile and not shutil.which("wrk"):
+    if not (args.profile or args.cpu) and not shutil.which("wrk"):
         print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -190,6 +245,9 @@ def main() -> int:
         app = in_process_app(url, args.port)
         if args.profile:
             profile(app, host, cookies, args.profile)
+            return 0
+        if args.cpu:
+            cpu(app, host, cookies, {"BARE_DATABASE_URL": url, "BARE_ORG_ID": str(orgs[pb.SLUG])}, args.cpu)
             return 0
         sizes = {}
         for _, path, _ in PAGES:

@@ -57,6 +57,19 @@ TARGET_TYPES = ("organization", "member", "user", "invitation", "role", "project
 MAX_SEARCH_WORDS = 8
 
 T = AuditEvent.__table__
+# What a list of events shows (the viewer's table, the dashboard's recent
+# activity): ``page()`` returns rows of these, by these names.
+LIST_COLUMNS = (
+    T.c.id,
+    T.c.occurred_at,
+    T.c.actor_id,
+    T.c.actor_type,
+    T.c.actor_label,
+    T.c.action,
+    T.c.target_type,
+    T.c.target_id,
+    T.c.target_label,
+)
 
 
 # ----------------------------------------------------------------------------- filters
@@ -412,22 +425,22 @@ def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None) -> Page:
     else:
         u = union_all(*[b.subquery().select() for b in branches]).subquery()
         ids_q = select(u.c.id).distinct().order_by(u.c.id.asc() if ascending else u.c.id.desc()).limit(size + 1)
-    ids = list(session.execute(ids_q).scalars())
-    more = len(ids) > size
-    ids = ids[:size]
+    # One statement: the page's ids (index-bound, limited) as a derived
+    # table, joined back to the events for the columns a list shows. Plain
+    # rows, not ORM entities: a page of entities cost a third of its time.
+    ids = ids_q.subquery("page_ids")
+    rows = list(
+        session.execute(
+            select(*LIST_COLUMNS)
+            .select_from(T.join(ids, T.c.id == ids.c.id))
+            .where(T.c.organization_id == org_id)
+            .order_by(order)
+        )
+    )
+    more = len(rows) > size
+    rows = rows[:size]
     if ascending:
-        ids.reverse()
-    rows = []
-    if ids:
-        got = {
-            e.id: e
-            for e in session.execute(
-                select(AuditEvent)
-                .where(AuditEvent.organization_id == org_id, AuditEvent.id.in_(ids))
-                .options(defer(AuditEvent.search), defer(AuditEvent.xid), defer(AuditEvent.mac))
-            ).scalars()
-        }
-        rows = [got[i] for i in ids if i in got]
+        rows.reverse()
     if not rows:
         return Page([], None, None)
     first, last = rows[0].id, rows[-1].id

@@ -19,10 +19,12 @@ The CLI (``flask --app wsgi audit seal|verify|purge|actions``) is in
 
 from __future__ import annotations
 
+import functools
 import json
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup, escape
 
 from app import audit
 from app.audit import catalogue
@@ -45,7 +47,7 @@ nav.link(bp, "index", "Audit log", section="admin", order=30)
 
 def recent_activity(org) -> dict:
     """The dashboard's "recent activity": the organization's last events,
-    newest first (the viewer's own query, ``services.page``: two statements)."""
+    newest first (the viewer's own query, ``services.page``: one statement)."""
     return {
         "events": services.page(org.id, services.Filters(), size=RECENT_EVENTS).events,
         "describe": catalogue.describe,
@@ -77,15 +79,57 @@ def _audit_value_filter(value):
     return display_value(value)
 
 
+@functools.cache
+def _action_option_parts() -> tuple[tuple[str | None, str, str], ...]:
+    """The action filter's ``<optgroup>``s and ``<option>``s, escaped once per
+    process (the catalogue is fixed at import): (action or None, markup,
+    markup when selected)."""
+    parts: list[tuple[str | None, str, str]] = []
+    for group, actions in catalogue.groups():
+        parts.append((None, f'<optgroup label="{escape(group)}">', ""))
+        for a in actions:
+            value, text = escape(a.name), f"{escape(a.description)} ({escape(a.name)})"
+            parts.append(
+                (
+                    a.name,
+                    f'<option value="{value}">{text}</option>',
+                    f'<option value="{value}" selected>{text}</option>',
+                )
+            )
+        parts.append((None, "</optgroup>", ""))
+    return tuple(parts)
+
+
+def action_options(selected: str | None) -> Markup:
+    """The action filter's options with ``selected`` selected: every page of
+    the viewer shows the whole catalogue (a hundred options and more), which
+    rendered option by option cost a fifth of the page."""
+    return Markup(
+        "".join(on if name is not None and name == selected else off for name, off, on in _action_option_parts())
+    )
+
+
 def _context(org_id, f: services.Filters, page, *, platform: bool, people=None) -> dict:
     labels = {}
     for uid in (f.actor, f.person):
         if uid and str(uid) not in labels:
             labels[str(uid)] = services.label_for(org_id, uid) or str(uid)
+    list_endpoint = PLATFORM_LIST if platform else "auditlog.index"
+    show_endpoint = PLATFORM_SHOW if platform else "auditlog.show"
+    show_href = url_for(show_endpoint, event_id=0)
     return {
         "f": f,
         "page": page,
+        # Each row's three links, built once a page (``__…__`` replaced per
+        # row), not 150 url_for calls: a sixth of the page's time.
+        "row_hrefs": {
+            "actor": url_for(list_endpoint, **f.params(actor="__actor__")),
+            "target": url_for(list_endpoint, **f.params(target_type="__type__", target="__target__")),
+            "show": show_href[: -len("0")] if show_href.endswith("/0") else None,
+        },
         "action_groups": catalogue.groups(),
+        "action_options": action_options(f.action),
+        "list_url": url_for(list_endpoint),
         "describe": catalogue.describe,
         "actor_labels": labels,
         "person_label": labels.get(str(f.person), "") if f.person else "",
@@ -93,8 +137,8 @@ def _context(org_id, f: services.Filters, page, *, platform: bool, people=None) 
         "people": people,
         "target_types": services.TARGET_TYPES,
         "platform": platform,
-        "list_endpoint": PLATFORM_LIST if platform else "auditlog.index",
-        "show_endpoint": PLATFORM_SHOW if platform else "auditlog.show",
+        "list_endpoint": list_endpoint,
+        "show_endpoint": show_endpoint,
         "can_export": (not platform) and has("audit:export"),
     }
 

@@ -33,13 +33,19 @@ def page_zone():
     return _zone(settings.get("timezone") if isinstance(settings, dict) else None)
 
 
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def time_tag(value: datetime | None) -> Markup:
     """``<time datetime="ISO">29 Nov 2026, 14:10 UTC</time>``, or ``""`` for ``None``.
 
     Every date a page shows goes through here: one format, in the
     organization's time zone (UTC on the apex, or while the organization has
     no ``timezone`` setting). The ``datetime`` attribute keeps the exact
-    instant. A naive value is taken as UTC.
+    instant. A naive value is taken as UTC. The text is ``DATE_FORMAT``
+    spelled out (English month names, as strftime's C locale gives them):
+    a members or audit page shows a hundred dates, and strftime cost a
+    tenth of its render time.
     """
     if value is None:
         return Markup("")
@@ -47,7 +53,10 @@ def time_tag(value: datetime | None) -> Markup:
         value = value.replace(tzinfo=UTC)
     local = value.astimezone(page_zone())
     zone = local.tzname() or "UTC"
-    return Markup(f'<time datetime="{value.isoformat()}">{local.strftime(DATE_FORMAT)}\u00a0{zone}</time>')
+    return Markup(
+        f'<time datetime="{value.isoformat()}">{local.day:02d}\u00a0{_MONTHS[local.month]}\u00a0{local.year},'
+        f" {local.hour:02d}:{local.minute:02d}\u00a0{zone}</time>"
+    )
 
 
 def init_app(app) -> None:

@@ -29,13 +29,14 @@ from tests.members.conftest import add_members, invite_row
 
 # path -> statements per request (runtime and cross-organization connections together)
 PAGES = {
-    "/dashboard": 4,  # entry; every figure (seats, active projects) and
-    # every getting-started step in one statement; recent activity (ids, events)
+    "/dashboard": 3,  # entry; every figure (seats, active projects) and
+    # every getting-started step in one statement; recent activity (one page of the log)
     "/roles/": 3,  # entry; custom roles; members per role
     "/projects/": 2,  # entry; the page with its capped count
     "/settings/general": 1,  # entry
     "/settings/security": 1,  # entry (the policy is on the organization row)
-    "/audit/": 5,  # entry; ids; events; oldest kept + last seal; last purge + verify (members: a picker)
+    "/audit/": 4,  # entry; the page (its ids joined to their events); oldest kept + last seal;
+    # last purge + verify (members: a picker)
     "/members": 4,  # entry; roles; the page; its count (members, invitations) and the seats in one statement
     "/switcher": 3,  # entry; then every membership of the user, on the cross-organization connection
 }
