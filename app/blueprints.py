@@ -18,6 +18,9 @@ from app.platform.views import bp as platform_bp
 from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
 from app.settings.views import bp as settings_bp
+from app.sso.views import bp as sso_bp
+from app.sso.views import flow_bp as sso_flow_bp
+from app.sso.views import setup_bp as sso_setup_bp
 from app.webhooks.views import bp as webhooks_bp
 
 # The platform log lives in the console, behind its gate; the viewer is the
@@ -42,6 +45,9 @@ def register(app) -> None:
         domains_bp,
         domain_join_bp,
         analytics_bp,
+        sso_bp,
+        sso_setup_bp,
+        sso_flow_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from blinker import Namespace
@@ -130,4 +131,46 @@ user_signed_in: Hook[User, None] = Hook(
     """A user just signed in with their password (a new session), in auth's
     transaction, with no organization in scope. The user's address may be
     unverified: a receiver that trusts the address checks ``is_verified``.""",
+)
+
+
+@dataclass(frozen=True)
+class PasswordRule:
+    """What a receiver of ``password_sign_in`` says of a password sign-in:
+    ``refusal`` (a sentence for the person; a link to ``sso_url`` is offered)
+    or ``break_glass`` (allowed, but only with a second factor, and reported
+    through ``break_glass_signed_in``)."""
+
+    refusal: str | None = None
+    sso_url: str | None = None
+    break_glass: bool = False
+
+
+password_sign_in: Hook[User, PasswordRule | None] = Hook(
+    "password-sign-in",
+    """A password just proved who ``user`` is (before any second factor), on
+    the apex, with no organization in scope. A receiver answers a
+    ``PasswordRule`` when an organization's policy restricts password
+    sign-in for them (SSO enforced), else ``None``.""",
+)
+
+break_glass_signed_in: Hook[User, None] = Hook(
+    "break-glass-signed-in",
+    """A break-glass Owner just signed in with password and second factor while
+    SSO is enforced (``PasswordRule.break_glass``): the receiver audits it and
+    tells the other Owners, in auth's transaction.""",
+)
+
+sign_in_realm: Hook[str, str | None] = Hook(
+    "sign-in-realm",
+    """Home-realm discovery: where does the address typed on the sign-in page
+    sign in? A receiver returns the URL that starts single sign-on at the
+    address's organization, or ``None`` (a password, as usual).""",
+)
+
+sign_in_options: Hook[str, tuple[str, str] | None] = Hook(
+    "sign-in-options",
+    """Other ways to sign in, offered on the sign-in page for the page the
+    visitor came from (``next``, e.g. an organization's host): a receiver
+    returns ``(label, url)`` — "Sign in with SSO to Acme" — or ``None``.""",
 )

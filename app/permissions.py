@@ -49,6 +49,12 @@ PERMISSIONS: tuple[Permission, ...] = (
     _P("settings:branding", "Settings", "Change the logo, colours and display name"),
     _P("settings:domain", "Settings", "Verify domains, serve a custom host, let people at a domain join"),
     _P("settings:security", "Settings", "Change security settings (2FA policy, IP allow-list, sessions)"),
+    _P(
+        "settings:sso",
+        "Settings",
+        "Configure single sign-on: connections, their test, enabling them, setup links for IT",
+        feature="sso",
+    ),
     _P("members:view", "Members", "See the member list and member details"),
     _P("members:invite", "Members", "Invite people and manage pending invitations"),
     _P("members:update_role", "Members", "Change a member's role"),

@@ -342,6 +342,11 @@ def _current_actor() -> Actor:
     if token is not None:
         # The organization's identity provider, through one of its SCIM tokens.
         return Actor("scim", getattr(token, "id", None), f"SCIM: {getattr(token, 'name', None) or 'token'}")
+    # A visitor without an account whom a view identified otherwise (an IT
+    # contact on an SSO setup link) names themselves through g.audit_actor.
+    named = g.get("audit_actor")
+    if isinstance(named, Actor):
+        return named
     return Actor("anonymous", None, "anonymous")
 
 

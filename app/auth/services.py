@@ -375,6 +375,27 @@ def _is_new_device(user: User) -> bool:
     return bool(seen_before) and not seen_here
 
 
+def password_rule(user: User) -> hooks.PasswordRule | None:
+    """What organizations' policies say of ``user`` signing in with a password
+    (``hooks.password_sign_in``): ``None`` (nothing), a break-glass rule
+    (allowed with a second factor), or a refusal, raised here as
+    ``UserError`` 403 beside the e-mail (after ``auth.login_failed`` with
+    reason ``sso_required`` is recorded). A break-glass Owner without a
+    second factor is refused too: the rule is password *plus* second factor."""
+    rules = [r for r in hooks.password_sign_in.send(user) if r is not None]
+    refusal = next((r for r in rules if r.refusal), None)
+    glass = next((r for r in rules if r.break_glass), None)
+    if refusal is None and glass is not None and not factors.has_second_factor(user):
+        refusal = hooks.PasswordRule(
+            refusal="Break-glass sign-in needs a second factor, and this account has none. Sign in with SSO.",
+            sso_url=glass.sso_url,
+        )
+    if refusal is not None:
+        audit.record("auth.login_failed", target=user, metadata={"during": "login", "reason": "sso_required"})
+        raise UserError(refusal.refusal, "email", status=403)
+    return glass
+
+
 def needs_second_factor(user: User) -> bool:
     """True when a sign-in of ``user`` needs a second step after the password."""
     return factors.has_second_factor(user)

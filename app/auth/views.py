@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from app import hooks
 from app.auth import handoff, services, sessions
 from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SecondFactorForm, SignupForm
 from app.auth.models import User
@@ -123,18 +124,34 @@ def login():
     if current_user.is_authenticated:
         return go_to(after_login_target(current_user, next_url))
     form = LoginForm()
+    use_password = bool(request.values.get("use_password"))
+    options = [o for o in hooks.sign_in_options.send(next_url or "") if o]
+    page = {"next": next_url, "sso_options": options, "use_password": use_password}
     if request.method == "GET":
-        return render_template("auth/login.html", form=form, next=next_url)
+        return render_template("auth/login.html", form=form, **page)
     try:
         services.count_login_attempt(client_ip())
-        if not form.validate():
-            return render_template("auth/login.html", form=form, next=next_url), 422
+        valid = form.validate()
+        # Home-realm discovery: an address whose organization signs in
+        # through SSO goes to its identity provider, no password asked
+        # (unless the person chose "use a password", for break-glass).
+        if not use_password and not form.csrf_token.errors and form.email.data:
+            realm = next((u for u in hooks.sign_in_realm.send(form.email.data) if u), None)
+            if realm:
+                return redirect(realm)
+        if not valid:
+            return render_template("auth/login.html", form=form, **page), 422
         user = services.authenticate(form.email.data, form.password.data)
+        rule = services.password_rule(user)
     except services.Throttled as e:
-        return throttled("auth/login.html", e, form=form, next=next_url)
+        return throttled("auth/login.html", e, form=form, **page)
     except UserError as e:
         db.session.commit()  # keeps the audit record of the failure; nothing else changed
-        return render_template("auth/login.html", form=with_error(form, e), next=next_url), e.status
+        return render_template("auth/login.html", form=with_error(form, e), **page), e.status
+    if rule is not None and rule.break_glass:
+        db.session.commit()
+        session[PENDING_KEY] = {"u": str(user.id), "at": int(time.time()), "next": next_url or "", "bg": 1}
+        return redirect(url_for("auth.second_factor"))
     if services.needs_second_factor(user):
         db.session.commit()  # a rehashed password
         session[PENDING_KEY] = {"u": str(user.id), "at": int(time.time()), "next": next_url or ""}
@@ -190,8 +207,11 @@ def second_factor():
     except UserError as e:
         db.session.commit()  # keeps the audit record of the failure; nothing else changed
         return render_template("auth/second_factor.html", form=with_error(form, e)), e.status
+    break_glass = bool(session[PENDING_KEY].get("bg"))
     session.pop(PENDING_KEY, None)
     services.log_in(user, factor=factor)
+    if break_glass:
+        hooks.break_glass_signed_in.send(user)
     db.session.commit()
     if factor == "recovery_code":
         flash("You used a recovery code. We e-mailed you about it; generate new codes if you are running low.", "info")

@@ -58,6 +58,7 @@ SECTION_PERMISSIONS = (
     "settings:branding",
     "settings:domain",
     "settings:security",
+    "settings:sso",
     "billing:view",
     "org:delete",
     "org:transfer",
@@ -79,6 +80,11 @@ def sections() -> list[tuple[str, str, bool]]:
             "settings:domain" in perms and "domains.index" in current_app.view_functions,
         ),
         ("settings.security", "Security", "settings:security" in perms),
+        (
+            "sso.index",
+            "Single sign-on",
+            "settings:sso" in perms and "sso.index" in current_app.view_functions,
+        ),
         ("settings.notifications", "Notifications", bool(_offered_kinds())),
         ("settings.plan", "Plan and usage", "billing:view" in perms),
         ("settings.danger", "Danger zone", bool({"org:delete", "org:transfer"} & perms)),
@@ -103,6 +109,8 @@ def _settings_nav():
     current = SECTION_OF.get(request.endpoint, request.endpoint) if has_request_context() else None
     if current and current.startswith("domains."):
         current = "domains.index"  # every page of the domains area is that section
+    if current and current.startswith(("sso.", "sso_setup.")):
+        current = "sso.index"
     return {"settings_sections": sections, "settings_current": current}
 
 

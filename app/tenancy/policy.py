@@ -15,6 +15,9 @@ pages write it through ``app.settings.services``.
 * ``sign_in_methods`` and ``require_2fa``: stored here; the authentication
   and SSO areas enforce them.
 * ``members_may_create_api_keys``: the API area enforces it.
+* ``break_glass_user_ids``: Owners who keep password sign-in (with their
+  second factor) while ``sign_in_methods`` allows SSO only; each such
+  sign-in is audited and mailed to the other Owners (``app.sso``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class SecurityPolicy:
     sign_in_methods: tuple[str, ...] = tuple(SIGN_IN_METHODS)
     require_2fa: bool = False
     members_may_create_api_keys: bool = True
+    break_glass_user_ids: tuple[str, ...] = ()
     _networks: tuple = field(default=(), compare=False, repr=False)
 
     def as_dict(self) -> dict:
@@ -46,6 +50,7 @@ class SecurityPolicy:
         d.pop("_networks")
         d["ip_allowlist"] = list(self.ip_allowlist)
         d["sign_in_methods"] = list(self.sign_in_methods)
+        d["break_glass_user_ids"] = list(self.break_glass_user_ids)
         return d
 
     def idle_timeout(self) -> timedelta:
@@ -103,6 +108,7 @@ def from_settings(settings: dict | None) -> SecurityPolicy:
         sign_in_methods=methods,
         require_2fa=bool(raw.get("require_2fa", False)),
         members_may_create_api_keys=bool(raw.get("members_may_create_api_keys", True)),
+        break_glass_user_ids=tuple(str(u) for u in raw.get("break_glass_user_ids") or () if isinstance(u, str)),
         _networks=tuple(networks),
     )
 

@@ -184,6 +184,51 @@ class Ctx:
                 )
         return domain_id
 
+    def enterprise(self):
+        """Acme on the enterprise plan (single sign-on), set up without an event."""
+        from sqlalchemy import text as sql
+
+        with _owner().begin() as c:
+            c.execute(sql("UPDATE organizations SET plan_key = 'enterprise' WHERE id = :o"), {"o": self.world.acme.id})
+
+    def sso_connection(self, status="draft"):
+        """An acme OIDC connection (set up without an event), on the enterprise plan."""
+        from app.extensions import db
+        from app.sso.models import SsoConnection
+
+        self.enterprise()
+
+        def go():
+            conn = SsoConnection(
+                protocol="oidc",
+                provider="okta",
+                name="Route IdP",
+                status=status,
+                config={"default_role": "member"},
+                last_test={"ok": True, "identity": {}} if status != "draft" else None,
+            )
+            db.session.add(conn)
+            db.session.flush()
+            return str(conn.id)
+
+        return self.in_acme(go)
+
+    def sso_setup_link(self):
+        """An acme setup link (set up without an event), on the enterprise plan."""
+        from app.extensions import db
+        from app.sso.models import SsoSetupLink
+        from app.util import utcnow
+
+        self.enterprise()
+
+        def go():
+            link = SsoSetupLink(token_hash="3" * 64, label="IT", expires_at=utcnow() + timedelta(hours=24))
+            db.session.add(link)
+            db.session.flush()
+            return str(link.id)
+
+        return self.in_acme(go)
+
     def org_version(self):
         from sqlalchemy import text as sql
 
@@ -730,6 +775,43 @@ ROUTES: dict[str, Route] = {
         refused_as="viewer",
         ok=(200, 201, 302),
     ),
+    # ------------------------------------------------------------------ single sign-on
+    "sso.create": Route(
+        [(ACME, "sso.connection_created")],
+        lambda c: (
+            c.enterprise()
+            or Call(
+                "/settings/sso/", data={"provider": "okta", "protocol": "oidc", "name": "Okta", "submit_key": "k" * 20}
+            )
+        ),
+        refused_as="manager",
+    ),
+    "sso.enable": Route(
+        [(ACME, "sso.connection_enabled")],
+        lambda c: Call(f"/settings/sso/{c.sso_connection('tested')}/enable", data={"version": "1"}),
+        refused_as="manager",
+    ),
+    "sso.disable": Route(
+        [(ACME, "sso.connection_disabled")],
+        lambda c: Call(f"/settings/sso/{c.sso_connection('enabled')}/disable", data={"version": "1"}),
+        refused_as="manager",
+    ),
+    "sso.test": Route(
+        [],  # the test itself happens at the provider; its callback records sso.connection_tested
+        lambda c: Call(f"/settings/sso/{c.sso_connection('draft')}/test"),
+        refused_as="manager",
+        ok=(200, 302, 422),  # 422: nothing configured yet to test with
+    ),
+    "sso.create_link": Route(
+        [(ACME, "sso.setup_link_issued")],
+        lambda c: c.enterprise() or Call("/settings/sso/links", data={"label": "it@acme.test"}),
+        refused_as="manager",
+    ),
+    "sso.revoke_link": Route(
+        [(ACME, "sso.setup_link_revoked")],
+        lambda c: Call(f"/settings/sso/links/{c.sso_setup_link()}/revoke"),
+        refused_as="manager",
+    ),
     "auditlog.export": Route(
         [(ACME, "audit.exported")], lambda c: Call("/audit/export", data={"format": "csv"}), refused_as="viewer"
     ),
@@ -851,6 +933,16 @@ UNMAPPED: dict[str, str] = {
     "platform.set_override": "tests/platform/test_plans.py checks org.entitlement_overridden and "
     "platform.entitlement_overridden (both logs)",
     "platform.remove_override": "tests/platform/test_plans.py checks both logs' override_removed events",
+    "sso.update": "needs an issuer whose discovery document answers (a real provider): "
+    "tests/sso/test_portal.py checks sso.connection_changed, and that no secret reaches the log",
+    **{
+        f"sso_setup.{name}": "the setup-link portal (a browser that opened a setup link, no account): "
+        "tests/sso/test_portal.py checks its events, recorded as the IT contact"
+        for name in ("create", "update", "test")
+    },
+    "sso_flow.callback": "the identity provider's answer (a real provider): tests/sso/test_oidc_sign_in.py and "
+    "test_oidc_hostile.py check sso.sign_in, sso.user_provisioned, sso.sign_in_refused; test_portal.py "
+    "sso.connection_tested",
     "platform.stop_impersonating": "needs a browser inside a support session, which this table's clients "
     "cannot be; tests/platform/test_support.py checks its events (platform.impersonation_ended)",
 }

@@ -119,6 +119,36 @@ def _domain(w):
     return d.id
 
 
+def _sso_connection(w):
+    """Acme's SSO connection (a draft; one per test)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.sso.models import SsoConnection
+
+    existing = db.session.execute(select(SsoConnection.id)).scalar()
+    if existing:
+        return existing
+    conn = SsoConnection(protocol="oidc", provider="okta", name="Matrix IdP", config={"default_role": "member"})
+    db.session.add(conn)
+    db.session.commit()
+    return conn.id
+
+
+def _sso_setup_link(w):
+    """A setup link of acme's (one per test)."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.sso.models import SsoSetupLink
+    from app.util import utcnow
+
+    link = SsoSetupLink(token_hash="1" * 64, label="IT", expires_at=utcnow() + timedelta(hours=24))
+    db.session.add(link)
+    db.session.commit()
+    return link.id
+
+
 # URL variable name → its value in the acme world (real ids of acme rows),
 # evaluated inside acme's tenant context.
 URL_ARGS = {
@@ -134,6 +164,8 @@ URL_ARGS = {
     "org_id": lambda w: w.acme.id,  # the platform console's organization pages
     "key_id": _api_key,
     "key": lambda w: "activity",  # an analytics chart
+    "connection_id": _sso_connection,
+    "link_id": _sso_setup_link,
 }
 
 
@@ -184,6 +216,21 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("system_role", ROLE_ORDER)
 
 
+def _entitle(app, endpoint: str, world) -> None:
+    """A route behind a plan feature acme's plan lacks (``requires_feature``)
+    is tested on a plan that has it: this matrix is about permissions
+    (tests/rbac/test_requires_feature.py covers the plans)."""
+    from app.extensions import db
+    from app.scoping import all_organizations
+    from app.tenancy import entitlements
+
+    feature = getattr(app.view_functions[endpoint], "required_feature", None)
+    if feature and not entitlements.entitled(world.acme, feature):
+        with all_organizations(reason="test: a plan with the route's feature"):
+            world.acme.plan_key = "enterprise"
+            db.session.commit()
+
+
 def expected_allowed(role_key: str, permissions: tuple, mode: str) -> bool:
     held = SYSTEM_ROLES[role_key].permissions
     return all(p in held for p in permissions) if mode == "all" else any(p in held for p in permissions)
@@ -221,6 +268,7 @@ def test_route_is_allowed_exactly_for_roles_holding_its_permission(app, roles_wo
     path = build_path(app, endpoint, rule, roles_world)
     if endpoint in ROUTE_SETUP:
         ROUTE_SETUP[endpoint](roles_world)
+    _entitle(app, endpoint, roles_world)
     c = login(roles_world.users[system_role], "acme")
     if method == "GET":
         r = c.get(url("acme", path))

@@ -60,6 +60,8 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "delivery_id": "SELECT id::text FROM webhook_deliveries WHERE organization_id = :globex",
     "key_id": "SELECT id::text FROM api_keys WHERE organization_id = :globex",
     "domain_id": "SELECT id::text FROM domains WHERE organization_id = :globex",
+    "connection_id": "SELECT id::text FROM sso_connections WHERE organization_id = :globex",
+    "link_id": "SELECT id::text FROM sso_setup_links WHERE organization_id = :globex",
 }
 
 # URL variables that do not name a database row, and why they are out of scope.
@@ -67,6 +69,7 @@ NOT_ROW_IDS: dict[str, str] = {
     "filename": "static files",
     "msg_id": "the development outbox: files on disk, development only",
     "key": "a plan's key: plans are global reference data, edited only in the platform console (its gate: 404)",
+    "protocol": "an SSO protocol's key (oidc, saml): a name in code, not a row",
     "token": "single-use secrets (e-mail confirmation, password reset): only their hash is stored; "
     "their own tests cover forged and reused tokens",
 }
@@ -121,6 +124,11 @@ def seed_globex(app, world) -> None:
 
         keys.create_key("Globex only", ["members:view"], 30, get_membership(world.users["globex_owner"].id))
         db.session.add(Domain(name="globex-only.example", token="globex-token"))
+        # An SSO connection and a setup link of globex's own.
+        from app.sso.models import SsoConnection, SsoSetupLink
+
+        db.session.add(SsoConnection(protocol="oidc", provider="okta", name="Globex IdP", config={}))
+        db.session.add(SsoSetupLink(token_hash="2" * 64, label="Globex IT", expires_at=utcnow() + timedelta(days=1)))
         db.session.commit()
     sign_in(app, world.users["globex_member"], "globex")  # a globex-only user session
 
@@ -230,6 +238,10 @@ def id_routes(app):
 @pytest.fixture
 def matrix(world, app, owner_engine):
     seed_globex(app, world)
+    # Acme on the plan with every feature: a route behind a feature acme
+    # lacked would refuse (403) before it ever looked the id up.
+    with owner_engine.begin() as c:
+        c.execute(text("UPDATE organizations SET plan_key = 'enterprise' WHERE id = :a"), {"a": world.acme.id})
     return {
         "values": globex_values(owner_engine, world),
         "secrets": globex_secrets(owner_engine, world),
