@@ -143,6 +143,7 @@ _SINGULAR = {
     "webhook deliveries": "webhook delivery",
     "webhook endpoints": "webhook endpoint",
     "API keys": "API key",
+    "SSO connections": "SSO connection",
 }
 
 
@@ -228,6 +229,7 @@ def _load_demo() -> dict[str, int]:
     created["API keys"] = _demo_api_key(orgs["acme"], users["owner@acme.test"])
     created["domains"] = _demo_domain(orgs["acme"])
     created["entitlement overrides"] = _demo_override(orgs["globex"], users["super@tenantry.test"])
+    created["SSO connections"] = _demo_sso(orgs["globex"])
     created["branded organizations"] = _demo_branding(orgs["acme"])
     created["webhook deliveries"] = _demo_deliveries(orgs["acme"])
     db.session.commit()
@@ -251,6 +253,30 @@ def _demo_override(globex, superadmin) -> int:
                 until=utcnow() + timedelta(days=30),
                 reason="Demo: a 30-day SSO trial before they decide on Enterprise.",
                 created_by=superadmin.id,
+            )
+        )
+        db.session.flush()
+    return 1
+
+
+# --------------------------------------------------------------------------- single sign-on (issue 19)
+def _demo_sso(globex) -> int:
+    """Globex (trialling SSO) has begun an Okta connection: a **draft** with
+    the redirect URI to copy and the steps to follow, never tested nor on
+    (no demo identity provider answers), so nobody's sign-in changes. Once:
+    an existing connection is left alone."""
+    from app.sso.models import SsoConnection
+
+    with tenant_context(globex.id):
+        if db.session.execute(select(SsoConnection.id)).first() is not None:
+            return 0
+        db.session.add(
+            SsoConnection(
+                protocol="oidc",
+                provider="okta",
+                name="Globex Okta (example)",
+                status="draft",
+                config={"default_role": "member", "scopes": "openid email profile groups", "groups_claim": "groups"},
             )
         )
         db.session.flush()

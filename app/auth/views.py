@@ -138,7 +138,10 @@ def login():
         if not use_password and not form.csrf_token.errors and form.email.data:
             realm = next((u for u in hooks.sign_in_realm.send(form.email.data) if u), None)
             if realm:
-                return redirect(realm)
+                # A page that moves on by itself, not a redirect: the browser
+                # holds a form's redirects to our own hosts (CSP form-action),
+                # and this one goes on to the identity provider.
+                return render_template("auth/continue.html", target=realm, host="your identity provider")
         if not valid:
             return render_template("auth/login.html", form=form, **page), 422
         user = services.authenticate(form.email.data, form.password.data)

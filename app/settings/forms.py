@@ -46,6 +46,7 @@ class SecurityForm(EditForm):
     ip_allowlist = TextAreaField("IP allowlist", validators=[Length(max=8000)])
     confirm_lockout = BooleanField("I understand my own address is not in the list, and may lock me out")
     sign_in_methods = MultiCheckboxField("Allowed sign-in methods", choices=[])
+    break_glass = MultiCheckboxField("Break-glass Owners", choices=[])
     require_2fa = BooleanField("Require two-factor authentication")
     members_may_create_api_keys = BooleanField("Members may create API keys")
 

@@ -24,6 +24,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import audit
+from app.auth.models import User
 from app.auth.services import normalise_email
 from app.concurrency import lock_for_edit, parse_version
 from app.errors import StaleEdit, UserError
@@ -341,6 +342,17 @@ def parse_allowlist(text: str) -> list[str]:
     return out
 
 
+def owner_choices() -> list[tuple[str, str]]:
+    """``(user id, label)`` of the organization's active Owners (break-glass candidates)."""
+    rows = db.session.execute(
+        select(User.id, User.name, User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.role == "owner", Membership.status == "active")
+        .order_by(User.name)
+    ).all()
+    return [(str(r.id), f"{r.name} ({r.email})") for r in rows]
+
+
 def update_security(
     org: Organization,
     *,
@@ -353,12 +365,14 @@ def update_security(
     admin_address: str | None,
     confirm_lockout: bool = False,
     version=None,
+    break_glass_user_ids: list[str] | None = None,
 ) -> dict:
     """Save the security policy; returns ``{field: (before, after)}`` for what changed.
 
     Lifetimes are within the platform's (``SESSION_IDLE_TIMEOUT``,
     ``SESSION_ABSOLUTE_TIMEOUT``); the allowlist is CIDR ranges; at least one
-    sign-in method. An allowlist that leaves out ``admin_address`` (the
+    sign-in method; break-glass users are active Owners (``None``: keep the
+    stored list). An allowlist that leaves out ``admin_address`` (the
     address this request came from) raises ``LockoutRisk`` unless
     ``confirm_lockout``. ``UserError`` beside the field otherwise; nothing
     changes on any refusal. Records ``org.security_changed`` and mails the
@@ -373,7 +387,15 @@ def update_security(
     methods = [m for m in security_policy.SIGN_IN_METHODS if m in (sign_in_methods or [])]
     if not methods:
         raise UserError("Allow at least one way to sign in.", "sign_in_methods")
+    if break_glass_user_ids is None:
+        glass = security_policy.for_org(org).break_glass_user_ids
+    else:
+        owners = {uid for uid, _ in owner_choices()}
+        if set(break_glass_user_ids) - owners:
+            raise UserError("Only active Owners can be break-glass.", "break_glass")
+        glass = tuple(sorted(set(break_glass_user_ids)))
     new = security_policy.SecurityPolicy(
+        break_glass_user_ids=glass,
         idle_minutes=idle,
         absolute_hours=absolute,
         ip_allowlist=tuple(allowlist),

@@ -347,6 +347,7 @@ def theme():
 def _security_form(formdata=None):
     form = SecurityForm(formdata=formdata)
     form.sign_in_methods.choices = list(security_policy.SIGN_IN_METHODS.items())
+    form.break_glass.choices = services.owner_choices()
     return form
 
 
@@ -358,6 +359,7 @@ def _security_page(form=None, status=200, lockout=False):
         form.absolute_hours.data = str(policy.absolute_hours or "")
         form.ip_allowlist.data = "\n".join(policy.ip_allowlist)
         form.sign_in_methods.data = list(policy.sign_in_methods)
+        form.break_glass.data = list(policy.break_glass_user_ids)
         form.require_2fa.data = policy.require_2fa
         form.members_may_create_api_keys.data = policy.members_may_create_api_keys
         form.version.data = g.org.version
@@ -402,6 +404,7 @@ def update_security():
             absolute_hours=form.absolute_hours.data,
             ip_allowlist=allowlist,
             sign_in_methods=form.sign_in_methods.data or [],
+            break_glass_user_ids=form.break_glass.data or [],
             require_2fa=form.require_2fa.data,
             members_may_create_api_keys=form.members_may_create_api_keys.data,
             admin_address=request.remote_addr,
@@ -431,6 +434,7 @@ def _current_security_form():
     form.absolute_hours.data = str(policy.absolute_hours or "")
     form.ip_allowlist.data = "\n".join(policy.ip_allowlist)
     form.sign_in_methods.data = list(policy.sign_in_methods)
+    form.break_glass.data = list(policy.break_glass_user_ids)
     form.require_2fa.data = policy.require_2fa
     form.members_may_create_api_keys.data = policy.members_may_create_api_keys
     form.version.data = g.org.version

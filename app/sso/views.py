@@ -169,7 +169,11 @@ def _test(connection_id):
         )
     back = hosts.org_url(g.org, url_for(f"{_portal()}.show", connection_id=conn.id))
     ticket = _serializer().dumps({"o": str(g.org.id), "c": str(conn.id), "r": back})
-    return redirect(hosts.apex_url(url_for("sso_flow.test") + "?" + urlencode({"t": ticket})))
+    target = hosts.apex_url(url_for("sso_flow.test") + "?" + urlencode({"t": ticket}))
+    # A page that moves on by itself, not a redirect: the browser holds a
+    # form's redirects to our own hosts (CSP form-action), and the test goes
+    # on to the identity provider.
+    return render_template("auth/continue.html", target=target, host="your identity provider")
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -304,15 +308,17 @@ def revoke_link(link_id: str):
 
 
 # --------------------------------------------------------------------------- the setup-link portal
-def _setup_link_or_410():
+def _setup_link_or_410(landing: bool = False):
     """The live setup link this browser opened, with the audit actor named
-    after it; otherwise the 410 page (and nothing else is shown)."""
+    after it. Without one: the portal's landing page says the link no
+    longer works (410); its other pages do not exist (404, as for an id
+    that does not exist: nothing is told about any connection)."""
     if g.get("org") is None:
         abort(404)
     link = services.find_setup_link(session.get(SETUP_KEY))
     if not services.link_is_live(link) or link.used_at is None:
         session.pop(SETUP_KEY, None)
-        abort(_gone())
+        abort(_gone() if landing else 404)
     g.audit_actor = audit.Actor("anonymous", None, f"IT contact (setup link for {link.label})")
     g.setup_link = link
     if not services.entitlements.entitled(g.org, FEATURE):
@@ -346,7 +352,7 @@ def open_link(token: str):
 @public(outsiders_on_org_host=True)
 def index_setup():
     """The portal for the setup link's holder (no links section)."""
-    _setup_link_or_410()
+    _setup_link_or_410(landing=True)
     return _index()
 
 

@@ -119,3 +119,18 @@ def post_form(client, slug, path, data=None):
 
 
 __all__ = ["urljoin"]
+
+
+def continued(response) -> str:
+    """Where a response sends the browser: its redirect, or the page that
+    moves on by itself (``auth/continue.html``: a form's answer that leaves
+    for the identity provider)."""
+    import html
+    import re
+
+    if response.status_code in (302, 303):
+        return response.headers["Location"]
+    assert response.status_code == 200, response.status_code
+    found = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', response.get_data(as_text=True))
+    assert found, "no redirect and no continue page"
+    return html.unescape(found.group(1))

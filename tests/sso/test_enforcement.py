@@ -105,3 +105,43 @@ def test_break_glass_is_for_owners_only(app, client, sso_org, world, oidc_peer):
     make_connection(sso_org, oidc_peer)
     _enforce(sso_org, break_glass=[admin])
     assert _password_login(client, "admin@acme.test").status_code == 403
+
+
+SECURITY = {"idle_minutes": "", "absolute_hours": "", "ip_allowlist": "", "sign_in_methods": "sso"}
+
+
+def _policy(org):
+    from app.tenancy import policy
+
+    with all_organizations(reason="test"):
+        db.session.refresh(org)
+        return policy.for_org(org)
+
+
+def test_an_owner_marks_break_glass_owners_on_the_security_page(app, sso_org, world, login):
+    from tests.sso.conftest import post_form
+
+    c = login(world.users["owner"], "acme")
+    page = c.get(url("acme", "/settings/security")).get_data(as_text=True)
+    assert "Break-glass Owners" in page and "Acme Owner (owner@acme.test)" in page
+    data = {**SECURITY, "break_glass": str(world.users["owner"].id), "version": str(_org_version(sso_org))}
+    assert post_form(c, "acme", "/settings/security", data).status_code == 302
+    policy = _policy(sso_org)
+    assert policy.break_glass_user_ids == (str(world.users["owner"].id),)
+    assert policy.sign_in_methods == ("sso",)
+
+
+def test_only_owners_can_be_break_glass(app, sso_org, world, login):
+    from tests.sso.conftest import post_form
+
+    c = login(world.users["owner"], "acme")
+    data = {**SECURITY, "break_glass": str(world.users["admin"].id), "version": str(_org_version(sso_org))}
+    r = post_form(c, "acme", "/settings/security", data)
+    assert r.status_code == 422 and "Only active Owners can be break-glass" in r.get_data(as_text=True)
+    assert _policy(sso_org).break_glass_user_ids == ()
+
+
+def _org_version(org):
+    with all_organizations(reason="test"):
+        db.session.refresh(org)
+        return org.version
