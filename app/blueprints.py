@@ -15,6 +15,7 @@ from app.members.views import bp as members_bp
 from app.ops import bp as ops_bp
 from app.orgs.views import bp as orgs_bp
 from app.platform.views import bp as platform_bp
+from app.privacy.views import bp as privacy_bp
 from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
 from app.settings.views import bp as settings_bp
@@ -34,6 +35,7 @@ def register(app) -> None:
         ops_bp,
         auth_bp,
         account_bp,
+        privacy_bp,
         orgs_bp,
         projects_bp,
         settings_bp,

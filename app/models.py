@@ -1,12 +1,13 @@
 """Import every model so that the metadata (and Alembic) sees them all."""
 
 from app.api.models import ApiIdempotency, ApiKey, ApiUsageDaily  # noqa: F401
-from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal  # noqa: F401
+from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditRedaction, AuditSeal  # noqa: F401
 from app.audit.rollups import AnalyticsDaily, AnalyticsWatermark  # noqa: F401
 from app.auth.models import AuthHandoff, PasswordReset, RecoveryCode, TotpFactor, User, UserSession  # noqa: F401
 from app.concurrency import SubmitKey  # noqa: F401
 from app.domains.models import Domain  # noqa: F401
 from app.members.models import Invitation  # noqa: F401
+from app.privacy.models import AccountDeletion, PersonalExport  # noqa: F401
 from app.projects.models import Project  # noqa: F401
 from app.rbac.group_roles import GroupRoleMapping  # noqa: F401
 from app.rbac.models import Role  # noqa: F401

@@ -61,6 +61,11 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
     # Second factors (0022): enrolled, confirmed, used, removed by their owner.
     "totp_factors": {"INSERT": AllBut(), "UPDATE": ("confirmed_at", "last_used_step", "removed_at")},
     "recovery_codes": {"INSERT": AllBut(), "UPDATE": ("used_at", "revoked_at")},
+    # Personal data (0023): a person asks for an export of their data and
+    # downloads it; deletes their account. The worker (cross-organization
+    # role) builds and expires exports; the erasure runs as the owner.
+    "personal_exports": {"INSERT": AllBut(), "UPDATE": ("downloaded_at",)},
+    "account_deletions": {"INSERT": AllBut()},
     "organizations": {
         # A signed-in user creates an organization (the ORM writes every
         # nullable column, as NULL; the status is left to the server's

@@ -50,6 +50,14 @@ ACTIONS: tuple[Action, ...] = (
     _A("auth.second_factor_failed", "Accounts", "Failed second-factor check", account=True),
     _A("auth.security_mail_updated", "Accounts", "Changed which security e-mails they receive", account=True),
     _A("auth.account_deleted", "Accounts", "Deleted their account", account=True),
+    # Personal data (app.privacy): a person's export of their data, and the
+    # erasure that follows an account's deletion.
+    _A("privacy.export_requested", "Accounts", "Asked for an export of their personal data", account=True),
+    _A("privacy.export_ready", "Accounts", "Their personal data export was built and e-mailed", account=True),
+    _A("privacy.export_downloaded", "Accounts", "Downloaded their personal data export", account=True),
+    _A("privacy.export_refused", "Accounts", "A personal data export link was refused", account=True),
+    _A("privacy.export_expired", "Accounts", "A personal data export expired and was deleted", account=True),
+    _A("privacy.account_erased", "Accounts", "A deleted account's personal data was erased", account=True),
     # Organization.
     _A("org.created", "Organization", "Created the organization"),
     _A("org.settings_changed", "Organization", "Changed organization settings"),
@@ -104,6 +112,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("member.reactivated", "Members", "Reactivated a member"),
     _A("member.removed", "Members", "Removed a member"),
     _A("member.left", "Members", "Left the organization"),
+    _A("member.account_deleted", "Members", "A member deleted their account"),
     # Roles.
     _A("role.group_mapped", "Roles", "Mapped an identity-provider group to a role"),
     _A("role.group_unmapped", "Roles", "Removed an identity-provider group's role mapping"),

@@ -175,3 +175,33 @@ class AuditCheckpoint(TenantScoped, db.Model):
         CheckConstraint("kind IN ('purge', 'verify')", name="kind"),
         Index("ix_audit_checkpoints_org_kind", "organization_id", "kind", "id"),
     )
+
+
+# Only the owner connection writes redactions (an account's erasure,
+# app.auditlog.erasure); the runtime and cross-organization roles read them.
+rls.APPEND_ONLY_TABLES.add("audit_redactions")
+
+
+class AuditRedaction(TenantScoped, db.Model):
+    """A signed statement that an event's personal fields were replaced when
+    the person they name deleted their account (design: ``app.auditlog.erasure``).
+
+    ``previous_mac`` is the event's MAC before (the one its seal holds, or
+    the previous redaction's ``redacted_mac``), ``redacted_mac`` its MAC
+    after; ``fields`` names what was replaced; ``mac`` signs the statement
+    with the audit key, so nobody with database access alone can write one.
+    """
+
+    __tablename__ = "audit_redactions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    subject_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    previous_mac: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    redacted_mac: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    fields: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    key_id: Mapped[str] = mapped_column(String(16), nullable=False)
+    mac: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+    __table_args__ = (Index("ix_audit_redactions_org_event", "organization_id", "event_id", "id"),)

@@ -15,7 +15,14 @@ Kinds of break, each reported with the sequence number and event id:
 * ``truncated``  the chain stops short of the head anchored outside the database;
 * ``rewritten``  the chain reaches the anchored head with another MAC;
 * ``checkpoint`` a purge checkpoint whose signature does not verify;
-* ``unknown_key`` an event signed with a key that is not configured.
+* ``unknown_key`` an event signed with a key that is not configured;
+* ``redaction``  an event changed since it was sealed, with no valid series of
+                 signed redaction statements from its sealed MAC to its MAC now.
+
+An event whose personal fields were erased (an account's deletion,
+``app.auditlog.erasure``) verifies through its signed redaction statements:
+its seal still holds the original MAC, and the statements lead from it to
+the redacted row's MAC. Such events are counted as ``redacted``.
 
 The result of each run is stored as a signed ``verify`` checkpoint, which the
 viewer shows ("verified 5 minutes ago: OK").
@@ -30,7 +37,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from app.audit import integrity
-from app.auditlog import anchors, sealing
+from app.auditlog import anchors, erasure, sealing
 from app.auditlog.sealing import _EVENT_COLUMNS, bind
 from app.util import utcnow
 
@@ -58,6 +65,7 @@ class VerifyResult:
     start_seq: int = 1
     checked: int = 0
     pending: int = 0
+    redacted: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -72,6 +80,7 @@ class VerifyResult:
         span = f"seq {self.start_seq}..{self.head_seq}" if self.head_seq >= self.start_seq else "empty"
         if self.ok:
             extra = f", {self.pending} pending" if self.pending else ""
+            extra += f", {self.redacted} with personal data erased" if self.redacted else ""
             return f"OK      {self.slug}: {self.checked} events ({span}){extra}"
         return f"BROKEN  {self.slug}: {self.first.message} ({len(self.problems)} problem(s))"
 
@@ -139,6 +148,7 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
             )
 
     keys = list(ring.values())
+    redactions = erasure.load_redactions(conn, org_id)
     rows = conn.execute(
         text(
             "SELECT s.seq, s.event_id, s.row_mac AS seal_row_mac, s.chain_mac AS seal_chain_mac,"
@@ -196,6 +206,19 @@ def verify_org(conn, org_id, slug: str, ring: dict[str, bytes], anchor: dict | N
             )
             continue
         computed = integrity.row_mac(k, r._mapping)
+        statements = redactions.get(r.event_id)
+        if statements is not None and integrity.equal(computed, r.mac):
+            if erasure.redactions_hold(statements, seal_row_mac, r.mac, ring):
+                res.redacted += 1
+            else:
+                problem(
+                    "redaction",
+                    r.seq,
+                    r.event_id,
+                    f"seq {r.seq} (event #{r.event_id}): changed since it was sealed without a valid signed"
+                    " redaction statement",
+                )
+            continue
         if not integrity.equal(computed, r.mac):
             if integrity.equal(r.mac, seal_row_mac):
                 problem(
