@@ -478,6 +478,18 @@ ROUTES: dict[str, Route] = {
         [(PLATFORM, "auth.sessions_revoked")],
         lambda c: (c.other_session("member"), Call("/account/sessions/revoke-others", None, "member"))[1],
     ),
+    # Personal data: the export's job runs in the request's wake; the
+    # erasure job starts 10 seconds later (tests/privacy covers its events).
+    "privacy.request_export": Route(
+        [(PLATFORM, "privacy.export_requested"), (PLATFORM, "privacy.export_ready")],
+        lambda c: Call("/account/privacy/export", None, "member"),
+    ),
+    "privacy.delete": Route(
+        [(ACME, "member.account_deleted"), (PLATFORM, "auth.account_deleted")],
+        lambda c: Call(
+            "/account/privacy/delete", None, "member", {"confirm": "member@acme.test", "password": f.PASSWORD}
+        ),
+    ),
     "orgs.new": Route(
         [("new", "org.created")],
         lambda c: Call("/organizations/new", None, "outsider", {"name": "Initech", "slug": "initech"}),
