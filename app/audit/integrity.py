@@ -59,6 +59,14 @@ organization, so every writer of a busy organization would queue on one lock
    legitimate purge stays green while a deletion without a signed checkpoint
    is still reported.
 
+5. **Erasure (``app.auditlog.erasure``).** When a person deletes their
+   account, the events naming them are rewritten (labels become "Deleted
+   user", their IP and user agent go, their address is cut out of the
+   changes) and each gets a signed redaction statement leading from the MAC
+   its seal holds to its new MAC. Seals, chain and anchors stay as they
+   were; verification accepts the changed row only through valid
+   statements.
+
 Key rotation: each row stores ``key_id`` (a fingerprint of the key). Old keys
 stay verifiable when listed in ``AUDIT_PREVIOUS_KEYS``.
 """
