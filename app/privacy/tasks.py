@@ -34,7 +34,10 @@ def purge_exports(timestamp: int) -> int:
     return purge_expired_exports()
 
 
-@jobs.task("privacy.erase_account", queue_name="default", retry=jobs.Backoff(base=5, cap=300, max_attempts=50))
+# No last attempt: an erasure must finish. It waits (5 s, 10 s, ... then
+# every 5 minutes) while the sealer's horizon is held back by a long
+# transaction somewhere on the server; `jobs status` shows it waiting.
+@jobs.task("privacy.erase_account", queue_name="default", retry=jobs.Backoff(base=5, cap=300))
 def erase_account(user_id: str) -> int:
     """Erase a deleted account everywhere (see ``erase``); retried while
     events naming the person wait for the sealer. Run twice, the second run

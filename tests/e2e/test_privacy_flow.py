@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 EMAIL = "mira.member@acme.test"
 
 
-def _erase_now(live_server, owner_engine, timeout: float = 90) -> None:
+def _erase_now(live_server, owner_engine, timeout: float = 300) -> None:
     """Run the served app's jobs until the deleted account is erased (its
     job starts 10 seconds after the deletion, and waits for the sealer)."""
     deadline = time.monotonic() + timeout
@@ -37,7 +37,7 @@ def _erase_now(live_server, owner_engine, timeout: float = 90) -> None:
             if not c.execute(text("SELECT count(*) FROM account_deletions WHERE completed_at IS NULL")).scalar():
                 return
         assert time.monotonic() < deadline, "the erasure did not finish"
-        time.sleep(0.5)
+        time.sleep(2)
 
 
 def test_a_member_exports_their_data_then_deletes_their_account_and_the_log_still_verifies(

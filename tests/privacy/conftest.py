@@ -26,7 +26,7 @@ def settle_erasure(advance_jobs, owner_engine):
 
     from sqlalchemy import text
 
-    def settle(timeout: float = 90):
+    def settle(timeout: float = 300):
         deadline = time.monotonic() + timeout
         while True:
             advance_jobs()
@@ -35,6 +35,6 @@ def settle_erasure(advance_jobs, owner_engine):
             if not left:
                 return
             assert time.monotonic() < deadline, "the erasure did not finish"
-            time.sleep(0.5)
+            time.sleep(2)
 
     return settle
