@@ -1,7 +1,7 @@
 """privacy: personal data exports, account deletions, signed audit redactions
 
-Revision ID: 0025_privacy
-Revises: 0024_security_mail_reach
+Revision ID: 0026_privacy
+Revises: 0025_sso
 
 * ``personal_exports`` (global, a person's): one row per export a user asked
   for; the ZIP is kept in the row (``archive``, never on the web root) until
@@ -21,7 +21,7 @@ Existing rows: nothing is rewritten by this migration. Events recorded
 before it keep their MAC and seal; an erasure later redacts them with a
 signed statement, the same way as events recorded after it.
 
-Rollback: ``flask --app wsgi db downgrade 0024_security_mail_reach`` drops the three
+Rollback: ``flask --app wsgi db downgrade 0025_sso`` drops the three
 tables. Events already redacted then no longer verify (their statements are
 gone): downgrade only before any account was deleted.
 """
@@ -31,8 +31,8 @@ from alembic import op
 
 from app import rls
 
-revision = "0025_privacy"
-down_revision = "0024_security_mail_reach"
+revision = "0026_privacy"
+down_revision = "0025_sso"
 branch_labels = None
 depends_on = None
 
