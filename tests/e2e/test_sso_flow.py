@@ -70,6 +70,7 @@ def test_owner_sets_up_oidc_and_a_new_person_signs_in_with_the_mapped_role(
 
     page.get_by_label("Issuer URL").fill(idp.issuer)
     page.get_by_label("Client secret").fill(CLIENT_SECRET)
+    page.get_by_label("Scopes").fill("openid email profile groups")  # this provider sends groups on request
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Saved. Test the connection")).to_be_visible()
 
