@@ -85,7 +85,6 @@ ACTIONS: tuple[Action, ...] = (
     _A("sso.connection_tested", "Single sign-on", "Tested an SSO connection"),
     _A("sso.connection_enabled", "Single sign-on", "Enabled an SSO connection"),
     _A("sso.connection_disabled", "Single sign-on", "Disabled an SSO connection"),
-    _A("sso.connection_deleted", "Single sign-on", "Deleted an SSO connection"),
     _A("sso.sign_in", "Single sign-on", "Signed in through SSO"),
     _A("sso.sign_in_refused", "Single sign-on", "An SSO sign-in was refused"),
     _A("sso.user_provisioned", "Single sign-on", "A first SSO sign-in created the account or membership"),

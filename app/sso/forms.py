@@ -14,11 +14,13 @@ from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.permissions import SYSTEM_ROLES
+from app.rbac.forms import choice
 from app.sso import registry
 from app.sso.models import NAME_MAX, PROVIDERS
 from app.web.forms import CreateForm, EditForm
 
-ROLE_CHOICES = [(k, SYSTEM_ROLES[k].name) for k in ("admin", "manager", "member", "viewer")]
+ROLE_CHOICES = [choice(k, SYSTEM_ROLES[k].name) for k in ("admin", "manager", "member", "viewer")]
+PROTOCOL_CHOICES = (("oidc", "OpenID Connect"), ("saml", "SAML 2.0"))
 
 
 def _strip(value):
@@ -28,13 +30,13 @@ def _strip(value):
 class NewConnectionForm(CreateForm):
     provider = SelectField(
         "Identity provider",
-        choices=list(PROVIDERS.items()),
+        choices=[choice(k, v) for k, v in PROVIDERS.items()],
         validate_choice=False,
         validators=[DataRequired("Choose your identity provider.")],
     )
     protocol = SelectField(
         "Protocol",
-        choices=[("oidc", "OpenID Connect"), ("saml", "SAML 2.0")],
+        choices=[choice(k, v) for k, v in PROTOCOL_CHOICES],
         validate_choice=False,
         validators=[DataRequired("Choose OpenID Connect or SAML.")],
         description="Okta, Entra ID and Google Workspace offer both; OpenID Connect is the quicker to set up.",
@@ -51,7 +53,7 @@ class NewConnectionForm(CreateForm):
 
     def with_protocols(self) -> NewConnectionForm:
         """Offer only the protocols that are installed."""
-        self.protocol.choices = [(k, v) for k, v in self.protocol.choices if registry.get(k) is not None]
+        self.protocol.choices = [choice(k, v) for k, v in PROTOCOL_CHOICES if registry.get(k) is not None]
         return self
 
 
