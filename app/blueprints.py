@@ -18,6 +18,7 @@ from app.platform.views import bp as platform_bp
 from app.privacy.views import bp as privacy_bp
 from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
+from app.reports.views import bp as reports_bp
 from app.settings.views import bp as settings_bp
 from app.sso.views import bp as sso_bp
 from app.sso.views import flow_bp as sso_flow_bp
@@ -50,6 +51,7 @@ def register(app) -> None:
         sso_bp,
         sso_setup_bp,
         sso_flow_bp,
+        reports_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

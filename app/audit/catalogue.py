@@ -140,6 +140,11 @@ ACTIONS: tuple[Action, ...] = (
     _A("webhook.disabled", "API", "Disabled a webhook endpoint"),
     _A("webhook.enabled", "API", "Re-enabled a webhook endpoint"),
     _A("webhook.replay_started", "API", "Replayed failed webhook deliveries"),
+    # Access reviews.
+    _A("review.started", "Access reviews", "Started an access review"),
+    _A("review.decided", "Access reviews", "Decided on a member's access in a review"),
+    _A("review.closed", "Access reviews", "Closed an access review"),
+    _A("review.exported", "Access reviews", "Exported an access review's evidence"),
     # Data exports.
     _A("data.exported", "Data", "Exported the organization's data"),
     _A("analytics.exported", "Data", "Exported analytics data"),
@@ -163,6 +168,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("platform.superadmin_revoked", "Platform", "Revoked super-admin rights", account=True),
     # The audit log itself.
     _A("audit.exported", "Audit log", "Exported the audit log"),
+    _A("audit.report_exported", "Audit log", "Exported a compliance report"),
     _A("audit.purged", "Audit log", "Removed events past the plan's retention"),
 )
 

@@ -545,4 +545,16 @@
     var elt = e.detail && e.detail.elt;
     if (elt && elt !== doc.body) init(elt);
   });
+  /* ------------------------------------------------------------------ */
+  /* Compliance reports: the CSV buttons post the period typed in the    */
+  /* period form (their hidden copies follow it; without JavaScript they */
+  /* carry the period the page was opened with, shown in the fields).    */
+  /* ------------------------------------------------------------------ */
+  doc.addEventListener('input', function (e) {
+    var field = e.target;
+    if (!field.form || field.form.id !== 'report-period' || !field.name) return;
+    doc.querySelectorAll('[data-period-field="' + field.name + '"]').forEach(function (copy) {
+      copy.value = field.value;
+    });
+  });
 })();

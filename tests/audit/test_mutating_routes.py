@@ -689,6 +689,12 @@ ROUTES: dict[str, Route] = {
         lambda c: Call("/analytics/export", data={"chart": "projects", "format": "csv", "range": "30"}),
         refused_as="viewer",
     ),
+    # ------------------------------------------------------------------ compliance reports
+    "reports.export": Route(
+        [(ACME, "audit.report_exported")],
+        lambda c: Call("/reports/access/export", data={}),
+        refused_as="manager",
+    ),
     # ------------------------------------------------------------------ webhooks
     "webhooks.create": Route(
         [(ACME, "webhook.created")],

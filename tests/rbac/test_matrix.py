@@ -166,6 +166,7 @@ URL_ARGS = {
     "key": lambda w: "activity",  # an analytics chart
     "connection_id": _sso_connection,
     "link_id": _sso_setup_link,
+    "kind": lambda w: "access",  # a compliance report
 }
 
 

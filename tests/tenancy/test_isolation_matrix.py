@@ -70,6 +70,7 @@ NOT_ROW_IDS: dict[str, str] = {
     "msg_id": "the development outbox: files on disk, development only",
     "key": "a plan's key: plans are global reference data, edited only in the platform console (its gate: 404)",
     "protocol": "an SSO protocol's key (oidc, saml): a name in code, not a row",
+    "kind": "a compliance report's name (access, changes, security): the report reads the current organization only",
     "token": "single-use secrets (e-mail confirmation, password reset): only their hash is stored; "
     "their own tests cover forged and reused tokens; a personal data export's link is signed and bound to "
     "its owner (tests/privacy/test_export.py: another account's link is 403)",

@@ -73,6 +73,7 @@ def test_links_follow_the_declared_order_within_sections(world, login):
         "/members",
         "/roles/",
         "/audit/",
+        "/reports/",
         "/webhooks/",
         "/api-keys/",
         "/settings/",
