@@ -19,6 +19,7 @@ from app.privacy.views import bp as privacy_bp
 from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
 from app.reports.views import bp as reports_bp
+from app.reviews.views import bp as reviews_bp
 from app.settings.views import bp as settings_bp
 from app.sso.views import bp as sso_bp
 from app.sso.views import flow_bp as sso_flow_bp
@@ -52,6 +53,7 @@ def register(app) -> None:
         sso_setup_bp,
         sso_flow_bp,
         reports_bp,
+        reviews_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

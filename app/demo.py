@@ -128,6 +128,7 @@ def load_demo() -> str:
 
 # What each count is called when it is one.
 _SINGULAR = {
+    "access reviews": "access review",
     "users": "user",
     "second factors": "second factor",
     "organizations": "organization",
@@ -232,8 +233,64 @@ def _load_demo() -> dict[str, int]:
     created["SSO connections"] = _demo_sso(orgs["globex"])
     created["branded organizations"] = _demo_branding(orgs["acme"])
     created["webhook deliveries"] = _demo_deliveries(orgs["acme"])
+    created["access reviews"] = _demo_reviews(orgs["acme"], users["owner@acme.test"], users["admin@acme.test"])
     db.session.commit()
     return created
+
+
+# --------------------------------------------------------------------------- access reviews (issue 20)
+def _demo_reviews(acme, owner, admin) -> int:
+    """Two access reviews in Acme: a finished one (the holders of
+    ``members:remove``, two months ago, every member kept, closed) whose
+    evidence can be opened and exported, and an open quarterly review of
+    every member due in two weeks. Once: an organization that has any
+    review is left alone."""
+    from sqlalchemy import update
+
+    from app.reviews import services as reviews
+    from app.reviews.models import AccessReview, AccessReviewItem
+
+    with tenant_context(acme.id, owner.id):
+        if db.session.execute(select(AccessReview.id).limit(1)).first() is not None:
+            return 0
+        today = reviews.today()
+        reviewers = (owner.id, admin.id)
+        done = reviews.start_review(
+            reviews.Plan(
+                "Administrators, spring check",
+                "permissions",
+                ("members:remove",),
+                reviewers,
+                today - timedelta(days=46),
+                "none",
+            ),
+            start=today - timedelta(days=60),
+        )
+        decided_at = utcnow() - timedelta(days=50)
+        db.session.execute(
+            update(AccessReviewItem)
+            .where(AccessReviewItem.review_id == done.id)
+            .values(
+                decision="keep",
+                decided_by=owner.id,
+                decided_by_label=f"{owner.name} <{owner.email}>",
+                decided_at=decided_at,
+                note="Still administers Acme.",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(
+            update(AccessReview)
+            .where(AccessReview.id == done.id)
+            .values(status="closed", closed_at=decided_at, closed_by=owner.id)
+            .execution_options(synchronize_session=False)
+        )
+        reviews.start_review(
+            reviews.Plan("Quarterly access review", "all", (), reviewers, today + timedelta(days=14), "quarterly"),
+            start=today,
+        )
+        db.session.flush()
+    return 2
 
 
 # --------------------------------------------------------------------------- entitlements (issue 14)

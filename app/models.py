@@ -11,6 +11,7 @@ from app.privacy.models import AccountDeletion, PersonalExport  # noqa: F401
 from app.projects.models import Project  # noqa: F401
 from app.rbac.group_roles import GroupRoleMapping  # noqa: F401
 from app.rbac.models import Role  # noqa: F401
+from app.reviews.models import AccessReview, AccessReviewer, AccessReviewItem  # noqa: F401
 from app.settings.models import OrganizationLogo  # noqa: F401
 from app.sso.models import SsoConnection, SsoIdentity, SsoSetupLink  # noqa: F401
 from app.tenancy.models import Membership, Organization, Plan, RetiredSlug  # noqa: F401

@@ -29,6 +29,12 @@ from tests.conftest import csrf_token, run_due_jobs, sign_in, url
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+def _in_days(n: int) -> str:
+    from datetime import UTC, datetime
+
+    return (datetime.now(UTC).date() + timedelta(days=n)).isoformat()
+
+
 def _png() -> bytes:
     from tests.settings.images import png
 
@@ -90,6 +96,37 @@ class Ctx:
             return str(p.id)
 
         return self.in_acme(go)
+
+    def review(self, reviewers=("owner", "admin")):
+        """An open acme access review of every member (its start's event comes before the request)."""
+        from datetime import timedelta
+
+        from app.members.memberships import get_membership
+        from app.reviews import services
+
+        def go():
+            plan = services.check_plan(
+                "Mapped review",
+                "all",
+                [],
+                [str(self.user(k).id) for k in reviewers],
+                services.today() + timedelta(days=7),
+                "none",
+            )
+            return str(services.start_review(plan, get_membership(self.user("owner").id)).id)
+
+        return self.in_acme(go)
+
+    def review_item_version(self, review_id, key="member"):
+        from sqlalchemy import text as sql
+
+        with _owner().connect() as c:
+            return str(
+                c.execute(
+                    sql("SELECT version FROM access_review_items WHERE review_id = :r AND user_id = :u"),
+                    {"r": review_id, "u": self.user(key).id},
+                ).scalar()
+            )
 
     def member_id(self, key="member"):
         return str(self.user(key).id)
@@ -694,6 +731,38 @@ ROUTES: dict[str, Route] = {
         [(ACME, "audit.report_exported")],
         lambda c: Call("/reports/access/export", data={}),
         refused_as="manager",
+    ),
+    # ------------------------------------------------------------------ access reviews
+    "reviews.create": Route(
+        [(ACME, "review.started")],
+        lambda c: Call(
+            "/reviews/",
+            data={
+                "name": "Mapped",
+                "scope": "all",
+                "reviewers": [c.member_id("admin")],
+                "deadline": _in_days(7),
+                "recurrence": "none",
+            },
+        ),
+        refused_as="manager",
+    ),
+    "reviews.decide": Route(
+        # a removal through the members service: its own event, and the review's
+        [(ACME, "review.decided"), (ACME, "member.removed")],
+        lambda c: (
+            lambda rid: Call(
+                f"/reviews/{rid}/items/{c.member_id()}",
+                data={"decision": "remove", "version": c.review_item_version(rid)},
+            )
+        )(c.review()),
+        refused_as="manager",
+    ),
+    "reviews.close": Route(
+        [(ACME, "review.closed")], lambda c: Call(f"/reviews/{c.review()}/close"), refused_as="manager"
+    ),
+    "reviews.export": Route(
+        [(ACME, "review.exported")], lambda c: Call(f"/reviews/{c.review()}/evidence.csv"), refused_as="manager"
     ),
     # ------------------------------------------------------------------ webhooks
     "webhooks.create": Route(

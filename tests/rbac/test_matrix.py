@@ -149,6 +149,33 @@ def _sso_setup_link(w):
     return link.id
 
 
+def _review(w):
+    """An open acme access review whose reviewers are the Owner and the Admin (one per test)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.members.memberships import get_membership
+    from app.reviews import services
+    from app.reviews.models import AccessReview
+
+    existing = db.session.execute(select(AccessReview.id)).scalar()
+    if existing:
+        return existing
+    plan = services.check_plan(
+        "Matrix review",
+        "all",
+        [],
+        [str(w.users["owner"].id), str(w.users["admin"].id)],
+        services.today() + timedelta(days=7),
+        "none",
+    )
+    review = services.start_review(plan, get_membership(w.users["owner"].id))
+    db.session.commit()
+    return review.id
+
+
 # URL variable name → its value in the acme world (real ids of acme rows),
 # evaluated inside acme's tenant context.
 URL_ARGS = {
@@ -167,6 +194,7 @@ URL_ARGS = {
     "connection_id": _sso_connection,
     "link_id": _sso_setup_link,
     "kind": lambda w: "access",  # a compliance report
+    "review_id": _review,
 }
 
 

@@ -62,6 +62,7 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "domain_id": "SELECT id::text FROM domains WHERE organization_id = :globex",
     "connection_id": "SELECT id::text FROM sso_connections WHERE organization_id = :globex",
     "link_id": "SELECT id::text FROM sso_setup_links WHERE organization_id = :globex",
+    "review_id": "SELECT id::text FROM access_reviews WHERE organization_id = :globex",
 }
 
 # URL variables that do not name a database row, and why they are out of scope.
@@ -131,6 +132,26 @@ def seed_globex(app, world) -> None:
 
         db.session.add(SsoConnection(protocol="oidc", provider="okta", name="Globex IdP", config={}))
         db.session.add(SsoSetupLink(token_hash="2" * 64, label="Globex IT", expires_at=utcnow() + timedelta(days=1)))
+        # An access review of globex's members (its items name a globex-only member).
+        from app.reviews import services as reviews
+
+        plan = reviews.check_plan(
+            "Globex only review",
+            "all",
+            [],
+            [str(world.users["globex_owner"].id)],
+            reviews.today() + timedelta(days=7),
+            "none",
+        )
+        reviews.start_review(plan, get_membership(world.users["globex_owner"].id))
+        db.session.commit()
+    # Acme runs one too: its role names ("Admin", "Owner") and a member both
+    # organizations share are then acme's own words, not globex's secrets.
+    with tenant_context(world.acme.id, world.users["owner"].id):
+        plan = reviews.check_plan(
+            "Acme review", "all", [], [str(world.users["owner"].id)], reviews.today() + timedelta(days=7), "none"
+        )
+        reviews.start_review(plan, get_membership(world.users["owner"].id))
         db.session.commit()
     sign_in(app, world.users["globex_member"], "globex")  # a globex-only user session
 

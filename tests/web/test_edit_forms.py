@@ -79,6 +79,26 @@ class EditRoute:
                 if self.table == "domains":
                     return d.id
                 self.domain_id = d.id
+        if self.table == "access_review_items":
+            from datetime import timedelta
+
+            from app.extensions import db
+            from app.members.memberships import get_membership
+            from app.reviews import services
+
+            with tenant_context(world.acme.id):
+                plan = services.check_plan(
+                    "Edited review",
+                    "all",
+                    [],
+                    [str(world.users["owner"].id)],
+                    services.today() + timedelta(days=7),
+                    "none",
+                )
+                review = services.start_review(plan, get_membership(world.users["owner"].id))
+                db.session.commit()
+                self.domain_id = review.id
+            return world.users["member"].id
         if self.table == "roles":
             return make_role(world.acme, "Support", ["org:view"]).id
         if self.table == "projects":
@@ -182,6 +202,15 @@ ROUTES = [
         saved="portal.acme-edit.com",
         path_id="domain",
     ),
+    EditRoute(
+        "review decision",
+        "/reviews/{domain}/items/{id}",
+        "access_review_items",
+        {"decision": "keep"},
+        column="decision",
+        key="user_id",
+        path_id="review",
+    ),
     EditRoute("invitation role", "/members/invitations/{id}/role", "invitations", {"role": "viewer"}, column="role"),
     EditRoute(
         "platform plan",
@@ -279,6 +308,7 @@ def test_every_edit_form_has_a_route_in_this_test():
     import app.platform.forms
     import app.projects.forms
     import app.rbac.forms
+    import app.reviews.forms
     import app.settings.forms
     import app.webhooks.forms
     from app.web.forms import EditForm
@@ -291,6 +321,7 @@ def test_every_edit_form_has_a_route_in_this_test():
     names = {cls.__name__ for cls in subclasses(EditForm)}
     assert names == {
         "EditRoleForm",
+        "DecisionForm",
         "EditProjectForm",
         "GeneralSettingsForm",
         "EditEndpointForm",

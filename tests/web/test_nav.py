@@ -74,6 +74,7 @@ def test_links_follow_the_declared_order_within_sections(world, login):
         "/roles/",
         "/audit/",
         "/reports/",
+        "/reviews/",
         "/webhooks/",
         "/api-keys/",
         "/settings/",
