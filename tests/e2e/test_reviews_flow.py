@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import sign_in
+from tests.e2e.helpers import check_a11y, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -31,10 +31,12 @@ def test_owner_runs_an_access_review_to_completion_and_exports_its_evidence(page
     page.get_by_label("Acme Admin (Admin)").check()
     page.get_by_label("Deadline").fill((datetime.now(UTC).date() + timedelta(days=10)).isoformat())
     page.get_by_label("Repeats").select_option("quarterly")
+    check_a11y(page, "new review")
     shot(page, "new")
     page.get_by_role("button", name="Start review").click()
     expect(page.get_by_role("heading", name="Year-end access review")).to_be_visible()
     expect(page.get_by_test_id("pending")).to_have_text("6")
+    check_a11y(page, "review page")
     shot(page, "started")
 
     # Keyboard: focus the viewer's Keep button and press Enter (the row swaps in place).
@@ -75,6 +77,7 @@ def test_owner_runs_an_access_review_to_completion_and_exports_its_evidence(page
     page.get_by_role("button", name="Close review").click()
     expect(page.get_by_role("heading", name="Access review evidence: Year-end access review")).to_be_visible()
     expect(page.get_by_test_id("not-reviewed")).to_have_text("0")
+    check_a11y(page, "evidence")
     shot(page, "evidence")
     page.emulate_media(media="print")
     expect(page.locator(".sidenav")).to_be_hidden()
@@ -99,10 +102,12 @@ def test_owner_runs_an_access_review_to_completion_and_exports_its_evidence(page
 def test_compliance_reports_open_as_printable_pages_and_download_as_csv(page, live_server, world, shot):
     sign_in(page, live_server, "owner@acme.test")
     page.goto(live_server.org_url("acme", "/reports/"))
+    check_a11y(page, "reports chooser")
     shot(page, "chooser")
     page.get_by_role("button", name="Open printable page").first.click()
     expect(page.get_by_role("heading", name="Acme Corporation: Access")).to_be_visible()
     expect(page.locator(".report-table")).to_contain_text("Acme Viewer")
+    check_a11y(page, "access report")
     page.emulate_media(media="print")
     expect(page.locator(".sidenav")).to_be_hidden()
     shot(page, "access-print")
