@@ -34,7 +34,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, exists, literal, or_, select
+from sqlalchemy import and_, exists, or_, select
 
 from app.audit import catalogue
 from app.audit.models import AuditEvent
@@ -72,6 +72,8 @@ CHANGE_ACTIONS: tuple[str, ...] = (
     "role.updated",
     "role.deleted",
     "member.role_changed",
+    "role.group_mapped",
+    "role.group_unmapped",
     "org.ownership_transferred",
     # members
     "member.invited",
@@ -203,11 +205,10 @@ class Period:
 
 # --------------------------------------------------------------------------- access
 def role_source_column():
-    """Where a membership's role comes from (``manual``, ``sso``, ``scim``), as
-    a SQL expression: the one place that knows. Until memberships record it,
-    every role was given by hand."""
-    source = getattr(Membership, "role_source", None)
-    return source if source is not None else literal("manual")
+    """Where a membership's role comes from (``manual``, ``sso``, ``scim``:
+    ``memberships.role_source``), as a SQL expression: the one place the
+    reports read it."""
+    return Membership.role_source
 
 
 def second_factor_kinds() -> list[tuple[str, object]]:

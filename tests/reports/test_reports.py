@@ -53,6 +53,10 @@ def test_access_report_lists_every_member_with_effective_permissions_and_second_
     with tenant_context(world.acme.id):
         m = db.session.execute(select(Membership).where(Membership.user_id == world.users["viewer"].id)).scalar_one()
         m.status = "deactivated"
+        manager = db.session.execute(
+            select(Membership).where(Membership.user_id == world.users["manager"].id)
+        ).scalar_one()
+        manager.role_source = "scim"  # as directory sync leaves it
         db.session.commit()
     c = login(world.users["owner"], "acme")
     r = _post(c, "/reports/access/export", {})
@@ -75,6 +79,7 @@ def test_access_report_lists_every_member_with_effective_permissions_and_second_
     assert rows["viewer@acme.test"]["permissions"] == ""  # deactivated: holds nothing
     assert rows["viewer@acme.test"]["status"] == "deactivated"
     assert rows["owner@acme.test"]["role_source"] == "manual"
+    assert rows["manager@acme.test"]["role_source"] == "scim"
     # Globex's members never appear in acme's report.
     assert "owner@globex.test" not in rows
 
