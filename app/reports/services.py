@@ -100,6 +100,13 @@ CHANGE_ACTIONS: tuple[str, ...] = (
     "org.plan_changed",
     "org.entitlement_overridden",
     "org.entitlement_override_removed",
+    # single sign-on connections (the sign-in policy)
+    "sso.connection_created",
+    "sso.connection_changed",
+    "sso.connection_enabled",
+    "sso.connection_disabled",
+    "sso.connection_deleted",
+    "sso.user_provisioned",
     # access reviews (their decisions change roles through the events above)
     "review.started",
     "review.closed",
@@ -122,6 +129,10 @@ SECURITY_ACTIONS: tuple[str, ...] = (
     "api_key.rotated",
     "platform.impersonation_started",
     "platform.impersonation_ended",
+    "sso.sign_in_refused",
+    "sso.break_glass_sign_in",
+    "sso.setup_link_issued",
+    "sso.setup_link_used",
     "org.security_changed",
 )
 # Every event by these actors is a security event too: an API key's use (each

@@ -123,15 +123,17 @@ def test_changes_report_shows_role_changes_with_before_and_after(app, world, log
     assert not [row for row in rows if row["action"] == "project.created"]
 
 
-def test_security_report_lists_failed_sign_ins_impersonation_and_api_key_use(app, world, login):
+def test_security_report_lists_failed_sign_ins_impersonation_and_break_glass(app, world, login):
     _record(world, "auth.login_failed", metadata={"email_domain": "acme.test"})
     _record(world, "platform.impersonation_started", target=world.users["member"])
+    _record(world, "sso.break_glass_sign_in", target=world.users["owner"])
     _record(world, "project.updated", target=("project", "p", "Changed by hand"))
     c = login(world.users["owner"], "acme")
     rows = _rows(_post(c, "/reports/security/export", {}))
     actions = [row["action"] for row in rows]
     assert "auth.login_failed" in actions
     assert "platform.impersonation_started" in actions
+    assert "sso.break_glass_sign_in" in actions
     assert "project.updated" not in actions  # a member's own change is not a security event
 
 
