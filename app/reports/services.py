@@ -105,7 +105,6 @@ CHANGE_ACTIONS: tuple[str, ...] = (
     "sso.connection_changed",
     "sso.connection_enabled",
     "sso.connection_disabled",
-    "sso.connection_deleted",
     "sso.user_provisioned",
     # access reviews (their decisions change roles through the events above)
     "review.started",

@@ -1,7 +1,7 @@
 """access reviews: campaigns, reviewers and reviewed members (tenant tables, RLS)
 
-Revision ID: 0026_access_reviews
-Revises: 0025_sso
+Revision ID: 0027_access_reviews
+Revises: 0026_privacy
 
 * ``access_reviews``: a review campaign (who is reviewed: everyone or the
   holders of chosen permissions; deadline; recurrence; open or closed; the
@@ -12,7 +12,7 @@ Revises: 0025_sso
   decision (keep, change role, remove), with an edit version.
 
 Every table leads with ``organization_id`` and is under row-level security.
-Rollback: ``flask --app wsgi db downgrade 0025_sso`` drops the three
+Rollback: ``flask --app wsgi db downgrade 0026_privacy`` drops the three
 tables (campaigns and their evidence are lost; the audit log keeps every
 decision's event).
 """
@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql
 
 from app import rls
 
-revision = "0026_access_reviews"
-down_revision = "0025_sso"
+revision = "0027_access_reviews"
+down_revision = "0026_privacy"
 branch_labels = None
 depends_on = None
 
