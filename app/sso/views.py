@@ -104,6 +104,13 @@ def _show(conn, form=None, status: int = 200, toggle=None):
         toggle=toggle or VersionForm(formdata=None, version=conn.version),
         test_form=ActionForm(formdata=None),
         providers=PROVIDERS,
+        # Group → role mappings are edited where SCIM provisioning lives (one
+        # list for both directories), once that area is registered.
+        mappings_url=(
+            url_for("scim_settings.index")
+            if _portal() == "sso" and "scim_settings.index" in current_app.view_functions
+            else None
+        ),
         status=status,
     )
 
