@@ -10,7 +10,7 @@ export PORT
 TENANTRY_ENV ?= development
 export TENANTRY_ENV
 
-.PHONY: install run test test-fast e2e check lint format demo migrate bench clean help
+.PHONY: install peers run test test-fast e2e check lint format demo migrate bench clean help
 
 help:
 	@echo "make run    - set up and serve the app with demo data on http://localhost:$(PORT)"
@@ -50,18 +50,28 @@ run: migrate instance/.demo-loaded
 	trap stop EXIT INT TERM HUP; \
 	$(BIN)/flask --app wsgi run --port $(PORT) --with-threads
 
+# The OpenID Connect provider the SSO tests sign in against (Node's
+# oidc-provider), installed from its lock file; without npm those tests skip,
+# saying why.
+PEER_OIDC := tests/peers/oidc/node_modules/.package-lock.json
+$(PEER_OIDC): tests/peers/oidc/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/peers/oidc && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the single sign-on tests against a real provider will be skipped"; fi
+
+peers: $(PEER_OIDC)
+
 # The suite runs on one pytest-xdist worker per core; each worker has its own
 # database (tests/db.py), SMTP server, live server and browser.
 # PYTEST_WORKERS=0 runs it in this one process.
 PYTEST_WORKERS ?= auto
 
-test: install
+test: install peers
 	TENANTRY_ENV=test $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install peers
 	TENANTRY_ENV=test $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not e2e" $(PYTEST_ARGS)
 
-e2e: install
+e2e: install peers
 	TENANTRY_ENV=test $(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/e2e $(PYTEST_ARGS)
 
 # ruff: lint and formatting; lint-imports: the layers contract in
