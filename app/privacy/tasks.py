@@ -111,6 +111,7 @@ def _scrub(conn, user_id, email: str, name: str, keys: list) -> dict[str, int]:
     """Every row outside the audit log that holds the person, on the owner connection."""
     from sqlalchemy import text
 
+    from app.auditlog.erasure import DELETED_LABEL as DELETED
     from app.auditlog.erasure import _needles, _replace_in
 
     def run(sql, **params) -> int:
@@ -123,6 +124,15 @@ def _scrub(conn, user_id, email: str, name: str, keys: list) -> dict[str, int]:
         ),
         "support_sessions": run("UPDATE user_sessions SET impersonator_id = NULL WHERE impersonator_id = :u"),
         "projects_unowned": run("UPDATE projects SET owner_id = NULL WHERE owner_id = :u"),
+        # Access reviews keep their evidence (who was reviewed, what was
+        # decided), under the pseudonym the audit log uses.
+        "access_review_items": run(
+            "UPDATE access_review_items SET name = :deleted, email = '' WHERE user_id = :u", deleted=DELETED
+        ),
+        "access_review_decisions": run(
+            "UPDATE access_review_items SET decided_by_label = :deleted WHERE decided_by = :u", deleted=DELETED
+        ),
+        "access_review_reviewers": run("DELETE FROM access_review_reviewers WHERE user_id = :u"),
         "invitations": run("DELETE FROM invitations WHERE lower(email) = :email"),
         "cached_api_answers": run("DELETE FROM api_idempotency WHERE strpos(lower(body), :email) > 0") if email else 0,
         "finished_jobs": run(

@@ -54,6 +54,26 @@ def _events_as(app, user, org, project, n: int) -> None:
         db.session.commit()
 
 
+def _access_review_of(world) -> None:
+    """An access review of every acme member (started by the Owner)."""
+    from datetime import timedelta
+
+    from app.members.memberships import get_membership
+    from app.reviews import services as reviews
+
+    with tenant_context(world.acme.id, world.users["owner"].id):
+        plan = reviews.check_plan(
+            "Before the deletion",
+            "all",
+            [],
+            [str(world.users["owner"].id)],
+            reviews.today() + timedelta(days=7),
+            "none",
+        )
+        reviews.start_review(plan, get_membership(world.users["owner"].id))
+        db.session.commit()
+
+
 def _every_text_column(owner_engine) -> list[tuple[str, str]]:
     with owner_engine.connect() as c:
         return [
@@ -142,6 +162,7 @@ def test_a_database_dump_after_the_erasure_holds_no_trace_of_the_address(app, wo
     zelda = f.make_user(EMAIL, NAME)
     f.add_member(world.acme, zelda, "member")
     _events_as(app, zelda, world.acme, world.projects["acme"][0], 30)
+    _access_review_of(world)  # its evidence holds her name and address
     assert post(login(zelda), "/account/privacy/delete", {"confirm": EMAIL, "password": f.PASSWORD}).status_code == 302
     settle_erasure()
     dump = subprocess.run(
