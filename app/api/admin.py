@@ -3,8 +3,9 @@
 ``apikeys:view`` sees every key (never a secret), ``apikeys:manage``
 creates, revokes and rotates any. Other members may create keys (with
 permissions they hold) while the organization's security policy allows it
-(``members_may_create_api_keys``, ``app.tenancy.policy``), and then see
-their own keys; revoking and rotating stay with ``apikeys:manage``. A
+(``members_may_create_api_keys``, ``app.tenancy.policy``), and then see,
+revoke and rotate their own keys. A key without an expiry is offered only
+while the policy allows it (``api_keys_may_never_expire``). A
 support session (a super-admin acting as the person) never creates or
 rotates a key. A key id that is malformed or another organization's is 404
 either way.
@@ -21,7 +22,7 @@ from app.api.forms import ConfirmForm, NewKeyForm, RotateForm
 from app.errors import UserError
 from app.extensions import db
 from app.permissions import groups
-from app.rbac.decorators import require, require_any
+from app.rbac.decorators import require_any
 from app.tenancy import policy
 from app.tenancy.entitlements import entitled
 from app.util import utcnow
@@ -48,6 +49,27 @@ def _impersonated() -> bool:
 
 def _members_may_create() -> bool:
     return policy.for_org(g.org).members_may_create_api_keys
+
+
+def _never_allowed() -> bool:
+    return policy.for_org(g.org).api_keys_may_never_expire
+
+
+def _key_form(formdata=...) -> NewKeyForm:
+    """The new-key form, offering "never" while the policy allows keys without an expiry."""
+    form = NewKeyForm() if formdata is ... else NewKeyForm(formdata=formdata)
+    if _never_allowed():
+        form.expires_in_days.choices = [*form.expires_in_days.choices, (keys.NEVER, "Never")]
+    return form
+
+
+def _may_act_on(key) -> bool:
+    """``apikeys:manage`` acts on every key; the member who made a key may
+    revoke and rotate it while the policy lets members create keys (their
+    own keys are on their list; another's key is 403)."""
+    if "apikeys:manage" in g.permissions:
+        return True
+    return key.created_by == g.membership.user_id and _members_may_create()
 
 
 def _refusal() -> str | None:
@@ -84,6 +106,10 @@ def index():
         may_create=_refusal() is None,
         keys=listed,
         revoke_form=ConfirmForm(),
+        # Who acts on which key (``_may_act_on``): every key, or one's own.
+        manage="apikeys:manage" in g.permissions,
+        own_keys=_members_may_create(),
+        me=g.membership.user_id,
         now=utcnow(),
         week=usage.requests_since(7),
     )
@@ -96,8 +122,8 @@ def new():
     """The new-key form: a name, permissions among the creator's own, an
     expiry. 403 with the reason for a member the policy does not let create keys."""
     if _refusal() is not None:
-        return _new_page(NewKeyForm(formdata=None), 403)
-    return _new_page(NewKeyForm(formdata=None))
+        return _new_page(_key_form(formdata=None), 403)
+    return _new_page(_key_form(formdata=None))
 
 
 @bp.post("/")
@@ -107,7 +133,7 @@ def create():
     """Create a key and show it once (201). Bad input: 422 beside the field,
     nothing saved. A second submit of the same form shows the list, not a
     second key."""
-    form = NewKeyForm()
+    form = _key_form()
     if not form.validate():
         return _new_page(form, 422)
     first = concurrency.claim_submit_key(form.submit_key.data)
@@ -122,6 +148,7 @@ def create():
             g.membership,
             impersonated=_impersonated(),
             members_may_create=_members_may_create(),
+            never_allowed=_never_allowed(),
         )
     except UserError as e:
         db.session.rollback()
@@ -134,10 +161,13 @@ def create():
 
 @bp.post("/<key_id>/revoke")
 @login_required
-@require("apikeys:manage")
+@require_any("apikeys:manage", "org:view")
 def revoke(key_id: str):
-    """Revoke a key: its next request is 401."""
+    """Revoke a key: its next request is 401. Any key with
+    ``apikeys:manage``; else only one's own (``_may_act_on``), 403 otherwise."""
     key = _key_or_404(key_id)
+    if not _may_act_on(key):
+        abort(403)
     if keys.revoke_key(key):
         db.session.commit()
         flash(f"Key “{key.name}” ({key.prefix}) revoked.", "success")
@@ -146,16 +176,26 @@ def revoke(key_id: str):
 
 @bp.route("/<key_id>/rotate", methods=["GET", "POST"])
 @login_required
-@require("apikeys:manage")
+@require_any("apikeys:manage", "org:view")
 def rotate(key_id: str):
     """GET: choose how long the old key keeps working. POST: a successor
-    with the same name and scopes, shown once."""
+    with the same name and scopes, shown once. Any key with
+    ``apikeys:manage``; else only one's own (``_may_act_on``), 403 otherwise."""
     key = _key_or_404(key_id)
+    if not _may_act_on(key):
+        abort(403)
     form = RotateForm() if request.method == "POST" else RotateForm(formdata=None)
     if request.method == "GET" or not form.validate():
         return render_template("api/rotate.html", key=key, form=form), (200 if request.method == "GET" else 422)
     try:
-        new_key, full = keys.rotate_key(key, form.overlap_hours.data, g.membership, impersonated=_impersonated())
+        new_key, full = keys.rotate_key(
+            key,
+            form.overlap_hours.data,
+            g.membership,
+            impersonated=_impersonated(),
+            members_may_create=_members_may_create(),
+            never_allowed=_never_allowed(),
+        )
     except UserError as e:
         db.session.rollback()
         key = _key_or_404(key_id)

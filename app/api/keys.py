@@ -50,8 +50,10 @@ _B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 SECRET_LEN = 32
 CRC_LEN = 6
 KEY_RE = re.compile(rf"^tnt_([0-9a-f]{{16}})_([0-9A-Za-z]{{{SECRET_LEN}}})([0-9A-Za-z]{{{CRC_LEN}}})$")
-# Expiry choices offered when a key is made (days).
+# Expiry choices offered when a key is made (days); NEVER (no expiry) only
+# while the organization's policy allows it (``api_keys_may_never_expire``).
 EXPIRY_DAYS = (30, 90, 365)
+NEVER = "never"
 # How long a rotated key keeps working beside its successor (hours).
 ROTATION_OVERLAPS = (0, 1, 24, 24 * 7)
 
@@ -197,24 +199,21 @@ def create_key(
     *,
     impersonated: bool = False,
     members_may_create: bool = False,
+    never_allowed: bool = False,
 ) -> tuple[ApiKey, str]:
     """A new key of the current organization and its full text (shown once).
 
-    Raises ``UserError`` (nothing written) for a bad name, no scopes, a scope
-    the creator does not hold, an expiry not offered, or a creator who may
-    not create keys.
+    ``expires_in_days``: one of ``EXPIRY_DAYS``, or ``NEVER`` when
+    ``never_allowed`` (the organization's policy). Raises ``UserError``
+    (nothing written) for a bad name, no scopes, a scope the creator does not
+    hold, an expiry not offered, or a creator who may not create keys.
     """
     refusal = may_create(actor, impersonated, members_may_create)
     if refusal:
         raise UserError(refusal, status=403)
     name = _clean_name(name)
     scope_list = _clean_scopes(scopes, actor)
-    try:
-        days = int(expires_in_days)
-    except (TypeError, ValueError):
-        days = None
-    if days not in EXPIRY_DAYS:
-        raise UserError(f"Choose an expiry of {', '.join(str(d) for d in EXPIRY_DAYS)} days.", "expires_in_days")
+    days = _expiry_days(expires_in_days, never_allowed)
     key_id, full = new_key()
     key = ApiKey(
         key_id=key_id,
@@ -222,7 +221,7 @@ def create_key(
         name=name,
         scopes=scope_list,
         created_by=actor.user_id,
-        expires_at=utcnow() + timedelta(days=days),
+        expires_at=None if days is None else utcnow() + timedelta(days=days),
     )
     db.session.add(key)
     db.session.flush()
@@ -232,6 +231,23 @@ def create_key(
         after={"name": name, "scopes": scope_list, "expires_at": key.expires_at, "key_prefix": key.prefix},
     )
     return key, full
+
+
+def _expiry_days(value, never_allowed: bool) -> int | None:
+    """Days until a new key expires (``None``: never), or ``UserError``."""
+    if value == NEVER:
+        if never_allowed:
+            return None
+        raise UserError(
+            "This organization's security policy requires keys to expire: choose 30, 90 or 365 days.", "expires_in_days"
+        )
+    try:
+        days = int(value)
+    except (TypeError, ValueError):
+        days = None
+    if days not in EXPIRY_DAYS:
+        raise UserError(f"Choose an expiry of {', '.join(str(d) for d in EXPIRY_DAYS)} days.", "expires_in_days")
+    return days
 
 
 def list_keys(created_by=None) -> list[ApiKey]:
@@ -261,9 +277,19 @@ def revoke_key(key: ApiKey) -> bool:
     return True
 
 
-def rotate_key(key: ApiKey, overlap_hours, actor: Membership, *, impersonated: bool = False) -> tuple[ApiKey, str]:
+def rotate_key(
+    key: ApiKey,
+    overlap_hours,
+    actor: Membership,
+    *,
+    impersonated: bool = False,
+    members_may_create: bool = False,
+    never_allowed: bool = False,
+) -> tuple[ApiKey, str]:
     """A successor with the same name and scopes (those the actor holds) and a
-    fresh expiry; ``key`` keeps working for ``overlap_hours`` more (0: it stops now)."""
+    fresh expiry of the same length (a key without one gets none while the
+    policy still allows it, else the longest offered); ``key`` keeps working
+    for ``overlap_hours`` more (0: it stops now)."""
     try:
         hours = int(overlap_hours)
     except (TypeError, ValueError):
@@ -272,9 +298,20 @@ def rotate_key(key: ApiKey, overlap_hours, actor: Membership, *, impersonated: b
         raise UserError("Choose how long the old key keeps working.", "overlap_hours")
     if key.revoked_at is not None:
         raise UserError("A revoked key cannot be rotated.")
-    remaining = (key.expires_at - key.created_at).days if key.expires_at else EXPIRY_DAYS[-1]
-    days = min((d for d in EXPIRY_DAYS if d >= remaining), default=EXPIRY_DAYS[-1])
-    new, full = create_key(key.name, key.scopes, days, actor, impersonated=impersonated)
+    if key.expires_at is None and never_allowed:
+        days = NEVER
+    else:
+        remaining = (key.expires_at - key.created_at).days if key.expires_at else EXPIRY_DAYS[-1]
+        days = min((d for d in EXPIRY_DAYS if d >= remaining), default=EXPIRY_DAYS[-1])
+    new, full = create_key(
+        key.name,
+        key.scopes,
+        days,
+        actor,
+        impersonated=impersonated,
+        members_may_create=members_may_create,
+        never_allowed=never_allowed,
+    )
     end = utcnow() + timedelta(hours=hours)
     key.expires_at = min(end, key.expires_at) if key.expires_at else end
     key.rotated_to = new.id

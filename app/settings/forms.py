@@ -49,6 +49,7 @@ class SecurityForm(EditForm):
     break_glass = MultiCheckboxField("Break-glass Owners", choices=[])
     require_2fa = BooleanField("Require two-factor authentication")
     members_may_create_api_keys = BooleanField("Members may create API keys")
+    api_keys_may_never_expire = BooleanField("Keys may be created without an expiry")
 
 
 class NotificationsForm(EditForm):

@@ -363,6 +363,7 @@ def update_security(
     require_2fa: bool,
     members_may_create_api_keys: bool,
     admin_address: str | None,
+    api_keys_may_never_expire: bool = False,
     confirm_lockout: bool = False,
     version=None,
     break_glass_user_ids: list[str] | None = None,
@@ -402,6 +403,7 @@ def update_security(
         sign_in_methods=tuple(methods),
         require_2fa=bool(require_2fa),
         members_may_create_api_keys=bool(members_may_create_api_keys),
+        api_keys_may_never_expire=bool(api_keys_may_never_expire),
     ).as_dict()
     if allowlist and not confirm_lockout:
         probe = security_policy.from_settings({"security": new})

@@ -362,6 +362,7 @@ def _security_page(form=None, status=200, lockout=False):
         form.break_glass.data = list(policy.break_glass_user_ids)
         form.require_2fa.data = policy.require_2fa
         form.members_may_create_api_keys.data = policy.members_may_create_api_keys
+        form.api_keys_may_never_expire.data = policy.api_keys_may_never_expire
         form.version.data = g.org.version
     cfg = current_app.config
     return render_template(
@@ -407,6 +408,7 @@ def update_security():
             break_glass_user_ids=form.break_glass.data or [],
             require_2fa=form.require_2fa.data,
             members_may_create_api_keys=form.members_may_create_api_keys.data,
+            api_keys_may_never_expire=form.api_keys_may_never_expire.data,
             admin_address=request.remote_addr,
             confirm_lockout=form.confirm_lockout.data,
             version=form.version.data,
@@ -437,6 +439,7 @@ def _current_security_form():
     form.break_glass.data = list(policy.break_glass_user_ids)
     form.require_2fa.data = policy.require_2fa
     form.members_may_create_api_keys.data = policy.members_may_create_api_keys
+    form.api_keys_may_never_expire.data = policy.api_keys_may_never_expire
     form.version.data = g.org.version
     return form
 

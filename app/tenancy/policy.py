@@ -14,10 +14,12 @@ pages write it through ``app.settings.services``.
   Enforced only while the plan includes ``ip_allowlist``.
 * ``sign_in_methods`` and ``require_2fa``: stored here; the authentication
   and SSO areas enforce them.
-* ``members_may_create_api_keys``: the API area enforces it.
 * ``break_glass_user_ids``: Owners who keep password sign-in (with their
   second factor) while ``sign_in_methods`` allows SSO only; each such
   sign-in is audited and mailed to the other Owners (``app.sso``).
+* ``members_may_create_api_keys``, ``api_keys_may_never_expire``: the API
+  area enforces them (a key without an expiry is offered only while the
+  latter is on; turning it off later leaves existing keys as they are).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class SecurityPolicy:
     require_2fa: bool = False
     members_may_create_api_keys: bool = True
     break_glass_user_ids: tuple[str, ...] = ()
+    api_keys_may_never_expire: bool = False
     _networks: tuple = field(default=(), compare=False, repr=False)
 
     def as_dict(self) -> dict:
@@ -109,6 +112,7 @@ def from_settings(settings: dict | None) -> SecurityPolicy:
         require_2fa=bool(raw.get("require_2fa", False)),
         members_may_create_api_keys=bool(raw.get("members_may_create_api_keys", True)),
         break_glass_user_ids=tuple(str(u) for u in raw.get("break_glass_user_ids") or () if isinstance(u, str)),
+        api_keys_may_never_expire=bool(raw.get("api_keys_may_never_expire", False)),
         _networks=tuple(networks),
     )
 

@@ -39,9 +39,9 @@ def test_bad_input_is_422_beside_the_field_and_saves_nothing(world, login):
         assert db.session.execute(select(ApiKey)).first() is None
 
 
-def test_members_create_keys_of_their_own_while_the_policy_allows(world, login, api):
+def test_members_create_and_revoke_keys_of_their_own_while_the_policy_allows(world, login, api):
     """By default (policy on) a Member creates a key within their own
-    permissions, sees only their own keys, and cannot revoke."""
+    permissions, sees only their own keys, and may revoke them, never another's."""
     admin = login(world.users["admin"], "acme")
     _create(admin, {"name": "Admin's", "scopes": ["members:view"], "expires_in_days": "30"})
     member = login(world.users["member"], "acme")
@@ -54,9 +54,66 @@ def test_members_create_keys_of_their_own_while_the_policy_allows(world, login, 
     r = _create(member, {"name": "Too much", "scopes": ["members:remove"], "expires_in_days": "30"})
     assert r.status_code == 422 and "members:remove" in r.get_data(as_text=True)
     with tenant_context(world.acme.id):
-        kid = db.session.execute(select(ApiKey.id).where(ApiKey.name == "Mine")).scalar_one()
-    r = member.post(url("acme", f"/api-keys/{kid}/revoke"), data={"csrf_token": csrf_token(member, "acme")})
-    assert r.status_code == 403
+        ids = dict(db.session.execute(select(ApiKey.name, ApiKey.id)).all())
+    token, theirs = csrf_token(member, "acme"), ids["Admin's"]
+    assert member.post(url("acme", f"/api-keys/{theirs}/revoke"), data={"csrf_token": token}).status_code == 403
+    assert member.get(url("acme", f"/api-keys/{theirs}/rotate")).status_code == 403
+    r = member.post(url("acme", f"/api-keys/{ids['Mine']}/revoke"), data={"csrf_token": token})
+    assert r.status_code == 302
+    assert api.get("acme", "/projects", full).status_code == 401
+    with tenant_context(world.acme.id):
+        revoked = dict(db.session.execute(select(ApiKey.name, ApiKey.revoked_at)).all())
+    assert revoked["Mine"] is not None and revoked["Admin's"] is None
+
+
+def _set_policy(owner_engine, **fields):
+    import json
+
+    with owner_engine.begin() as c:
+        c.exec_driver_sql(
+            "UPDATE organizations SET settings = jsonb_set(settings, '{security}', %s::jsonb) WHERE slug = 'acme'",
+            (json.dumps(fields),),
+        )
+
+
+def test_keys_never_expire_only_while_the_policy_allows(world, login, api, owner_engine):
+    admin = login(world.users["admin"], "acme")
+    form = admin.get(url("acme", "/api-keys/new")).get_data(as_text=True)
+    assert 'value="never"' not in form
+    r = _create(admin, {"name": "Forever", "scopes": ["members:view"], "expires_in_days": "never"})
+    assert r.status_code == 422 and "requires keys to expire" in r.get_data(as_text=True)
+    with tenant_context(world.acme.id):
+        assert db.session.execute(select(ApiKey)).first() is None
+
+    _set_policy(owner_engine, api_keys_may_never_expire=True)
+    form = admin.get(url("acme", "/api-keys/new")).get_data(as_text=True)
+    assert 'value="never"' in form
+    r = _create(admin, {"name": "Forever", "scopes": ["members:view"], "expires_in_days": "never"})
+    assert r.status_code == 201
+    full = re.search(r'value="(tnt_[^"]+)"', r.get_data(as_text=True)).group(1)
+    assert api.get("acme", "/members", full).status_code == 200
+    with tenant_context(world.acme.id):
+        key = db.session.execute(select(ApiKey)).scalar_one()
+        assert key.expires_at is None
+    assert "Never" in admin.get(url("acme", "/api-keys/")).get_data(as_text=True)
+
+    # Rotated while allowed: the successor has no expiry either; once the
+    # policy says no, a rotation gets the longest expiry offered.
+    token = csrf_token(admin, "acme")
+    r = admin.post(url("acme", f"/api-keys/{key.id}/rotate"), data={"csrf_token": token, "overlap_hours": "0"})
+    assert r.status_code == 201
+    _set_policy(owner_engine, api_keys_may_never_expire=False)
+    with tenant_context(world.acme.id):
+        successor = db.session.execute(
+            select(ApiKey).where(ApiKey.revoked_at.is_(None), ApiKey.rotated_to.is_(None))
+        ).scalar_one()
+        assert successor.expires_at is None
+    r = admin.post(url("acme", f"/api-keys/{successor.id}/rotate"), data={"csrf_token": token, "overlap_hours": "0"})
+    assert r.status_code == 201
+    with tenant_context(world.acme.id):
+        third = db.session.execute(select(ApiKey).where(ApiKey.rotated_to.is_(None))).scalars().all()
+        third = [k for k in third if k.id not in (key.id, successor.id)]
+        assert len(third) == 1 and third[0].expires_at is not None
 
 
 def test_members_cannot_create_keys_when_the_policy_says_no(world, login, owner_engine):

@@ -3,6 +3,8 @@ changed), saves good input, and the organization's pages follow."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import text
 
@@ -394,3 +396,19 @@ def test_the_usage_hook_answers_named_limits_only(world):
         answers = hooks.usage_of.send(org)
     names = set().union(*(set(a or {}) for a in answers))
     assert names and names <= set(entitlements.limit_names())
+
+
+def test_keys_without_expiry_are_a_policy_switch_saved_and_audited(world, login, owner_engine):
+    c = login(world.users["admin"], "acme")
+    v = _org_row(owner_engine).version
+    data = {**SECURITY, "members_may_create_api_keys": "y", "api_keys_may_never_expire": "y", "version": str(v)}
+    assert _post(c, "/settings/security", data).status_code == 302
+    assert _org_row(owner_engine).settings["security"]["api_keys_may_never_expire"] is True
+    page = c.get(url("acme", "/settings/security")).get_data(as_text=True)
+    box = re.search(r'<input[^>]*name="api_keys_may_never_expire"[^>]*>', page).group(0)
+    assert "checked" in box
+    with owner_engine.connect() as conn:
+        changes = conn.exec_driver_sql(
+            "SELECT changes::text FROM audit_events WHERE action = 'org.security_changed' ORDER BY id DESC LIMIT 1"
+        ).scalar_one()
+    assert "api_keys_may_never_expire" in changes
