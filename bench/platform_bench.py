@@ -129,7 +129,9 @@ def main() -> None:
     app = migrated_app(url, APEX)
     load(app.config["DATABASE_URL"], args.orgs, args.users)
 
-    from app.auth import sessions
+    import pyotp
+
+    from app.auth import factors, sessions
     from app.auth.models import User, UserSession
     from app.extensions import db
     from app.platform import organizations as orgs
@@ -167,6 +169,9 @@ def main() -> None:
             ).scalar()
         # The user was written on the cross-organization connection: commit it
         # before the runtime connection's session row points at it.
+        db.session.commit()
+        # /platform lets in only a super-admin with a second factor.
+        factors.enrol_fixed_secret(sup, pyotp.random_base32())
         db.session.commit()
         rec = UserSession(user_id=sup.id, ip="127.0.0.1", user_agent="bench")
         db.session.add(rec)
