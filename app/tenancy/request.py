@@ -58,9 +58,10 @@ def resolve() -> object | None:
     org = _load_organization_and_session(match) if match.kind == "org" else None
     if match.kind == "org":
         if org is None and match.slug and request.method in ("GET", "HEAD"):
-            # An address its organization gave up less than 30 days ago:
-            # one more statement, on this (otherwise 404) path only.
-            moved = retired_slug_target(match.slug)
+            # An address its organization gave up less than 30 days ago,
+            # for its members: one more statement, on this (otherwise 404)
+            # path only.
+            moved = retired_slug_target(match.slug, current_user.id if current_user.is_authenticated else None)
             if moved is not None:
                 return redirect(hosts.org_url(moved, request.full_path.rstrip("?")), 301)
         if org is None:
@@ -78,6 +79,12 @@ def resolve() -> object | None:
             if request.endpoint is None or access.get("outsiders"):
                 abort(404)
             return login_manager.unauthorized()
+        if org is not None and match.custom_domain and not entitlements.entitled(org, "custom_domains"):
+            # A plan without custom domains: the organization lives on its
+            # own subdomain again (GET/HEAD follow; anything else is 404).
+            if request.method in ("GET", "HEAD"):
+                return redirect(f"{hosts.scheme()}://{org.slug}.{hosts.apex()}{request.full_path.rstrip('?')}", 302)
+            abort(404)
         g.org = org
     user_id = current_user.id if current_user.is_authenticated else None
     g._scope_token = set_scope(org.id if org else None, user_id)

@@ -166,13 +166,28 @@ def change_slug(org: Organization, new: str) -> str:
     return old
 
 
-def retired_slug_target(slug: str) -> Organization | None:
-    """The live organization that gave up ``slug`` less than 30 days ago, or ``None``."""
-    return db.session.execute(
-        select(Organization)
-        .join(RetiredSlug, RetiredSlug.org_id == Organization.id)
-        .where(RetiredSlug.slug == slug, RetiredSlug.expires_at > func.now(), Organization.deleted_at.is_(None))
-    ).scalar_one_or_none()
+def retired_slug_target(slug: str, user_id) -> Organization | None:
+    """The live organization that gave up ``slug`` less than 30 days ago,
+    when ``user_id`` is one of its active members; else ``None``.
+
+    Only members are told where the organization went: to anyone else the
+    old address is as unknown as any other (a new slug is not public).
+    """
+    if user_id is None:
+        return None
+    with all_organizations(reason="a retired address: is the visitor a member of its organization"):
+        return db.session.execute(
+            select(Organization)
+            .join(RetiredSlug, RetiredSlug.org_id == Organization.id)
+            .join(Membership, Membership.organization_id == Organization.id)
+            .where(
+                RetiredSlug.slug == slug,
+                RetiredSlug.expires_at > func.now(),
+                Organization.deleted_at.is_(None),
+                Membership.user_id == user_id,
+                Membership.status == "active",
+            )
+        ).scalar_one_or_none()
 
 
 def available_slug(name: str) -> str:

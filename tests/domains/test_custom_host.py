@@ -98,6 +98,23 @@ def test_stopping_the_custom_host_stops_serving_it(world, login, post, verified,
         )
 
 
+def test_a_plan_without_custom_domains_sends_the_custom_host_to_the_subdomain(
+    world, login, post, verified, owner_engine, client
+):
+    set_host(login, post, world, verified, HOST, owner_engine)
+    assert sign_in_on(client, HOST).status_code == 200
+    with owner_engine.begin() as conn:
+        conn.execute(text("UPDATE organizations SET plan_key = 'free' WHERE id = :o"), {"o": world.acme.id})
+    r = client.get(f"http://{HOST}/projects/?q=x")
+    assert r.status_code == 302 and r.headers["Location"] == f"http://{url('acme', '/projects/?q=x').split('//', 1)[1]}"
+    # Anything else is refused there (the CSRF check, or the 404 behind it).
+    assert client.post(f"http://{HOST}/projects/", data={"name": "x"}).status_code in (400, 404)
+    # Back on a plan with the feature, the host serves the organization again.
+    with owner_engine.begin() as conn:
+        conn.execute(text("UPDATE organizations SET plan_key = 'pro' WHERE id = :o"), {"o": world.acme.id})
+    assert client.get(f"http://{HOST}/dashboard").status_code == 200
+
+
 def test_removing_the_domain_stops_serving_its_host(world, login, post, verified, owner_engine, client):
     set_host(login, post, world, verified, HOST, owner_engine)
     assert sign_in_on(client, HOST).status_code == 200

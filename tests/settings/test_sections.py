@@ -103,6 +103,23 @@ def test_a_new_slug_redirects_the_old_host_and_nobody_can_take_it(world, login, 
         services.create_organization("Another Acme", "acme", world.users["outsider"])
 
 
+def test_an_old_slug_tells_only_members_where_the_organization_went(world, login, owner_engine, client):
+    c = login(world.users["owner"], "acme")
+    v = _org_row(owner_engine).version
+    _post(c, "/settings/general", {"name": "Acme Corporation", "slug": "acme-corp", "version": str(v)})
+    # Anonymous: sent to sign in, exactly as on an address nobody ever had.
+    anon = client.get(url("acme", "/projects/"))
+    never = client.get(url("no-such-org-ever", "/projects/"))
+    assert anon.status_code == never.status_code == 302
+    assert "acme-corp" not in anon.headers["Location"] and "acme-corp" not in anon.get_data(as_text=True)
+    # Signed in but not a member: the same "not a member" 404 as anywhere.
+    o = login(world.users["outsider"], "acme")
+    r = o.get(url("acme", "/projects/"))
+    assert r.status_code == 404 and "acme-corp" not in r.get_data(as_text=True)
+    # A member follows it.
+    assert c.get(url("acme", "/projects/")).status_code == 301
+
+
 def test_an_old_slug_stops_redirecting_after_30_days(world, login, owner_engine):
     c = login(world.users["owner"], "acme")
     v = _org_row(owner_engine).version
