@@ -105,6 +105,16 @@ def add_member(
     return m
 
 
+def reached(org: Organization, session_id, user: User) -> None:
+    """Record that the session ``session_id`` of ``user`` reached ``org``'s
+    host, as its first request there does (``app.tenancy.request``)."""
+    from app.tenancy.models import SessionReach
+
+    with tenant_context(org.id):
+        db.session.add(SessionReach(organization_id=org.id, session_id=session_id, user_id=user.id))
+        db.session.commit()
+
+
 def make_project(org: Organization, name: str | None = None, owner: User | None = None, **kw):
     from app.projects.models import Project
 

@@ -19,7 +19,6 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app import audit
-from app.auth import services as auth_services
 from app.errors import UserError
 from app.extensions import db
 from app.members import bulk as bulk_actions
@@ -238,17 +237,13 @@ def bulk():
 # --------------------------------------------------------------------------- one member
 def _show_page(m, status: int = 200, error: str | None = None):
     live = (
-        auth_services.active_sessions(m.user)
-        if "members:remove" in g.permissions or m.user_id == g.membership.user_id
-        else []
+        sessions.sessions_here(m.user) if "members:remove" in g.permissions or m.user_id == g.membership.user_id else []
     )
-    reached = sessions.sessions_reaching(m.user, hosts.org_host(g.org)) if live else set()
     events = memberships.recent_events(m) if "audit:view" in g.permissions else []
     ctx = row_context(
         membership=m,
         row=listing.row_from_membership(m),
         sessions=live,
-        reached=reached,
         events=events,
         error=error,
         current_session_id=getattr(g.get("user_session"), "id", None),
@@ -377,7 +372,9 @@ def delete(user_id):
 @login_required
 @require("members:remove")
 def revoke_session(user_id, session_id):
-    """Sign a member out of one session (everywhere that sign-in reached). Audited."""
+    """Sign a member out of one session that reached this organization
+    (everywhere that sign-in reached); a session that did not is 404.
+    Audited here and in the platform's log."""
     m = _member_or_404(user_id)
     try:
         sessions.revoke_session(m, session_id, g.membership)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from flask import Response, abort, current_app, g, redirect, render_template, request, session
 from flask_login import current_user, logout_user
 from sqlalchemy import bindparam, column, func, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import aliased, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -20,7 +21,7 @@ from app.scoping import record_applied_settings, reset_scope, set_scope
 from app.tenancy import entitlements
 from app.tenancy import policy as security_policy
 from app.tenancy.hosts import load_organization, organization_criteria, organization_params, serves_custom_domain
-from app.tenancy.models import Membership, Organization
+from app.tenancy.models import Membership, Organization, SessionReach
 from app.tenancy.services import retired_slug_target
 from app.util import utcnow
 from app.web import hosts
@@ -117,6 +118,7 @@ def resolve() -> object | None:
     if refused is not None:
         return refused
     _touch_membership(g.membership)
+    _record_reach(org)
     return None
 
 
@@ -310,6 +312,29 @@ def _touch_membership(m: Membership) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+
+
+# In this host's cookie: the id of the session already recorded as having
+# reached this organization, so that only a session's first request here
+# writes (a statement per request would cost more than the page).
+REACH_KEY = "reached"
+
+
+def _record_reach(org: Organization) -> None:
+    """Record that this sign-in reached ``org``'s host (``SessionReach``),
+    once per session and host: the organization's admins see and sign out
+    only such sessions of their members. Support sessions are not recorded
+    (they are the super-admin's, shown on the platform)."""
+    rec = g.get("user_session")
+    if rec is None or rec.impersonator_id is not None or session.get(REACH_KEY) == str(rec.id):
+        return
+    db.session.execute(
+        pg_insert(SessionReach)
+        .values(organization_id=org.id, session_id=rec.id, user_id=rec.user_id)
+        .on_conflict_do_nothing()
+    )
+    db.session.commit()
+    session[REACH_KEY] = str(rec.id)
 
 
 def teardown(_exc=None) -> None:

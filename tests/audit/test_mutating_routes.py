@@ -300,12 +300,14 @@ class Ctx:
         return self.in_acme(go), token
 
     def other_session(self, key="member"):
+        """Another session of ``key``'s, which reached acme (an acme admin may end it)."""
         from app.auth.models import UserSession
         from app.extensions import db
 
         rec = UserSession(user_id=self.user(key).id, ip="198.51.100.9", user_agent="other device")
         db.session.add(rec)
         db.session.commit()
+        f.reached(self.world.acme, rec.id, self.user(key))
         return str(rec.id)
 
     def reset_token(self, key="outsider"):

@@ -7,9 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app.auth.models import AuthHandoff, User, UserSession
+from app.auth.models import User, UserSession
 from app.extensions import db
+from app.scoping import tenant_context
+from app.tenancy.models import SessionReach
 from app.util import utcnow
+from tests import factories as f
 from tests.conftest import csrf_token, url
 from tests.members.conftest import membership
 
@@ -23,9 +26,10 @@ def test_member_page_shows_profile_role_and_why_they_can(world, login):
     assert b'id="member-role"' in r.data  # the admin may change it
 
 
-def test_member_page_lists_active_sessions_and_marks_the_ones_that_reached_this_org(world, login):
+def test_member_page_lists_only_live_sessions_that_reached_this_org(world, login):
     uid = world.users["member"].id
     live = UserSession(user_id=uid, ip="203.0.113.7", user_agent="Firefox on Linux")
+    apex_only = UserSession(user_id=uid, ip="203.0.113.6", user_agent="Apex only")
     old = UserSession(user_id=uid, ip="203.0.113.8", user_agent="Old", revoked_at=utcnow())
     stale = UserSession(
         user_id=uid,
@@ -34,23 +38,53 @@ def test_member_page_lists_active_sessions_and_marks_the_ones_that_reached_this_
         last_seen_at=utcnow() - timedelta(days=30),
         created_at=utcnow() - timedelta(days=30),
     )
-    db.session.add_all([live, old, stale])
-    db.session.flush()
-    db.session.add(
-        AuthHandoff(
-            session_id=live.id,
-            host="acme.tenantry.localhost",
-            nonce_hash="0" * 64,
-            expires_at=utcnow(),
-            used_at=utcnow(),
-        )
-    )
+    db.session.add_all([live, apex_only, old, stale])
     db.session.commit()
+    for rec in (live, old, stale):
+        f.reached(world.acme, rec.id, world.users["member"])
     c = login(world.users["admin"], "acme")
     r = c.get(url("acme", f"/members/{uid}"))
     assert b"203.0.113.7" in r.data and b"Firefox on Linux" in r.data
-    assert b"203.0.113.8" not in r.data and b"203.0.113.9" not in r.data
-    assert b"reached Acme Corporation" in r.data
+    assert b"203.0.113.6" not in r.data  # never reached acme
+    assert b"203.0.113.8" not in r.data and b"203.0.113.9" not in r.data  # not live
+
+
+def test_a_shared_members_sessions_elsewhere_are_invisible_and_cannot_be_ended_here(world, login, audit_events):
+    """The consultant belongs to acme and globex: acme's admin sees and ends
+    only the sign-ins that came to acme, never the one used only at globex."""
+    consultant = world.users["consultant"]
+    at_globex = login(consultant, "globex")
+    assert at_globex.get(url("globex", "/dashboard")).status_code == 200  # recorded as reaching globex
+    at_acme = login(consultant, "acme")
+    assert at_acme.get(url("acme", "/dashboard")).status_code == 200
+    admin = login(world.users["admin"], "acme")
+    page = admin.get(url("acme", f"/members/{consultant.id}")).get_data(as_text=True)
+    assert f"session-{at_acme.user_session_id}" in page
+    assert f"session-{at_globex.user_session_id}" not in page
+    r = admin.post(
+        url("acme", f"/members/{consultant.id}/sessions/{at_globex.user_session_id}/revoke"),
+        data={"csrf_token": csrf_token(admin, "acme")},
+    )
+    assert r.status_code == 404
+    assert db.session.get(UserSession, at_globex.user_session_id).revoked_at is None
+    assert audit_events == []
+    assert at_globex.get(url("globex", "/dashboard")).status_code == 200
+
+
+def test_a_sessions_first_request_to_an_org_host_records_it_and_later_ones_write_nothing(world, login):
+    from tests.web.test_page_statements import statements
+
+    client = login(world.users["member"], "acme")
+    rows = lambda: db.session.execute(select(func.count()).select_from(SessionReach)).scalar()  # noqa: E731
+    with tenant_context(world.acme.id):
+        assert rows() == 0
+    client.get(url("acme", "/dashboard"))
+    with tenant_context(world.acme.id):
+        assert rows() == 1
+    engines = {db.engine, *db.engines.values()}
+    with statements(engines) as seen:
+        client.get(url("acme", "/dashboard"))
+    assert not [s for s in seen if "session_organizations" in s]
 
 
 def test_revoking_a_member_session_signs_them_out_and_is_audited(world, login, audit_events):
@@ -69,7 +103,9 @@ def test_revoking_a_member_session_signs_them_out_and_is_audited(world, login, a
 
 
 def test_session_revoke_needs_members_remove_and_respects_the_owner(world, login):
-    owner_session = login(world.users["owner"], "acme").user_session_id
+    owner = login(world.users["owner"], "acme")
+    owner.get(url("acme", "/dashboard"))
+    owner_session = owner.user_session_id
     viewer = login(world.users["viewer"], "acme")
     r = viewer.post(
         url("acme", f"/members/{world.users['owner'].id}/sessions/{owner_session}/revoke"),

@@ -46,6 +46,9 @@ def _member_session(w):
     rec = UserSession(user_id=w.users["member"].id, ip="127.0.0.1", user_agent="matrix")
     db.session.add(rec)
     db.session.commit()
+    from tests import factories as f
+
+    f.reached(w.acme, rec.id, w.users["member"])  # an acme admin sees only the sessions that reached acme
     return rec.id
 
 
