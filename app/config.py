@@ -253,6 +253,9 @@ def load(overrides: dict | None = None) -> dict:
             "LOGIN_FAILURES_PER_ACCOUNT", "10 per minute; 20 per 15 minutes; 50 per hour; 100 per day"
         ),
         "LOGIN_ATTEMPTS_PER_IP": env.get("LOGIN_ATTEMPTS_PER_IP", "30 per 15 minutes"),
+        # A member turned away by an organization's security policy is
+        # audited this often per session and rule, not at every page they try.
+        "POLICY_REFUSALS_AUDITED": env.get("POLICY_REFUSALS_AUDITED", "1 per hour"),
         "HANDOFF_TOKEN_SECONDS": 60,
         # Account links and the throttles on what sends mail.
         "EMAIL_LINK_MAX_AGE": timedelta(hours=_int(env.get("EMAIL_LINK_HOURS"), 48)),

@@ -63,6 +63,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("org.settings_changed", "Organization", "Changed organization settings"),
     _A("org.branding_changed", "Organization", "Changed the organization's branding"),
     _A("org.security_changed", "Organization", "Changed security settings"),
+    _A("org.access_refused", "Organization", "Was turned away by the security policy (2FA required, IP allowlist)"),
     _A("org.notifications_changed", "Organization", "Changed which notification e-mails they receive"),
     _A("org.domain_added", "Organization", "Added a domain to verify"),
     _A("org.domain_verified", "Organization", "Verified a domain"),

@@ -48,6 +48,7 @@ class SecurityForm(EditForm):
     sign_in_methods = MultiCheckboxField("Allowed sign-in methods", choices=[])
     break_glass = MultiCheckboxField("Break-glass Owners", choices=[])
     require_2fa = BooleanField("Require two-factor authentication")
+    require_2fa_grace_days = StringField("Grace period (days)", validators=[Length(max=12)])
     members_may_create_api_keys = BooleanField("Members may create API keys")
     api_keys_may_never_expire = BooleanField("Keys may be created without an expiry")
 

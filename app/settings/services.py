@@ -34,6 +34,7 @@ from app.tenancy import notify
 from app.tenancy import policy as security_policy
 from app.tenancy import services as tenancy_services
 from app.tenancy.models import Membership, Organization
+from app.util import utcnow
 
 NAME_MAX = 120
 
@@ -353,6 +354,19 @@ def owner_choices() -> list[tuple[str, str]]:
     return [(str(r.id), f"{r.name} ({r.email})") for r in rows]
 
 
+def _grace_days(value) -> int | None:
+    """The grace period typed (whole days, 0 to 90; empty or 0: none)."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > security_policy.MAX_GRACE_DAYS:
+        raise UserError(
+            f"Enter a whole number of days from 0 to {security_policy.MAX_GRACE_DAYS}, or leave it empty.",
+            "require_2fa_grace_days",
+        )
+    return int(text) or None
+
+
 def update_security(
     org: Organization,
     *,
@@ -364,6 +378,7 @@ def update_security(
     members_may_create_api_keys: bool,
     admin_address: str | None,
     api_keys_may_never_expire: bool = False,
+    require_2fa_grace_days="",
     confirm_lockout: bool = False,
     version=None,
     break_glass_user_ids: list[str] | None = None,
@@ -373,7 +388,9 @@ def update_security(
     Lifetimes are within the platform's (``SESSION_IDLE_TIMEOUT``,
     ``SESSION_ABSOLUTE_TIMEOUT``); the allowlist is CIDR ranges; at least one
     sign-in method; break-glass users are active Owners (``None``: keep the
-    stored list). An allowlist that leaves out ``admin_address`` (the
+    stored list); a grace period for ``require_2fa`` of 0 to 90 days,
+    counted from when ``require_2fa`` was turned on (kept while it stays
+    on). An allowlist that leaves out ``admin_address`` (the
     address this request came from) raises ``LockoutRisk`` unless
     ``confirm_lockout``. ``UserError`` beside the field otherwise; nothing
     changes on any refusal. Records ``org.security_changed`` and mails the
@@ -395,6 +412,12 @@ def update_security(
         if set(break_glass_user_ids) - owners:
             raise UserError("Only active Owners can be break-glass.", "break_glass")
         glass = tuple(sorted(set(break_glass_user_ids)))
+    grace = _grace_days(require_2fa_grace_days)
+    current = security_policy.for_org(org)
+    since = None
+    if require_2fa:
+        since = current.require_2fa_since if current.require_2fa else None
+        since = since or utcnow().isoformat()
     new = security_policy.SecurityPolicy(
         break_glass_user_ids=glass,
         idle_minutes=idle,
@@ -402,6 +425,8 @@ def update_security(
         ip_allowlist=tuple(allowlist),
         sign_in_methods=tuple(methods),
         require_2fa=bool(require_2fa),
+        require_2fa_grace_days=grace if require_2fa else None,
+        require_2fa_since=since,
         members_may_create_api_keys=bool(members_may_create_api_keys),
         api_keys_may_never_expire=bool(api_keys_may_never_expire),
     ).as_dict()
@@ -416,7 +441,8 @@ def update_security(
     lock_for_edit(org, version)
     settings = _settings(org)
     old = security_policy.from_settings(settings).as_dict()
-    changed = {k: (old[k], new[k]) for k in new if old[k] != new[k]}
+    # When 2FA became required is bookkeeping, not a choice: not a change to report.
+    changed = {k: (old[k], new[k]) for k in new if old[k] != new[k] and k != "require_2fa_since"}
     if not changed:
         return {}
     settings["security"] = new

@@ -361,6 +361,7 @@ def _security_page(form=None, status=200, lockout=False):
         form.sign_in_methods.data = list(policy.sign_in_methods)
         form.break_glass.data = list(policy.break_glass_user_ids)
         form.require_2fa.data = policy.require_2fa
+        form.require_2fa_grace_days.data = str(policy.require_2fa_grace_days or "")
         form.members_may_create_api_keys.data = policy.members_may_create_api_keys
         form.api_keys_may_never_expire.data = policy.api_keys_may_never_expire
         form.version.data = g.org.version
@@ -373,6 +374,7 @@ def _security_page(form=None, status=200, lockout=False):
         platform_idle=int(cfg["SESSION_IDLE_TIMEOUT"].total_seconds() // 60),
         platform_absolute=int(cfg["SESSION_ABSOLUTE_TIMEOUT"].total_seconds() // 3600),
         lockout=lockout,
+        two_factor_deadline=security_policy.for_org(g.org).two_factor_deadline(),
     ), status
 
 
@@ -407,6 +409,7 @@ def update_security():
             sign_in_methods=form.sign_in_methods.data or [],
             break_glass_user_ids=form.break_glass.data or [],
             require_2fa=form.require_2fa.data,
+            require_2fa_grace_days=form.require_2fa_grace_days.data,
             members_may_create_api_keys=form.members_may_create_api_keys.data,
             api_keys_may_never_expire=form.api_keys_may_never_expire.data,
             admin_address=request.remote_addr,
@@ -438,6 +441,7 @@ def _current_security_form():
     form.sign_in_methods.data = list(policy.sign_in_methods)
     form.break_glass.data = list(policy.break_glass_user_ids)
     form.require_2fa.data = policy.require_2fa
+    form.require_2fa_grace_days.data = str(policy.require_2fa_grace_days or "")
     form.members_may_create_api_keys.data = policy.members_may_create_api_keys
     form.api_keys_may_never_expire.data = policy.api_keys_may_never_expire
     form.version.data = g.org.version

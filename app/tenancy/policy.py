@@ -12,8 +12,11 @@ pages write it through ``app.settings.services``.
   ``SESSION_ABSOLUTE_TIMEOUT``); ``None``: the platform's.
 * ``ip_allowlist``: CIDR ranges (IPv4 and IPv6); empty: every address.
   Enforced only while the plan includes ``ip_allowlist``.
-* ``sign_in_methods`` and ``require_2fa``: stored here; the authentication
-  and SSO areas enforce them.
+* ``sign_in_methods``: stored here; the SSO area enforces it.
+* ``require_2fa``, with ``require_2fa_grace_days`` counted from
+  ``require_2fa_since`` (when it was turned on): a member without a second
+  factor sees a banner with the deadline until it passes, then is refused
+  every page but the one sending them to enrol (``app.tenancy.request``).
 * ``break_glass_user_ids``: Owners who keep password sign-in (with their
   second factor) while ``sign_in_methods`` allows SSO only; each such
   sign-in is audited and mailed to the other Owners (``app.sso``).
@@ -26,12 +29,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 
 SIGN_IN_METHODS = {"password": "E-mail and password", "sso": "Single sign-on (SAML or OIDC)"}
 MAX_ALLOWLIST_ENTRIES = 100
+MAX_GRACE_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class SecurityPolicy:
     ip_allowlist: tuple[str, ...] = ()
     sign_in_methods: tuple[str, ...] = tuple(SIGN_IN_METHODS)
     require_2fa: bool = False
+    require_2fa_grace_days: int | None = None
+    require_2fa_since: str | None = None  # ISO 8601, UTC: when require_2fa was turned on
     members_may_create_api_keys: bool = True
     break_glass_user_ids: tuple[str, ...] = ()
     api_keys_may_never_expire: bool = False
@@ -65,6 +71,20 @@ class SecurityPolicy:
         """The absolute lifetime that applies here: the shorter of this policy's and the platform's."""
         platform = current_app.config["SESSION_ABSOLUTE_TIMEOUT"]
         return min(platform, timedelta(hours=self.absolute_hours)) if self.absolute_hours else platform
+
+    def two_factor_deadline(self) -> datetime | None:
+        """When members without a second factor stop being let in: the end of
+        the grace period, or ``None`` when there is none (refused at once).
+        A malformed stored date counts as no grace period: fail closed."""
+        if not self.require_2fa or not self.require_2fa_grace_days or not self.require_2fa_since:
+            return None
+        try:
+            since = datetime.fromisoformat(self.require_2fa_since)
+        except ValueError:
+            return None
+        if since.tzinfo is None:
+            return None
+        return since + timedelta(days=self.require_2fa_grace_days)
 
     def allows_ip(self, address: str | None) -> bool:
         """True when ``address`` is inside the allowlist (or there is none).
@@ -110,6 +130,8 @@ def from_settings(settings: dict | None) -> SecurityPolicy:
         ip_allowlist=tuple(cidrs),
         sign_in_methods=methods,
         require_2fa=bool(raw.get("require_2fa", False)),
+        require_2fa_grace_days=_pos_int(raw.get("require_2fa_grace_days")),
+        require_2fa_since=raw.get("require_2fa_since") if isinstance(raw.get("require_2fa_since"), str) else None,
         members_may_create_api_keys=bool(raw.get("members_may_create_api_keys", True)),
         break_glass_user_ids=tuple(str(u) for u in raw.get("break_glass_user_ids") or () if isinstance(u, str)),
         api_keys_may_never_expire=bool(raw.get("api_keys_may_never_expire", False)),

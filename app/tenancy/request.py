@@ -14,7 +14,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import aliased, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.auth import factors, sessions
+from app import audit
+from app.auth import factors, sessions, throttle
 from app.auth.models import UserSession
 from app.extensions import db, login_manager
 from app.scoping import record_applied_settings, reset_scope, set_scope
@@ -174,14 +175,15 @@ def _enforce_security_policy(org: Organization, access: dict):
       every host the sign-in reached, so revoking it is the only way the
       hand-off cannot bring the same session back);
     * a member without a second factor, in an organization that requires
-      two-factor authentication, gets the 403 page that sends them to enrol
-      (no grace period yet: the policy has none to read);
+      two-factor authentication, gets in with a banner naming the deadline
+      during the grace period, then the 403 page that sends them to enrol;
     * a request from outside the IP allowlist (the client address as
       ``TRUSTED_PROXIES`` lets ProxyFix read it) gets the 403 page naming
       the policy, while the plan includes ``ip_allowlist``; signing out
       stays possible.
     Reads only the organization row and session the entry statement
-    brought: no statement unless a session is revoked.
+    brought: no statement unless a session is revoked, 2FA is required, or
+    a refusal is audited (``org.access_refused``).
     """
     policy = security_policy.for_org(org)
     rec = g.get("user_session")
@@ -197,6 +199,7 @@ def _enforce_security_policy(org: Organization, access: dict):
             g.org = None
             return login_manager.unauthorized()
     if not access.get("outsiders") and _outside_allowlist(org, policy):
+        _audit_refusal(org, "ip_allowlist", {"address": request.remote_addr})
         # The page shows nothing of the organization but its name: no navigation.
         g.membership, g.permissions = None, frozenset()
         return render_template("tenancy/ip_blocked.html", address=request.remote_addr), 403
@@ -207,11 +210,33 @@ def _enforce_security_policy(org: Organization, access: dict):
         and rec.impersonator_id is None  # a support session is the super-admin's, who has 2FA
         and not factors.has_second_factor(current_user)
     ):
-        # One statement, only in organizations that require 2FA. The page
-        # sends the member to enrol on the apex; signing out stays possible.
+        # One statement, only in organizations that require 2FA.
+        deadline = policy.two_factor_deadline()
+        if deadline is not None and utcnow() < deadline:
+            g.two_factor_deadline = deadline  # the grace period: in, with a banner (base.html)
+            return None
+        _audit_refusal(org, "require_2fa", {"deadline": deadline.isoformat() if deadline else None})
+        # The page sends the member to enrol on the apex; signing out stays possible.
         g.membership, g.permissions = None, frozenset()
-        return render_template("tenancy/two_factor_required.html"), 403
+        return render_template("tenancy/two_factor_required.html", deadline=deadline), 403
     return None
+
+
+def _audit_refusal(org: Organization, rule: str, metadata: dict) -> None:
+    """Record ``org.access_refused`` (in this organization's log) when its
+    security policy turns a member away: once per session, rule and hour
+    (``POLICY_REFUSALS_AUDITED``), not once per page they try, so a member
+    reloading cannot flood the log."""
+    rec = g.get("user_session")
+    key = f"{rec.id if rec is not None else request.remote_addr}:{org.id}:{rule}"
+    if not throttle.hit("POLICY_REFUSALS_AUDITED", key):
+        return
+    audit.record(
+        "org.access_refused",
+        target=current_user._get_current_object(),
+        metadata={"rule": rule, "path": request.path[:200], **metadata},
+    )
+    db.session.commit()
 
 
 def _signed_in_outsiders_welcome(access: dict) -> bool:
@@ -371,4 +396,6 @@ def init_app(app) -> None:
             "apex_url": hosts.apex_url,
             # Navigation shows an area only once its blueprint is registered.
             "nav_endpoints": app.view_functions,
+            # The end of the organization's 2FA grace period, for a member without a factor (the banner).
+            "two_factor_deadline": g.get("two_factor_deadline"),
         }

@@ -241,12 +241,18 @@ SECURITY = {"idle_minutes": "", "absolute_hours": "", "ip_allowlist": "", "sign_
         ("idle_minutes", "999999", "at most"),
         ("absolute_hours", "abc", "whole number"),
         ("sign_in_methods", "", "at least one way"),
+        ("require_2fa_grace_days", "abc", "whole number of days from 0 to 90"),
+        ("require_2fa_grace_days", "-1", "whole number of days from 0 to 90"),
+        ("require_2fa_grace_days", "91", "whole number of days from 0 to 90"),
     ],
 )
 def test_security_refuses_bad_input_beside_the_field(world, login, owner_engine, field, value, message):
     c = login(world.users["admin"], "acme")
     before = _org_row(owner_engine)
-    r = _post(c, "/settings/security", {**SECURITY, field: value, "version": str(before.version)})
+    data = {**SECURITY, field: value, "version": str(before.version)}
+    if field == "require_2fa_grace_days":
+        data["require_2fa"] = "y"
+    r = _post(c, "/settings/security", data)
     assert r.status_code == 422 and message in r.get_data(as_text=True)
     assert _org_row(owner_engine) == before
 
