@@ -256,6 +256,8 @@ def load(overrides: dict | None = None) -> dict:
         # A member turned away by an organization's security policy is
         # audited this often per session and rule, not at every page they try.
         "POLICY_REFUSALS_AUDITED": env.get("POLICY_REFUSALS_AUDITED", "1 per hour"),
+        # Reminders to set up 2FA an admin may send one member of one organization.
+        "TWO_FACTOR_REMINDERS_PER_MEMBER": env.get("TWO_FACTOR_REMINDERS_PER_MEMBER", "1 per day"),
         "HANDOFF_TOKEN_SECONDS": 60,
         # Account links and the throttles on what sends mail.
         "EMAIL_LINK_MAX_AGE": timedelta(hours=_int(env.get("EMAIL_LINK_HOURS"), 48)),

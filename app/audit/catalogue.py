@@ -109,6 +109,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("member.added", "Members", "Added a member directly"),
     _A("member.role_changed", "Members", "Changed a member's role"),
     _A("member.deactivated", "Members", "Deactivated a member"),
+    _A("member.two_factor_reminded", "Members", "Reminded a member to set up two-factor authentication"),
     _A("member.reactivated", "Members", "Reactivated a member"),
     _A("member.removed", "Members", "Removed a member"),
     _A("member.left", "Members", "Left the organization"),

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import UserError
 from app.extensions import db
+from app.members import two_factor
 from app.members.invitations import resend, revoke
 from app.members.memberships import assignable_role, deactivate, reactivate, refuse_self, remove
 from app.members.models import Invitation
@@ -34,6 +35,7 @@ BULK_ACTIONS = {
     "remove": ("members:remove", "Remove", "removed", "member"),
     "resend": ("members:invite", "Resend invitation", "resent", "invitation"),
     "revoke": ("members:invite", "Revoke invitation", "revoked", "invitation"),
+    "remind_2fa": ("settings:security", "Remind to set up two-factor", "reminded", "member"),
 }
 BULK_LIMIT = 5000
 
@@ -72,6 +74,7 @@ UNCHANGED_REASON = {
     "role": "already has that role",
     "deactivate": "already deactivated",
     "reactivate": "already active",
+    "remind_2fa": "already uses two-factor authentication",
 }
 
 
@@ -110,7 +113,8 @@ class BulkResult:
         _perm, _label, past, applies = BULK_ACTIONS[self.action]
         parts = [f"{self.changed} {past}"]
         if self.unchanged:
-            parts.append(f"{self.unchanged} already {'so' if self.action != 'role' else 'in that role'}")
+            already = {"role": "in that role", "remind_2fa": "using two-factor authentication"}.get(self.action, "so")
+            parts.append(f"{self.unchanged} already {already}")
         if self.refused:
             reasons = "; ".join(f"{r.rstrip('.')}{f' (×{n})' if n > 1 else ''}" for r, n in self.refused.items())
             parts.append(f"{self.refused_count} refused: {reasons}")
@@ -207,6 +211,8 @@ WHAT_HAPPENS = {
     "remove": "They leave the organization at once; their accounts remain. Projects they own stay, without an owner.",
     "resend": "Each gets a new link, valid for 7 days; the link they have stops working.",
     "revoke": "Their links stop working at once and their seats are freed.",
+    "remind_2fa": "Each member without a second factor gets an e-mail asking them to set one up "
+    "(with the deadline, if the organization requires it). Members who have one are left alone.",
 }
 
 
@@ -255,6 +261,7 @@ class BulkPreview:
             "remove": "Remove",
             "resend": "Resend",
             "revoke": "Revoke",
+            "remind_2fa": "E-mail a two-factor reminder to",
         }[self.action]
         return f"{verb} {noun}?"
 
@@ -329,4 +336,6 @@ def _bulk_one(action, target, actor, org, new_role, result: BulkResult) -> bool:
     if action == "revoke":
         revoke(target, actor)
         return True
+    if action == "remind_2fa":
+        return two_factor.remind(target, actor, org)
     raise UserError("Choose an action.")

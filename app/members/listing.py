@@ -52,6 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 
+from app.auth import factors
 from app.auth.models import User
 from app.extensions import db
 from app.members.models import Invitation
@@ -63,6 +64,7 @@ from app.util import escape_like, parse_uuid, utcnow
 SORTS = ("name", "email", "joined", "last_seen")
 DEFAULT_DIR = {"name": "asc", "email": "asc", "joined": "desc", "last_seen": "desc"}
 STATUSES = ("active", "deactivated", "invited")
+TWO_FACTOR_FILTERS = ("", "off")
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_QUERY = 100
@@ -94,6 +96,8 @@ class Filters:
     invitations: bool = True
     # Set by prepare(): search through the trigram index (selective) or not.
     via_index: bool = field(default=False, compare=False)
+    # "off": only members without a second factor (invitations have none to show).
+    two_factor: str = ""
 
     @property
     def needle(self) -> str:
@@ -102,7 +106,14 @@ class Filters:
 
     def params(self, **override) -> dict:
         """Query-string parameters for a link that keeps these filters (defaults left out)."""
-        p = {"q": self.q, "role": self.role, "status": self.status, "sort": self.sort, "dir": self.dir}
+        p = {
+            "q": self.q,
+            "role": self.role,
+            "status": self.status,
+            "two_factor": self.two_factor,
+            "sort": self.sort,
+            "dir": self.dir,
+        }
         if self.per_page != PAGE_SIZE:
             p["per_page"] = self.per_page
         p.update(override)
@@ -118,7 +129,7 @@ class Filters:
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.q or self.role or self.status)
+        return bool(self.q or self.role or self.status or self.two_factor)
 
 
 def parse_filters(args, role_keys) -> Filters:
@@ -137,6 +148,10 @@ def parse_filters(args, role_keys) -> Filters:
     if status and status not in STATUSES:
         errors["status"] = "Choose active, deactivated or invited."
         status = ""
+    two_factor = (args.get("two_factor") or "").strip()
+    if two_factor not in TWO_FACTOR_FILTERS:
+        errors["two_factor"] = "Choose any member or members without two-factor authentication."
+        two_factor = ""
     sort = (args.get("sort") or "name").strip()
     if sort not in SORTS:
         errors["sort"] = "Sort by name, e-mail, joined or last seen."
@@ -155,7 +170,7 @@ def parse_filters(args, role_keys) -> Filters:
         except ValueError:
             errors["per_page"] = f"Show between 1 and {MAX_PAGE_SIZE} rows a page."
             per_page = PAGE_SIZE
-    return Filters(q, role, status, sort, direction, per_page, errors)
+    return Filters(q, role, status, sort, direction, per_page, errors, two_factor=two_factor)
 
 
 # --------------------------------------------------------------------------- rows
@@ -300,6 +315,8 @@ def _member_where(f: Filters):
     conds = [Membership.organization_id == org_id, _role_clause(Membership, f.role)]
     if f.status in ("active", "deactivated"):
         conds.append(Membership.status == f.status)
+    if f.two_factor == "off":
+        conds.append(~factors.second_factor_exists(Membership.user_id))
     if f.q and f.via_index:
         conds.append(Membership.user_id.in_(select(func.member_search_ids(f"%{f.needle}%"))))
     elif f.q:
@@ -356,7 +373,7 @@ def _wants_members(f: Filters) -> bool:
 
 
 def _wants_invitations(f: Filters) -> bool:
-    return f.invitations and f.status in ("", "invited")
+    return f.invitations and f.status in ("", "invited") and not f.two_factor
 
 
 def _branches(f: Filters, after: tuple | None, descending: bool, limit: int):

@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app import audit
+from app.auth import factors
 from app.errors import UserError
 from app.extensions import db
 from app.members import bulk as bulk_actions
@@ -28,6 +29,7 @@ from app.members import (
     listing,
     memberships,
     sessions,
+    two_factor,
 )
 from app.members.blueprint import (
     back,
@@ -191,7 +193,7 @@ def _bulk_confirm_page(f: listing.Filters, status: int = 200, **ctx):
 
 @bp.post("/members/bulk")
 @login_required
-@require_any("members:update_role", "members:remove", "members:invite")
+@require_any("members:update_role", "members:remove", "members:invite", "settings:security")
 def bulk():
     """Apply one action to the selected rows, or to every row matching the
     filter ("select all matching": the filter is sent and run again here).
@@ -247,6 +249,8 @@ def _show_page(m, status: int = 200, error: str | None = None):
         events=events,
         error=error,
         current_session_id=getattr(g.get("user_session"), "id", None),
+        # Only for those who may remind (one statement, on this page only).
+        has_two_factor=factors.has_second_factor(m.user) if "settings:security" in g.permissions else None,
     )
     return render_template("members/show.html", **ctx), status
 
@@ -384,6 +388,26 @@ def revoke_session(user_id, session_id):
         return _refused(m, e.message)
     db.session.commit()
     flash("The session was signed out.", "success")
+    return redirect(url_for("members.show", user_id=m.user_id))
+
+
+@bp.post("/members/<user_id>/remind-2fa")
+@login_required
+@require("settings:security")
+def remind_two_factor(user_id):
+    """E-mail a member a reminder to set up two-factor authentication (as a
+    job; audited). A member who has a second factor gets nothing; a
+    deactivated one, or one reminded in the last day, is refused (422)."""
+    m = _member_or_404(user_id)
+    try:
+        sent = two_factor.remind(m, g.membership, g.org)
+    except UserError as e:
+        return _refused(m, f"{m.user.name} {e.message}." if e.message[0].islower() else e.message)
+    db.session.commit()
+    if sent:
+        flash(f"We e-mailed {m.user.name} a reminder to set up two-factor authentication.", "success")
+    else:
+        flash(f"{m.user.name} already uses two-factor authentication.", "info")
     return redirect(url_for("members.show", user_id=m.user_id))
 
 

@@ -664,6 +664,11 @@ ROUTES: dict[str, Route] = {
     "members.delete": Route(
         [(ACME, "member.removed")], lambda c: Call(f"/members/{c.member_id('member')}/delete"), refused_as="manager"
     ),
+    "members.remind_two_factor": Route(
+        [(ACME, "member.two_factor_reminded")],
+        lambda c: Call(f"/members/{c.member_id('member')}/remind-2fa"),
+        refused_as="manager",
+    ),
     "members.revoke_session": Route(
         [(ACME, "auth.session_revoked"), (PLATFORM, "auth.session_revoked")],
         lambda c: Call(f"/members/{c.member_id('member')}/sessions/{c.other_session('member')}/revoke"),

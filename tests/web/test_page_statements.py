@@ -38,6 +38,7 @@ PAGES = {
     "/audit/": 4,  # entry; the page (its ids joined to their events); oldest kept + last seal;
     # last purge + verify (members: a picker)
     "/members": 4,  # entry; roles; the page; its count (members, invitations) and the seats in one statement
+    "/members?two_factor=off": 4,  # the same: "without 2FA" is a condition inside the page and count statements
     "/switcher": 3,  # entry; then every membership of the user, on the cross-organization connection
 }
 
