@@ -7,7 +7,7 @@ change is a POST with CSRF, decided in ``app.auth.services``.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.auth import factors, notifications, services, sessions
@@ -25,6 +25,7 @@ from app.extensions import db
 from app.tenancy.services import my_memberships
 from app.web import hosts
 from app.web.access import login_only
+from app.web.downloads import download
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, redirect_page, render
 
@@ -211,7 +212,7 @@ def _security(status: int = 200, codes: list[str] | None = None, mail_error: str
         uri = factors.provisioning_uri(current_user, secret)
         setup = {"secret": secret, "grouped": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))}
         setup["qr"] = factors.qr_svg(uri)
-    return (
+    resp = make_response(
         render_template(
             "account/security.html",
             totp=row if row is not None and row.confirmed_at is not None else None,
@@ -225,6 +226,10 @@ def _security(status: int = 200, codes: list[str] | None = None, mail_error: str
         ),
         status,
     )
+    # A page holding a secret (the pending TOTP key, recovery codes) is kept
+    # by no cache and no back-forward history.
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.get("/security")
@@ -337,3 +342,19 @@ def update_security_mail():
     db.session.commit()
     flash("Your security e-mail choices were saved." if changed else "Nothing changed.", "success")
     return redirect(url_for("account.security") + "#security-mail")
+
+
+@bp.post("/security/recovery-codes/download")
+@login_required
+@login_only
+def download_codes():
+    """The recovery codes just shown, as a text file to keep: the page posts
+    them back (they are stored hashed, so the server cannot read them), and
+    only the user's own unused codes are echoed; anything else is 422.
+    ``Cache-Control: no-store``: no copy is left in any cache."""
+    codes = factors.current_recovery_codes(current_user, request.form.getlist("codes"))
+    if codes is None:
+        flash("Those are not your current recovery codes. Make new ones to download them.", "error")
+        return _security(422)
+    body = render_template("account/recovery_codes.txt", codes=codes, email=current_user.email)
+    return download([body], "tenantry-recovery-codes.txt", mimetype="text/plain")

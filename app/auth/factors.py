@@ -212,6 +212,29 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
+def current_recovery_codes(user: User, codes: list[str]) -> list[str] | None:
+    """``codes`` normalised (``xxxxx-xxxxx``) when every one is an unused,
+    unrevoked recovery code of ``user`` (at most ``RECOVERY_CODE_COUNT``),
+    else ``None``. The download of the codes just shown echoes only these:
+    never a stranger's text, never a spent or replaced code."""
+    norm = [_normalise(c) for c in codes if c and c.strip()]
+    if not norm or len(norm) > RECOVERY_CODE_COUNT or not all(re.fullmatch(r"[a-z0-9]{10}", c) for c in norm):
+        return None
+    found = set(
+        db.session.execute(
+            select(RecoveryCode.code_hash).where(
+                RecoveryCode.user_id == user.id,
+                RecoveryCode.code_hash.in_([_hash(c) for c in norm]),
+                RecoveryCode.used_at.is_(None),
+                RecoveryCode.revoked_at.is_(None),
+            )
+        ).scalars()
+    )
+    if any(_hash(c) not in found for c in norm):
+        return None
+    return [f"{c[:5]}-{c[5:]}" for c in norm]
+
+
 def regenerate_recovery_codes(user: User) -> list[str]:
     """Ten new recovery codes; every earlier one stops working."""
     user = _real(user)

@@ -501,6 +501,8 @@ ROUTES: dict[str, Route] = {
             {"disable_password": f.PASSWORD, "factor_code": f.totp_code()},
         ),
     ),
+    # Echoes the codes just shown as a file: changes nothing.
+    "account.download_codes": Route([], lambda c: Call("/account/security/recovery-codes/download", None, "member")),
     "account.update_security_mail": Route(
         [(PLATFORM, "auth.security_mail_updated")],
         lambda c: Call("/account/security/mail", None, "member", {"receive": ["new_device"]}),

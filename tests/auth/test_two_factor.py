@@ -228,3 +228,32 @@ def test_demo_superadmin_has_the_printed_totp_secret_and_no_one_else_has_a_facto
     assert with_factor == {"super@tenantry.test"}
     sup = next(u for u in users if u.email == "super@tenantry.test")
     assert factors.secret_of(factors.active_totp(sup)) == DEMO_TOTP_SECRET
+
+
+def test_recovery_codes_download_as_a_text_file_never_cached(login):
+    user = f.make_user("ann@example.test")
+    client = login(user)
+    secret, codes = enrol(client)
+    r = post(client, "/account/security/recovery-codes/download", {"codes": codes})
+    assert r.status_code == 200
+    assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Content-Disposition"] == 'attachment; filename="tenantry-recovery-codes.txt"'
+    assert r.mimetype == "text/plain"
+    text_file = r.get_data(as_text=True)
+    assert all(c in text_file for c in codes) and "ann@example.test" in text_file
+    # The page that showed them is not cached either.
+    assert client.get(url(None, "/account/security")).headers["Cache-Control"] == "no-store"
+
+
+def test_recovery_codes_download_echoes_only_the_users_unused_codes(login, app):
+    user = f.make_user("ann@example.test")
+    client = login(user)
+    _, codes = enrol(client)
+    for bad in (["aaaaa-bbbbb"], codes + ["aaaaa-bbbbb"], ["<script>alert(1)</script>"], []):
+        r = post(client, "/account/security/recovery-codes/download", {"codes": bad})
+        assert r.status_code == 422, bad
+        assert "not your current recovery codes" in r.get_data(as_text=True)
+        assert "attachment" not in r.headers.get("Content-Disposition", "")
+    # Someone else's codes are not echoed for ann.
+    other = login(f.make_user("bob@example.test"))
+    assert post(other, "/account/security/recovery-codes/download", {"codes": codes}).status_code == 422
