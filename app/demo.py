@@ -232,6 +232,7 @@ def _load_demo() -> dict[str, int]:
     created["entitlement overrides"] = _demo_override(orgs["globex"], users["super@tenantry.test"])
     created["SSO connections"] = _demo_sso(orgs["globex"])
     created["branded organizations"] = _demo_branding(orgs["acme"])
+    created["organizations requiring 2FA"] = _demo_require_2fa(orgs["globex"])
     created["webhook deliveries"] = _demo_deliveries(orgs["acme"])
     created["access reviews"] = _demo_reviews(orgs["acme"], users["owner@acme.test"], users["admin@acme.test"])
     db.session.commit()
@@ -387,6 +388,28 @@ def _demo_branding(acme) -> int:
         contact_email=settings.get("contact_email") or "ops@acme.test",
     )
     acme.settings = settings
+    db.session.flush()
+    return 1
+
+
+# --------------------------------------------------------------------------- strong authentication (issue 18)
+DEMO_GRACE_DAYS = 30
+
+
+def _demo_require_2fa(globex) -> int:
+    """Globex requires two-factor authentication with a 30-day grace period
+    from the first load: its members (none has a factor) see the banner with
+    the deadline; its members page's "without two-factor" filter lists them.
+    Once: a security policy someone set since is left alone."""
+    settings = dict(globex.settings or {})
+    if "security" in settings:
+        return 0
+    settings["security"] = {
+        "require_2fa": True,
+        "require_2fa_grace_days": DEMO_GRACE_DAYS,
+        "require_2fa_since": utcnow().isoformat(),
+    }
+    globex.settings = settings
     db.session.flush()
     return 1
 
