@@ -118,8 +118,10 @@ def resolve() -> object | None:
     refused = _enforce_security_policy(org, access)
     if refused is not None:
         return refused
-    _touch_membership(g.membership)
+    # Before the last-seen stamp: its commit (every few minutes) would expire
+    # the session row, and reading its id again would cost a statement.
     _record_reach(org)
+    _touch_membership(g.membership)
     return None
 
 
