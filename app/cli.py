@@ -20,6 +20,7 @@ from app.database import owner_engine
 from app.demo import DEMO_TOTP_SECRET, ORGS, PASSWORD, USERS, load_demo
 from app.errors import UserError
 from app.extensions import db
+from app.orgdata import cli as orgdata_cli
 from app.rls import posture
 from app.scoping import all_organizations
 from app.tenancy import lifecycle
@@ -138,6 +139,8 @@ def init_app(app) -> None:
                 _lifecycle(action, slug)
 
         _make(_action)
+
+    orgdata_cli.register(org_group)
 
     jobs_group = click.Group("jobs", help="The background job queue, and jobs runnable by hand.")
     app.cli.add_command(jobs_group)

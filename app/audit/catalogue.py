@@ -80,6 +80,10 @@ ACTIONS: tuple[Action, ...] = (
     _A("org.purged", "Organization", "Purged the organization's data after the restore window"),
     _A("org.suspended", "Organization", "Suspended the organization"),
     _A("org.reinstated", "Organization", "Reinstated the organization"),
+    _A("org.export_requested", "Organization", "Asked for an export of the organization's data"),
+    _A("org.export_completed", "Organization", "An export of the organization's data was ready"),
+    _A("org.export_downloaded", "Organization", "Downloaded an export of the organization's data"),
+    _A("org.imported", "Organization", "Imported the organization from an export archive"),
     # Single sign-on.
     _A("sso.connection_created", "Single sign-on", "Created an SSO connection"),
     _A("sso.connection_changed", "Single sign-on", "Changed an SSO connection"),

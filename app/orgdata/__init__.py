@@ -1,0 +1,2 @@
+"""Organization data: the export archive (a job, the settings page, the
+command line) and its import into another Tenantry database."""
