@@ -13,6 +13,7 @@ from app.domains.views import join_bp as domain_join_bp
 from app.mail.views import bp as mail_bp
 from app.members.views import bp as members_bp
 from app.ops import bp as ops_bp
+from app.orgdata.views import bp as orgdata_bp
 from app.orgs.views import bp as orgs_bp
 from app.platform.views import bp as platform_bp
 from app.privacy.views import bp as privacy_bp
@@ -54,6 +55,7 @@ def register(app) -> None:
         sso_flow_bp,
         reports_bp,
         reviews_bp,
+        orgdata_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

@@ -7,6 +7,7 @@ from app.auth.models import AuthHandoff, PasswordReset, RecoveryCode, TotpFactor
 from app.concurrency import SubmitKey  # noqa: F401
 from app.domains.models import Domain  # noqa: F401
 from app.members.models import Invitation  # noqa: F401
+from app.orgdata.models import OrgExport  # noqa: F401
 from app.privacy.models import AccountDeletion, PersonalExport  # noqa: F401
 from app.projects.models import Project  # noqa: F401
 from app.rbac.group_roles import GroupRoleMapping  # noqa: F401

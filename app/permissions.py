@@ -45,6 +45,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     _P("org:update", "Organization", "Change the organization's name and general settings"),
     _P("org:delete", "Organization", "Delete the organization"),
     _P("org:transfer", "Organization", "Transfer ownership to another member"),
+    _P("org:export", "Organization", "Export every row of the organization as one archive (to move it elsewhere)"),
     _P("billing:view", "Organization", "See the plan, quotas and usage"),
     _P("settings:branding", "Settings", "Change the logo, colours and display name"),
     _P("settings:domain", "Settings", "Verify domains, serve a custom host, let people at a domain join"),
@@ -118,8 +119,8 @@ SYSTEM_ROLES: dict[str, SystemRole] = {
         SystemRole(
             "admin",
             "Admin",
-            "Everything except deleting the organization, transferring ownership and managing Owners.",
-            ALL - {"org:delete", "org:transfer", "members:manage_owners"},
+            "Everything except deleting, exporting or transferring the organization and managing Owners.",
+            ALL - {"org:delete", "org:transfer", "org:export", "members:manage_owners"},
             40,
         ),
         SystemRole(

@@ -64,6 +64,7 @@ SECTION_PERMISSIONS = (
     "org:transfer",
     "members:update_role",
     "webhooks:manage",
+    "org:export",
 )
 
 
@@ -87,6 +88,11 @@ def sections() -> list[tuple[str, str, bool]]:
         ),
         ("settings.notifications", "Notifications", bool(_offered_kinds())),
         ("settings.plan", "Plan and usage", "billing:view" in perms),
+        (
+            "orgdata.index",
+            "Data export",
+            "org:export" in perms and "orgdata.index" in current_app.view_functions,
+        ),
         ("settings.danger", "Danger zone", bool({"org:delete", "org:transfer"} & perms)),
     ]
     return items
@@ -111,6 +117,8 @@ def _settings_nav():
         current = "domains.index"  # every page of the domains area is that section
     if current and current.startswith(("sso.", "sso_setup.")):
         current = "sso.index"
+    if current and current.startswith("orgdata."):
+        current = "orgdata.index"
     return {"settings_sections": sections, "settings_current": current}
 
 

@@ -857,6 +857,13 @@ ROUTES: dict[str, Route] = {
     "domains.delete": Route(
         [(ACME, "org.domain_removed")], lambda c: Call(f"/settings/domains/{c.domain()}/delete"), refused_as="manager"
     ),
+    # ------------------------------------------------------------------ organization export
+    "orgdata.create": Route(
+        # the job runs once the request commits: the archive is ready, by the system
+        [(ACME, "org.export_requested"), (ACME, "org.export_completed")],
+        lambda c: Call("/settings/export/", as_user="owner"),
+        refused_as="admin",  # Owner only
+    ),
     # ------------------------------------------------------------------ the audit log
     "apikeys.create": Route(
         [(ACME, "api_key.created")],

@@ -179,6 +179,23 @@ def _review(w):
     return review.id
 
 
+def _org_export(w):
+    """A ready export of acme (its archive a few bytes), valid for a day."""
+    import uuid
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.orgdata.models import OrgExport
+    from app.util import utcnow
+
+    e = OrgExport(
+        id=uuid.uuid4(), status="ready", done=1, total=1, archive=b"PK", size=2, expires_at=utcnow() + timedelta(days=1)
+    )
+    db.session.add(e)
+    db.session.commit()
+    return e.id
+
+
 # URL variable name → its value in the acme world (real ids of acme rows),
 # evaluated inside acme's tenant context.
 URL_ARGS = {
@@ -198,6 +215,7 @@ URL_ARGS = {
     "link_id": _sso_setup_link,
     "kind": lambda w: "access",  # a compliance report
     "review_id": _review,
+    "export_id": _org_export,
 }
 
 

@@ -63,6 +63,7 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "connection_id": "SELECT id::text FROM sso_connections WHERE organization_id = :globex",
     "link_id": "SELECT id::text FROM sso_setup_links WHERE organization_id = :globex",
     "review_id": "SELECT id::text FROM access_reviews WHERE organization_id = :globex",
+    "export_id": "SELECT id::text FROM org_exports WHERE organization_id = :globex",
 }
 
 # URL variables that do not name a database row, and why they are out of scope.
@@ -152,6 +153,18 @@ def seed_globex(app, world) -> None:
             "Acme review", "all", [], [str(world.users["owner"].id)], reviews.today() + timedelta(days=7), "none"
         )
         reviews.start_review(plan, get_membership(world.users["owner"].id))
+        db.session.commit()
+    # A ready export of globex's data.
+    import uuid
+
+    from app.orgdata.models import OrgExport
+
+    with tenant_context(world.globex.id):
+        db.session.add(
+            OrgExport(
+                id=uuid.uuid4(), status="ready", archive=b"PK globex", size=9, expires_at=utcnow() + timedelta(days=1)
+            )
+        )
         db.session.commit()
     sign_in(app, world.users["globex_member"], "globex")  # a globex-only user session
 
