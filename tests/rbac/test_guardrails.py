@@ -149,7 +149,7 @@ def test_duplicating_owner_leaves_out_what_the_admin_cannot_grant(roles_world, a
         role, dropped = services.duplicate_role("owner", membership(w.acme, w.users["admin"]))
         db.session.commit()
         assert role.name == "Copy of Owner"
-        assert dropped == {"org:delete", "org:transfer", "members:manage_owners"}
+        assert dropped == {"org:delete", "org:transfer", "org:export", "members:manage_owners"}
         assert set(role.permissions) == SYSTEM_ROLES["admin"].permissions
     assert audited[-1][0] == "role.created"
 
