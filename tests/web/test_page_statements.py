@@ -34,7 +34,7 @@ PAGES = {
     "/roles/": 3,  # entry; custom roles; members per role
     "/projects/": 2,  # entry; the page with its capped count
     "/settings/general": 1,  # entry
-    "/settings/security": 1,  # entry (the policy is on the organization row)
+    "/settings/security": 2,  # entry (the policy is on the organization row); the Owners (break-glass choices)
     "/audit/": 4,  # entry; the page (its ids joined to their events); oldest kept + last seal;
     # last purge + verify (members: a picker)
     "/members": 4,  # entry; roles; the page; its count (members, invitations) and the seats in one statement
