@@ -7,6 +7,7 @@ from app.api.admin import bp as apikeys_bp
 from app.api.views import bp as api_bp
 from app.auditlog import views as auditlog_views
 from app.auditlog.views import bp as auditlog_bp
+from app.auth import passkey_views  # noqa: F401 - adds the passkey and step-up routes to auth_bp
 from app.auth.views import bp as auth_bp
 from app.domains.views import bp as domains_bp
 from app.domains.views import join_bp as domain_join_bp

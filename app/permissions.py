@@ -83,6 +83,28 @@ PERMISSIONS: tuple[Permission, ...] = (
 BY_NAME: dict[str, Permission] = {p.name: p for p in PERMISSIONS}
 ALL: frozenset[str] = frozenset(BY_NAME)
 
+# Administrative permissions: those that change who may do what, the
+# organization itself or its security, or that manage the keys and hooks
+# programs use. An API key holding any of them is created only after a
+# recent sign-in (step-up, ``app.auth.stepup``): a key outlives the session.
+ADMINISTRATIVE: frozenset[str] = frozenset(
+    {
+        "org:update",
+        "org:delete",
+        "org:transfer",
+        "settings:branding",
+        "settings:domain",
+        "settings:security",
+        "members:invite",
+        "members:update_role",
+        "members:remove",
+        "members:manage_owners",
+        "roles:manage",
+        "apikeys:manage",
+        "webhooks:manage",
+    }
+)
+
 
 def groups(only=None) -> list[tuple[str, list[Permission]]]:
     """Permissions grouped by area, in catalogue order (for editors and docs);

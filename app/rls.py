@@ -55,7 +55,8 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
             "security_mail_muted",
         ),
     },
-    "user_sessions": {"INSERT": AllBut(), "UPDATE": ("last_seen_at", "revoked_at")},
+    # authenticated_at (0023): set at log-in and by a step-up.
+    "user_sessions": {"INSERT": AllBut(), "UPDATE": ("last_seen_at", "revoked_at", "authenticated_at")},
     "auth_handoffs": {"INSERT": AllBut(), "UPDATE": ("used_at",)},
     "password_resets": {"INSERT": AllBut(), "UPDATE": ("used_at",)},
     # Second factors (0022): enrolled, confirmed, used, removed by their owner.
@@ -66,6 +67,10 @@ RUNTIME_GLOBAL_WRITES: dict[str, dict[str, tuple[str, ...]]] = {
     # role) builds and expires exports; the erasure runs as the owner.
     "personal_exports": {"INSERT": AllBut(), "UPDATE": ("downloaded_at",)},
     "account_deletions": {"INSERT": AllBut()},
+    # Passkeys: registered, renamed, used (counter), removed by their
+    # owner; a challenge is drawn, then claimed once.
+    "webauthn_credentials": {"INSERT": AllBut(), "UPDATE": ("name", "sign_count", "last_used_at", "removed_at")},
+    "webauthn_challenges": {"INSERT": AllBut(), "UPDATE": ("used_at",)},
     "organizations": {
         # A signed-in user creates an organization (the ORM writes every
         # nullable column, as NULL; the status is left to the server's

@@ -346,13 +346,17 @@ def sign_in(app, user, slug: str | None = None):
     """A test client signed in as ``user`` on ``slug``'s host (or the apex).
 
     Creates a real server-side session row and binds the host-only cookie for
-    that host, exactly as the log-in + hand-off would.
+    that host, exactly as the log-in + hand-off would (a fresh log-in: no
+    step-up asked for the next 10 minutes).
     """
     from app.auth.models import UserSession
     from app.extensions import db
+    from app.util import utcnow
 
     client = app.test_client()
-    rec = UserSession(user_id=user.id, ip="127.0.0.1", user_agent="pytest")
+    # A fresh log-in: it just proved who the person is (app.auth.stepup);
+    # step-up tests age it themselves.
+    rec = UserSession(user_id=user.id, ip="127.0.0.1", user_agent="pytest", authenticated_at=utcnow())
     db.session.add(rec)
     db.session.commit()
     bind_cookie(client, rec.id, slug)

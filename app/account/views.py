@@ -7,13 +7,15 @@ change is a POST with CSRF, decided in ``app.auth.services``.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.auth import factors, notifications, services, sessions
+from app.auth import factors, notifications, passkeys, services, sessions
 from app.auth.forms import (
     EmailChangeForm,
     NameForm,
+    PasskeyRemoveForm,
+    PasskeyRenameForm,
     PasswordChangeForm,
     RecoveryCodesForm,
     TotpConfirmForm,
@@ -28,6 +30,7 @@ from app.web.access import login_only
 from app.web.downloads import download
 from app.web.forms import with_error
 from app.web.htmx import is_htmx, redirect_page, render
+from app.web.input_guard import accepts_json
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -198,9 +201,13 @@ def revoke_others():
 
 
 # --------------------------------------------------------------------------- two-factor authentication
-def _security(status: int = 200, codes: list[str] | None = None, mail_error: str | None = None, **forms):
+def _security(
+    status: int = 200, codes: list[str] | None = None, mail_error: str | None = None, failed=None, **forms
+):
     """The two-factor page: enrol (QR code and secret while pending), the
-    recovery codes (shown once, right after they are made), turn off."""
+    recovery codes (shown once, right after they are made), turn off; the
+    passkeys, each with its rename and remove forms (``failed``: the
+    passkey whose form failed, with that form among ``forms``)."""
     forms.setdefault("confirm_form", TotpConfirmForm(formdata=None))
     forms.setdefault("disable_form", TotpDisableForm(formdata=None))
     forms.setdefault("codes_form", RecoveryCodesForm(formdata=None))
@@ -222,6 +229,13 @@ def _security(status: int = 200, codes: list[str] | None = None, mail_error: str
             mail_kinds=notifications.KINDS.values(),
             mail_error=mail_error,
             receives=lambda kind: notifications.receives(current_user, kind),
+            passkeys=passkeys.passkeys_of(current_user),
+            factor_count=factors.second_factor_count(current_user),
+            failed_id=failed.id if failed is not None else None,
+            rename_form=forms.pop("rename_form", None),
+            remove_form=forms.pop("remove_form", None),
+            blank_rename=lambda p: PasskeyRenameForm(formdata=None, name=p.name, prefix=f"p{p.id.hex[:8]}"),
+            blank_remove=lambda p: PasskeyRemoveForm(formdata=None, prefix=f"r{p.id.hex[:8]}"),
             **forms,
         ),
         status,
@@ -358,3 +372,125 @@ def download_codes():
         return _security(422)
     body = render_template("account/recovery_codes.txt", codes=codes, email=current_user.email)
     return download([body], "tenantry-recovery-codes.txt", mimetype="text/plain")
+
+
+# --------------------------------------------------------------------------- passkeys
+def _problem(e: UserError):
+    from app.auth.passkey_views import problem
+
+    return problem(e)
+
+
+@bp.post("/security/passkeys/options")
+@login_required
+@login_only
+@accepts_json
+def passkey_options():
+    """Options for registering a new passkey (JSON for ``static/js/passkeys.js``):
+    a challenge bound to you and this session, none of your passkeys again."""
+    try:
+        services.refuse_in_support_session()
+    except UserError as e:
+        return _problem(e)
+    options = passkeys.registration_options(current_user._get_current_object(), sessions.current().id)
+    db.session.commit()
+    return jsonify(options)
+
+
+@bp.post("/security/passkeys")
+@login_required
+@login_only
+@accepts_json
+def add_passkey():
+    """Register a passkey from the browser's answer (JSON ``{credential,
+    name}``), named by you; audited. Refused (problem+json, nothing
+    saved): a bad name, a response to another challenge or origin, malformed
+    JSON, a passkey already registered."""
+    body = request.get_json(silent=True)
+    try:
+        services.refuse_in_support_session()
+        if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+            raise UserError(passkeys.MALFORMED, "passkey")
+        row = passkeys.register(
+            current_user._get_current_object(), sessions.current().id, body["credential"], body.get("name")
+        )
+    except UserError as e:
+        if e.field == "name":
+            db.session.rollback()  # nothing was spent: the challenge is claimed after the name is checked
+        return _problem(e)
+    db.session.commit()
+    flash(f"Passkey “{row.name}” added. You can sign in with it, without your password.", "success")
+    return jsonify(redirect=url_for("account.security") + "#passkeys")
+
+
+def _passkey_or_404(passkey_id: str):
+    return passkeys.find(current_user, passkey_id) or abort(404)
+
+
+@bp.post("/security/passkeys/<passkey_id>/rename")
+@login_required
+@login_only
+def rename_passkey(passkey_id: str):
+    """Rename one of your passkeys (422 beside the field for a bad name).
+    Another person's passkey id is 404, as one that does not exist."""
+    row = _passkey_or_404(passkey_id)
+    form = PasskeyRenameForm(prefix=f"p{row.id.hex[:8]}")
+    if not form.validate():
+        return _security(422, failed=row, rename_form=form)
+    try:
+        services.refuse_in_support_session()
+        changed = passkeys.rename(current_user._get_current_object(), row, form.name.data)
+    except UserError as e:
+        db.session.rollback()
+        return _security(e.status, failed=row, rename_form=with_error(form, e))
+    db.session.commit()
+    if changed:
+        flash(f"Passkey renamed to “{row.name}”.", "success")
+    return redirect(url_for("account.security") + "#passkeys")
+
+
+@bp.post("/security/passkeys/confirm-options")
+@login_required
+@login_only
+@accepts_json
+def passkey_confirm_options():
+    """A challenge to confirm with one of your passkeys before your last
+    second factor is removed (bound to you and this session)."""
+    try:
+        services.refuse_in_support_session()
+    except UserError as e:
+        return _problem(e)
+    options = passkeys.authentication_options(
+        passkeys.CONFIRM, current_user._get_current_object(), sessions.current().id
+    )
+    db.session.commit()
+    return jsonify(options)
+
+
+@bp.post("/security/passkeys/<passkey_id>/remove")
+@login_required
+@login_only
+def remove_passkey(passkey_id: str):
+    """Remove one of your passkeys: your current password, and, when it is
+    your last second factor, a confirmation with it (the page's script asks
+    the browser). Wrong input: 422 beside the field, nothing removed."""
+    row = _passkey_or_404(passkey_id)
+    form = PasskeyRemoveForm(prefix=f"r{row.id.hex[:8]}")
+    if not form.validate():
+        return _security(422, failed=row, remove_form=form)
+    try:
+        services.refuse_in_support_session()
+        services.verify_current_password(current_user, form.remove_password.data, "remove_password")
+        factors.remove_passkey(current_user, row, form.passkey_response.data or None)
+    except services.Throttled as e:
+        db.session.rollback()
+        return _security(e.status, failed=row, remove_form=with_error(form, e))
+    except UserError as e:
+        if e.field in ("remove_password", "passkey_response"):
+            db.session.commit()  # keep the audit record of the failed check (and the spent challenge)
+        else:
+            db.session.rollback()
+        return _security(e.status, failed=row, remove_form=with_error(form, e))
+    db.session.commit()
+    flash(f"Passkey “{row.name}” removed. It no longer signs you in.", "success")
+    return redirect(url_for("account.security") + "#passkeys")

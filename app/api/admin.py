@@ -19,9 +19,10 @@ from flask_login import login_required
 from app import concurrency
 from app.api import keys, usage
 from app.api.forms import ConfirmForm, NewKeyForm, RotateForm
+from app.auth import stepup
 from app.errors import UserError
 from app.extensions import db
-from app.permissions import groups
+from app.permissions import ADMINISTRATIVE, groups
 from app.rbac.decorators import require_any
 from app.tenancy import policy
 from app.tenancy.entitlements import entitled
@@ -136,6 +137,11 @@ def create():
     form = _key_form()
     if not form.validate():
         return _new_page(form, 422)
+    if ADMINISTRATIVE & set(request.form.getlist("scopes")):
+        # A key with administrative scopes outlives this session: a recent sign-in first.
+        refused = stepup.refusal(back="apikeys.new", action="apikeys.create (administrative scopes)")
+        if refused is not None:
+            return refused
     first = concurrency.claim_submit_key(form.submit_key.data)
     if first is not None:
         db.session.commit()

@@ -49,6 +49,18 @@ ACTIONS: tuple[Action, ...] = (
     _A("auth.recovery_code_used", "Accounts", "Used a recovery code", account=True),
     _A("auth.second_factor_failed", "Accounts", "Failed second-factor check", account=True),
     _A("auth.security_mail_updated", "Accounts", "Changed which security e-mails they receive", account=True),
+    _A("auth.passkey_added", "Accounts", "Registered a passkey", account=True),
+    _A("auth.passkey_renamed", "Accounts", "Renamed a passkey", account=True),
+    _A("auth.passkey_removed", "Accounts", "Removed a passkey", account=True),
+    _A("auth.passkey_failed", "Accounts", "Refused passkey response", account=True),
+    _A("auth.step_up", "Accounts", "Confirmed their identity for a sensitive action (step-up)", account=True),
+    _A("auth.step_up_failed", "Accounts", "Failed step-up", account=True),
+    _A(
+        "auth.step_up_required",
+        "Accounts",
+        "Was asked to confirm their identity before a sensitive action",
+        account=True,
+    ),
     _A("auth.account_deleted", "Accounts", "Deleted their account", account=True),
     # Personal data (app.privacy): a person's export of their data, and the
     # erasure that follows an account's deletion.

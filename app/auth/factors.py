@@ -28,11 +28,11 @@ import time
 import pyotp
 import qrcode
 import qrcode.image.svg
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app import audit, crypto
-from app.auth import notifications
-from app.auth.models import RecoveryCode, TotpFactor, User
+from app.auth import notifications, passkeys, sessions
+from app.auth.models import RecoveryCode, TotpFactor, User, WebAuthnCredential
 from app.errors import UserError
 from app.extensions import db
 from app.util import utcnow
@@ -75,8 +75,27 @@ def active_totp(user: User) -> TotpFactor | None:
 
 
 def has_second_factor(user: User) -> bool:
-    """True when the user has a confirmed second factor."""
-    return active_totp(user) is not None
+    """True when the user has a confirmed second factor: an authenticator
+    app or a passkey (one statement)."""
+    return second_factor_count(user) > 0
+
+
+def second_factor_count(user: User) -> int:
+    """How many second factors the user has: the confirmed authenticator app
+    (0 or 1) plus their passkeys (one statement)."""
+    totp = (
+        select(func.count())
+        .select_from(TotpFactor)
+        .where(TotpFactor.user_id == user.id, TotpFactor.removed_at.is_(None), TotpFactor.confirmed_at.is_not(None))
+        .scalar_subquery()
+    )
+    keys = (
+        select(func.count())
+        .select_from(WebAuthnCredential)
+        .where(WebAuthnCredential.user_id == user.id, WebAuthnCredential.removed_at.is_(None))
+        .scalar_subquery()
+    )
+    return int(db.session.execute(select(totp + keys)).scalar_one())
 
 
 def second_factor_exists(user_id_column):
@@ -294,6 +313,8 @@ def verify_second_factor(user: User, code: str, field: str = "code") -> str:
     norm = _normalise(code)
     row = active_totp(user)
     if row is None:
+        if passkeys.passkeys_of(user):
+            raise UserError("This account has no authenticator app: confirm with your passkey instead.", field)
         raise UserError("This account has no second factor.", field, status=409)
     if re.fullmatch(r"\d{6}", norm):
         _use_totp(row, norm, field)
@@ -325,10 +346,40 @@ def disable_totp(user: User, factor_code: str) -> None:
     )
 
 
+LAST_FACTOR_PASSKEY = (
+    "This is your last second factor: confirm with this passkey (the button asks your browser) before it is removed."
+)
+
+
+def remove_passkey(user: User, passkey, confirmation=None) -> None:
+    """Remove one of the user's passkeys (the caller has checked the password).
+
+    When it is the user's last second factor, a current factor is required
+    too: ``confirmation``, a passkey response to this browser's confirmation
+    challenge (``passkeys.CONFIRM``), made by one of the user's passkeys in
+    this session. Otherwise refused beside ``passkey_response``.
+    """
+    user = _real(user)
+    if second_factor_count(user) <= 1:
+        if not confirmation:
+            raise UserError(LAST_FACTOR_PASSKEY, "passkey_response")
+        try:
+            passkeys.authenticate(passkeys.CONFIRM, confirmation, user, _session_id())
+        except UserError as e:
+            audit.record("auth.passkey_failed", target=user, metadata={"during": "remove", "reason": e.message})
+            raise UserError(e.message, "passkey_response", status=e.status) from None
+    passkeys.remove(user, passkey)
+
+
+def _session_id():
+    rec = sessions.current()
+    return rec.id if rec is not None else None
+
+
 def enrol_fixed_secret(user: User, secret: str) -> bool:
     """Give ``user`` a confirmed TOTP factor with ``secret`` unless they have
     one (demo data and tests); returns whether one was added."""
-    if has_second_factor(user):
+    if active_totp(user) is not None:
         return False
     row = start_totp(user, secret)
     row.confirmed_at = utcnow()

@@ -8,7 +8,7 @@ rules (valid address, password strength, uniqueness) live in
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
@@ -135,3 +135,31 @@ class RecoveryCodesForm(FlaskForm):
         "current-password",
         "New codes replace every earlier one.",
     )
+
+
+class StepUpForm(FlaskForm):
+    """Confirm it is you before a sensitive action: the password, and the
+    app or recovery code when the account has an authenticator app."""
+
+    password = _password("Password", "Enter your password.", "current-password")
+    code = StringField(
+        "Authentication code",
+        validators=[Length(max=64)],
+        description="The 6-digit code your authenticator app shows, or one of your recovery codes.",
+        render_kw={"autocomplete": "one-time-code", "inputmode": "text", "spellcheck": "false"},
+    )
+
+
+class PasskeyRenameForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[DataRequired("Give the passkey a name."), Length(max=60, message="Use at most 60 characters.")],
+    )
+
+
+class PasskeyRemoveForm(FlaskForm):
+    """Remove a passkey: the current password; when it is the last second
+    factor, also a passkey confirmation (filled in by the page's script)."""
+
+    remove_password = _password("Current password", "Enter your current password.", "current-password")
+    passkey_response = HiddenField()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, FetchedValue, ForeignKey, Index, String, Text, func, text
-from sqlalchemy.dialects.postgresql import INET, UUID
+from sqlalchemy.dialects.postgresql import BYTEA, INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -67,6 +67,12 @@ class UserSession(db.Model):
     ip: Mapped[str | None] = mapped_column(INET)
     user_agent: Mapped[str | None] = mapped_column(String(400))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last time the person proved who they are in this sign-in: the
+    # password and their second factor (or the password alone for an account
+    # that has none), or a passkey. Set at log-in and by a step-up
+    # (``app.auth.stepup``); never by the hand-off, never for a support
+    # session. Sensitive actions need it within ``STEP_UP_MAX_AGE``.
+    authenticated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when a super-admin acts as this session's user (support impersonation).
     impersonator_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id"))
 
@@ -152,3 +158,58 @@ class RecoveryCode(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_recovery_codes_user_hash", "user_id", "code_hash"),)
+
+
+class WebAuthnCredential(db.Model):
+    """A passkey (WebAuthn public-key credential) of a user.
+
+    ``credential_id`` is the authenticator's id for it (unique everywhere);
+    ``public_key`` its COSE public key; ``sign_count`` the last signature
+    counter seen (an assertion must carry a larger one, unless the
+    authenticator keeps none: both 0). Removed rows stay (``removed_at``:
+    the runtime role deletes nothing from global tables) and never sign in.
+    """
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    credential_id: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    public_key: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    sign_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    transports: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False, default=list)
+    name: Mapped[str] = mapped_column(String(60), nullable=False)
+    aaguid: Mapped[str | None] = mapped_column(String(36))
+    backed_up: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_webauthn_credentials_credential_id", "credential_id", unique=True),
+        Index("ix_webauthn_credentials_user", "user_id"),
+    )
+
+
+class WebAuthnChallenge(db.Model):
+    """A WebAuthn challenge the server handed out: single use, short-lived,
+    and bound to what it was drawn for (``purpose``), to the user it was
+    drawn for (``user_id``; none for a passkey sign-in, where nobody is known
+    yet) and to the session it was drawn in (``session_id``, when signed in).
+    The browser's cookie names the row; ``used_at`` is set by the one
+    UPDATE that may claim it."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    purpose: Mapped[str] = mapped_column(String(20), nullable=False)
+    challenge: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("user_sessions.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -25,7 +25,7 @@ from sqlalchemy import cast, func, select, update
 from sqlalchemy.dialects.postgresql import INET
 
 from app import audit, hooks
-from app.auth import factors, notifications, sessions, throttle
+from app.auth import factors, notifications, passkeys, sessions, stepup, throttle
 from app.auth.models import PasswordReset, User, UserSession
 from app.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from app.errors import UserError
@@ -342,6 +342,7 @@ def log_in(user: User, factor: str | None = None) -> UserSession:
     naming the second factor used, if any."""
     new_device = _is_new_device(user)
     rec = sessions.start(user)
+    stepup.mark_authenticated(rec)
     metadata = {"session_id": str(rec.id)}
     if factor:
         metadata["second_factor"] = factor
@@ -417,6 +418,91 @@ def check_second_factor(user: User, code: str) -> str:
         count_failure(key)
         audit.record("auth.second_factor_failed", target=user, metadata={"during": "login", "reason": e.message})
         raise
+
+
+def sign_in_with_passkey(credential, ip: str | None) -> User:
+    """The passkey sign-in (no e-mail, no password): the user the passkey
+    names, once its response to this browser's sign-in challenge checks out
+    and the authenticator verified the person. Counted on the per-address
+    log-in throttle; a refusal is audited (``auth.passkey_failed``) and
+    raises ``UserError``. The caller starts the session (``log_in``)."""
+    count_login_attempt(ip)
+    try:
+        row = passkeys.authenticate(passkeys.SIGN_IN, credential)
+    except UserError as e:
+        audit.record("auth.passkey_failed", metadata={"during": "sign_in", "reason": e.message})
+        raise
+    user = passkeys.user_of(row)
+    if user is None:
+        audit.record("auth.passkey_failed", metadata={"during": "sign_in", "reason": "account disabled"})
+        raise UserError("This account has been disabled. Contact support.", "passkey", status=403)
+    return user
+
+
+def check_passkey_second_factor(user: User, credential) -> None:
+    """The sign-in's second step with a passkey of ``user`` (after their
+    password). Throttled and audited like a wrong code."""
+    key = user.email.lower()
+    if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT", key):
+        raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT", key))
+    try:
+        passkeys.authenticate(passkeys.SECOND_FACTOR, credential, user)
+    except UserError as e:
+        throttle.hit("LOGIN_FAILURES_PER_ACCOUNT", key)
+        audit.record(
+            "auth.second_factor_failed",
+            target=user,
+            metadata={"during": "login", "factor": "passkey", "reason": e.message},
+        )
+        raise
+
+
+# --------------------------------------------------------------------------- step-up
+def step_up_with_password(user: User, rec: UserSession, password: str, code: str | None) -> str:
+    """Step up with the password and, for an account that has one, an
+    authenticator-app or recovery code (a passkey-only account steps up with
+    its passkey). Returns the method; failures are audited and throttled
+    like a log-in, and raise ``UserError`` beside their field."""
+    stepup_refuse_support(rec)
+    try:
+        _check_password(
+            user, password, user.email.lower(), "password", "That is not your current password.", during="step_up"
+        )
+        method = "password"
+        if factors.has_second_factor(user):
+            if factors.active_totp(user) is None:
+                raise UserError("Confirm with your passkey: it is your second factor.", "code")
+            if not (code or "").strip():
+                raise UserError("Enter the code from your authenticator app, or a recovery code.", "code")
+            method = "password+" + factors.verify_second_factor(user, code, "code")
+    except UserError as e:
+        if not isinstance(e, Throttled):
+            audit.record("auth.step_up_failed", target=user, metadata={"reason": e.message})
+        raise
+    stepup.mark_authenticated(rec)
+    audit.record("auth.step_up", target=user, metadata={"method": method, "session_id": str(rec.id)})
+    return method
+
+
+def step_up_with_passkey(user: User, rec: UserSession, credential) -> None:
+    """Step up with one of the user's passkeys (the authenticator must verify
+    the person), to this session's step-up challenge; audited either way."""
+    stepup_refuse_support(rec)
+    try:
+        row = passkeys.authenticate(passkeys.STEP_UP, credential, user, rec.id)
+    except UserError as e:
+        audit.record("auth.step_up_failed", target=user, metadata={"reason": e.message, "method": "passkey"})
+        raise
+    stepup.mark_authenticated(rec)
+    audit.record(
+        "auth.step_up", target=user, metadata={"method": "passkey", "passkey": row.name, "session_id": str(rec.id)}
+    )
+
+
+def stepup_refuse_support(rec: UserSession | None) -> None:
+    """A support session never steps up (it is not the person): ``UserError`` 403."""
+    if rec is None or rec.impersonator_id is not None:
+        raise UserError(stepup.SUPPORT_REFUSAL, status=403)
 
 
 def log_out(user: User | None) -> None:

@@ -23,7 +23,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from app import hooks
-from app.auth import handoff, services, sessions
+from app.auth import factors, handoff, passkeys, services, sessions
 from app.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SecondFactorForm, SignupForm
 from app.auth.models import User
 from app.errors import UserError
@@ -44,17 +44,25 @@ def after_login_target(user, next_url: str | None) -> str:
     return url_for("orgs.home")
 
 
+def destination(url: str) -> str:
+    """Where to send the browser for ``url``: itself on this host; on another
+    of our hosts, the hand-off that carries the sign-in there
+    (``app.auth.handoff``)."""
+    parts = urlsplit(url)
+    if not parts.netloc or parts.netloc.lower() == request.host.lower() or sessions.current() is None:
+        return url
+    path = _local_path(parts.path + ("?" + parts.query if parts.query else ""))
+    begin = f"{parts.scheme}://{parts.netloc}{url_for('auth.handoff_begin')}"
+    return begin + "?" + urlencode({"next": path})
+
+
 def go_to(url: str):
     """Redirect to ``url``; when it is on another of our hosts, through the
-    hand-off that carries the sign-in there (``app.auth.handoff``)."""
+    hand-off that carries the sign-in there (``destination``)."""
     parts = urlsplit(url)
     if not parts.netloc or parts.netloc.lower() == request.host.lower():
         return redirect(url)
-    if sessions.current() is None:
-        return _to_other_host(url)
-    path = _local_path(parts.path + ("?" + parts.query if parts.query else ""))
-    begin = f"{parts.scheme}://{parts.netloc}{url_for('auth.handoff_begin')}"
-    return _to_other_host(begin + "?" + urlencode({"next": path}))
+    return _to_other_host(destination(url))
 
 
 def _to_other_host(url: str):
@@ -183,11 +191,17 @@ def _pending_user():
     return user
 
 
+def _second_factor_context(user) -> dict:
+    """Which second factors the page offers: the passkey button, the code form."""
+    return {"has_passkey": bool(passkeys.passkeys_of(user)), "has_totp": factors.active_totp(user) is not None}
+
+
 @bp.route("/login/second-factor", methods=["GET", "POST"])
 @public
 def second_factor():
     """The sign-in's second step: a code from the authenticator app or a
-    recovery code, then the session starts (a recovery code's use is mailed).
+    recovery code (a passkey: ``passkey_views.second_factor_passkey``), then
+    the session starts (a recovery code's use is mailed).
     Without a password checked here in the last five minutes: back to log-in."""
     if g.get("host_kind") != "apex":
         abort(404)
@@ -199,17 +213,18 @@ def second_factor():
         return redirect(url_for("auth.login"))
     next_url = session[PENDING_KEY].get("next") or None
     form = SecondFactorForm()
+    ctx = _second_factor_context(user)
     if request.method == "GET":
-        return render_template("auth/second_factor.html", form=form)
+        return render_template("auth/second_factor.html", form=form, **ctx)
     if not form.validate():
-        return render_template("auth/second_factor.html", form=form), 422
+        return render_template("auth/second_factor.html", form=form, **ctx), 422
     try:
         factor = services.check_second_factor(user, form.code.data)
     except services.Throttled as e:
-        return throttled("auth/second_factor.html", e, form=form)
+        return throttled("auth/second_factor.html", e, form=form, **ctx)
     except UserError as e:
         db.session.commit()  # keeps the audit record of the failure; nothing else changed
-        return render_template("auth/second_factor.html", form=with_error(form, e)), e.status
+        return render_template("auth/second_factor.html", form=with_error(form, e), **ctx), e.status
     break_glass = bool(session[PENDING_KEY].get("bg"))
     session.pop(PENDING_KEY, None)
     services.log_in(user, factor=factor)

@@ -15,6 +15,7 @@ from flask_login import current_user
 from app import audit
 from app.audit import catalogue
 from app.auth import sessions
+from app.auth.stepup import step_up
 from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.jobs import admin as jobs_admin
@@ -219,6 +220,7 @@ def restore(org_id: str):
 
 
 @bp.post("/organizations/<org_id>/purge")
+@step_up(back="platform.organization")
 def purge(org_id: str):
     """Purge a deleted organization's data now; the address typed must match."""
     return _action(
@@ -449,6 +451,7 @@ def send_password_reset(user_id: str):
 
 # --------------------------------------------------------------------------- support impersonation
 @bp.post("/users/<user_id>/impersonate")
+@step_up(back="platform.user")
 def impersonate(user_id: str):
     """Act as the person in this browser for at most 30 minutes, with a
     reason; a banner on every page says so and offers "stop"."""

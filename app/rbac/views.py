@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import login_required
 
 from app import concurrency
+from app.auth.stepup import step_up
 from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.permissions import BY_NAME, ROLE_ORDER, groups
@@ -349,6 +350,7 @@ def assign(role_key):
 @bp.route("/transfer", methods=["GET", "POST"])
 @login_required
 @require("org:transfer")
+@step_up(back="rbac.transfer")
 def transfer():
     """Transfer ownership: choose a member, confirm, then they become Owner
     and you become Admin. Bad or refused input → 422, nothing changed."""

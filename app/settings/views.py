@@ -27,6 +27,7 @@ from flask import (
 from flask_login import login_required
 
 from app import hooks
+from app.auth.stepup import step_up
 from app.errors import StaleEdit, UserError
 from app.extensions import db
 from app.rbac.decorators import require, require_any, requires_feature
@@ -397,6 +398,7 @@ def security():
 @bp.post("/security")
 @login_required
 @require("settings:security")
+@step_up(back="settings.security")
 def update_security():
     """Save the security policy. Bad input → 422 beside the field; an
     allowlist that excludes the admin's own address → 422 asking for the
@@ -580,6 +582,7 @@ def danger():
 @bp.post("/delete")
 @login_required
 @require("org:delete")
+@step_up(back="settings.danger")
 def delete():
     """Soft-delete the organization after the Owner types its address.
 

@@ -15,7 +15,9 @@ Guarantees, for every route (static files and health probes aside):
   text field would reach code expecting a string.
 * **JSON bodies** on a write get ``415`` outside ``/api/``: the HTML forms
   are forms, and Flask-WTF would otherwise read JSON objects, lists and
-  numbers into text fields.
+  numbers into text fields. A view that takes JSON from the page's own
+  script (the passkey endpoints) says so with ``@accepts_json`` and checks
+  each value's type itself.
 * **``<int:...>`` URL variables** match only values that fit PostgreSQL's
   ``bigint`` (0 to 2**63-1): a larger number is a ``404``, like any unknown
   id, instead of an overflow in the query.
@@ -34,6 +36,7 @@ BIGINT_MAX = 2**63 - 1
 UNGUARDED_ENDPOINTS = {"static", "ops.healthz", "ops.readyz"}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ACCEPTS_FILES_ATTR = "_tenantry_accepts_files"
+ACCEPTS_JSON_ATTR = "_tenantry_accepts_json"
 
 
 class BigIntConverter(IntegerConverter):
@@ -46,6 +49,12 @@ class BigIntConverter(IntegerConverter):
 def accepts_files(view):
     """Mark a view that takes file uploads (the guard refuses them everywhere else)."""
     setattr(view, ACCEPTS_FILES_ATTR, True)
+    return view
+
+
+def accepts_json(view):
+    """Mark a view that takes a JSON body from our own script (the guard refuses one everywhere else)."""
+    setattr(view, ACCEPTS_JSON_ATTR, True)
     return view
 
 
@@ -63,7 +72,12 @@ def guard():
         abort(400, "The address contains a character that is not allowed (NUL).")
     if any("\x00" in value for _, value in request.headers.items()):
         abort(400, "A header of the request contains a character that is not allowed (NUL).")
-    if request.method in WRITE_METHODS and request.is_json and not request.path.startswith("/api/"):
+    if (
+        request.method in WRITE_METHODS
+        and request.is_json
+        and not request.path.startswith("/api/")
+        and not getattr(current_app.view_functions.get(request.endpoint), ACCEPTS_JSON_ATTR, False)
+    ):
         abort(415, "Send this form as a form, not as JSON.")
     if request.files:
         view = current_app.view_functions.get(request.endpoint)
