@@ -201,9 +201,7 @@ def revoke_others():
 
 
 # --------------------------------------------------------------------------- two-factor authentication
-def _security(
-    status: int = 200, codes: list[str] | None = None, mail_error: str | None = None, failed=None, **forms
-):
+def _security(status: int = 200, codes: list[str] | None = None, mail_error: str | None = None, failed=None, **forms):
     """The two-factor page: enrol (QR code and secret while pending), the
     recovery codes (shown once, right after they are made), turn off; the
     passkeys, each with its rename and remove forms (``failed``: the

@@ -443,12 +443,11 @@ def check_passkey_second_factor(user: User, credential) -> None:
     """The sign-in's second step with a passkey of ``user`` (after their
     password). Throttled and audited like a wrong code."""
     key = user.email.lower()
-    if not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT", key):
-        raise Throttled(throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT", key))
+    check_failure_throttles(user, key)
     try:
         passkeys.authenticate(passkeys.SECOND_FACTOR, credential, user)
     except UserError as e:
-        throttle.hit("LOGIN_FAILURES_PER_ACCOUNT", key)
+        count_failure(key)
         audit.record(
             "auth.second_factor_failed",
             target=user,
