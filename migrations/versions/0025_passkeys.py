@@ -1,10 +1,7 @@
 """passkeys: WebAuthn credentials and challenges; when a session last authenticated (step-up)
 
-Revision ID: 0024_passkeys
-Revises: 0023_role_source_group_roles, 0023_security_mail_reach
-
-Also joins the two revisions numbered 0023 (written in parallel from
-0022) into one head again.
+Revision ID: 0025_passkeys
+Revises: 0024_security_mail_reach
 
 * ``webauthn_credentials``: a user's passkeys (credential id, COSE public
   key, signature counter, transports, name, created, last used, removal
@@ -18,7 +15,7 @@ Also joins the two revisions numbered 0023 (written in parallel from
 
 Global tables (a person's, not an organization's): no ``organization_id``;
 the runtime role's column grants are in ``app.rls.RUNTIME_GLOBAL_WRITES``.
-Rollback: ``flask --app wsgi db downgrade`` (one step) drops both tables
+Rollback: ``flask --app wsgi db downgrade 0024_security_mail_reach`` drops both tables
 and the column (every passkey is lost; sensitive actions then need no
 step-up until the code that asks for it is rolled back too).
 """
@@ -27,8 +24,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0024_passkeys"
-down_revision = ("0023_role_source_group_roles", "0023_security_mail_reach")
+revision = "0025_passkeys"
+down_revision = "0024_security_mail_reach"
 branch_labels = None
 depends_on = None
 
