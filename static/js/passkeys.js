@@ -132,6 +132,18 @@
     };
   }
 
+  // Go where the server says; the same page (perhaps another #fragment) is reloaded, not just scrolled.
+  function go(url) {
+    var a = doc.createElement('a');
+    a.href = url;
+    if (a.origin === window.location.origin && a.pathname === window.location.pathname && a.search === window.location.search) {
+      if (a.hash) window.history.replaceState(null, '', a.hash);
+      window.location.reload();
+    } else {
+      window.location.assign(a.href);
+    }
+  }
+
   function busy(btn, on) {
     btn.disabled = on;
     btn.setAttribute('aria-busy', on ? 'true' : 'false');
@@ -153,7 +165,7 @@
         if (!cred) throw new Error('the browser returned no passkey');
         return post(btn.getAttribute('data-url'), { credential: registrationJSON(cred), name: name });
       })
-      .then(function (data) { window.location.assign(data.redirect); })
+      .then(function (data) { go(data.redirect); })
       .catch(function (err) { say(btn, explain(err, true)); busy(btn, false); });
   }
 
@@ -172,7 +184,7 @@
       .then(function (credential) {
         return post(btn.getAttribute('data-url'), { credential: credential, next: btn.getAttribute('data-next') || '' });
       })
-      .then(function (data) { window.location.assign(data.redirect); })
+      .then(function (data) { go(data.redirect); })
       .catch(function (err) { say(btn, explain(err, false)); busy(btn, false); });
   }
 
