@@ -358,6 +358,22 @@ class Ctx:
             db.session.commit()
         return u
 
+    def passkey_form(self, who, action: str, fields: dict) -> Call:
+        """A passkey of ``who`` (a key of world.users or a User), stored as a
+        registration stores it, and the ``rename``/``remove`` form posting to it."""
+        from app.auth.models import WebAuthnCredential
+        from app.extensions import db
+
+        u = self.user(who) if isinstance(who, str) else who
+        row = WebAuthnCredential(
+            user_id=u.id, credential_id=uuid.uuid4().bytes, public_key=b"cose", name="Laptop", transports=[]
+        )
+        db.session.add(row)
+        db.session.commit()
+        prefix = ("p" if action == "rename" else "r") + row.id.hex[:8]
+        data = {f"{prefix}-{k}": v for k, v in fields.items()}
+        return Call(f"/account/security/passkeys/{row.id}/{action}", None, u, data)
+
     def between_steps(self, key="member"):
         """A client whose password step for ``key`` (with TOTP) has passed: the sign-in's second step is next."""
         u = self.with_totp(key)
@@ -513,6 +529,18 @@ ROUTES: dict[str, Route] = {
     "auth.second_factor": Route(
         [(PLATFORM, "auth.login")],
         lambda c: Call("/login/second-factor", None, c.between_steps(), {"code": f.totp_code()}),
+    ),
+    "account.rename_passkey": Route(
+        [(PLATFORM, "auth.passkey_renamed")],
+        lambda c: c.passkey_form("member", "rename", {"name": "Renamed key"}),
+    ),
+    "account.remove_passkey": Route(
+        [(PLATFORM, "auth.passkey_removed")],
+        lambda c: c.passkey_form(c.with_totp("member"), "remove", {"remove_password": f.PASSWORD}),
+    ),
+    "auth.step_up": Route(
+        [(ACME, "auth.step_up"), (PLATFORM, "auth.step_up")],
+        lambda c: Call("/auth/step-up", "acme", "owner", {"password": f.PASSWORD, "next": "/"}),
     ),
     "account.revoke_session": Route(
         [(PLATFORM, "auth.session_revoked")],
@@ -1015,6 +1043,23 @@ ROUTES.update(
 
 # Mutating endpoints deliberately not exercised here, with the reason and the test that checks their events.
 UNMAPPED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "auth.passkey_sign_in_options",
+            "auth.passkey_sign_in",
+            "auth.second_factor_passkey_options",
+            "auth.second_factor_passkey",
+            "auth.step_up_passkey_options",
+            "auth.step_up_passkey",
+            "account.passkey_options",
+            "account.add_passkey",
+            "account.passkey_confirm_options",
+        ),
+        "JSON for static/js/passkeys.js (a WebAuthn ceremony needs an authenticator's signed answer): "
+        "tests/auth/test_passkeys.py and tests/auth/test_step_up.py check the events "
+        "(auth.passkey_added, auth.login, auth.passkey_failed, auth.step_up, auth.step_up_failed); "
+        "the options endpoints draw a challenge and record nothing",
+    ),
     **{
         f"api.{name}": "the JSON API (a key, JSON bodies, no browser session): "
         "tests/api/test_audited_writes.py checks each write's events, recorded as the key"

@@ -53,6 +53,10 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "session_id": "SELECT s.id::text FROM user_sessions s JOIN memberships m ON m.user_id = s.user_id "
     "WHERE m.organization_id = :globex AND s.user_id NOT IN "
     "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
+    # Passkeys too: a globex-only member's passkey is out of reach of anyone in acme.
+    "passkey_id": "SELECT w.id::text FROM webauthn_credentials w JOIN memberships m ON m.user_id = w.user_id "
+    "WHERE m.organization_id = :globex AND w.user_id NOT IN "
+    "(SELECT user_id FROM memberships WHERE organization_id = :acme)",
     "org_id": "SELECT id::text FROM organizations WHERE id = :globex",
     "invitation_id": "SELECT id::text FROM invitations WHERE organization_id = :globex",
     "event_id": "SELECT id::text FROM audit_events WHERE organization_id = :globex",
@@ -167,6 +171,18 @@ def seed_globex(app, world) -> None:
         )
         db.session.commit()
     sign_in(app, world.users["globex_member"], "globex")  # a globex-only user session
+    from app.auth.models import WebAuthnCredential
+
+    db.session.add(  # a globex-only member's passkey
+        WebAuthnCredential(
+            user_id=world.users["globex_member"].id,
+            credential_id=b"globex-only-credential",
+            public_key=b"cose",
+            name="Globex key",
+            transports=[],
+        )
+    )
+    db.session.commit()
 
 
 def acme_api_key(world) -> str:
@@ -247,7 +263,7 @@ def globex_snapshot(owner_engine, world) -> dict[str, str]:
         out["organizations"] = c.execute(
             text("SELECT md5(o::text) FROM organizations o WHERE id = :globex"), params
         ).scalar()
-        for table, col in (("users", "id"), ("user_sessions", "user_id")):
+        for table, col in (("users", "id"), ("user_sessions", "user_id"), ("webauthn_credentials", "user_id")):
             out[table] = c.execute(
                 text(
                     f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t "
