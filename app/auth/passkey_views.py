@@ -15,6 +15,7 @@ from __future__ import annotations
 from flask import abort, flash, g, jsonify, redirect, render_template, request, session
 from flask_login import current_user, login_required
 
+from app import hooks
 from app.auth import factors, passkeys, services, sessions, stepup
 from app.auth.forms import StepUpForm
 from app.auth.views import PENDING_KEY, _pending_user, after_login_target, bp, client_ip, destination
@@ -71,16 +72,22 @@ def passkey_sign_in_options():
 @accepts_json
 def passkey_sign_in():
     """Sign in with a passkey alone: a new session (a full authentication,
-    audited with the passkey), then where the log-in would go."""
+    audited with the passkey), then where the log-in would go. Refused (403)
+    for a member of an organization that requires SSO, as a password is."""
     _apex_or_404()
     try:
         user = services.sign_in_with_passkey(_credential(), client_ip())
+        # An organization that requires SSO refuses a passkey as it refuses a
+        # password; its break-glass Owners may (a passkey is a second factor).
+        rule = services.password_rule(user)
     except UserError as e:
         return problem(e)
     body = request.get_json(silent=True) or {}
     next_url = body.get("next") if isinstance(body.get("next"), str) else None
     session.pop(PENDING_KEY, None)
     services.log_in(user, factor="passkey")
+    if rule is not None and rule.break_glass:
+        hooks.break_glass_signed_in.send(user)
     db.session.commit()
     return jsonify(redirect=destination(after_login_target(user, next_url)))
 
@@ -116,8 +123,11 @@ def second_factor_passkey():
         services.check_passkey_second_factor(user, _credential())
     except UserError as e:
         return problem(e)
+    break_glass = bool(session[PENDING_KEY].get("bg"))
     session.pop(PENDING_KEY, None)
     services.log_in(user, factor="passkey")
+    if break_glass:
+        hooks.break_glass_signed_in.send(user)
     db.session.commit()
     return jsonify(redirect=destination(after_login_target(user, next_url)))
 
