@@ -358,7 +358,11 @@ def _valid_values(app, world, endpoint: str, rule: str) -> dict:
 # What a refused request may still write, and why (everything else must stay as it was).
 ALLOWED_ON_REFUSAL = {
     # A failed password check is a security record, kept on purpose (app/account/views.py).
-    "audit_events": "action <> 'auth.login_failed'",
+    # So is a failed step-up or passkey check, and a refusal for want of a recent sign-in (app.auth.stepup).
+    "audit_events": "action NOT IN ('auth.login_failed', 'auth.step_up_failed', 'auth.passkey_failed', "
+    "'auth.second_factor_failed', 'auth.step_up_required')",
+    # A passkey response that is refused still spends its challenge (single use, app.auth.passkeys).
+    "webauthn_challenges": "false",
     # The platform organization (home of account events) appears with its first event.
     "organizations": "id <> '00000000-0000-0000-0000-000000000001'",
 }

@@ -12,6 +12,7 @@ URL variable not in ``URL_ARGS`` fails, so a new route must be added here.
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
 
@@ -50,6 +51,23 @@ def _member_session(w):
 
     f.reached(w.acme, rec.id, w.users["member"])  # an acme admin sees only the sessions that reached acme
     return rec.id
+
+
+def _owner_passkey(w):
+    """A passkey of acme's Owner (the account pages act on the signed-in person's own)."""
+    from app.auth.models import WebAuthnCredential
+    from app.extensions import db
+
+    row = WebAuthnCredential(
+        user_id=w.users["owner"].id,
+        credential_id=b"matrix-" + os.urandom(8),
+        public_key=b"cose",
+        name="Key",
+        transports=[],
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row.id
 
 
 def _audit_event(w):
@@ -204,6 +222,7 @@ URL_ARGS = {
     "role_key": lambda w: w.acme_role.id,
     "invitation_id": _pending_invitation,
     "session_id": _member_session,
+    "passkey_id": _owner_passkey,
     "event_id": _audit_event,
     "endpoint_id": _webhook_endpoint,
     "delivery_id": _webhook_delivery,
