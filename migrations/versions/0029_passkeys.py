@@ -1,7 +1,7 @@
 """passkeys: WebAuthn credentials and challenges; when a session last authenticated (step-up)
 
-Revision ID: 0027_passkeys
-Revises: 0026_privacy
+Revision ID: 0029_passkeys
+Revises: 0028_org_exports
 
 * ``webauthn_credentials``: a user's passkeys (credential id, COSE public
   key, signature counter, transports, name, created, last used, removal
@@ -15,7 +15,7 @@ Revises: 0026_privacy
 
 Global tables (a person's, not an organization's): no ``organization_id``;
 the runtime role's column grants are in ``app.rls.RUNTIME_GLOBAL_WRITES``.
-Rollback: ``flask --app wsgi db downgrade 0026_privacy`` drops both tables
+Rollback: ``flask --app wsgi db downgrade 0028_org_exports`` drops both tables
 and the column (every passkey is lost; sensitive actions then need no
 step-up until the code that asks for it is rolled back too).
 """
@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0027_passkeys"
-down_revision = "0026_privacy"
+revision = "0029_passkeys"
+down_revision = "0028_org_exports"
 branch_labels = None
 depends_on = None
 
