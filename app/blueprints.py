@@ -23,6 +23,7 @@ from app.rbac.views import bp as rbac_bp
 from app.reports.views import bp as reports_bp
 from app.reviews.views import bp as reviews_bp
 from app.settings.views import bp as settings_bp
+from app.sso.saml_views import bp as saml_bp
 from app.sso.views import bp as sso_bp
 from app.sso.views import flow_bp as sso_flow_bp
 from app.sso.views import setup_bp as sso_setup_bp
@@ -57,6 +58,7 @@ def register(app) -> None:
         reports_bp,
         reviews_bp,
         orgdata_bp,
+        saml_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

@@ -104,6 +104,11 @@ ACTIONS: tuple[Action, ...] = (
     _A("sso.connection_disabled", "Single sign-on", "Disabled an SSO connection"),
     _A("sso.sign_in", "Single sign-on", "Signed in through SSO"),
     _A("sso.sign_in_refused", "Single sign-on", "An SSO sign-in was refused"),
+    _A(
+        "sso.saml_assertion_accepted",
+        "Single sign-on",
+        "A signed SAML assertion was accepted at the ACS (its id, NameID and request)",
+    ),
     _A("sso.user_provisioned", "Single sign-on", "A first SSO sign-in created the account or membership"),
     _A("sso.setup_link_issued", "Single sign-on", "Issued an SSO setup link for an IT contact"),
     _A("sso.setup_link_used", "Single sign-on", "An SSO setup link was opened"),

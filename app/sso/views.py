@@ -32,6 +32,7 @@ from app.rbac.decorators import require, requires_feature
 from app.scoping import all_organizations, tenant_context
 from app.sso import oidc as _oidc  # noqa: F401  (registers the OpenID Connect protocol)
 from app.sso import registry, services
+from app.sso import saml as _saml  # noqa: F401  (registers SAML 2.0)
 from app.sso.forms import ActionForm, NewConnectionForm, SetupLinkForm, VersionForm, connection_form
 from app.sso.models import PROVIDERS
 from app.tenancy.hosts import load_organization
@@ -419,6 +420,9 @@ def _begin(org, conn, mode: str, next_url: str = "", back: str = "", login_hint:
         services.refuse(org, conn, e.reason)
         db.session.commit()
         return render_template("sso/refused.html", reason=e.reason), 502
+    # What a protocol wrote to check the answer later (SAML: the
+    # AuthnRequest's id, bound to this browser) must outlive this request.
+    db.session.commit()
     now = int(time.time())
     kept = [p for p in session.get(PENDING_KEY, []) if now - int(p.get("at", 0)) < PENDING_SECONDS]
     session[PENDING_KEY] = [*kept[-(PENDING_MAX - 1) :], pending]

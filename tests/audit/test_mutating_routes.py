@@ -1091,6 +1091,9 @@ UNMAPPED: dict[str, str] = {
         "tests/sso/test_portal.py checks its events, recorded as the IT contact"
         for name in ("create", "update", "test")
     },
+    "saml.acs": "a SAML response signed by a real IdP for a request the flow started: tests/sso/test_saml_acs.py "
+    "checks sso.saml_assertion_accepted on success and, for every hostile response, sso.sign_in_refused and "
+    "nothing else",
     "sso_flow.callback": "the identity provider's answer (a real provider): tests/sso/test_oidc_sign_in.py and "
     "test_oidc_hostile.py check sso.sign_in, sso.user_provisioned, sso.sign_in_refused; test_portal.py "
     "sso.connection_tested",

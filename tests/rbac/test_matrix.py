@@ -244,8 +244,30 @@ def _acme_logo(w):
     set_logo(w)
 
 
-# Routes without URL variables that answer 404 until a row exists (acme's logo).
-ROUTE_SETUP = {"settings.logo": _acme_logo}
+def _saml_connection(w):
+    """Acme's connection made a saved SAML one (our key and certificate), whose SP metadata exists."""
+    from sqlalchemy import select
+
+    from app import crypto
+    from app.extensions import db
+    from app.scoping import tenant_context
+    from app.sso.models import SsoConnection
+    from app.sso.saml_protocol import generate_keypair
+
+    with tenant_context(w.acme.id):
+        conn = db.session.execute(select(SsoConnection)).scalar_one()
+        key, cert = generate_keypair("matrix")
+        conn.protocol, conn.config, conn.secret_encrypted = (
+            "saml",
+            {**conn.config, "sp_cert": cert},
+            crypto.encrypt(key),
+        )
+        db.session.commit()
+
+
+# Routes that answer 404 until a row exists, or exists in the right shape
+# (acme's logo; a SAML connection's metadata).
+ROUTE_SETUP = {"settings.logo": _acme_logo, "saml.download_metadata": _saml_connection}
 
 # Routes open to every member for their own rows, and to holders of a
 # permission for anyone's: the matrix's row (``_api_key``) is the Owner's,

@@ -121,3 +121,36 @@ def test_idp_metadata_without_signing_certificate_is_refused(idp):
     with pytest.raises(UserError) as refused:
         proto.parse_idp_metadata(stripped)
     assert "signing certificate" in refused.value.message
+
+
+def test_expired_saml_ids_are_purged_and_live_ones_kept(app):
+    """The daily job forgets request and assertion ids past their end, in every organization."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.scoping import all_organizations, tenant_context
+    from app.sso.models import SsoConnection
+    from app.sso.saml_models import SamlAssertionSeen, SamlRequest
+    from app.sso.tasks import saml_purge
+    from app.util import utcnow
+    from tests import factories as f
+
+    now = utcnow()
+    for slug in ("one", "two"):
+        org = f.make_org(slug)
+        with tenant_context(org.id):
+            conn = SsoConnection(protocol="saml", provider="generic", name="IdP", config={})
+            db.session.add(conn)
+            db.session.flush()
+            for rid, ends in (("id-old", now - timedelta(days=2)), ("id-live", now + timedelta(minutes=5))):
+                db.session.add(
+                    SamlRequest(id=rid, connection_id=conn.id, browser="x" * 64, next_url="/", expires_at=ends)
+                )
+                db.session.add(SamlAssertionSeen(assertion_id=rid, expires_at=ends))
+            db.session.commit()
+    assert saml_purge.body(0) == {"requests": 2, "assertions": 2}
+    with all_organizations(reason="test"):
+        assert db.session.scalar(select(func.count()).select_from(SamlRequest)) == 2
+        assert set(db.session.scalars(select(SamlAssertionSeen.assertion_id))) == {"id-live"}
