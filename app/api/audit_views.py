@@ -122,7 +122,7 @@ def list_audit_events(query: AuditQuery):
     """The organization's audit log, newest first, with the viewer's filters
     (actor, person, action, target, dates, words); follow ``next`` for older events."""
     f = _filters(query)
-    page = log.page(g.org.id, f, size=query.limit)
+    page = log.page(g.org.id, f, size=query.limit, columns=log.DETAIL_COLUMNS)
     return _reply_page([_out(e) for e in page.events], str(page.older) if page.older else None)
 
 

@@ -70,6 +70,17 @@ LIST_COLUMNS = (
     T.c.target_id,
     T.c.target_label,
 )
+# Everything an event says (the JSON API's events): LIST_COLUMNS and the
+# details, ``metadata`` as ``meta`` like the model's attribute.
+DETAIL_COLUMNS = (
+    *LIST_COLUMNS,
+    T.c.impersonator_id,
+    T.c.changes,
+    T.c["metadata"].label("meta"),
+    T.c.ip,
+    T.c.user_agent,
+    T.c.request_id,
+)
 
 
 # ----------------------------------------------------------------------------- filters
@@ -396,8 +407,9 @@ class Page:
     older: int | None  # cursor for the "Older" link (before=...)
 
 
-def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None) -> Page:
-    """One page of events matching ``f``, newest first, by keyset."""
+def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None, columns=LIST_COLUMNS) -> Page:
+    """One page of events matching ``f``, newest first, by keyset: rows of
+    ``columns`` (``LIST_COLUMNS``, or ``DETAIL_COLUMNS``), by their names."""
     session = session or db.session
     bounds = _bounds(session, org_id, f)
     ascending = f.after is not None and f.before is None
@@ -431,7 +443,7 @@ def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None) -> Page:
     ids = ids_q.subquery("page_ids")
     rows = list(
         session.execute(
-            select(*LIST_COLUMNS)
+            select(*columns)
             .select_from(T.join(ids, T.c.id == ids.c.id))
             .where(T.c.organization_id == org_id)
             .order_by(order)
