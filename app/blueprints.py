@@ -22,6 +22,8 @@ from app.projects.views import bp as projects_bp
 from app.rbac.views import bp as rbac_bp
 from app.reports.views import bp as reports_bp
 from app.reviews.views import bp as reviews_bp
+from app.scim.protocol import bp as scim_bp
+from app.scim.views import bp as scim_settings_bp
 from app.settings.views import bp as settings_bp
 from app.sso.saml_views import bp as saml_bp
 from app.sso.views import bp as sso_bp
@@ -59,6 +61,8 @@ def register(app) -> None:
         reviews_bp,
         orgdata_bp,
         saml_bp,
+        scim_bp,
+        scim_settings_bp,
     ):
         app.register_blueprint(bp)
     if app.config["DEVELOPMENT"]:

@@ -13,6 +13,7 @@ from app.projects.models import Project  # noqa: F401
 from app.rbac.group_roles import GroupRoleMapping  # noqa: F401
 from app.rbac.models import Role  # noqa: F401
 from app.reviews.models import AccessReview, AccessReviewer, AccessReviewItem  # noqa: F401
+from app.scim.models import ScimGroup, ScimGroupMember, ScimToken, ScimUser  # noqa: F401
 from app.settings.models import OrganizationLogo  # noqa: F401
 from app.sso.models import SsoConnection, SsoIdentity, SsoSetupLink  # noqa: F401
 from app.sso.saml_models import SamlAssertionSeen, SamlRequest  # noqa: F401

@@ -53,7 +53,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     _P(
         "settings:sso",
         "Settings",
-        "Configure single sign-on: connections, their test, enabling them, setup links for IT",
+        "Configure single sign-on (connections, their test, enabling them, setup links for IT) and SCIM provisioning (tokens, group roles)",
         feature="sso",
     ),
     _P("members:view", "Members", "See the member list and member details"),

@@ -136,6 +136,16 @@ ACTIONS: tuple[Action, ...] = (
     _A("member.left", "Members", "Left the organization"),
     _A("member.account_deleted", "Members", "A member deleted their account"),
     # Roles.
+    # SCIM provisioning (actor type scim: the organization's identity provider, through a token).
+    _A("scim.token_created", "SCIM", "Created a SCIM token"),
+    _A("scim.token_revoked", "SCIM", "Revoked a SCIM token"),
+    _A("scim.user_created", "SCIM", "Provisioned a user through SCIM"),
+    _A("scim.user_updated", "SCIM", "Updated a user through SCIM"),
+    _A("scim.user_deleted", "SCIM", "Deprovisioned (deleted) a user through SCIM"),
+    _A("scim.group_created", "SCIM", "Created a group through SCIM"),
+    _A("scim.group_updated", "SCIM", "Changed a group through SCIM"),
+    _A("scim.group_deleted", "SCIM", "Deleted a group through SCIM"),
+    _A("scim.request_refused", "SCIM", "A SCIM change was refused (the error is in the details)"),
     _A("role.group_mapped", "Roles", "Mapped an identity-provider group to a role"),
     _A("role.group_unmapped", "Roles", "Removed an identity-provider group's role mapping"),
     _A("role.created", "Roles", "Created a custom role"),

@@ -87,6 +87,11 @@ def sections() -> list[tuple[str, str, bool]]:
             "Single sign-on",
             "settings:sso" in perms and "sso.index" in current_app.view_functions,
         ),
+        (
+            "scim_settings.index",
+            "SCIM provisioning",
+            "settings:sso" in perms and "scim_settings.index" in current_app.view_functions,
+        ),
         ("settings.notifications", "Notifications", bool(_offered_kinds())),
         ("settings.plan", "Plan and usage", "billing:view" in perms),
         (
@@ -120,6 +125,8 @@ def _settings_nav():
         current = "sso.index"
     if current and current.startswith("orgdata."):
         current = "orgdata.index"
+    if current and current.startswith("scim_settings."):
+        current = "scim_settings.index"
     return {"settings_sections": sections, "settings_current": current}
 
 

@@ -13,7 +13,7 @@ Guarantees, for every route (static files and health probes aside):
 * **File uploads** get ``400`` unless the view is marked ``@accepts_files``.
   Flask-WTF merges ``request.files`` into every form, so a file sent in a
   text field would reach code expecting a string.
-* **JSON bodies** on a write get ``415`` outside ``/api/``: the HTML forms
+* **JSON bodies** on a write get ``415`` outside ``/api/`` and ``/scim/``: the HTML forms
   are forms, and Flask-WTF would otherwise read JSON objects, lists and
   numbers into text fields. A view that takes JSON from the page's own
   script (the passkey endpoints) says so with ``@accepts_json`` and checks
@@ -75,7 +75,7 @@ def guard():
     if (
         request.method in WRITE_METHODS
         and request.is_json
-        and not request.path.startswith("/api/")
+        and not request.path.startswith(("/api/", "/scim/"))
         and not getattr(current_app.view_functions.get(request.endpoint), ACCEPTS_JSON_ATTR, False)
     ):
         abort(415, "Send this form as a form, not as JSON.")
