@@ -151,15 +151,17 @@ def endpoint(subpath: str):
     try:
         if len(raw) > MAX_BODY:
             raise PayloadTooLargeException(detail=f"Send at most {MAX_BODY // 1024} KB.")
-        if b"\x00" in raw or b"\\u0000" in raw.lower():
-            # PostgreSQL refuses NUL in text and JSONB: refuse it here, as a SCIM error.
-            raise InvalidValueException(detail="NUL characters are not allowed.")
         try:
             public = svc.match(req).operation is Operation.service_provider_config
         except SCIMException:
             public = False
         if not public:
             _authenticate(req)
+        if b"\x00" in raw or b"\\u0000" in raw.lower():
+            # PostgreSQL refuses NUL in text and JSONB: refuse it here, as a SCIM error.
+            raise InvalidValueException(detail="NUL characters are not allowed.")
+        if req.method in ("POST", "PUT", "PATCH"):
+            _check_active_values(raw)
         handler = ScimHandler(svc, OrgStorage(g.org, svc))
         try:
             resp = handler.handle(req)
@@ -173,6 +175,37 @@ def endpoint(subpath: str):
         resp = svc.error_response(e)
         _record_refusal(req, e)
     return _respond(resp)
+
+
+_BOOLEAN_STRINGS = {"true", "false"}
+
+
+def _check_active_values(raw: bytes) -> None:
+    """``active`` must be a boolean: pydantic's lax mode would read "yes",
+    "1" or "on" as true, and a typo must not (re)activate or deprovision
+    anyone. The strings "True"/"False" are accepted (case-insensitive):
+    Microsoft Entra ID sends them in PATCH requests."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return  # scim2-server answers invalidSyntax
+    if not isinstance(body, dict):
+        return
+    values = []
+    if "active" in body:
+        values.append(body["active"])
+    operations = body.get("Operations")
+    for op in operations if isinstance(operations, list) else []:
+        if not isinstance(op, dict):
+            continue
+        path, value = str(op.get("path") or "").lower(), op.get("value")
+        if path.endswith("active"):
+            values.append(value)
+        elif not path and isinstance(value, dict):
+            values.extend(v for k, v in value.items() if str(k).lower().endswith("active"))
+    for v in values:
+        if not isinstance(v, bool) and not (isinstance(v, str) and v.lower() in _BOOLEAN_STRINGS):
+            raise InvalidValueException(detail=f"active must be true or false, not {json.dumps(v)[:40]}.")
 
 
 def _record_refusal(req: ScimRequest, e: SCIMException) -> None:

@@ -456,7 +456,7 @@ class OrgStorage(ScimStorage):
             metadata={"user_id": str(m.user_id), "email": m.user.email, "role": m.role_name, "via": "scim"},
         )
         reached: set[uuid.UUID] = set()
-        for host in {hosts.org_host(self.org), self.org.custom_domain}:
+        for host in {f"{self.org.slug}.{hosts.apex()}", hosts.org_host(self.org), self.org.custom_domain}:
             if host:
                 reached |= member_sessions.sessions_reaching(m.user, host)
         for sid in sorted(reached):
