@@ -23,7 +23,10 @@ from app.extensions import db
 from app.members.invitations import INVITATION_TTL, new_token
 from app.members.models import Invitation
 from app.projects.models import Project
+from app.rbac.group_roles import GroupRoleMapping
 from app.rbac.models import Role
+from app.scim import tokens as scim_tokens
+from app.scim.models import ScimGroup, ScimGroupMember, ScimToken, ScimUser
 from app.scoping import all_organizations, tenant_context
 from app.tenancy.models import EntitlementOverride, Membership, Organization
 from app.util import utcnow
@@ -231,6 +234,7 @@ def _load_demo() -> dict[str, int]:
     created["domains"] = _demo_domain(orgs["acme"])
     created["entitlement overrides"] = _demo_override(orgs["globex"], users["super@tenantry.test"])
     created["SSO connections"] = _demo_sso(orgs["globex"])
+    created["entitlement overrides"] += _demo_scim(orgs["acme"], users)
     created["branded organizations"] = _demo_branding(orgs["acme"])
     created["organizations requiring 2FA"] = _demo_require_2fa(orgs["globex"])
     created["webhook deliveries"] = _demo_deliveries(orgs["acme"])
@@ -339,6 +343,64 @@ def _demo_sso(globex) -> int:
         )
         db.session.flush()
     return 1
+
+
+# --------------------------------------------------------------------------- SCIM (issue 19)
+DEMO_SCIM_TOKEN_NAME = "Okta (demo)"
+
+
+def _demo_scim(acme, users) -> int:
+    """Acme (Pro) trials SCIM: an override, a token (its secret random and
+    never stored: the page shows its row; make a real one there), the group
+    "Engineering Leads" mapped to Manager, and Mona Manager provisioned in it
+    (her role's source shows "SCIM" on the members page). Once: nothing is
+    added when the token exists. Returns the overrides created."""
+    added = 0
+    with all_organizations(reason="demo data loader: an entitlement override"):
+        if db.session.get(EntitlementOverride, (acme.id, "scim")) is None:
+            db.session.add(
+                EntitlementOverride(
+                    organization_id=acme.id,
+                    name="scim",
+                    kind="feature",
+                    enabled=True,
+                    until=utcnow() + timedelta(days=30),
+                    reason="Demo: a 30-day SCIM provisioning trial.",
+                    created_by=users["super@tenantry.test"].id,
+                )
+            )
+            db.session.flush()
+            added = 1
+    with tenant_context(acme.id):
+        if db.session.execute(select(ScimToken.id).where(ScimToken.name == DEMO_SCIM_TOKEN_NAME)).first() is not None:
+            return added
+        key_id, full = scim_tokens.new_token()
+        owner = users["owner@acme.test"]
+        db.session.add(
+            ScimToken(
+                key_id=key_id, secret_hash=scim_tokens.hash_token(full), name=DEMO_SCIM_TOKEN_NAME, created_by=owner.id
+            )
+        )
+        db.session.add(GroupRoleMapping(source="scim", group_name="Engineering Leads", role="manager"))
+        manager = users["manager@acme.test"]
+        db.session.add(
+            ScimUser(
+                user_id=manager.id,
+                user_name=manager.email,
+                emails=[manager.email],
+                document={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": manager.name},
+            )
+        )
+        group = ScimGroup(
+            display_name="Engineering Leads", document={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}
+        )
+        db.session.add(group)
+        db.session.flush()
+        db.session.add(ScimGroupMember(group_id=group.id, user_id=manager.id))
+        m = db.session.execute(select(Membership).where(Membership.user_id == manager.id)).unique().scalar_one()
+        m.role_source, m.scim_external_id = "scim", "00u-demo-mona"
+        db.session.flush()
+    return added
 
 
 # --------------------------------------------------------------------------- settings (issue 15)

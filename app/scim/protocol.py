@@ -198,6 +198,8 @@ def _check_active_values(raw: bytes) -> None:
     for op in operations if isinstance(operations, list) else []:
         if not isinstance(op, dict):
             continue
+        if str(op.get("op") or "").lower() == "remove":
+            continue  # removes the attribute; no value to check
         path, value = str(op.get("path") or "").lower(), op.get("value")
         if path.endswith("active"):
             values.append(value)

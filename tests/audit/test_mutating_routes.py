@@ -148,6 +148,17 @@ class Ctx:
 
         return self.in_acme(go)
 
+    def scim(self, what=None):
+        """Acme given the scim feature; with ``what``, the id of a SCIM token or group mapping of acme's."""
+        from tests.scim.conftest import acme_mapping_id, acme_scim_token_id, entitle_scim
+
+        entitle_scim(self.world.acme.id)
+        if what == "token":
+            return acme_scim_token_id(self.world)
+        if what == "mapping":
+            return acme_mapping_id(self.world)
+        return None
+
     def api_key(self):
         """An acme API key of the Owner's (made before the request); its row id."""
         from app.api import keys
@@ -847,6 +858,33 @@ ROUTES: dict[str, Route] = {
         refused_as="manager",
     ),
     # ------------------------------------------------------------------ domains
+    "scim_settings.create_token": Route(
+        [(ACME, "scim.token_created")],
+        lambda c: (c.scim(), Call("/settings/scim/tokens", data={"name": "Okta", "submit_key": "k1"}))[1],
+        refused_as="manager",
+        ok=(201,),
+    ),
+    "scim_settings.revoke_token": Route(
+        [(ACME, "scim.token_revoked")],
+        lambda c: Call(f"/settings/scim/tokens/{c.scim('token')}/revoke"),
+        refused_as="manager",
+    ),
+    "scim_settings.create_mapping": Route(
+        [(ACME, "role.group_mapped")],
+        lambda c: (
+            c.scim(),
+            Call(
+                "/settings/scim/mappings",
+                data={"group": "Leads", "role": "manager", "source": "scim", "submit_key": "m1"},
+            ),
+        )[1],
+        refused_as="manager",
+    ),
+    "scim_settings.delete_mapping": Route(
+        [(ACME, "role.group_unmapped")],
+        lambda c: Call(f"/settings/scim/mappings/{c.scim('mapping')}/delete"),
+        refused_as="manager",
+    ),
     "domains.create": Route(
         [(ACME, "org.domain_added")],
         lambda c: Call("/settings/domains/", data={"name": "acme-new.com"}),
@@ -1079,6 +1117,8 @@ UNMAPPED: dict[str, str] = {
             "update_role",
         )
     },
+    "scim.endpoint": "SCIM 2.0 (a token, SCIM JSON, no browser session): tests/scim/test_protocol.py checks "
+    "the events of each change and of each refusal, recorded with actor type scim",
     "platform.update_plan": "needs the plan's current version and every field of its form: "
     "tests/platform/test_plans.py checks platform.plan_updated",
     "platform.set_override": "tests/platform/test_plans.py checks org.entitlement_overridden and "

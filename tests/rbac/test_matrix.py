@@ -235,7 +235,16 @@ URL_ARGS = {
     "kind": lambda w: "access",  # a compliance report
     "review_id": _review,
     "export_id": _org_export,
+    "token_id": lambda w: _scim("token", w),
+    "mapping_id": lambda w: _scim("mapping", w),
 }
+
+
+def _scim(what, w):
+    """Acme's SCIM token or group mapping (acme given the scim feature)."""
+    from tests.scim.conftest import acme_mapping_id, acme_scim_token_id
+
+    return acme_scim_token_id(w) if what == "token" else acme_mapping_id(w)
 
 
 def _acme_logo(w):
@@ -267,7 +276,20 @@ def _saml_connection(w):
 
 # Routes that answer 404 until a row exists, or exists in the right shape
 # (acme's logo; a SAML connection's metadata).
-ROUTE_SETUP = {"settings.logo": _acme_logo, "saml.download_metadata": _saml_connection}
+def _scim_entitled(w):
+    from tests.scim.conftest import entitle_scim
+
+    entitle_scim(w.acme.id)
+
+
+ROUTE_SETUP = {
+    "settings.logo": _acme_logo,
+    "saml.download_metadata": _saml_connection,
+    # The SCIM settings need the plan feature (acme is on Pro): an override, as the console gives.
+    "scim_settings.index": _scim_entitled,
+    "scim_settings.create_token": _scim_entitled,
+    "scim_settings.create_mapping": _scim_entitled,
+}
 
 # Routes open to every member for their own rows, and to holders of a
 # permission for anyone's: the matrix's row (``_api_key``) is the Owner's,

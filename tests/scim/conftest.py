@@ -87,3 +87,43 @@ def membership_of(org, user_id) -> Membership | None:
     db.session.expire_all()
     with tenant_context(org.id):
         return db.session.execute(select(Membership).where(Membership.user_id == user_id)).unique().scalar_one_or_none()
+
+
+def entitle_scim(org_id) -> None:
+    """Give the organization the ``scim`` feature by an override (as the
+    platform console does), whatever its plan; idempotent."""
+    from app.scoping import all_organizations
+    from app.tenancy.models import EntitlementOverride
+
+    with all_organizations(reason="tests: a SCIM entitlement"):
+        if db.session.get(EntitlementOverride, (org_id, "scim")) is None:
+            db.session.add(
+                EntitlementOverride(organization_id=org_id, name="scim", kind="feature", enabled=True, reason="tests")
+            )
+            db.session.commit()
+
+
+def acme_scim_token_id(world) -> str:
+    """A SCIM token of acme's (made once per test), entitled; its row id."""
+    entitle_scim(world.acme.id)
+    with tenant_context(world.acme.id):
+        existing = db.session.execute(select(tokens.ScimToken.id)).scalar()
+        if existing:
+            return str(existing)
+    make_token(world.acme, world.users["owner"], "Matrix")
+    with tenant_context(world.acme.id):
+        return str(db.session.execute(select(tokens.ScimToken.id)).scalar())
+
+
+def acme_mapping_id(world) -> str:
+    """A group → role mapping of acme's (made once per test), entitled; its row id."""
+    from app.rbac.group_roles import GroupRoleMapping
+
+    entitle_scim(world.acme.id)
+    with tenant_context(world.acme.id):
+        existing = db.session.execute(select(GroupRoleMapping.id)).scalar()
+        if existing:
+            return str(existing)
+        db.session.add(GroupRoleMapping(source="scim", group_name="Matrix group", role="viewer"))
+        db.session.commit()
+        return str(db.session.execute(select(GroupRoleMapping.id)).scalar())

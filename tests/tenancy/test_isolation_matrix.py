@@ -68,6 +68,8 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "link_id": "SELECT id::text FROM sso_setup_links WHERE organization_id = :globex",
     "review_id": "SELECT id::text FROM access_reviews WHERE organization_id = :globex",
     "export_id": "SELECT id::text FROM org_exports WHERE organization_id = :globex",
+    "token_id": "SELECT id::text FROM scim_tokens WHERE organization_id = :globex",
+    "mapping_id": "SELECT id::text FROM group_role_mappings WHERE organization_id = :globex",
 }
 
 # URL variables that do not name a database row, and why they are out of scope.
@@ -77,6 +79,8 @@ NOT_ROW_IDS: dict[str, str] = {
     "key": "a plan's key: plans are global reference data, edited only in the platform console (its gate: 404)",
     "protocol": "an SSO protocol's key (oidc, saml): a name in code, not a row",
     "kind": "a compliance report's name (access, changes, security): the report reads the current organization only",
+    "subpath": "SCIM paths (/scim/v2/Users/<id>): token-authenticated, no session; "
+    "tests/scim/test_protocol.py aims acme's token at globex's users and groups (404, nothing changed)",
     "token": "single-use secrets (e-mail confirmation, password reset): only their hash is stored; "
     "their own tests cover forged and reused tokens; a personal data export's link is signed and bound to "
     "its owner (tests/privacy/test_export.py: another account's link is 403)",
@@ -137,6 +141,12 @@ def seed_globex(app, world) -> None:
 
         db.session.add(SsoConnection(protocol="oidc", provider="okta", name="Globex IdP", config={}))
         db.session.add(SsoSetupLink(token_hash="2" * 64, label="Globex IT", expires_at=utcnow() + timedelta(days=1)))
+        # A SCIM token and a group mapping of globex's own.
+        from app.rbac.group_roles import GroupRoleMapping
+        from app.scim import tokens as scim_tokens
+
+        scim_tokens.create_token("Globex IdP", get_membership(world.users["globex_owner"].id))
+        db.session.add(GroupRoleMapping(source="scim", group_name="Globex engineers", role="viewer"))
         # An access review of globex's members (its items name a globex-only member).
         from app.reviews import services as reviews
 
@@ -170,6 +180,10 @@ def seed_globex(app, world) -> None:
             )
         )
         db.session.commit()
+    # Acme may open its SCIM settings (so that a 404 there is the id, not the plan).
+    from tests.scim.conftest import entitle_scim
+
+    entitle_scim(world.acme.id)
     sign_in(app, world.users["globex_member"], "globex")  # a globex-only user session
     from app.auth.models import WebAuthnCredential
 
