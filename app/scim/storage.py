@@ -79,7 +79,6 @@ from app.rbac import services as rbac
 from app.scim.models import DISPLAY_NAME_MAX, USER_NAME_MAX, ScimGroup, ScimGroupMember, ScimUser
 from app.tenancy.models import Membership
 from app.util import parse_uuid, utcnow
-from app.web import hosts
 
 # The role of a member SCIM adds when no group maps one, and the one a
 # SCIM-managed member falls back to when no group maps one any more.
@@ -455,12 +454,10 @@ class OrgStorage(ScimStorage):
             after={"status": "deactivated"},
             metadata={"user_id": str(m.user_id), "email": m.user.email, "role": m.role_name, "via": "scim"},
         )
-        reached: set[uuid.UUID] = set()
-        for host in {f"{self.org.slug}.{hosts.apex()}", hosts.org_host(self.org), self.org.custom_domain}:
-            if host:
-                reached |= member_sessions.sessions_reaching(m.user, host)
-        for sid in sorted(reached):
-            auth_services.revoke_session(m.user, sid)
+        # Every live sign-in of theirs that reached this organization's hosts
+        # (``session_organizations``), signed out on every host it reached.
+        for rec in member_sessions.sessions_here(m.user):
+            auth_services.revoke_session(m.user, rec.id)
 
     def _reactivate(self, m: Membership) -> None:
         problem = member_services.seats(self.org, lock=True).refusal(1)
