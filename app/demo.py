@@ -124,9 +124,25 @@ def load_demo() -> str:
         created = _load_demo()
 
     # A short, signed and sealed history, so the audit viewer and
-    # `flask audit verify` have something to show on a fresh install.
+    # `flask audit verify` have something to show on a fresh install. It is
+    # written only into an empty log: demo data that records events of its
+    # own (access reviews) comes after it.
     created["audit events"] = seed_demo_log()
+    with all_organizations(reason="demo data loader: access reviews"):
+        created["access reviews"] = _demo_reviews_of_acme()
+        db.session.commit()
     return summary(created)
+
+
+def _demo_reviews_of_acme() -> int:
+    acme = db.session.execute(select(Organization).where(Organization.slug == "acme")).scalar_one()
+    people = {
+        u.email: u
+        for u in db.session.execute(
+            select(User).where(User.email.in_(["owner@acme.test", "admin@acme.test"]))
+        ).scalars()
+    }
+    return _demo_reviews(acme, people["owner@acme.test"], people["admin@acme.test"])
 
 
 # What each count is called when it is one.
@@ -238,7 +254,6 @@ def _load_demo() -> dict[str, int]:
     created["branded organizations"] = _demo_branding(orgs["acme"])
     created["organizations requiring 2FA"] = _demo_require_2fa(orgs["globex"])
     created["webhook deliveries"] = _demo_deliveries(orgs["acme"])
-    created["access reviews"] = _demo_reviews(orgs["acme"], users["owner@acme.test"], users["admin@acme.test"])
     db.session.commit()
     return created
 
