@@ -363,6 +363,9 @@ ALLOWED_ON_REFUSAL = {
     "'auth.second_factor_failed', 'auth.step_up_required')",
     # A passkey response that is refused still spends its challenge (single use, app.auth.passkeys).
     "webauthn_challenges": "false",
+    # A session's first request to an organization's host records that it reached it, whatever
+    # the answer (the members page lists and revokes such sessions): bookkeeping, not a change.
+    "session_organizations": "false",
     # The platform organization (home of account events) appears with its first event.
     "organizations": "id <> '00000000-0000-0000-0000-000000000001'",
 }
