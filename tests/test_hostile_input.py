@@ -341,6 +341,8 @@ def _valid_values(app, world, endpoint: str, rule: str) -> dict:
             else "0" * 43
         ),
         "msg_id": lambda w: "0" * 32,
+        "subpath": lambda w: "Users",  # the SCIM endpoint's resource path
+        "protocol": lambda w: "oidc",  # the SSO callback's protocol
     }
     values = {}
     for var in VAR_RE.findall(rule):

@@ -68,7 +68,6 @@ class ScimUser(TenantScoped, db.Model):
         ),
         Index("uq_scim_users_org_user_name", "organization_id", text("lower(user_name)"), unique=True),
         Index("ix_scim_users_org_created", "organization_id", "created_at", "user_id"),
-        Index("ix_scim_users_emails", "emails", postgresql_using="gin"),
     )
 
     def __audit_target__(self):

@@ -82,7 +82,9 @@ def upgrade():
         "uq_scim_users_org_user_name", "scim_users", ["organization_id", sa.text("lower(user_name)")], unique=True
     )
     op.create_index("ix_scim_users_org_created", "scim_users", ["organization_id", "created_at", "user_id"])
-    op.create_index("ix_scim_users_emails", "scim_users", ["emails"], postgresql_using="gin")
+    # No index on the e-mails alone: every tenant index leads with
+    # organization_id (tests/tenancy/test_schema_rules.py), and an
+    # ``emails.value eq`` filter reads one organization's SCIM users.
     op.create_table(
         "scim_groups",
         sa.Column("organization_id", sa.UUID(), nullable=False),
