@@ -246,17 +246,24 @@ def test(connection_id: str):
 def enable(connection_id: str):
     """Turn a tested connection on (one per organization): 422 before a
     successful test or while another is on, 409 on a stale page."""
+    return _toggle(connection_id, services.enable_connection, "{} is on: your people can sign in with it.")
+
+
+def _toggle(connection_id: str, change, done: str):
+    """Turn a connection on or off with ``change(conn, version)``: 422 for a
+    bad form or a refusal beside the switch, 409 on a stale page; then back
+    to the connection with ``done`` (its name filled in)."""
     conn = _conn_or_404(connection_id)
     form = VersionForm()
     if not form.validate():
         return _show(conn, status=422, toggle=form)
     try:
-        services.enable_connection(conn, form.version.data)
+        change(conn, form.version.data)
     except UserError as e:
         db.session.rollback()
         return _show(_conn_or_404(connection_id), status=e.status, toggle=with_error(form, e))
     db.session.commit()
-    flash(f"{conn.name} is on: your people can sign in with it.", "success")
+    flash(done.format(conn.name), "success")
     return redirect(url_for("sso.show", connection_id=conn.id))
 
 
@@ -266,18 +273,7 @@ def enable(connection_id: str):
 @requires_feature(FEATURE, page=_unavailable)
 def disable(connection_id: str):
     """Turn a connection off: nobody signs in through it any more."""
-    conn = _conn_or_404(connection_id)
-    form = VersionForm()
-    if not form.validate():
-        return _show(conn, status=422, toggle=form)
-    try:
-        services.disable_connection(conn, form.version.data)
-    except UserError as e:
-        db.session.rollback()
-        return _show(_conn_or_404(connection_id), status=e.status, toggle=with_error(form, e))
-    db.session.commit()
-    flash(f"{conn.name} is off.", "success")
-    return redirect(url_for("sso.show", connection_id=conn.id))
+    return _toggle(connection_id, services.disable_connection, "{} is off.")
 
 
 @bp.post("/links")
