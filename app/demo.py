@@ -261,7 +261,8 @@ def _load_demo() -> dict[str, int]:
 # --------------------------------------------------------------------------- access reviews (issue 20)
 def _demo_reviews(acme, owner, admin) -> int:
     """Two access reviews in Acme: a finished one (the holders of
-    ``members:remove``, two months ago, every member kept, closed) whose
+    ``members:remove``, two months ago, every member kept - the Owner by
+    the Admin, the others by the Owner - closed) whose
     evidence can be opened and exported, and an open quarterly review of
     every member due in two weeks. Once: an organization that has any
     review is left alone."""
@@ -297,6 +298,13 @@ def _demo_reviews(acme, owner, admin) -> int:
                 decided_at=decided_at,
                 note="Still administers Acme.",
             )
+            .execution_options(synchronize_session=False)
+        )
+        # Nobody decides on their own access: the Admin decided on the Owner.
+        db.session.execute(
+            update(AccessReviewItem)
+            .where(AccessReviewItem.review_id == done.id, AccessReviewItem.user_id == owner.id)
+            .values(decided_by=admin.id, decided_by_label=f"{admin.name} <{admin.email}>")
             .execution_options(synchronize_session=False)
         )
         db.session.execute(

@@ -12,6 +12,15 @@ Guarantees:
   holding ``reviews:manage`` (Owners and Admins, or a custom role given it)
   chosen when the campaign starts; anyone else is refused with
   ``NotReviewer`` (403), even an Owner who was not chosen.
+* **Nobody decides on their own access.** A reviewer who is also one of
+  the members reviewed is refused on their own row (``SelfReview``, 403,
+  like any decision by someone who may not take it); another reviewer
+  decides. So a campaign cannot start with one reviewer who is among the
+  members reviewed while someone else could review: the starter is told
+  who to add (``check_plan``). When nobody else can review (a lone
+  Owner), it starts and that one row is reported as not reviewed unless
+  a reviewer is added to a later campaign; the recurrence job adds every
+  eligible reviewer rather than repeat a campaign nobody could complete.
 * **Decisions are applied through the members services.** "Change role"
   calls ``rbac.change_role`` and "remove" calls ``memberships.remove``, with
   the reviewer as the actor: every guardrail holds (the last Owner, Owners
@@ -74,6 +83,15 @@ class NotReviewer(UserError):
 
     def __init__(self):
         super().__init__("Only this review's reviewers can decide on its members.")
+
+
+class SelfReview(UserError):
+    """A reviewer deciding on their own access (403): another reviewer decides."""
+
+    status = 403
+
+    def __init__(self):
+        super().__init__("You cannot decide on your own access: another reviewer decides on it.")
 
 
 def today() -> date:
@@ -265,7 +283,44 @@ def check_plan(name, scope, permissions, reviewer_ids_, deadline, recurrence, st
             chosen.append(uid)
     if not chosen:
         raise UserError("Choose at least one reviewer.", "reviewers")
+    lone = lone_reviewer_reviewed(chosen, scope, perms, eligible)
+    others = [m for uid, m in eligible.items() if uid not in chosen]
+    if lone is not None and others:
+        names = ", ".join(m.user.name for m in others[:5]) + (" ..." if len(others) > 5 else "")
+        raise UserError(
+            f"{lone.user.name} is among the members reviewed and cannot decide on their own access: "
+            f"choose another reviewer too ({names} can review).",
+            "reviewers",
+        )
     return Plan(name, scope, perms, tuple(chosen), deadline, recurrence)
+
+
+def lone_reviewer_reviewed(chosen, scope: str, permissions, eligible: dict) -> Membership | None:
+    """The campaign's only reviewer when they are also among the members it
+    reviews (nobody could decide on their row), else ``None``."""
+    if len(chosen) != 1:
+        return None
+    m = eligible.get(chosen[0])
+    if m is None:
+        return None
+    return m if scope == "all" or _in_scope(tuple(m.permissions), tuple(permissions)) else None
+
+
+def undecidable(review: AccessReview, ids: set | None = None) -> list[str]:
+    """Names of the members of ``review`` nobody may decide on: the reviewer
+    reviewed in a campaign with no other reviewer (a lone Owner). ``ids``:
+    the campaign's reviewers when the caller has read them. A statement only
+    for a campaign with one reviewer."""
+    ids = reviewer_ids(review) if ids is None else ids
+    if len(ids) != 1:
+        return []
+    return list(
+        db.session.execute(
+            select(AccessReviewItem.name).where(
+                AccessReviewItem.review_id == review.id, AccessReviewItem.user_id.in_(list(ids))
+            )
+        ).scalars()
+    )
 
 
 def _in_scope(row_permissions: tuple[str, ...], plan_permissions: tuple[str, ...]) -> bool:
@@ -345,7 +400,8 @@ def decide(
     """Record ``actor``'s ``decision`` on ``item`` and apply it.
 
     Refused with ``NotReviewer`` (403) unless ``actor`` is one of the
-    campaign's reviewers; with ``UserError`` when the campaign is closed, the
+    campaign's reviewers, with ``SelfReview`` (403) when ``item`` is the
+    reviewer's own access; with ``UserError`` when the campaign is closed, the
     item already decided, the decision unknown, the new role missing or
     unchanged, or the members service refuses the change (the last Owner,
     someone more powerful than the reviewer, yourself...); with
@@ -354,6 +410,8 @@ def decide(
     """
     if not is_reviewer(review, actor):
         raise NotReviewer()
+    if item.user_id == actor.user_id:
+        raise SelfReview()
     lock_for_edit(item, version)
     if review.status != "open":
         raise UserError("This review is closed; its decisions can no longer change.")
@@ -534,9 +592,13 @@ def repeat_due(on: date | None = None) -> int:
             if review.successor_id is not None or start is None or start > on:
                 db.session.rollback()
                 continue
-            reviewers = {m.user_id for m in eligible_reviewers()} & reviewer_ids(review)
-            if not reviewers:
-                reviewers = {m.user_id for m in eligible_reviewers()}
+            eligible = {m.user_id: m for m in eligible_reviewers()}
+            reviewers = set(eligible) & reviewer_ids(review)
+            scope_perms = tuple(review.scope_permissions or ())
+            if not reviewers or lone_reviewer_reviewed(list(reviewers), review.scope, scope_perms, eligible):
+                # Nobody left, or one reviewer who could not decide on their
+                # own row: every eligible reviewer is asked instead.
+                reviewers = set(eligible)
             if not reviewers:
                 db.session.rollback()
                 continue

@@ -97,8 +97,16 @@ def create():
         db.session.rollback()
         return render("reviews/new.html", form=with_error(form, e), status=e.status)
     concurrency.settle_submit_key(form.submit_key.data, url_for("reviews.show", review_id=review.id))
+    stuck = services.undecidable(review)
     db.session.commit()
     flash(f"Review “{review.name}” started.", "success")
+    if stuck:
+        flash(
+            f"{', '.join(stuck)} cannot decide on their own access and nobody else here can review: "
+            "that row stays pending (reported as not reviewed) unless another Owner or Admin reviews it "
+            "in a later campaign.",
+            "warning",
+        )
     return redirect(url_for("reviews.show", review_id=review.id))
 
 
@@ -117,6 +125,7 @@ def _show_context(review) -> dict:
         "next_start": services.next_start(review),
         "close_form": CloseForm(),
         "me": g.membership.user_id,
+        "undecidable": services.undecidable(review, reviewers) if review.is_open else [],
     }
 
 
@@ -160,7 +169,7 @@ def decide(review_id, user_id):
     """Decide on one member: keep, change role (to ``role``) or remove.
 
     Refused, with the reason on the row and nothing changed: not one of the
-    campaign's reviewers (403); a bad or missing decision, a closed
+    campaign's reviewers, or the reviewer's own row (403); a bad or missing decision, a closed
     campaign, or a guardrail of the members services (422); decided by
     another reviewer since the row was drawn (409, the row showing their
     decision)."""

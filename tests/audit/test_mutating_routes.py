@@ -791,7 +791,8 @@ ROUTES: dict[str, Route] = {
             data={
                 "name": "Mapped",
                 "scope": "all",
-                "reviewers": [c.member_id("admin")],
+                # two reviewers: a lone one among the members reviewed is refused
+                "reviewers": [c.member_id("owner"), c.member_id("admin")],
                 "deadline": _in_days(7),
                 "recurrence": "none",
             },

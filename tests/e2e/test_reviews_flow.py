@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import check_a11y, sign_in
+from tests.e2e.helpers import check_a11y, log_out, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -59,17 +59,28 @@ def test_owner_runs_an_access_review_to_completion_and_exports_its_evidence(page
     consultant.get_by_role("button", name="Remove").click()
     expect(consultant.get_by_test_id("decision")).to_have_text("Remove")
 
-    # A refused application is shown on the row: the members service refuses removing yourself.
+    # Nobody decides on their own access: the Owner's own row offers no buttons.
     owner = _row(page, "Acme Owner")
-    owner.get_by_role("button", name="Remove").click()
-    expect(owner.get_by_role("alert")).to_contain_text("cannot remove yourself")
-    shot(page, "refused")
-    owner.get_by_role("button", name="Keep").click()
-    expect(owner.get_by_test_id("decision")).to_have_text("Keep")
+    expect(owner.get_by_test_id("own-row")).to_contain_text("another reviewer decides")
+    expect(owner.get_by_role("button", name="Keep")).to_have_count(0)
     for name in ("Acme Admin", "Acme Manager"):
         row = _row(page, name)
         row.get_by_role("button", name="Keep").click()
         expect(row.get_by_test_id("decision")).to_have_text("Keep")
+    shot(page, "own-row")
+
+    # The other reviewer, the Admin, decides on the Owner. A refused
+    # application is shown on the row: only an Owner can remove an Owner.
+    review_url = page.url
+    log_out(page)
+    sign_in(page, live_server, "admin@acme.test")
+    page.goto(review_url)
+    owner = _row(page, "Acme Owner")
+    owner.get_by_role("button", name="Remove").click()
+    expect(owner.get_by_role("alert")).to_contain_text("Only an Owner can remove an Owner")
+    shot(page, "refused")
+    owner.get_by_role("button", name="Keep").click()
+    expect(owner.get_by_test_id("decision")).to_have_text("Keep")
     shot(page, "decided")
 
     page.reload()

@@ -32,13 +32,20 @@ def _start(world, *, reviewers=("owner", "admin"), scope="all", permissions=(), 
             "Quarterly access review",
             scope,
             list(permissions),
-            [str(world.users[r].id) for r in reviewers],
+            [str((world.users[r] if isinstance(r, str) else r).id) for r in reviewers],
             deadline or _today() + timedelta(days=14),
             recurrence,
         )
         review = services.start_review(plan, get_membership(world.users["owner"].id))
         db.session.commit()
         return review.id
+
+
+def _second_admin(world):
+    """Another Admin of acme (a reviewer beside the Owner, so the Admin is not one)."""
+    u = f.make_user("admin2@acme.test", "Second Admin")
+    f.add_member(world.acme, u, "admin")
+    return u
 
 
 def _item(world, review_id, user_key):
@@ -119,6 +126,7 @@ def test_a_review_of_permission_holders_only_includes_members_holding_one(world)
         ({"deadline": "not-a-date"}, "deadline", "Choose a deadline"),
         ({"reviewers": []}, "reviewers", "at least one reviewer"),
         ({"reviewers": ["member"]}, "reviewers", "Owners or Admins"),
+        ({"reviewers": ["owner"]}, "reviewers", "Acme Owner is among the members reviewed"),
         ({"scope": "permissions", "permissions": []}, "permissions", "at least one permission"),
         ({"scope": "permissions", "permissions": ["nuclear:launch"]}, "permissions", "Unknown permission"),
         ({"recurrence": "hourly"}, "recurrence", "how often"),
@@ -129,6 +137,7 @@ def test_a_review_of_permission_holders_only_includes_members_holding_one(world)
         "bad-date",
         "no-reviewer",
         "member-as-reviewer",
+        "lone-reviewer-reviewed",
         "no-permission",
         "bad-permission",
         "bad-recurrence",
@@ -140,7 +149,7 @@ def test_a_bad_review_is_422_beside_its_field_and_nothing_is_started(world, logi
         "csrf_token": csrf_token(c, "acme"),
         "name": "Review",
         "scope": "all",
-        "reviewers": ["owner"],
+        "reviewers": ["owner", "admin"],
         "deadline": (_today() + timedelta(days=7)).isoformat(),
         "recurrence": "none",
         **change,
@@ -181,7 +190,7 @@ def test_keep_change_role_and_remove_are_applied_and_audited(world, login):
 
 def test_a_decision_by_someone_who_is_not_a_reviewer_is_refused(world, login):
     """An Admin not chosen as reviewer holds reviews:manage but may not decide: 403, nothing changed."""
-    review_id = _start(world, reviewers=("owner",))
+    review_id = _start(world, reviewers=("owner", _second_admin(world)))
     c = login(world.users["admin"], "acme")
     item = _item(world, review_id, "member")
     for htmx in (True, False):
@@ -216,9 +225,14 @@ def test_a_guardrail_refusal_is_shown_on_the_row_and_the_item_stays_pending(worl
 
 
 def test_the_last_owner_cannot_be_removed_by_a_review(world, login):
+    """Only the Owner could remove an Owner, and not on their own row: the
+    last Owner stays whichever way a review is tried."""
     review_id = _start(world)
     c = login(world.users["owner"], "acme")
     r = _decide(c, review_id, world.users["owner"], "remove", _item(world, review_id, "owner").version)
+    assert r.status_code == 403 and "own access" in r.get_data(as_text=True)
+    a = login(world.users["admin"], "acme")
+    r = _decide(a, review_id, world.users["owner"], "remove", _item(world, review_id, "owner").version)
     assert r.status_code == 422
     assert _role_of(world, "owner") == "owner"
 
@@ -297,11 +311,117 @@ def test_closing_then_exporting_evidence_lists_every_member_and_decision(world, 
 
 
 def test_a_non_reviewer_cannot_close_a_review(world, login):
-    review_id = _start(world, reviewers=("owner",))
+    review_id = _start(world, reviewers=("owner", _second_admin(world)))
     c = login(world.users["admin"], "acme")
     r = c.post(url("acme", f"/reviews/{review_id}/close"), data={"csrf_token": csrf_token(c, "acme")})
     assert r.status_code == 403
     assert _actions(world, "review.closed") == []
+
+
+# --------------------------------------------------------------------------- nobody reviews themselves
+def test_a_reviewer_cannot_decide_on_their_own_access(world, login):
+    """Keep, change role or remove on one's own row: 403 with the reason on
+    the row, nothing changed; the page offers no buttons there."""
+    review_id = _start(world)
+    c = login(world.users["admin"], "acme")
+    page = c.get(url("acme", f"/reviews/{review_id}")).get_data(as_text=True)
+    own = page.split(f'id="item-{world.users["admin"].id}"')[1].split("</tr>")[0]
+    assert "another reviewer decides" in own and 'name="decision"' not in own
+    other = page.split(f'id="item-{world.users["member"].id}"')[1].split("</tr>")[0]
+    assert 'name="decision"' in other
+    for decision, extra in (("keep", {}), ("change_role", {"role": "viewer"}), ("remove", {})):
+        for htmx in (True, False):
+            item = _item(world, review_id, "admin")
+            r = _decide(c, review_id, world.users["admin"], decision, item.version, htmx=htmx, **extra)
+            assert r.status_code == 403
+            assert "cannot decide on your own access" in r.get_data(as_text=True)
+    assert _item(world, review_id, "admin").decision is None
+    assert _role_of(world, "admin") == "admin"
+    assert _actions(world, "review.decided") == []
+    # The other reviewer decides on it.
+    owner = login(world.users["owner"], "acme")
+    r = _decide(owner, review_id, world.users["admin"], "keep", _item(world, review_id, "admin").version)
+    assert r.status_code == 200
+    assert _item(world, review_id, "admin").decided_by == world.users["owner"].id
+
+
+def test_a_lone_reviewer_under_review_is_told_at_start_who_else_can_review(world, login):
+    c = login(world.users["owner"], "acme")
+    data = {
+        "csrf_token": csrf_token(c, "acme"),
+        "submit_key": "s" * 24,
+        "name": "Solo",
+        "scope": "all",
+        "reviewers": [str(world.users["owner"].id)],
+        "deadline": (_today() + timedelta(days=7)).isoformat(),
+        "recurrence": "none",
+    }
+    r = c.post(url("acme", "/reviews/"), data=data)
+    assert r.status_code == 422
+    body = r.get_data(as_text=True)
+    assert "cannot decide on their own access" in body and "Acme Admin can review" in body
+    # A lone reviewer who is not among the members reviewed is fine: the
+    # Admin reviews the holders of org:delete (the Owners), not themselves.
+    with tenant_context(world.acme.id):
+        from app.reviews import services
+
+        plan = services.check_plan(
+            "Owners", "permissions", ["org:delete"], [str(world.users["admin"].id)], _today(), "none"
+        )
+    assert plan.reviewers == (world.users["admin"].id,)
+
+
+def test_a_lone_owner_with_nobody_else_to_review_starts_and_is_told_their_row_stays_pending(app, login):
+    from app.reviews import services
+
+    org = f.make_org("solo", "Solo Ltd", plan="pro")
+    owner = f.make_user("owner@solo.test", "Sole Owner")
+    f.add_member(org, owner, "owner")
+    f.add_member(org, f.make_user("staff@solo.test", "Staff"), "member")
+    c = login(owner, "solo")
+    r = c.post(
+        url("solo", "/reviews/"),
+        data={
+            "csrf_token": csrf_token(c, "solo"),
+            "submit_key": "t" * 24,
+            "name": "Solo review",
+            "scope": "all",
+            "reviewers": [str(owner.id)],
+            "deadline": (_today() + timedelta(days=7)).isoformat(),
+            "recurrence": "none",
+        },
+    )
+    assert r.status_code == 302
+    page = c.get(url("solo", r.headers["Location"])).get_data(as_text=True)
+    assert "Sole Owner cannot decide on their own access and nobody else here can review" in page
+    assert 'data-testid="undecidable"' in page and "another reviewer decides" in page
+    with tenant_context(org.id):
+        from app.reviews.models import AccessReview
+
+        review = db.session.execute(select(AccessReview)).scalar_one()
+        assert services.undecidable(review) == ["Sole Owner"]
+
+
+def test_a_recurring_review_with_a_lone_reviewer_under_review_asks_every_eligible_reviewer(world, owner_engine):
+    from app.reviews import services
+    from app.reviews.models import AccessReview
+
+    review_id = _start(world, recurrence="quarterly")
+    with owner_engine.begin() as conn:
+        # As a campaign started before the rule (or whose other reviewer left).
+        conn.execute(
+            text("DELETE FROM access_review_reviewers WHERE review_id = :id AND user_id = :u"),
+            {"id": review_id, "u": world.users["admin"].id},
+        )
+        conn.execute(
+            text("UPDATE access_reviews SET starts_on = starts_on - 92, deadline = deadline - 92 WHERE id = :id"),
+            {"id": review_id},
+        )
+    assert services.repeat_due() == 1
+    with tenant_context(world.acme.id):
+        successor = db.session.execute(select(AccessReview).where(AccessReview.id != review_id)).scalar_one()
+        ids = services.reviewer_ids(successor)
+    assert ids == {world.users["owner"].id, world.users["admin"].id}
 
 
 # --------------------------------------------------------------------------- the list, jobs
