@@ -40,6 +40,9 @@ csrf.exempt(bp)
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+# The vendored viewer of the reference page (static/vendor/swagger-ui/,
+# VERSIONS.md): its files are requested with ?v= this, cached for a year.
+SWAGGER_UI_VERSION = "5.35.0"
 
 
 # --------------------------------------------------------------------------- authentication
@@ -645,11 +648,19 @@ def openapi_json():
 @bp.get("/docs")
 @public(outsiders_on_org_host=True, unknown_org_ok=True)
 def docs():
-    """The API reference, rendered on the server from the same document
-    (no script: the strict Content-Security-Policy holds)."""
+    """The API reference: the vendored Swagger UI (a static file, started by
+    ``static/js/api-docs.js``) draws ``/api/v1/openapi.json``; the same
+    document rendered on the server is the page without JavaScript. The
+    problem types (what every problem's ``type`` links to) are always shown.
+    The strict Content-Security-Policy holds: no inline script or style."""
     from flask import render_template
 
-    return render_template("api/docs.html", doc=openapi.document(), problem_kinds=problems.KINDS)
+    return render_template(
+        "api/docs.html",
+        doc=openapi.document(),
+        problem_kinds=problems.KINDS,
+        swagger_ui_version=SWAGGER_UI_VERSION,
+    )
 
 
 # The other resources register on ``bp`` when imported (after it exists).

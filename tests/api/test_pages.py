@@ -166,8 +166,16 @@ def test_docs_and_openapi_are_served_without_a_key(world, client):
     assert r.status_code == 200 and r.get_json()["openapi"] == "3.1.0"
     assert "/api/v1/members" in r.get_json()["paths"]
     r = client.get(url("acme", "/api/v1/docs"))
-    assert r.status_code == 200 and "List members" in r.get_data(as_text=True)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "List members" in page
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    # The vendored viewer, from our own origin, started by a static script:
+    # no inline script or style, no other origin.
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js?v=" in page
+    assert 'src="/static/js/api-docs.js"' in page
+    assert 'data-spec-url="/api/v1/openapi.json"' in page
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>(?!\s*</script>)", page)
+    assert "<style" not in page and " style=" not in page and "https://" not in page.split("<body", 1)[0]
 
 
 def test_a_plan_without_the_api_says_so_on_the_page_and_in_the_api(world, login, api, make_key, owner_engine):
