@@ -250,3 +250,104 @@ def test_search_finds_the_same_organizations_with_or_without_trigram_indexes(con
     partial = _page(console, q="owner@glo")  # part of an address: contains
     assert "Globex" in partial and "Acme Corporation" not in partial
     assert "No organizations match" in _page(console, q="zzzqqq")
+
+
+def _naive(rows, q: str) -> set:
+    """The search's meaning, as a plain filter over every organization:
+    name, address or custom domain contains ``q`` (case-insensitively); an
+    owner's e-mail equals a whole address, contains a term of three
+    characters or more, and is not searched for a shorter one."""
+    t = q.lower()
+    whole = "@" in t and " " not in t and "." in t.rsplit("@", 1)[1]
+    out = set()
+    for oid, name, slug, domain, owners in rows:
+        own = t in name.lower() or t in slug or t in (domain or "").lower()
+        if own or any((e == t) if whole else (len(t) >= 3 and t in e) for e in owners):
+            out.add(oid)
+    return out
+
+
+@pytest.mark.parametrize("trigrams", [True, False], ids=["trigram-indexes", "no-pg_trgm"])
+def test_search_answers_as_a_naive_filter_over_a_few_hundred_organizations(world, app, owner_engine, trigrams):
+    """Every page of every search, walked by its keyset cursor, holds exactly
+    the organizations a plain filter over all of them finds, in order,
+    whichever branch (name, address, domain, owner) matched."""
+    import random
+
+    from app.platform import organizations as orgs
+
+    rng = random.Random(14)
+    words = ["acme", "globex", "initech", "umbrella", "stark", "wayne", "hooli", "Ünïcode"]
+    kinds = ["Labs", "Group", "Systems", "Works", "100%", "a_b"]
+    with owner_engine.begin() as c:
+        for i in range(300):
+            oid = c.execute(
+                text(
+                    "INSERT INTO organizations (id, slug, name, plan_key, custom_domain)"
+                    " VALUES (gen_random_uuid(), :s, :n, 'free', :d) RETURNING id"
+                ),
+                {
+                    "s": f"nf-{i:03d}-{rng.choice(words[:7])}",
+                    "n": f"{rng.choice(words)} {rng.choice(kinds)} {i}",
+                    "d": f"portal.{rng.choice(words[:7])}{i}.example" if i % 7 == 0 else None,
+                },
+            ).scalar_one()
+            for j in range(rng.choice([0, 1, 1, 2])):
+                uid = c.execute(
+                    text("INSERT INTO users (id, email, name) VALUES (gen_random_uuid(), :e, 'x') RETURNING id"),
+                    {"e": f"{rng.choice(words[:7])}.{i}.{j}@{rng.choice(['mail.test', 'corp.example'])}"},
+                ).scalar_one()
+                c.execute(
+                    text("INSERT INTO memberships (organization_id, user_id, role) VALUES (:o, :u, 'owner')"),
+                    {"o": oid, "u": uid},
+                )
+        rows = c.execute(
+            text(
+                "SELECT o.id, o.name, o.slug, o.custom_domain,"
+                " coalesce(array_agg(lower(u.email)) FILTER (WHERE u.id IS NOT NULL), '{}')"
+                " FROM organizations o LEFT JOIN memberships m ON m.organization_id = o.id AND m.role = 'owner'"
+                " LEFT JOIN users u ON u.id = m.user_id WHERE o.id <> :p GROUP BY o.id"
+            ),
+            {"p": PLATFORM_ORG_ID},
+        ).all()
+        names = {r[0]: (r[1].lower(), r[0]) for r in rows}
+        some_owner = next(e for r in rows for e in r[4])
+    terms = [
+        "acme",
+        "ACME sys",
+        "nf-01",
+        "umbrella",
+        "100%",
+        "a_b",
+        "ünï",
+        "example",
+        "ex",
+        "a",
+        "%",
+        "_",
+        "corp.example",
+        "globex.1",
+        "mail",
+        some_owner,
+        "nobody@mail.test",
+        "zzzqqq",
+        "wayne works 1",
+    ]
+    with app.test_request_context(url(None, "/platform/organizations")):
+        orig = orgs.trigram_indexes
+        orgs.trigram_indexes = lambda: trigrams
+        try:
+            for term in terms:
+                for sort in ("name", "-name"):
+                    seen, after = [], ""
+                    while True:
+                        page = orgs.list_organizations(orgs.OrgQuery(q=term, sort=sort, after=after))
+                        seen += [r.org.id for r in page.rows]
+                        if not page.next_cursor:
+                            break
+                        after = page.next_cursor
+                    db.session.rollback()
+                    want = sorted(_naive(rows, term), key=lambda oid: names[oid], reverse=sort == "-name")
+                    assert seen == want, (term, sort, len(seen), len(want))
+        finally:
+            orgs.trigram_indexes = orig
