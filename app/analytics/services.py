@@ -308,7 +308,7 @@ def _names(user_ids: list[str]) -> dict[str, str]:
 
 def top_actors_chart(org, rng: Range, zone: str) -> Chart:
     """The members with the most recorded actions in the period (ten at most)."""
-    top = rollups.totals(org.id, "actor", rng.start, rng.end, limit=TOP_ACTORS)
+    top = rollups.actor_totals(org.id, rng.start, rng.end, limit=TOP_ACTORS)
     names = _names([d for d, _ in top])
     labels = [names.get(d, "Former member") for d, _ in top]
     values = [n for _, n in top]
@@ -316,7 +316,7 @@ def top_actors_chart(org, rng: Range, zone: str) -> Chart:
 
     def previous():
         p = rng.previous
-        return sum(n for _, n in rollups.totals(org.id, "actor", p.start, p.end, limit=TOP_ACTORS))
+        return sum(n for _, n in rollups.actor_totals(org.id, p.start, p.end, limit=TOP_ACTORS))
 
     chart = Chart(
         key="top_actors",

@@ -60,9 +60,14 @@ organization per transaction. Why it never loses nor double-counts:
   still in the future at the last recompute) is computed at read time
   (``actives``), from the same rows.
 
-Retention: the purge removes old events and their seals; the counts of
-events already rolled up stay (aggregates, no content). A rebuild recounts
-only what retention kept.
+Retention: the purge (``app.auditlog.retention``) removes old events and
+their seals, and with them the ``actor`` rows of the days before its
+horizon (``purge_actor_rows``): those say which member acted on which day,
+personal data the retention period covers as much as the events. The
+``total``, ``action`` and ``actives`` rows stay: counts of events per day
+and action and of distinct members, naming nobody (aggregates, no content),
+so an organization's charts keep their history. A rebuild recounts only
+what retention kept.
 
 Lag: a chart shows events up to the last seal run (seconds).
 """
@@ -70,8 +75,9 @@ Lag: a chart shows events up to the last seal run (seconds).
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -289,6 +295,26 @@ def catch_up(conn, org_id, *, rebuild: bool = False, limit: int | None = None) -
     return taken
 
 
+def purge_actor_rows(conn, org_id, before: datetime) -> int:
+    """Delete the organization's ``actor`` rows of the days that end before
+    the instant ``before`` (days cut in the time zone of the rollups), under
+    the organization's analytics lock, in the caller's transaction; returns
+    the number of rows removed. Every event of such a day is older than
+    ``before``: the retention purge removes them."""
+    apply_tenant_settings(conn, org_id)
+    _lock(conn, org_id)
+    zone = conn.execute(
+        text("SELECT time_zone FROM analytics_watermarks WHERE organization_id = :o"), {"o": org_id}
+    ).scalar()
+    if zone is None:
+        return 0
+    first_kept = before.astimezone(ZoneInfo(_valid_zone(zone))).date()
+    return conn.execute(
+        text("DELETE FROM analytics_daily WHERE organization_id = :o AND metric = 'actor' AND day < :d"),
+        {"o": org_id, "d": first_kept},
+    ).rowcount
+
+
 def catch_up_all(engine, org_ids=None, *, rebuild: bool = False) -> dict[uuid.UUID, int]:
     """Catch up every organization (or those of ``org_ids``), each in its own
     transaction; a failure in one is logged and leaves the others done.
@@ -347,6 +373,93 @@ def totals(org_id, metric: str, start: date, end: date, limit: int | None = None
         sql += " LIMIT :lim"
         params["lim"] = limit
     return [(d, n) for d, n in _session_rows(sql, params)]
+
+
+# Per-range actor totals, kept per process and brought up to date by the
+# events sealed since (see ``actor_totals``).
+_ACTOR_CACHE: OrderedDict[tuple, tuple[int, str, date | None, dict[str, int]]] = OrderedDict()
+_ACTOR_CACHE_SIZE = 512
+_ACTOR_CACHE_LOCK = threading.Lock()
+# More new seals than this since a cached total: recount from the rollup.
+ACTOR_DELTA_MAX = 20_000
+
+_ACTOR_STATE = (
+    "SELECT w.through_seq, w.time_zone,"
+    " (SELECT min(day) FROM analytics_daily d WHERE d.organization_id = :o AND d.metric = 'actor') AS floor"
+    " FROM analytics_watermarks w WHERE w.organization_id = :o"
+)
+# One statement, so one snapshot: the per-actor sums and the mark they are exact at.
+_ACTOR_SUMS = (
+    "WITH w AS (SELECT through_seq, time_zone FROM analytics_watermarks WHERE organization_id = :o)"
+    " SELECT NULL AS dimension, NULL::bigint AS n, (SELECT through_seq FROM w) AS mark,"
+    " (SELECT time_zone FROM w) AS zone,"
+    " (SELECT min(day) FROM analytics_daily d WHERE d.organization_id = :o AND d.metric = 'actor') AS floor"
+    " UNION ALL"
+    " SELECT dimension, sum(count)::bigint, NULL, NULL, NULL FROM analytics_daily"
+    " WHERE organization_id = :o AND metric = 'actor' AND day >= :s AND day <= :e GROUP BY dimension"
+)
+_ACTOR_DELTA = (
+    "SELECT e.actor_id::text, count(*) FROM audit_seals s"
+    " JOIN audit_events e ON e.organization_id = s.organization_id AND e.id = s.event_id"
+    " WHERE s.organization_id = :o AND s.seq > :lo AND s.seq <= :hi"
+    " AND e.actor_type IN ('user', 'support') AND e.actor_id IS NOT NULL"
+    " AND (e.occurred_at AT TIME ZONE :tz)::date >= :s AND (e.occurred_at AT TIME ZONE :tz)::date <= :e"
+    " GROUP BY 1"
+)
+
+
+def actor_totals(org_id, start: date, end: date, limit: int | None = None) -> list[tuple[str, int]]:
+    """``totals(org_id, 'actor', start, end, limit)``, equal to it at every
+    moment, without re-reading every (member, day) row of a long range.
+
+    Summing the ``actor`` rows of 90 days on an organization of 2 M events
+    a year reads some 70,000 rows (90 ms). So the full per-member totals of
+    a range are kept (per process, the last ``_ACTOR_CACHE_SIZE`` ranges)
+    with the mark they are exact at, read in the same statement (one
+    snapshot). A later call reads the current mark (one row) and:
+
+    * same mark: the kept totals are the rollup's (nothing was added);
+    * a higher mark: adds the members' events of the range among the seals
+      ``(kept mark, mark]`` - by the rollup's own invariant (the counts hold
+      exactly the sealed events with ``seq <= mark``) that is exactly what
+      the rollup gained, so the sum is exact; a few hundred rows at most
+      between two seal runs;
+    * a lower mark, another time zone (a rebuild), a changed earliest
+      ``actor`` day (retention removed old rows), or more than
+      ``ACTOR_DELTA_MAX`` new seals: counts from the rollup again.
+    """
+    key = (str(org_id), start, end)
+    state = db.session.execute(text(_ACTOR_STATE), {"o": org_id}).first()
+    with _ACTOR_CACHE_LOCK:
+        kept = _ACTOR_CACHE.get(key)
+    sums: dict[str, int] | None = None
+    if state is not None and kept is not None:
+        mark, zone, floor, values = kept
+        if zone == state.time_zone and floor == state.floor and mark <= state.through_seq:
+            if mark == state.through_seq:
+                sums = values
+            elif state.through_seq - mark <= ACTOR_DELTA_MAX:
+                sums = dict(values)
+                params = {"o": org_id, "lo": mark, "hi": state.through_seq, "tz": zone, "s": start, "e": end}
+                for actor, n in _session_rows(_ACTOR_DELTA, params):
+                    sums[actor] = sums.get(actor, 0) + n
+                kept = (state.through_seq, zone, floor, sums)
+                with _ACTOR_CACHE_LOCK:
+                    _ACTOR_CACHE[key] = kept
+    if sums is None:
+        rows = _session_rows(_ACTOR_SUMS, {"o": org_id, "s": start, "e": end})
+        head = next(r for r in rows if r.dimension is None)
+        sums = {r.dimension: r.n for r in rows if r.dimension is not None}
+        if head.mark is not None:
+            with _ACTOR_CACHE_LOCK:
+                _ACTOR_CACHE[key] = (head.mark, head.zone, head.floor, sums)
+                while len(_ACTOR_CACHE) > _ACTOR_CACHE_SIZE:
+                    _ACTOR_CACHE.popitem(last=False)
+    with _ACTOR_CACHE_LOCK:
+        if key in _ACTOR_CACHE:
+            _ACTOR_CACHE.move_to_end(key)
+    out = sorted(((d, n) for d, n in sums.items() if n), key=lambda x: (-x[1], x[0]))
+    return out[:limit] if limit else out
 
 
 def actives(org_id, start: date, end: date, zone: str) -> dict[int, dict[date, int]]:

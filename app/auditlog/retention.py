@@ -13,7 +13,11 @@ the sealer, in one transaction:
 3. delete those events and their seals;
 4. append a signed ``purge`` checkpoint: seq range, count, cutoff and the
    chain MAC at the last removed seq - verification resumes from it;
-5. record ``audit.purged`` in the organization's log (actor ``system``).
+5. record ``audit.purged`` in the organization's log (actor ``system``);
+6. delete the analytics rollups' per-member (``actor``) rows of the days
+   before the horizon (``rollups.purge_actor_rows``: personal data, gone
+   with the events; the per-day counts naming nobody stay), even when no
+   event was old enough this time.
 
 The job that calls it daily is ``flask --app wsgi audit purge``.
 """
@@ -28,7 +32,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 
 from app import audit
-from app.audit import integrity
+from app.audit import integrity, rollups
 from app.auditlog import sealing
 from app.auditlog.verification import write_checkpoint
 from app.tenancy import entitlements
@@ -45,6 +49,7 @@ class PurgeResult:
     removed: int = 0
     first_seq: int | None = None
     through_seq: int | None = None
+    actor_rows_removed: int = 0
 
 
 def _retention_days(conn, org_id) -> int | None:
@@ -89,6 +94,7 @@ def purge_org(conn, org_id, slug: str, now: datetime, ring, key) -> PurgeResult 
             last, after = r, r.seq
         if stop or len(batch) < 5000:
             break
+    res.actor_rows_removed = rollups.purge_actor_rows(conn, org_id, cutoff)
     if last is None:
         return res
     removed = conn.execute(
