@@ -288,11 +288,40 @@ def check_failure_throttles(user: User | None, email_key: str) -> None:
         raise Throttled(wait)
 
 
-def count_failure(email_key: str) -> None:
-    """Count one failed password or code for ``email_key`` from this address."""
+def count_failure(email_key: str) -> dict | None:
+    """Count one failed password or code for ``email_key`` from this address.
+
+    Returns what this failure locked, if it started a lockout (``None``
+    otherwise), as audit metadata: ``lockout`` (``account_and_address``: the
+    per-address lockout; ``account``: a tier of the account-wide limit),
+    the ``limit`` that filled and ``retry_after_seconds``. Only the failure
+    that fills a limit returns it: later tries are refused before they are
+    counted (``check_failure_throttles``), so one lockout is one event."""
     pair, account = _failure_keys(email_key)
-    throttle.hit("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", pair)
-    throttle.hit_tiers("LOGIN_FAILURES_PER_ACCOUNT", account)
+    counted = throttle.hit("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", pair)
+    tiers = throttle.hit_tiers("LOGIN_FAILURES_PER_ACCOUNT", account)
+    if counted and not throttle.allowed("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", pair):
+        return {
+            "lockout": "account_and_address",
+            "limit": current_app.config["LOGIN_FAILURES_PER_ACCOUNT_AND_IP"],
+            "retry_after_seconds": throttle.retry_after("LOGIN_FAILURES_PER_ACCOUNT_AND_IP", pair),
+        }
+    if tiers:
+        return {
+            "lockout": "account",
+            "limit": "; ".join(str(t) for t in tiers),
+            "retry_after_seconds": throttle.tiered_wait("LOGIN_FAILURES_PER_ACCOUNT", account),
+        }
+    return None
+
+
+def record_lockout(locked: dict | None, user: User | None, metadata: dict) -> None:
+    """Audit ``auth.locked_out`` when a failure started a lockout
+    (``count_failure``), beside its ``auth.login_failed`` or
+    ``auth.second_factor_failed``: the same target and destinations (the
+    platform log, and the organization whose host it happened on)."""
+    if locked:
+        audit.record("auth.locked_out", target=user, metadata={**metadata, **locked})
 
 
 def _check_password(
@@ -308,13 +337,14 @@ def _check_password(
     # known account's failure and an unknown one's take the same time.
     matches = verify_password(user.password_hash if user is not None else None, password or "")
     if user is None or not matches:
-        count_failure(email_key)
+        locked = count_failure(email_key)
         # Never the text typed: for an unknown address only a keyed fingerprint
         # (people type passwords into the e-mail field).
         metadata = {"during": during, "reason": "password" if user else "unknown_email"}
         if user is None:
             metadata.update(audit.email_fingerprint(email_key))
         audit.record("auth.login_failed", target=user, metadata=metadata)
+        record_lockout(locked, user, metadata)
         raise UserError(message, field)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -415,8 +445,10 @@ def check_second_factor(user: User, code: str) -> str:
     try:
         return factors.verify_second_factor(user, code, "code")
     except UserError as e:
-        count_failure(key)
-        audit.record("auth.second_factor_failed", target=user, metadata={"during": "login", "reason": e.message})
+        locked = count_failure(key)
+        metadata = {"during": "login", "reason": e.message}
+        audit.record("auth.second_factor_failed", target=user, metadata=metadata)
+        record_lockout(locked, user, {"during": "login", "reason": "second_factor"})
         raise
 
 
@@ -447,12 +479,13 @@ def check_passkey_second_factor(user: User, credential) -> None:
     try:
         passkeys.authenticate(passkeys.SECOND_FACTOR, credential, user)
     except UserError as e:
-        count_failure(key)
+        locked = count_failure(key)
         audit.record(
             "auth.second_factor_failed",
             target=user,
             metadata={"during": "login", "factor": "passkey", "reason": e.message},
         )
+        record_lockout(locked, user, {"during": "login", "reason": "second_factor"})
         raise
 
 

@@ -212,13 +212,18 @@ def tiered_wait(config_key: str, key: str) -> int:
     return wait
 
 
-def hit_tiers(config_key: str, key: str) -> None:
-    """Count one event for ``key`` in every tier of a tiered limit."""
+def hit_tiers(config_key: str, key: str) -> list:
+    """Count one event for ``key`` in every tier of a tiered limit. Returns
+    the tiers this event filled (it was counted, and now the tier has no
+    room left): a lockout that starts with this event."""
     if not _active():
-        return
+        return []
     ids = _ids(config_key, key)
+    filled = []
     for item in _items(config_key):
-        call_item("hit", item, *ids)
+        if call_item("hit", item, *ids) and not call_item("test", item, *ids):
+            filled.append(item)
+    return filled
 
 
 def wait_message(seconds: int, what: str = "attempts") -> str:

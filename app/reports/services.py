@@ -9,7 +9,8 @@ Three reports (``KINDS``), each as a printable page and as a streamed CSV:
 * **changes**: the audit log's role, permission, member, settings and
   security-policy changes in the period, with before and after
   (``CHANGE_ACTIONS``);
-* **security**: failed sign-ins, second-factor changes, impersonations,
+* **security**: failed sign-ins, lockouts (``auth.locked_out``, recorded
+  by the sign-in throttles), second-factor changes, impersonations,
   break-glass sign-ins and every change made with an API key or by a support
   session in the period (``SECURITY_ACTIONS`` plus ``SECURITY_ACTOR_TYPES``).
 
@@ -54,7 +55,10 @@ KINDS = {
 DESCRIPTIONS = {
     "access": "Every member: role, effective permissions, second factor, where the role comes from, last seen.",
     "changes": "Role, permission, member, settings and security-policy changes, with before and after.",
-    "security": "Failed sign-ins, second-factor changes, impersonations and everything done with an API key.",
+    "security": (
+        "Failed sign-ins, lockouts, second-factor changes, impersonations, break-glass sign-ins "
+        "and everything done with an API key."
+    ),
 }
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
@@ -112,6 +116,7 @@ CHANGE_ACTIONS: tuple[str, ...] = (
 )
 SECURITY_ACTIONS: tuple[str, ...] = (
     "auth.login_failed",
+    "auth.locked_out",
     "auth.second_factor_failed",
     "auth.two_factor_enabled",
     "auth.two_factor_disabled",

@@ -117,3 +117,70 @@ def test_an_unknown_address_takes_as_long_to_refuse_as_a_known_one(app, monkeypa
     k, u, a = statistics.median(known), statistics.median(unknown), statistics.median(argon)
     assert a > 5, f"Argon2 took {a:.1f} ms: too cheap for this test to tell anything"
     assert abs(k - u) < 0.5 * a, f"known {k:.1f} ms, unknown {u:.1f} ms, one Argon2 verification {a:.1f} ms"
+
+
+def _events(owner_engine, action: str) -> list[dict]:
+    from sqlalchemy import text
+
+    with owner_engine.connect() as c:
+        return [
+            dict(r)
+            for r in c.execute(
+                text("SELECT organization_id, target_id, metadata FROM audit_events WHERE action = :a ORDER BY id"),
+                {"a": action},
+            ).mappings()
+        ]
+
+
+def test_the_failure_that_locks_an_address_out_is_audited_once(app, owner_engine):
+    """Five failures lock (account, address): the fifth records
+    ``auth.locked_out`` beside its ``auth.login_failed``, in the platform log
+    (a sign-in on the apex belongs to no organization); the refused tries
+    that follow are not counted, so they record no second lockout."""
+    from app.audit import PLATFORM_ORG_ID
+
+    ann = f.make_user("ann@example.test")
+    for _ in range(4):
+        attempt(app, "ann@example.test", "wrong-guess", STRANGER)
+    assert _events(owner_engine, "auth.locked_out") == []
+    attempt(app, "ann@example.test", "wrong-guess", STRANGER)
+    for _ in range(3):
+        assert attempt(app, "ann@example.test", PW, STRANGER).status_code == 429
+    [ev] = _events(owner_engine, "auth.locked_out")
+    assert ev["organization_id"] == PLATFORM_ORG_ID and ev["target_id"] == str(ann.id)
+    meta = ev["metadata"]
+    assert meta["lockout"] == "account_and_address" and meta["limit"] == "5 per 15 minutes"
+    assert meta["during"] == "login" and meta["reason"] == "password"
+    assert 800 < meta["retry_after_seconds"] <= 900
+    # An unknown address locks out the same way, named only by its fingerprint.
+    for _ in range(5):
+        attempt(app, "ghost@example.test", "wrong-guess", STRANGER)
+    ghost = _events(owner_engine, "auth.locked_out")[1]
+    assert ghost["target_id"] is None and "ghost" not in str(ghost["metadata"])
+    assert ghost["metadata"]["reason"] == "unknown_email"
+
+
+def test_a_tier_of_the_account_wide_limit_filling_is_audited_as_an_account_lockout(app, monkeypatch, owner_engine):
+    monkeypatch.setitem(app.config, "LOGIN_FAILURES_PER_ACCOUNT", "3 per hour")
+    f.make_user("ann@example.test")
+    for i in range(3):
+        attempt(app, "ann@example.test", "wrong-guess", f"192.0.2.{i + 1}")
+    [ev] = _events(owner_engine, "auth.locked_out")
+    assert ev["metadata"]["lockout"] == "account" and ev["metadata"]["limit"] == "3 per 1 hour"
+    assert ev["metadata"]["retry_after_seconds"] > 3000
+
+
+def test_a_lockout_on_an_organization_host_lands_in_its_log_too(app, world, login, owner_engine):
+    """Like a failed sign-in: a step-up that fails five times on acme's host
+    locks out there, recorded in acme's log (its security report) and the
+    platform log; not in globex's, where the consultant also belongs."""
+    from tests.auth.conftest import post as form_post
+
+    c = login(world.users["owner"], "acme")
+    for _ in range(5):
+        form_post(c, "/auth/step-up", {"password": "not-the-password", "next": "/settings/danger"}, slug="acme")
+    orgs = {e["organization_id"] for e in _events(owner_engine, "auth.locked_out")}
+    from app.audit import PLATFORM_ORG_ID
+
+    assert orgs == {world.acme.id, PLATFORM_ORG_ID}
+    assert _events(owner_engine, "auth.locked_out")[0]["metadata"]["during"] == "step_up"

@@ -137,6 +137,48 @@ def test_security_report_lists_failed_sign_ins_impersonation_and_break_glass(app
     assert "project.updated" not in actions  # a member's own change is not a security event
 
 
+def test_security_report_lists_every_category_the_issue_names(app, world, login):
+    """Failed sign-ins, lockouts, second-factor changes, API key use,
+    impersonations and break-glass sign-ins: each appears in the page and
+    the CSV. The failures and the lockout are real (five wrong passwords at
+    a step-up on acme's host, which lands them in acme's log)."""
+    from app import audit
+    from app.extensions import db
+    from app.scoping import tenant_context
+
+    c = login(world.users["owner"], "acme")
+    for _ in range(5):
+        r = _post(c, "/auth/step-up", {"password": "not-the-password", "next": "/settings/danger"})
+        assert r.status_code == 422
+    _record(world, "auth.two_factor_enabled", target=world.users["admin"])
+    _record(world, "auth.two_factor_disabled", target=world.users["member"])
+    _record(world, "api_key.created", target=("api_key", "k1", "CI key"))
+    with tenant_context(world.acme.id):
+        audit.record(
+            "project.updated", target=("project", "p", "Keyed change"), actor=audit.Actor("api_key", None, "CI key")
+        )
+        db.session.commit()
+    _record(world, "platform.impersonation_started", target=world.users["member"])
+    _record(world, "sso.break_glass_sign_in", target=world.users["owner"])
+    rows = _rows(_post(c, "/reports/security/export", {}))
+    actions = {row["action"] for row in rows}
+    assert {
+        "auth.login_failed",
+        "auth.locked_out",
+        "auth.two_factor_enabled",
+        "auth.two_factor_disabled",
+        "api_key.created",
+        "project.updated",  # made with an API key
+        "platform.impersonation_started",
+        "sso.break_glass_sign_in",
+    } <= actions
+    locked = [row for row in rows if row["action"] == "auth.locked_out"]
+    assert len(locked) == 1 and locked[0]["target"] == "Acme Owner <owner@acme.test>"
+    page = c.get(url("acme", "/reports/security")).get_data(as_text=True)
+    assert "Sign-in locked after too many failed attempts" in page
+    assert "lockouts" in c.get(url("acme", "/reports/")).get_data(as_text=True)  # the description names them
+
+
 def test_security_report_includes_changes_made_with_an_api_key(app, world):
     from app import audit
     from app.extensions import db
