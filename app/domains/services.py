@@ -141,10 +141,16 @@ def verify_domain(domain: Domain, now: datetime | None = None) -> dns.Check:
     """Look the TXT record up now.
 
     Found: the domain is verified (or, already verified, renewed: the time
-    of the check and of the record's sighting). Refused with ``UserError``
-    beside ``verify``, nothing changed: the record missing or with another
-    token, DNS not answering (the message says which and what to publish),
-    or another organization verified the domain first.
+    of the check and of the record's sighting).
+
+    The record missing or with another token: ``CheckFailed`` beside
+    ``verify``, *after* recording the check (the caller commits it, then
+    answers 422): the time and what was found, and a pending domain turns
+    ``failed`` (a verified one stays verified: like the daily re-check, it
+    is unverified only once the record has been missing for ``GRACE``);
+    audited as ``org.domain_check_failed``. Refused with ``UserError``,
+    nothing changed: DNS not answering (the check learnt nothing about the
+    record), or another organization verified the domain first.
     """
     now = now or utcnow()
     _lock_name(domain.name)
@@ -152,8 +158,11 @@ def verify_domain(domain: Domain, now: datetime | None = None) -> dns.Check:
     if not domain.is_verified and _claimed_elsewhere(domain.name):
         raise UserError(ALREADY_CLAIMED.format(name=domain.name), "verify")
     result = dns.check(domain.name, domain.token)
-    if not result.found:
+    if result.outcome == dns.UNREACHABLE:
         raise UserError(f"Checked at {now:%H:%M} UTC. {result.message}", "verify")
+    if not result.found:
+        _record_failed_check(domain, result, now)
+        raise CheckFailed(f"Checked at {now:%H:%M} UTC. {result.message}", "verify")
     was = domain.status
     domain.last_checked_at = domain.record_seen_at = now
     domain.last_check_error = None
@@ -173,6 +182,30 @@ def verify_domain(domain: Domain, now: datetime | None = None) -> dns.Check:
             metadata={"record": result.where},
         )
     return result
+
+
+class CheckFailed(UserError):
+    """A manual check that did not find the record: refused (422) like any
+    bad input, but the check itself is recorded (``verify_domain``), so the
+    caller commits instead of rolling back."""
+
+
+def _record_failed_check(domain: Domain, result: dns.Check, now: datetime) -> None:
+    """Write down a check that found no (or a wrong) record: its time and
+    message, ``failed`` for a domain not verified, and the audit event."""
+    was = domain.status
+    domain.last_checked_at = now
+    domain.last_check_error = result.message
+    if not domain.is_verified:
+        domain.status = "failed"
+    db.session.flush()
+    audit.record(
+        "org.domain_check_failed",
+        target=_target(domain),
+        before={"status": was},
+        after={"status": domain.status},
+        metadata={"outcome": result.outcome, "message": result.message, "checked_at": now},
+    )
 
 
 def update_settings(domain: Domain, auto_join: str | None, role: str | None, version=None) -> dict:

@@ -125,15 +125,19 @@ def show(domain_id: str):
 @require("settings:domain")
 @requires_feature(FEATURE, page=_unavailable)
 def verify(domain_id: str):
-    """Look the TXT record up now. Found: verified (302). Missing, wrong, DNS
-    not answering, or verified by another organization: 422 with what was
-    found beside the button, nothing changed."""
+    """Look the TXT record up now. Found: verified (302). Missing or wrong:
+    422 with what was found beside the button, and the check recorded (state
+    failed, last checked now; audited). DNS not answering, or verified by
+    another organization: 422 beside the button, nothing changed."""
     domain = _domain_or_404(domain_id)
     form = VerifyForm()
     if not form.validate():
         return _show(domain, 422, verify=form)
     try:
         services.verify_domain(domain)
+    except services.CheckFailed as e:
+        db.session.commit()  # the failed check is recorded: state, time, audit event
+        return _show(_domain_or_404(domain_id), e.status, verify=with_error(form, e, "verify"))
     except UserError as e:
         db.session.rollback()
         return _show(_domain_or_404(domain_id), e.status, verify=with_error(form, e, "verify"))

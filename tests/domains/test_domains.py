@@ -156,31 +156,69 @@ def unchanged(owner_engine, before):
     assert dict(row) == dict(before)
 
 
-def test_a_missing_record_is_422_beside_the_button_naming_the_record_and_changes_nothing(
+def test_a_missing_record_is_422_beside_the_button_and_records_the_failed_check(
     world, login, post, owner_engine, dns_zone
 ):
+    """The check happened: the domain shows "failed" with the time of the
+    check and what was missing, audited; the answer is still a 422 with the
+    message beside the button."""
     did, _ = add(world.acme, "acme-widgets.com")
-    [before] = domains(owner_engine)
-    r = post(admin(login, world), "acme", f"/settings/domains/{did}/verify")
+    c = admin(login, world)
+    r = post(c, "acme", f"/settings/domains/{did}/verify")
     assert r.status_code == 422
     page = r.get_data(as_text=True)
     assert 'id="verify-error"' in page and "No TXT record" in page and "_tenantry.acme-widgets.com" in page
-    assert "Checked at" in page
-    unchanged(owner_engine, before)
+    assert "Checked at" in page and "Failed" in page and "last checked" in page
+    [row] = domains(owner_engine)
+    assert row["status"] == "failed" and row["last_checked_at"] is not None
+    assert "No TXT record" in row["last_check_error"] and row["verified_at"] is None
     assert ("_tenantry.acme-widgets.com", "TXT") in dns_zone.questions
     assert ("acme-widgets.com", "TXT") in dns_zone.questions  # the domain itself is asked too
-    assert actions(owner_engine, world.acme.id) == ["org.domain_added"]
+    assert actions(owner_engine, world.acme.id) == ["org.domain_added", "org.domain_check_failed"]
+    with owner_engine.connect() as conn:
+        ev = conn.execute(
+            text("SELECT changes, metadata FROM audit_events WHERE action = 'org.domain_check_failed'")
+        ).one()
+    assert ev.changes == {"status": ["pending", "failed"]} and ev.metadata["outcome"] == "missing"
+    # The page and the list say so afterwards.
+    shown = c.get(url("acme", f"/settings/domains/{did}")).get_data(as_text=True)
+    assert "Failed" in shown and "Last check (" in shown and "No TXT record" in shown
+    listed = c.get(url("acme", "/settings/domains/")).get_data(as_text=True)
+    assert "Failed" in listed and "Never" not in listed
+    # Publishing the record and checking again verifies it.
+    dns_zone.publish("_tenantry.acme-widgets.com", f"tenantry-verification={row['token']}")
+    assert post(c, "acme", f"/settings/domains/{did}/verify").status_code == 302
+    [row] = domains(owner_engine)
+    assert row["status"] == "verified" and row["last_check_error"] is None
+    assert actions(owner_engine, world.acme.id)[-1] == "org.domain_verified"
 
 
 def test_a_record_with_another_token_is_422_naming_the_value_to_set(world, login, post, owner_engine, dns_zone):
     did, token = add(world.acme, "acme-widgets.com")
     dns_zone.publish("_tenantry.acme-widgets.com", "tenantry-verification=somebody-elses-token")
-    [before] = domains(owner_engine)
     r = post(admin(login, world), "acme", f"/settings/domains/{did}/verify")
     assert r.status_code == 422
     page = r.get_data(as_text=True)
     assert "its value is not this domain" in page and f"tenantry-verification={token}" in page
-    unchanged(owner_engine, before)
+    [row] = domains(owner_engine)
+    assert row["status"] == "failed" and "its value is not this domain" in row["last_check_error"]
+
+
+def test_a_verified_domain_whose_manual_check_fails_stays_verified_with_the_check_recorded(
+    world, login, post, owner_engine, dns_zone
+):
+    """Like the daily re-check: a verified domain is unverified only after its
+    record has been missing for 7 days; the failed check is still recorded."""
+    did, token = add(world.acme, "acme-widgets.com")
+    dns_zone.publish("_tenantry.acme-widgets.com", f"tenantry-verification={token}")
+    c = admin(login, world)
+    assert post(c, "acme", f"/settings/domains/{did}/verify").status_code == 302
+    dns_zone.clear()
+    r = post(c, "acme", f"/settings/domains/{did}/verify")
+    assert r.status_code == 422 and "No TXT record" in r.get_data(as_text=True)
+    [row] = domains(owner_engine)
+    assert row["status"] == "verified" and "No TXT record" in row["last_check_error"]
+    assert actions(owner_engine, world.acme.id)[-1] == "org.domain_check_failed"
 
 
 def test_dns_that_does_not_answer_is_422_and_says_so(world, login, post, owner_engine, dns_zone):

@@ -56,6 +56,8 @@ def test_admin_verifies_a_domain_and_a_new_person_at_it_joins_as_viewer(
     # Not published yet: said beside the button.
     page.get_by_role("button", name="Verify now").click()
     expect(page.locator("#verify-error")).to_contain_text("No TXT record")
+    # The failed check is recorded: state failed, with the time of the check.
+    expect(page.get_by_text("Failed · last checked")).to_be_visible()
     shot(page, "record-missing")
 
     dns_zone.publish(f"_tenantry.{DOMAIN}", value)
