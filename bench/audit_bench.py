@@ -42,7 +42,11 @@ class Capture:
         self.statements = []
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "set_config" not in statement:
+        # Reads only (a WITH query too: the kept actor totals and the actives
+        # computed at read time are WITH queries); nothing that writes.
+        head = statement.lstrip().upper()
+        writes = any(w in head for w in ("INSERT ", "UPDATE ", "DELETE "))
+        if head.startswith(("SELECT", "WITH")) and not writes and "set_config" not in statement:
             self.statements.append((statement, parameters))
 
 

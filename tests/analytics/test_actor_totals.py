@@ -62,6 +62,14 @@ def test_actor_totals_equal_raw_events_through_new_events_rebuild_and_retention(
         _check(org_id, start, end)
     assert rollups._ACTOR_DELTA in sql and sql.count(rollups._ACTOR_SUMS) == 0
 
+    # Ranges a few days from a kept one (tomorrow's "last 90 days", a week
+    # back) are slid from it: only the edge days' rows are read.
+    sql.clear()
+    for shift in (1, 3, -7):
+        start, end = ranges[0]
+        _check(org_id, start + timedelta(days=shift), end + timedelta(days=shift))
+    assert rollups._ACTOR_DAYS in sql and sql.count(rollups._ACTOR_SUMS) == 0
+
     rollups.catch_up_all(engine, [org_id], rebuild=True)  # a rebuild: counted again
     for start, end in ranges:
         _check(org_id, start, end)
