@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -72,10 +73,14 @@ class _ConnectionBase(EditForm):
 @functools.cache
 def connection_form(protocol_key: str) -> type[EditForm]:
     """The settings form class of a protocol: name, default role and the
-    protocol's own fields (secrets never drawn back into the page)."""
+    protocol's own fields (secrets never drawn back into the page; an
+    upload field is a file input)."""
     proto = registry.get(protocol_key)
     attrs = {}
     for f in proto.config_fields:
+        if f.upload:
+            attrs[f.name] = FileField(f.label, validators=[Optional()], description=f.help)
+            continue
         validators = [Optional()] if (f.secret or not f.required) else [DataRequired(f"Enter the {f.label.lower()}.")]
         kind = PasswordField if f.secret else (TextAreaField if f.multiline else StringField)
         attrs[f.name] = kind(f.label, filters=[_strip], validators=validators, description=f.help)
@@ -97,3 +102,9 @@ class SetupLinkForm(FlaskForm):
         validators=[DataRequired("Say who the link is for."), Length(max=NAME_MAX)],
         description="A name or an e-mail address, to recognise the link in the list.",
     )
+
+
+def upload_fields(protocol_key: str) -> tuple[str, ...]:
+    """Names of the protocol's file inputs (the only fields a file may come in)."""
+    proto = registry.get(protocol_key)
+    return tuple(f.name for f in proto.config_fields if f.upload) if proto else ()

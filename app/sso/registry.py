@@ -78,6 +78,10 @@ class Field:
     secret: bool = False  # never shown back; empty on save keeps the stored value
     required: bool = True
     multiline: bool = False
+    # A file input: the view hands ``clean_config`` its bytes (at most
+    # ``upload_max`` + 1 of them, so "too large" can be told), or ``None``.
+    upload: bool = False
+    upload_max: int = 0
 
 
 class Protocol(_Protocol):

@@ -17,8 +17,10 @@ connection and to the shared sign-in flow:
   environment: an organization's IT can be handed its metadata without an
   operator, and one organization's key never signs for another.
 * **The IdP's metadata** by URL (fetched through the webhooks' SSRF guard:
-  no private address, no redirect, timeouts) or pasted (a metadata file's contents); it must
-  hold a signing certificate (assertions must be signed).
+  no private address, no redirect, timeouts), as an uploaded file (at most
+  ``MAX_METADATA_BYTES``, XML parsed without DTDs or entities), or pasted
+  (a metadata file's contents); it must hold a signing certificate
+  (assertions must be signed).
 * **Sign-in.** ``start_login`` sends an AuthnRequest and remembers its id
   in ``saml_requests``, bound to the browser by a random value kept in the
   flow's ``pending`` (the apex's signed cookie). The IdP posts to our ACS
@@ -123,6 +125,22 @@ def fetch_metadata(url: str, field: str = "idp_metadata_url") -> str:
     return body.decode("utf-8", "replace")
 
 
+def _xml_file(body: bytes) -> bytes:
+    """``body`` if it looks like an XML document (after a BOM and blank
+    space it opens with ``<``) and is within ``MAX_METADATA_BYTES``; else
+    ``UserError`` on the file input. The XML itself is read by
+    ``proto.parse_idp_metadata`` (no DTD, no entities)."""
+    field = "idp_metadata_file"
+    if len(body) > proto.MAX_METADATA_BYTES:
+        raise UserError(
+            f"This file is larger than {proto.MAX_METADATA_BYTES // 1024} KB: too large to be an identity provider's metadata.",
+            field,
+        )
+    if not body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        raise UserError("This file is not XML: upload the metadata file (.xml) your provider gives.", field)
+    return body
+
+
 def _browser_hash(nonce: str) -> str:
     return hashlib.sha256(nonce.encode()).hexdigest()
 
@@ -165,6 +183,14 @@ class SamlProtocol:
             required=False,
         ),
         Field(
+            "idp_metadata_file",
+            "Identity provider metadata file",
+            f"Or upload the metadata file your provider gives (XML, at most {proto.MAX_METADATA_BYTES // 1024} KB).",
+            required=False,
+            upload=True,
+            upload_max=proto.MAX_METADATA_BYTES,
+        ),
+        Field(
             "idp_metadata",
             "Identity provider metadata (XML)",
             "Or paste the metadata document (the contents of the metadata file: Okta's “metadata.xml”, Entra's “Federation Metadata XML”).",
@@ -191,14 +217,19 @@ class SamlProtocol:
         ]
 
     def clean_config(self, conn, data: dict) -> tuple[dict, str | None]:
-        """Validate the IdP metadata (fetched from the URL, or pasted) and
-        the attribute names; make our key pair the first time.
+        """Validate the IdP metadata (an uploaded file first, else pasted,
+        else fetched from the URL) and the attribute names; make our key
+        pair the first time. A file that is not XML SAML metadata or is too
+        large: ``UserError`` beside the file input, nothing kept.
         Returns ``(config, new key PEM or None)``."""
         old = dict(conn.config or {})
         url = (data.get("idp_metadata_url") or "").strip()
         pasted = data.get("idp_metadata")
         pasted = pasted.strip() if isinstance(pasted, str) else ""
-        if pasted:
+        uploaded = data.get("idp_metadata_file")
+        if isinstance(uploaded, bytes) and uploaded:
+            xml, info = proto.parse_idp_metadata(_xml_file(uploaded), "idp_metadata_file")
+        elif pasted:
             xml, info = proto.parse_idp_metadata(pasted, "idp_metadata")
         elif url and not (url == old.get("idp_metadata_url") and old.get("idp_metadata")):
             xml, info = proto.parse_idp_metadata(fetch_metadata(url), "idp_metadata_url")

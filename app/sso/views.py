@@ -33,7 +33,7 @@ from app.scoping import all_organizations, tenant_context
 from app.sso import oidc as _oidc  # noqa: F401  (registers the OpenID Connect protocol)
 from app.sso import registry, services
 from app.sso import saml as _saml  # noqa: F401  (registers SAML 2.0)
-from app.sso.forms import ActionForm, NewConnectionForm, SetupLinkForm, VersionForm, connection_form
+from app.sso.forms import ActionForm, NewConnectionForm, SetupLinkForm, VersionForm, connection_form, upload_fields
 from app.sso.models import PROVIDERS
 from app.tenancy.hosts import load_organization
 from app.util import parse_uuid
@@ -41,6 +41,7 @@ from app.web import hosts, nav
 from app.web.access import public
 from app.web.forms import with_error
 from app.web.htmx import render
+from app.web.input_guard import accepts_files_in
 
 FEATURE = services.FEATURE
 
@@ -55,6 +56,9 @@ PENDING_KEY = "sso_pending"
 PENDING_MAX = 5
 PENDING_SECONDS = 600
 SETUP_KEY = "sso_setup_link"
+# The settings form's file inputs (SAML: the IdP's metadata file); a file
+# anywhere else is refused by the input guard.
+UPLOAD_FIELDS = tuple(sorted({n for key in registry.PROTOCOLS for n in upload_fields(key)}))
 
 
 def _unavailable() -> str:
@@ -144,6 +148,13 @@ def _update(connection_id):
     if not form.validate():
         return _show(conn, form, 422)
     data = {name: field.data for name, field in form._fields.items()}
+    for f in registry.get(conn.protocol).config_fields:
+        if f.upload:
+            # The file's bytes, read up to one past the protocol's limit (so
+            # "too large" is told without reading all of a huge upload).
+            upload = data.get(f.name)
+            body = upload.stream.read(f.upload_max + 1) if upload is not None and hasattr(upload, "stream") else b""
+            data[f.name] = body or None
     try:
         changed = services.update_connection(conn, data, form.version.data)
     except StaleEdit as e:
@@ -220,12 +231,15 @@ def show(connection_id: str):
 
 
 @bp.post("/<connection_id>")
+@accepts_files_in(*UPLOAD_FIELDS)
 @login_required
 @require("settings:sso")
 @requires_feature(FEATURE, page=_unavailable)
 def update(connection_id: str):
     """Save the connection's settings: 422 beside the field (unreachable issuer,
-    missing client id…), 409 when someone saved in between."""
+    missing client id, a metadata file that is not SAML metadata or too
+    large…), 409 when someone saved in between. A file is accepted in the
+    protocol's upload field only (SAML's metadata file)."""
     return _update(connection_id)
 
 
@@ -377,6 +391,7 @@ def show_setup(connection_id: str):
 
 
 @setup_bp.post("/<connection_id>", endpoint="update")
+@accepts_files_in(*UPLOAD_FIELDS)
 @public(outsiders_on_org_host=True)
 def update_setup(connection_id: str):
     """Save settings, as ``sso.update``."""

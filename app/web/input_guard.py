@@ -10,9 +10,11 @@ Guarantees, for every route (static files and health probes aside):
   value ("PostgreSQL text fields cannot contain NUL"), and a hand-made
   request carrying one must not reach the database (the User-Agent header,
   for one, is stored with every sign-in).
-* **File uploads** get ``400`` unless the view is marked ``@accepts_files``.
-  Flask-WTF merges ``request.files`` into every form, so a file sent in a
-  text field would reach code expecting a string.
+* **File uploads** get ``400`` unless the view is marked ``@accepts_files``
+  (any field) or ``@accepts_files_in("field", ...)`` (those fields only: a
+  form with one file input among text fields). Flask-WTF merges
+  ``request.files`` into every form, so a file sent in a text field would
+  reach code expecting a string.
 * **JSON bodies** on a write get ``415`` outside ``/api/`` and ``/scim/``: the HTML forms
   are forms, and Flask-WTF would otherwise read JSON objects, lists and
   numbers into text fields. A view that takes JSON from the page's own
@@ -52,6 +54,17 @@ def accepts_files(view):
     return view
 
 
+def accepts_files_in(*fields: str):
+    """Mark a view that takes file uploads in ``fields`` only: a file in any
+    other field is refused by the guard (``400``), as on an unmarked view."""
+
+    def mark(view):
+        setattr(view, ACCEPTS_FILES_ATTR, frozenset(fields))
+        return view
+
+    return mark
+
+
 def accepts_json(view):
     """Mark a view that takes a JSON body from our own script (the guard refuses one everywhere else)."""
     setattr(view, ACCEPTS_JSON_ATTR, True)
@@ -81,7 +94,8 @@ def guard():
         abort(415, "Send this form as a form, not as JSON.")
     if request.files:
         view = current_app.view_functions.get(request.endpoint)
-        if not getattr(view, ACCEPTS_FILES_ATTR, False):
+        allowed = getattr(view, ACCEPTS_FILES_ATTR, False)
+        if not allowed or (allowed is not True and not set(request.files) <= allowed):
             abort(400, "This form does not accept files.")
     if _has_nul(request.form):
         abort(400, "What you sent contains a character that is not allowed (NUL).")
