@@ -253,6 +253,10 @@ def load(overrides: dict | None = None) -> dict:
             "LOGIN_FAILURES_PER_ACCOUNT", "10 per minute; 20 per 15 minutes; 50 per hour; 100 per day"
         ),
         "LOGIN_ATTEMPTS_PER_IP": env.get("LOGIN_ATTEMPTS_PER_IP", "30 per 15 minutes"),
+        # Single sign-on starts (each writes what the answer is checked
+        # against: a SAML request row, an OIDC state in the cookie) per
+        # client address, whatever the protocol or the organization.
+        "SSO_STARTS_PER_IP": env.get("SSO_STARTS_PER_IP", "30 per minute"),
         # A member turned away by an organization's security policy is
         # audited this often per session and rule, not at every page they try.
         "POLICY_REFUSALS_AUDITED": env.get("POLICY_REFUSALS_AUDITED", "1 per hour"),

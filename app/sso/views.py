@@ -20,11 +20,25 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app import audit, hooks
+from app.auth import throttle
+from app.auth.sessions import client_ip
 from app.auth.views import go_to
 from app.errors import StaleEdit, UserError
 from app.extensions import db
@@ -415,7 +429,17 @@ def _apex_only():
 
 def _begin(org, conn, mode: str, next_url: str = "", back: str = "", login_hint: str = ""):
     """Send the browser to ``conn``'s provider, remembering the flow in the
-    apex's signed cookie (a few at a time, ten minutes each)."""
+    apex's signed cookie (a few at a time, ten minutes each). Over
+    ``SSO_STARTS_PER_IP`` starts from this address (either protocol, sign-in
+    or test): 429 with the wait and ``Retry-After``, nothing written."""
+    ip = client_ip() or "-"
+    if not throttle.hit("SSO_STARTS_PER_IP", ip):
+        wait = throttle.retry_after("SSO_STARTS_PER_IP", ip)
+        resp = make_response(
+            render_template("sso/refused.html", reason=throttle.wait_message(wait, "single sign-on attempts")), 429
+        )
+        resp.headers["Retry-After"] = str(wait)
+        return resp
     proto = registry.get(conn.protocol)
     pending = {"o": str(org.id), "c": str(conn.id), "m": mode, "n": next_url, "r": back, "at": int(time.time())}
     if login_hint:

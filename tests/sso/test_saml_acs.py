@@ -249,3 +249,30 @@ def test_sp_metadata_download_needs_settings_sso(app, saml_org, login):
     viewer = f.make_user("viewer@samlco.test", "V")
     f.add_member(org, viewer, "viewer")
     assert login(viewer, SLUG).get(url(SLUG, path)).status_code == 403
+
+
+def _request_rows(org) -> int:
+    with all_organizations(reason="test: counts"):
+        return db.session.scalar(
+            select(func.count()).select_from(SamlRequest).where(SamlRequest.organization_id == org.id)
+        )
+
+
+def test_a_burst_of_saml_starts_is_429_with_a_clear_page_and_writes_nothing(app, client, idp, saml_org, monkeypatch):
+    """Each start writes a request row: a burst from one address is cut off
+    (``SSO_STARTS_PER_IP``), and another address is not affected."""
+    org, _, _ = saml_org
+    monkeypatch.setitem(app.config, "SSO_STARTS_PER_IP", "3 per minute")
+    for _ in range(3):
+        _start(client, org)
+    rows = _request_rows(org)
+    r = client.get(url(None, f"/sso/start/{org.id}"))
+    page = r.get_data(as_text=True)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert "Too many single sign-on attempts. Try again in 1 minute." in page
+    assert "Single sign-on did not work" in page
+    assert _request_rows(org) == rows
+    other = app.test_client()
+    r = other.get(url(None, f"/sso/start/{org.id}"), environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert r.status_code == 302
