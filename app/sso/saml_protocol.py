@@ -36,7 +36,13 @@ module the rest, and the caller the replay store):
    we look the signed reference up ourselves and compare it with the
    assertion pysaml2 read, so an XML signature wrapping (a forged assertion
    beside or around a genuinely signed one) is refused whatever the parser
-   would have picked.
+   would have picked;
+7. every signature in it made with SHA-2 (``STRONG_SIGNATURE_ALGORITHMS``,
+   ``STRONG_DIGEST_ALGORITHMS``): RSA-SHA1, a SHA-1 or MD5 digest, DSA are
+   refused (``weak_algorithm``), before the signature is even checked, and
+   again on a decrypted assertion. pysaml2 checks no incoming algorithm
+   (its allow-lists are for what it signs), so this module does; what we
+   would sign ourselves is configured to SHA-256 too.
 
 xmlsec1 needs files: keys and certificates are written to a private
 temporary directory for the call and removed after it.
@@ -74,6 +80,28 @@ CLOCK_SKEW_SECONDS = 60
 MAX_METADATA_BYTES = 512 * 1024
 # A posted SAMLResponse larger than this is refused before parsing.
 MAX_RESPONSE_BYTES = 256 * 1024
+# What an accepted signature may be made with: SHA-2 only. SHA-1 is broken
+# for collisions (SHAttered, 2017) and every IdP we guide (Okta, Entra,
+# Google) signs with RSA-SHA256 by default.
+SIG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+STRONG_SIGNATURE_ALGORITHMS = frozenset(
+    {
+        SIG_RSA_SHA256,
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+    }
+)
+STRONG_DIGEST_ALGORITHMS = frozenset(
+    {
+        DIGEST_SHA256,
+        "http://www.w3.org/2001/04/xmldsig-more#sha384",
+        "http://www.w3.org/2001/04/xmlenc#sha512",
+    }
+)
 
 
 class Refused(Exception):
@@ -179,6 +207,9 @@ def _config(sp: SpSettings, paths: dict[str, str], idp_xml: str | None):
         "encryption_keypairs": [{"key_file": paths["key"], "cert_file": paths["cert"]}],
         "xmlsec_binary": xmlsec_binary(),
         "accepted_time_diff": CLOCK_SKEW_SECONDS,
+        # What we would sign with (pysaml2's default is RSA-SHA1).
+        "signing_algorithm": SIG_RSA_SHA256,
+        "digest_algorithm": DIGEST_SHA256,
         "service": {
             "sp": {
                 "endpoints": {"assertion_consumer_service": [(sp.acs_url, BINDING_POST)]},
@@ -299,6 +330,40 @@ def _signed_reference(root) -> str | None:
     return uri[1:] if uri.startswith("#") else None
 
 
+def _weak_algorithm(methods) -> Refused | None:
+    """The refusal for a signature whose ``(signature method, [digest
+    methods])`` include one outside the SHA-2 allow-lists, else ``None``."""
+    for sig_alg, digest_algs in methods:
+        if sig_alg not in STRONG_SIGNATURE_ALGORITHMS or not digest_algs:
+            name = (sig_alg or "none").rsplit("#", 1)[-1]
+            return Refused(
+                "weak_algorithm",
+                f"The answer is signed with {name}, which we do not accept: ask your provider to sign with RSA-SHA256.",
+            )
+        weak = [d for d in digest_algs if d not in STRONG_DIGEST_ALGORITHMS]
+        if weak:
+            name = (weak[0] or "none").rsplit("#", 1)[-1]
+            return Refused(
+                "weak_algorithm",
+                f"The answer's signature uses the {name} digest, which we do not accept: ask your provider for SHA-256.",
+            )
+    return None
+
+
+def _signature_methods(root) -> list[tuple[str | None, list[str | None]]]:
+    """``(signature method, [digest methods])`` of every XML signature under ``root``."""
+    out = []
+    for sig in root.iter(f"{{{NS_DS}}}Signature"):
+        info = sig.find(f"{{{NS_DS}}}SignedInfo")
+        if info is None:
+            out.append((None, []))
+            continue
+        method = info.find(f"{{{NS_DS}}}SignatureMethod")
+        digests = [d.get("Algorithm") for d in info.findall(f"{{{NS_DS}}}Reference/{{{NS_DS}}}DigestMethod")]
+        out.append((method.get("Algorithm") if method is not None else None, digests))
+    return out
+
+
 def _shape_check(xml: str) -> None:
     """Refuse a response whose shape invites signature wrapping: anything
     but one Response root holding exactly one Assertion (or one
@@ -324,6 +389,9 @@ def _shape_check(xml: str) -> None:
         ref = _signed_reference(root)
         if ref is not None and ref != direct[0].get("ID"):
             raise Refused("wrapping", "The signature does not cover the assertion.")
+    weak = _weak_algorithm(_signature_methods(root))
+    if weak is not None:
+        raise weak
 
 
 def _time_refusal(xml: str) -> Refused:
@@ -408,6 +476,21 @@ def read_response(sp: SpSettings, idp_xml: str, saml_response: str, outstanding:
         # for the assertion's own (WantAssertionsSigned), as it is what we
         # keep and act on.
         raise Refused("unsigned", "The assertion itself is not signed.")
+    # Again on the assertion pysaml2 read: an encrypted one was not in
+    # plain sight for ``_shape_check``.
+    info = assertion.signature.signed_info
+    weak = _weak_algorithm(
+        [
+            (
+                info.signature_method.algorithm if info is not None and info.signature_method is not None else None,
+                [r.digest_method.algorithm if r.digest_method is not None else None for r in (info.reference or [])]
+                if info is not None
+                else [],
+            )
+        ]
+    )
+    if weak is not None:
+        raise weak
     if resp.in_response_to not in outstanding:
         raise Refused("in_response_to", "This answer does not match a sign-in started here.")
     issuer = (assertion.issuer.text or "").strip() if assertion.issuer is not None else ""

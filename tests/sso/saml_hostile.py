@@ -135,6 +135,27 @@ def wrapping_extensions(t: Target) -> str:
     return _wrap(t, "extensions")
 
 
+def signed_with_rsa_sha1(t: Target) -> str:
+    """A genuine signature by the IdP's own key, made with RSA-SHA1 (SHA-256 digest)."""
+    return encode(t.genuine_xml(sign_alg="http://www.w3.org/2000/09/xmldsig#rsa-sha1"))
+
+
+def sha1_digest(t: Target) -> str:
+    """A genuine RSA-SHA256 signature by the IdP's own key over a SHA-1 digest of the assertion."""
+    return encode(t.genuine_xml(digest_alg="http://www.w3.org/2000/09/xmldsig#sha1"))
+
+
+def response_signed_with_sha1(t: Target) -> str:
+    """Assertion and response both signed by the IdP's key, with RSA-SHA1 and SHA-1 digests (pysaml2's defaults)."""
+    return encode(
+        t.genuine_xml(
+            sign_response=True,
+            sign_alg="http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            digest_alg="http://www.w3.org/2000/09/xmldsig#sha1",
+        )
+    )
+
+
 # (builder, the refusal code the SP must give)
 CASES = {
     "unsigned": (unsigned, "unsigned"),
@@ -147,4 +168,7 @@ CASES = {
     "wrapping_sibling": (wrapping_sibling, "wrapping"),
     "wrapping_inside": (wrapping_inside, "wrapping"),
     "wrapping_extensions": (wrapping_extensions, "wrapping"),
+    "signed_with_rsa_sha1": (signed_with_rsa_sha1, "weak_algorithm"),
+    "sha1_digest": (sha1_digest, "weak_algorithm"),
+    "response_signed_with_sha1": (response_signed_with_sha1, "weak_algorithm"),
 }

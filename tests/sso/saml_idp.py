@@ -102,6 +102,8 @@ class IdentityProvider:
         audience: str,
         sign_assertion: bool = True,
         sign_response: bool = False,
+        sign_alg: str = SIGN_ALG,
+        digest_alg: str = DIGEST_ALG,
     ) -> str:
         """A SAML Response (XML text) for ``user``, as this IdP signs it."""
         from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
@@ -116,8 +118,8 @@ class IdentityProvider:
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"},
             sign_assertion=sign_assertion,
             sign_response=sign_response,
-            sign_alg=SIGN_ALG,
-            digest_alg=DIGEST_ALG,
+            sign_alg=sign_alg,
+            digest_alg=digest_alg,
         )
         return str(resp)
 
