@@ -155,6 +155,7 @@ ACTIONS: tuple[Action, ...] = (
     _A("scim.request_refused", "SCIM", "A SCIM change was refused (the error is in the details)"),
     _A("role.group_mapped", "Roles", "Mapped an identity-provider group to a role"),
     _A("role.group_unmapped", "Roles", "Removed an identity-provider group's role mapping"),
+    _A("role.group_mapping_changed", "Roles", "Changed the role an identity-provider group gives"),
     _A("role.created", "Roles", "Created a custom role"),
     _A("role.updated", "Roles", "Changed a custom role"),
     _A("role.deleted", "Roles", "Deleted a custom role"),

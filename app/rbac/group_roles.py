@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import audit, hooks
+from app.concurrency import lock_for_edit, versioned
 from app.errors import UserError
 from app.extensions import db
 from app.permissions import SYSTEM_ROLES
@@ -62,6 +63,9 @@ class GroupRoleMapping(HoldsRole, TenantScoped, db.Model):
     role: Mapped[str | None] = mapped_column(String(32))
     custom_role_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    version: Mapped[int] = versioned()
+
+    __mapper_args__ = {"version_id_col": version}
 
     custom_role = relationship(
         "Role",
@@ -213,11 +217,7 @@ def add_mapping(source: str, group: str | None, role_key: str | None, actor: Mem
         raise UserError("Enter the group's name or id, as your identity provider sends it.", "group")
     if len(group) > GROUP_MAX:
         raise UserError(f"Use at most {GROUP_MAX} characters.", "group")
-    info = rbac.get_role(role_key)
-    if info is not None and info.key == "owner":
-        raise UserError("A directory group cannot make someone an Owner; Owners are made by an Owner.", "role")
-    if info is None or info.key not in {k for k, _ in rbac.role_choices(actor)}:
-        raise UserError("Choose a role you are allowed to give.", "role")
+    info = _givable_role(role_key, actor)
     mapping = GroupRoleMapping(
         source=source,
         group_name=group,
@@ -236,6 +236,42 @@ def add_mapping(source: str, group: str | None, role_key: str | None, actor: Mem
         after={"group": group, "source": source, "role": info.name, "role_key": info.key},
     )
     return mapping
+
+
+def _givable_role(role_key: str | None, actor: Membership) -> rbac.RoleInfo:
+    """The role ``role_key`` names, if ``actor`` could give it by hand and
+    it is not Owner; else ``UserError`` on ``role``."""
+    info = rbac.get_role(role_key)
+    if info is not None and info.key == "owner":
+        raise UserError("A directory group cannot make someone an Owner; Owners are made by an Owner.", "role")
+    if info is None or info.key not in {k for k, _ in rbac.role_choices(actor)}:
+        raise UserError("Choose a role you are allowed to give.", "role")
+    return info
+
+
+def change_mapping_role(mapping: GroupRoleMapping, role_key: str | None, actor: Membership, version=None) -> bool:
+    """Make ``mapping`` give another role (the same rules as ``add_mapping``:
+    never Owner, only a role ``actor`` could give). ``StaleEdit`` (409) for
+    a change made from an older version; ``UserError`` on ``role`` for a
+    refused role, nothing written. ``False`` when the role is the same.
+    Members keep their role until their groups next change (as for a new
+    mapping). Records ``role.group_mapping_changed``."""
+    lock_for_edit(mapping, version)
+    info = _givable_role(role_key, actor)
+    old = rbac.role_of(mapping)  # type: ignore[arg-type]
+    if old is not None and old.key == info.key:
+        return False
+    mapping.role = info.key if info.system else None
+    mapping.custom_role_id = None if info.system else info.role.id
+    db.session.flush()
+    db.session.expire(mapping, ["custom_role"])
+    audit.record(
+        "role.group_mapping_changed",
+        target=mapping,
+        before={"group": mapping.group_name, "source": mapping.source, "role": old.name if old else None},
+        after={"group": mapping.group_name, "source": mapping.source, "role": info.name, "role_key": info.key},
+    )
+    return True
 
 
 def delete_mapping(mapping: GroupRoleMapping) -> None:

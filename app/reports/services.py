@@ -78,6 +78,7 @@ CHANGE_ACTIONS: tuple[str, ...] = (
     "member.role_changed",
     "role.group_mapped",
     "role.group_unmapped",
+    "role.group_mapping_changed",
     "org.ownership_transferred",
     # members
     "member.invited",

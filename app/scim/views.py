@@ -6,7 +6,8 @@ Every view needs ``settings:sso`` and the plan's ``scim`` feature (a plan
 without it gets the settings section's "not on your plan" page, 403). A
 token or mapping id that is malformed or another organization's is 404.
 Each change is audited (``scim.token_created``, ``scim.token_revoked``,
-``role.group_mapped``, ``role.group_unmapped``).
+``role.group_mapped``, ``role.group_mapping_changed``, ``role.group_unmapped``).
+The mappings' editor is ``app.rbac.group_role_editor``, shared with the SSO portal.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from wtforms import StringField
 
 from app import concurrency
 from app.errors import UserError
 from app.extensions import db
-from app.rbac import group_roles
-from app.rbac import services as rbac
+from app.rbac import group_role_editor
 from app.rbac.decorators import require, requires_feature
 from app.scim import tokens
 from app.scim.models import NAME_MAX
@@ -42,21 +42,6 @@ class NewTokenForm(CreateForm):
     )
 
 
-class MappingForm(CreateForm):
-    group = StringField(
-        "Group",
-        filters=[_strip],
-        description="The group's display name (or id) as your identity provider sends it; case does not matter.",
-    )
-    role = SelectField("Role", choices=[], validate_choice=False)
-    source = SelectField(
-        "For",
-        choices=[("scim", "SCIM"), ("any", "SCIM and SSO sign-ins")],
-        default="scim",
-        validate_choice=False,
-    )
-
-
 class ConfirmForm(FlaskForm):
     """A bare POST with its CSRF token (revoke, remove)."""
 
@@ -70,23 +55,29 @@ def _impersonated() -> bool:
     return rec is not None and rec.impersonator_id is not None
 
 
-def _role_choices():
-    return [(k, n) for k, n in rbac.role_choices(g.membership) if k != "owner"]
+def _editor() -> group_role_editor.Editor:
+    """The group → role editor, for mappings that apply to SCIM (``scim`` and ``any``)."""
+    return group_role_editor.Editor(
+        listed=("scim", "any"),
+        offered=("scim", "any"),
+        page=lambda status=200, **ctx: _page(status=status, **ctx),
+        back=lambda: url_for("scim_settings.index"),
+        create_url=lambda: url_for("scim_settings.create_mapping"),
+        update_url=lambda m: url_for("scim_settings.update_mapping", mapping_id=m.id),
+        delete_url=lambda m: url_for("scim_settings.delete_mapping", mapping_id=m.id),
+    )
 
 
-def _page(token_form=None, mapping_form=None, status: int = 200, created=None):
-    mapping_form = mapping_form or MappingForm(formdata=None)
-    mapping_form.role.choices = _role_choices()
-    if mapping_form.role.data is None:
-        mapping_form.role.data = "member"
+def _page(token_form=None, status: int = 200, created=None, group_mappings=None):
+    if group_mappings is None:
+        group_mappings = _editor().context()["group_mappings"]
     return render_template(
         "scim/settings.html",
         settings_current="scim_settings.index",
         endpoint=url_for("scim.endpoint", subpath="", _external=True),
         tokens=tokens.list_tokens(),
         token_form=token_form or NewTokenForm(formdata=None),
-        mappings=group_roles.list_mappings(("scim", "any")),
-        mapping_form=mapping_form,
+        group_mappings=group_mappings,
         confirm=ConfirmForm(),
         created=created,
     ), status
@@ -147,26 +138,19 @@ def revoke_token(token_id: str):
 @require("settings:sso")
 @requires_feature(FEATURE, _unavailable)
 def create_mapping():
-    """Map a group to a role (never Owner; only a role the admin could give).
-    Bad input: 422 beside the field, nothing saved."""
-    form = MappingForm()
-    form.role.choices = _role_choices()
-    if not form.validate():
-        return _page(mapping_form=form, status=422)
-    first = concurrency.claim_submit_key(form.submit_key.data)
-    if first is not None:
-        db.session.commit()
-        return redirect(first or url_for("scim_settings.index"))
-    try:
-        mapping = group_roles.add_mapping(form.source.data, form.group.data, form.role.data, g.membership)
-    except UserError as e:
-        db.session.rollback()
-        with_error(form, e)
-        return _page(mapping_form=form, status=422)
-    concurrency.settle_submit_key(form.submit_key.data, url_for("scim_settings.index"))
-    db.session.commit()
-    flash(f"Members of {mapping.group_name} get {mapping.role_name} from their next group change.", "success")
-    return redirect(url_for("scim_settings.index"))
+    """Map a group to a role for SCIM (or SCIM and SSO): never Owner, only a
+    role the admin could give. Bad input: 422 beside the field, nothing saved."""
+    return _editor().create()
+
+
+@bp.post("/mappings/<mapping_id>")
+@login_required
+@require("settings:sso")
+@requires_feature(FEATURE, _unavailable)
+def update_mapping(mapping_id: str):
+    """Change the role a mapped group gives: 422 beside it for a role the
+    admin could not give, 409 on a stale page, nothing saved."""
+    return _editor().update(mapping_id)
 
 
 @bp.post("/mappings/<mapping_id>/delete")
@@ -175,13 +159,4 @@ def create_mapping():
 @requires_feature(FEATURE, _unavailable)
 def delete_mapping(mapping_id: str):
     """Remove a mapping (members keep their role until their groups next change)."""
-    mapping = group_roles.find_mapping(mapping_id) or abort(404)
-    if mapping.source not in ("scim", "any"):
-        abort(404)
-    if not ConfirmForm().validate():
-        abort(400)
-    name = mapping.group_name
-    group_roles.delete_mapping(mapping)
-    db.session.commit()
-    flash(f"Removed the mapping of {name}.", "success")
-    return redirect(url_for("scim_settings.index"))
+    return _editor().delete(mapping_id)

@@ -42,6 +42,7 @@ from app.auth.sessions import client_ip
 from app.auth.views import go_to
 from app.errors import StaleEdit, UserError
 from app.extensions import db
+from app.rbac import group_role_editor
 from app.rbac.decorators import require, requires_feature
 from app.scoping import all_organizations, tenant_context
 from app.sso import oidc as _oidc  # noqa: F401  (registers the OpenID Connect protocol)
@@ -105,8 +106,25 @@ def _index(form=None, link_form=None, status: int = 200, new_link: str | None = 
     )
 
 
-def _show(conn, form=None, status: int = 200, toggle=None):
+def _mapping_editor(conn) -> group_role_editor.Editor:
+    """The group → role editor on a connection's page (the admin portal):
+    mappings for SSO sign-ins, and for SCIM too when the plan has it."""
+    scim = services.entitlements.entitled(g.org, "scim")
+    return group_role_editor.Editor(
+        listed=("sso", "any"),
+        offered=("sso", "any") if scim else ("sso",),
+        page=lambda status=200, **ctx: _show(_conn_or_404(conn.id), status=status, **ctx),
+        back=lambda: url_for("sso.show", connection_id=conn.id) + "#group-mappings",
+        create_url=lambda: url_for("sso.create_mapping", connection_id=conn.id),
+        update_url=lambda m: url_for("sso.update_mapping", connection_id=conn.id, mapping_id=m.id),
+        delete_url=lambda m: url_for("sso.delete_mapping", connection_id=conn.id, mapping_id=m.id),
+    )
+
+
+def _show(conn, form=None, status: int = 200, toggle=None, group_mappings=None):
     proto = registry.get(conn.protocol)
+    if group_mappings is None and _portal() == "sso":
+        group_mappings = _mapping_editor(conn).context()["group_mappings"]
     if form is None:
         data = {"name": conn.name, **(conn.config or {})}
         form = connection_form(conn.protocol)(formdata=None, data=data, version=conn.version)
@@ -123,13 +141,9 @@ def _show(conn, form=None, status: int = 200, toggle=None):
         toggle=toggle or VersionForm(formdata=None, version=conn.version),
         test_form=ActionForm(formdata=None),
         providers=PROVIDERS,
-        # Group → role mappings are edited where SCIM provisioning lives (one
-        # list for both directories), once that area is registered.
-        mappings_url=(
-            url_for("scim_settings.index")
-            if _portal() == "sso" and "scim_settings.index" in current_app.view_functions
-            else None
-        ),
+        # The one group → role editor (app.rbac.group_role_editor), for an
+        # admin; an IT contact on a setup link holds no role to give.
+        group_mappings=group_mappings,
         status=status,
     )
 
@@ -302,6 +316,35 @@ def _toggle(connection_id: str, change, done: str):
 def disable(connection_id: str):
     """Turn a connection off: nobody signs in through it any more."""
     return _toggle(connection_id, services.disable_connection, "{} is off.")
+
+
+@bp.post("/<connection_id>/mappings")
+@login_required
+@require("settings:sso")
+@requires_feature(FEATURE, page=_unavailable)
+def create_mapping(connection_id: str):
+    """Map an identity-provider group to a role for SSO sign-ins (never
+    Owner; only a role the admin could give): 422 beside the field, nothing
+    saved. The mappings are the organization's, shown on each connection."""
+    return _mapping_editor(_conn_or_404(connection_id)).create()
+
+
+@bp.post("/<connection_id>/mappings/<mapping_id>")
+@login_required
+@require("settings:sso")
+@requires_feature(FEATURE, page=_unavailable)
+def update_mapping(connection_id: str, mapping_id: str):
+    """Change the role a mapped group gives: 422 beside it, 409 on a stale page."""
+    return _mapping_editor(_conn_or_404(connection_id)).update(mapping_id)
+
+
+@bp.post("/<connection_id>/mappings/<mapping_id>/delete")
+@login_required
+@require("settings:sso")
+@requires_feature(FEATURE, page=_unavailable)
+def delete_mapping(connection_id: str, mapping_id: str):
+    """Remove a mapping (members keep their role until their next sign-in with other groups)."""
+    return _mapping_editor(_conn_or_404(connection_id)).delete(mapping_id)
 
 
 @bp.post("/links")

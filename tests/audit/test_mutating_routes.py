@@ -261,6 +261,22 @@ class Ctx:
 
         return self.in_acme(go)
 
+    def sso_mapping(self):
+        """``(connection id, mapping id)``: an acme draft connection and a group
+        mapping for SSO sign-ins (set up without an event)."""
+        from app.extensions import db
+        from app.rbac.group_roles import GroupRoleMapping
+
+        conn_id = self.sso_connection()
+
+        def go():
+            m = GroupRoleMapping(source="sso", group_name="Route group", role="viewer")
+            db.session.add(m)
+            db.session.flush()
+            return str(m.id)
+
+        return conn_id, self.in_acme(go)
+
     def sso_setup_link(self):
         """An acme setup link (set up without an event), on the enterprise plan."""
         from app.extensions import db
@@ -879,6 +895,33 @@ ROUTES: dict[str, Route] = {
                 data={"group": "Leads", "role": "manager", "source": "scim", "submit_key": "m1"},
             ),
         )[1],
+        refused_as="manager",
+    ),
+    "scim_settings.update_mapping": Route(
+        [(ACME, "role.group_mapping_changed")],
+        lambda c: Call(
+            f"/settings/scim/mappings/{c.scim('mapping')}", data={"edit-role": "member", "edit-version": "1"}
+        ),
+        refused_as="manager",
+    ),
+    "sso.create_mapping": Route(
+        [(ACME, "role.group_mapped")],
+        lambda c: Call(
+            f"/settings/sso/{c.sso_connection()}/mappings",
+            data={"group": "Leads", "role": "manager", "source": "sso", "submit_key": "m1"},
+        ),
+        refused_as="manager",
+    ),
+    "sso.update_mapping": Route(
+        [(ACME, "role.group_mapping_changed")],
+        lambda c: Call(
+            "/settings/sso/{}/mappings/{}".format(*c.sso_mapping()), data={"edit-role": "member", "edit-version": "1"}
+        ),
+        refused_as="manager",
+    ),
+    "sso.delete_mapping": Route(
+        [(ACME, "role.group_unmapped")],
+        lambda c: Call("/settings/sso/{}/mappings/{}/delete".format(*c.sso_mapping())),
         refused_as="manager",
     ),
     "scim_settings.delete_mapping": Route(

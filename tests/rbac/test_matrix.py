@@ -282,6 +282,19 @@ def _scim_entitled(w):
     entitle_scim(w.acme.id)
 
 
+def _mapping_for_sso(w):
+    """Acme's mapping (made by ``mapping_id``) made one for SSO and SCIM, so the SSO portal lists it."""
+    from sqlalchemy import update
+
+    from app.extensions import db
+    from app.rbac.group_roles import GroupRoleMapping
+    from app.scoping import tenant_context
+
+    with tenant_context(w.acme.id):
+        db.session.execute(update(GroupRoleMapping).values(source="any"))
+        db.session.commit()
+
+
 ROUTE_SETUP = {
     "settings.logo": _acme_logo,
     "saml.download_metadata": _saml_connection,
@@ -289,6 +302,8 @@ ROUTE_SETUP = {
     "scim_settings.index": _scim_entitled,
     "scim_settings.create_token": _scim_entitled,
     "scim_settings.create_mapping": _scim_entitled,
+    "sso.update_mapping": _mapping_for_sso,
+    "sso.delete_mapping": _mapping_for_sso,
 }
 
 # Routes open to every member for their own rows, and to holders of a
