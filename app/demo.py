@@ -346,26 +346,57 @@ def _demo_override(globex, superadmin) -> int:
 
 # --------------------------------------------------------------------------- single sign-on (issue 19)
 def _demo_sso(globex) -> int:
-    """Globex (trialling SSO) has begun an Okta connection: a **draft** with
-    the redirect URI to copy and the steps to follow, never tested nor on
-    (no demo identity provider answers), so nobody's sign-in changes. Once:
-    an existing connection is left alone."""
+    """Globex (trialling SSO) has begun two connections, both **drafts**, never
+    tested nor on (no demo identity provider answers), so nobody's sign-in
+    changes:
+
+    * an Okta OpenID Connect one, with the redirect URI to copy and the steps;
+    * a Microsoft Entra ID SAML one, saved once so that our key exists: the
+      portal shows our ACS URL and entity id and offers our SP metadata for
+      download; the IdP's metadata is still to be uploaded.
+
+    Each once, by protocol: an existing connection of that protocol is left
+    alone. Returns the connections created."""
+    from app.sso import saml_protocol
     from app.sso.models import SsoConnection
 
+    added = 0
     with tenant_context(globex.id):
-        if db.session.execute(select(SsoConnection.id)).first() is not None:
-            return 0
-        db.session.add(
-            SsoConnection(
-                protocol="oidc",
-                provider="okta",
-                name="Globex Okta (example)",
-                status="draft",
-                config={"default_role": "member", "scopes": "openid email profile groups", "groups_claim": "groups"},
+        have = set(db.session.execute(select(SsoConnection.protocol)).scalars())
+        if "oidc" not in have:
+            db.session.add(
+                SsoConnection(
+                    protocol="oidc",
+                    provider="okta",
+                    name="Globex Okta (example)",
+                    status="draft",
+                    config={
+                        "default_role": "member",
+                        "scopes": "openid email profile groups",
+                        "groups_claim": "groups",
+                    },
+                )
             )
-        )
+            added += 1
+        if "saml" not in have:
+            conn = SsoConnection(
+                protocol="saml", provider="entra", name="Globex Entra ID SAML (example)", status="draft"
+            )
+            db.session.add(conn)
+            db.session.flush()
+            key, cert = saml_protocol.generate_keypair(f"tenantry-sso-{conn.id}")
+            conn.config = {
+                "default_role": "member",
+                "idp_metadata_url": "",
+                "email_attribute": "email",
+                "name_attribute": "displayName",
+                "groups_attribute": "groups",
+                "sp_cert": cert,
+            }
+            conn.secret_encrypted = crypto.encrypt(key)
+            added += 1
         db.session.flush()
-    return 1
+    return added
 
 
 # --------------------------------------------------------------------------- SCIM (issue 19)

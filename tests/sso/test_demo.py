@@ -1,9 +1,11 @@
-"""Demo data: Globex (trialling SSO) has one draft Okta connection, once, that
-its owner can open in the portal; nobody's sign-in changes."""
+"""Demo data: Globex (trialling SSO) has two draft connections, once each —
+an Okta OpenID Connect one and an Entra ID SAML one whose key is made (our
+SP metadata downloads) and whose IdP metadata is still to come — that its
+owner can open in the portal; nobody's sign-in changes."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.demo import load_demo
 from app.extensions import db
@@ -13,18 +15,46 @@ from app.tenancy.models import Organization
 from tests.conftest import sign_in, url
 
 
-def test_demo_has_one_draft_sso_connection_in_globex(app):
-    assert "1 SSO connection" in load_demo()
-    assert "Demo data: already loaded" in load_demo()  # idempotent
+def _globex():
+    from app.auth.models import User
+
     with all_organizations(reason="test"):
         globex = db.session.execute(select(Organization).where(Organization.slug == "globex")).scalar_one()
-        from app.auth.models import User
-
         owner = db.session.execute(select(User).where(User.email == "owner@globex.test")).scalar_one()
+    return globex, owner
+
+
+def _connections(globex) -> dict:
     with tenant_context(globex.id):
-        [conn] = db.session.execute(select(SsoConnection)).scalars().all()
-        assert conn.status == "draft" and conn.provider == "okta"
-        cid = conn.id
+        db.session.expire_all()
+        return {c.protocol: c for c in db.session.execute(select(SsoConnection)).scalars()}
+
+
+def test_demo_has_a_draft_oidc_and_a_draft_saml_connection_in_globex(app):
+    assert "2 SSO connections" in load_demo()
+    assert "Demo data: already loaded" in load_demo()  # idempotent
+    globex, owner = _globex()
+    conns = _connections(globex)
+    assert set(conns) == {"oidc", "saml"}
+    assert all(c.status == "draft" for c in conns.values())
+    oidc, saml = conns["oidc"], conns["saml"]
+    assert oidc.provider == "okta" and saml.provider == "entra"
+    assert saml.config["sp_cert"] and saml.secret_encrypted and not saml.config.get("idp_metadata")
     c = sign_in(app, owner, "globex")
-    page = c.get(url("globex", f"/settings/sso/{cid}")).get_data(as_text=True)
+    page = c.get(url("globex", f"/settings/sso/{oidc.id}")).get_data(as_text=True)
     assert "Globex Okta (example)" in page and "/sso/callback/oidc" in page
+    page = c.get(url("globex", f"/settings/sso/{saml.id}")).get_data(as_text=True)
+    assert "Globex Entra ID SAML (example)" in page and f"/sso/saml/{saml.id}/acs" in page
+    assert "Add the identity provider&#39;s metadata" in page or "Add the identity provider's metadata" in page
+    r = c.get(url("globex", f"/settings/sso/{saml.id}/saml-metadata.xml"))
+    assert r.status_code == 200 and b"WantAssertionsSigned" in r.data
+
+
+def test_a_demo_loaded_before_saml_gets_its_saml_connection_once(app):
+    load_demo()
+    globex, _ = _globex()
+    with tenant_context(globex.id):
+        db.session.execute(delete(SsoConnection).where(SsoConnection.protocol == "saml"))
+        db.session.commit()
+    assert "1 SSO connection created" in load_demo()
+    assert set(_connections(globex)) == {"oidc", "saml"}
