@@ -25,9 +25,21 @@ def _globex():
 
 
 def _connections(globex) -> dict:
+    """Globex's connections by protocol, read inside its scope (plain values)."""
+    from types import SimpleNamespace
+
     with tenant_context(globex.id):
         db.session.expire_all()
-        return {c.protocol: c for c in db.session.execute(select(SsoConnection)).scalars()}
+        return {
+            c.protocol: SimpleNamespace(
+                id=c.id,
+                status=c.status,
+                provider=c.provider,
+                config=dict(c.config or {}),
+                secret_encrypted=c.secret_encrypted,
+            )
+            for c in db.session.execute(select(SsoConnection)).scalars()
+        }
 
 
 def test_demo_has_a_draft_oidc_and_a_draft_saml_connection_in_globex(app):
