@@ -179,7 +179,7 @@ class SamlProtocol:
         Field(
             "idp_metadata_url",
             "Identity provider metadata URL",
-            "Okta: the app's “Metadata URL”. Entra: “App Federation Metadata Url”. Or paste the XML below.",
+            "Okta: the app's “Metadata URL”. Entra: “App Federation Metadata Url”. Or upload the file, or paste the XML, below.",
             required=False,
         ),
         Field(
