@@ -1,7 +1,7 @@
 """Group → role mappings get a version: changing a mapping's role is an edit (stale save → 409)
 
-Revision ID: 0033_group_mapping_version
-Revises: 0032_platform_search
+Revision ID: 0034_group_mapping_version
+Revises: 0033_analytics_generation
 
 * ``group_role_mappings.version``: bumped by every change of the mapping's
   role (SQLAlchemy's version counter), carried by the edit form, so a save
@@ -9,15 +9,15 @@ Revises: 0032_platform_search
   change. ``NOT NULL DEFAULT 1``: PostgreSQL 11+ keeps the default in the
   catalogue, so existing rows are not rewritten and the table is not held.
 
-Rollback: ``flask --app wsgi db downgrade 0032_platform_search`` drops the column
+Rollback: ``flask --app wsgi db downgrade 0033_analytics_generation`` drops the column
 (mappings stay, with their roles).
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0033_group_mapping_version"
-down_revision = "0032_platform_search"
+revision = "0034_group_mapping_version"
+down_revision = "0033_analytics_generation"
 branch_labels = None
 depends_on = None
 
