@@ -116,6 +116,29 @@ usage_of: Hook[Organization, dict[str, int] | None] = Hook(
     to confirm) a plan whose limit is below it.""",
 )
 
+
+@dataclass(frozen=True)
+class ApiUsage:
+    """An organization's API requests now: ``today`` (UTC day, as counted in
+    the database: each process writes its counts at most once a minute) and
+    ``this_minute`` against ``per_minute`` (the limiter's own counter, what
+    the next request is judged by; ``None`` when it is not counted: rate
+    limiting off, or an unlimited rate)."""
+
+    today: int
+    this_minute: int | None
+    per_minute: int | None
+
+
+api_usage_of: Hook[Organization, ApiUsage | None] = Hook(
+    "api-usage-of",
+    """How many API requests the organization made today and this minute
+    (``ApiUsage``), for the plan and usage page. Sent inside the
+    organization's scope. The API area answers it; without it the page has
+    no API meters. Not part of ``usage_of``: those answers are named limits
+    the platform compares plans with, and there is no daily limit.""",
+)
+
 user_email_verified: Hook[User, None] = Hook(
     "user-email-verified",
     """A user's e-mail address was just proven theirs (the verification link,

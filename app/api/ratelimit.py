@@ -82,3 +82,15 @@ def hit(org, api_key) -> State | None:
     if refused:
         return max(refused, key=lambda s: s.reset)
     return min(states, key=lambda s: (s.remaining, -s.reset))
+
+
+def used_this_minute(org) -> tuple[int | None, int | None]:
+    """``(requests counted this minute, the organization's per-minute limit)``
+    from the organization's own counter (the one ``hit`` judges by; reading
+    it counts nothing). ``(None, limit)`` when it is not counted: rate
+    limiting off or an unlimited rate."""
+    per_minute = limit(org, "api_requests_per_minute")
+    if not throttle.active() or per_minute is None:
+        return None, per_minute
+    stats = throttle.call_item("get_window_stats", RateLimitItemPerMinute(per_minute), "api-org", str(org.id))
+    return max(0, per_minute - max(0, stats.remaining)), per_minute

@@ -19,6 +19,8 @@ from flask import current_app, request
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from app import hooks
+from app.api import ratelimit
 from app.api.models import ApiKey, ApiUsageDaily
 from app.audit.integrity import canonical_ip
 from app.extensions import db
@@ -87,6 +89,23 @@ def requests_since(days: int) -> dict:
         .group_by(ApiUsageDaily.api_key_id)
     ).all()
     return {k: int(n) for k, n in rows}
+
+
+def requests_today() -> int:
+    """The current organization's API requests today (UTC), every key: one statement."""
+    return int(
+        db.session.execute(
+            select(func.coalesce(func.sum(ApiUsageDaily.requests), 0)).where(ApiUsageDaily.day == utcnow().date())
+        ).scalar_one()
+    )
+
+
+@hooks.api_usage_of.connect
+def _api_usage(org) -> hooks.ApiUsage:
+    """Requests today (the daily rows) and this minute (the limiter's
+    counter) for the plan and usage page's meters."""
+    minute, per_minute = ratelimit.used_this_minute(org)
+    return hooks.ApiUsage(today=requests_today(), this_minute=minute, per_minute=per_minute)
 
 
 def forget() -> None:

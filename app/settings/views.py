@@ -507,8 +507,12 @@ def update_notifications():
 
 
 # --------------------------------------------------------------------------- plan and usage
-def meter(label: str, used: int | None, allowed: int | None, at_limit: str, unit: str = "") -> dict:
-    """One usage meter: ``state`` ok, warn (over 80 %) or full (100 %)."""
+def meter(
+    label: str, used: int | None, allowed: int | None, at_limit: str, unit: str = "", figure: str | None = None
+) -> dict:
+    """One usage meter: ``state`` ok, warn (over 80 %) or full (100 %).
+    ``figure``: what to show instead of "N of M" when there is no limit to
+    draw against (API requests today: the limit is per minute)."""
     pct = None
     state = "ok"
     if used is not None and allowed:
@@ -522,6 +526,7 @@ def meter(label: str, used: int | None, allowed: int | None, at_limit: str, unit
         "state": state,
         "at_limit": at_limit,
         "unit": unit,
+        "figure": figure,
     }
 
 
@@ -559,6 +564,9 @@ def plan():
             "No new endpoint can be added; existing ones keep delivering.",
         ),
     ]
+    api_entitled = entitlements.entitled(g.org, "api")
+    if api_entitled:
+        meters += _api_meters(g.org)
     features = [
         (FEATURE_LABELS.get(name, name.replace("_", " ").capitalize()), entitlements.entitled(g.org, name))
         for name in entitlements.feature_names()
@@ -569,8 +577,40 @@ def plan():
         features=features,
         retention=entitlements.limit(g.org, "audit_retention_days"),
         api_per_minute=entitlements.limit(g.org, "api_requests_per_minute"),
-        api_entitled=entitlements.entitled(g.org, "api"),
+        api_entitled=api_entitled,
     )
+
+
+def _api_meters(org) -> list[dict]:
+    """API requests this minute (against the per-minute limit, amber over
+    80 %, red at it) and today (no daily limit), from the API area through
+    ``hooks.api_usage_of``: settings sits below the API in the layers and
+    never imports it. No answer (no API area): no meters."""
+    usage = next((a for a in hooks.api_usage_of.send(org) if a is not None), None)
+    if usage is None:
+        return []
+    if usage.per_minute is None:
+        minute = meter("API requests this minute", None, None, "", figure="Unlimited")
+    elif usage.this_minute is None:
+        minute = meter(
+            "API requests this minute", None, None, "", figure=f"Not counted (limit {usage.per_minute:,} a minute)"
+        )
+    else:
+        minute = meter(
+            "API requests this minute",
+            usage.this_minute,
+            usage.per_minute,
+            "Further requests this minute get 429 Too Many Requests with a Retry-After header; "
+            "they succeed again once the minute has passed. Nothing else stops.",
+        )
+    today = meter(
+        "API requests today (UTC)",
+        usage.today,
+        None,
+        "",
+        figure=f"{usage.today:,} (no daily limit; counted to the minute)",
+    )
+    return [minute, today]
 
 
 # --------------------------------------------------------------------------- danger zone
