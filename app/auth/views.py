@@ -118,7 +118,8 @@ def throttled(template: str, e: services.Throttled, **ctx):
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
-    """Sign in on the apex. On an organization host, send the visitor to the apex.
+    """Sign in on the apex. On an organization host, send the visitor to the
+    apex (one already signed in there goes on to ``next`` on that host).
 
     Throttled per address (``LOGIN_ATTEMPTS_PER_IP``, every POST counts) and,
     for failures, per account and address and per account with a growing
@@ -127,6 +128,12 @@ def login():
     an unknown address and a wrong password. A new session id at every log-in.
     """
     if g.get("host_kind") != "apex":
+        if current_user.is_authenticated:
+            # Signed in on this host already (the hand-off brought the
+            # session): back to the apex's log-in would send them here again,
+            # for ever. Where they were going on this host, else its home.
+            target = hosts.safe_next(request.args.get("next"), default="/")
+            return redirect(target if not urlsplit(target).netloc else "/")
         return redirect(hosts.apex_url(url_for("auth.login", next=request.url)))
     next_url = request.values.get("next")
     if current_user.is_authenticated:

@@ -205,3 +205,39 @@ def test_a_manual_role_change_of_a_managed_member_holds_over_later_sso_sign_ins(
     run_sign_in(app.test_client(), oidc_peer, _start(sso_org), "carol")
     m = _membership(sso_org, "carol@acme.test")
     assert m.role == "viewer" and m.role_source == "manual"
+
+
+def _offer_href(page: str) -> str:
+    import html
+    import re
+
+    m = re.search(r'<a class="btn" href="([^"]+)">Sign in with SSO to Acme Corporation</a>', page)
+    assert m, page[:600]
+    return html.unescape(m.group(1))
+
+
+def test_a_visitor_to_the_org_host_clicks_sign_in_with_sso_and_lands_there(app, client, sso_org, oidc_peer):
+    """The organization's own address → its sign-in page offers "Sign in with
+    SSO" (nobody types an address) → the provider → back on the page asked for."""
+    from tests.conftest import follow
+
+    make_connection(sso_org, oidc_peer)
+    r = follow(client, client.get(url("acme", "/projects/")))
+    assert r.status_code == 200
+    start = _offer_href(r.get_data(as_text=True))
+    assert start.startswith(f"/sso/start/{sso_org.id}?next=")
+    r = run_sign_in(client, oidc_peer, f"http://{APEX}{start}", "alice")
+    r = follow(client, r)
+    assert r.status_code == 200 and r.request.url == url("acme", "/projects/")
+    assert _membership(sso_org, "alice@acme.test").status == "active"
+
+
+def test_sign_in_with_sso_from_the_org_hosts_login_page_does_not_loop(app, client, sso_org, oidc_peer):
+    from tests.conftest import follow
+
+    make_connection(sso_org, oidc_peer)
+    r = follow(client, client.get(url("acme", "/login")))
+    start = _offer_href(r.get_data(as_text=True))
+    r = follow(client, run_sign_in(client, oidc_peer, f"http://{APEX}{start}", "alice"))
+    assert r.status_code == 200
+    assert r.request.host.startswith("acme.")
