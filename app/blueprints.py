@@ -29,6 +29,7 @@ from app.sso.saml_views import bp as saml_bp
 from app.sso.views import bp as sso_bp
 from app.sso.views import flow_bp as sso_flow_bp
 from app.sso.views import setup_bp as sso_setup_bp
+from app.streaming.views import bp as streaming_bp
 from app.webhooks.views import bp as webhooks_bp
 
 # The platform log lives in the console, behind its gate; the viewer is the
@@ -49,6 +50,7 @@ def register(app) -> None:
         rbac_bp,
         members_bp,
         webhooks_bp,
+        streaming_bp,
         apikeys_bp,
         api_bp,
         domains_bp,

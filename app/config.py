@@ -155,6 +155,9 @@ def load(overrides: dict | None = None) -> dict:
         # Requests one webhook delivery job has in flight at once (each
         # sender thread keeps its own connection to the receiver alive).
         "WEBHOOKS_SENDERS": max(1, _int(env.get("WEBHOOKS_SENDERS"), 8)),
+        # Audit streaming (app/streaming): events per batch (a receiver sees
+        # at most this many again after a worker is killed mid-batch).
+        "AUDIT_STREAM_BATCH": max(1, min(5000, _int(env.get("AUDIT_STREAM_BATCH"), 500))),
         # Verified domains (app/domains): "host:port" of the DNS resolver that
         # TXT records are looked up on; unset, the system's resolvers. Tests
         # point it at a DNS server of their own on loopback.

@@ -17,6 +17,7 @@ from app.scim.models import ScimGroup, ScimGroupMember, ScimToken, ScimUser  # n
 from app.settings.models import OrganizationLogo  # noqa: F401
 from app.sso.models import SsoConnection, SsoIdentity, SsoSetupLink  # noqa: F401
 from app.sso.saml_models import SamlAssertionSeen, SamlRequest  # noqa: F401
+from app.streaming.models import AuditStream  # noqa: F401
 from app.tenancy.models import Membership, Organization, Plan, RetiredSlug  # noqa: F401
 from app.tenancy.notify import NotificationPreference  # noqa: F401
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: F401

@@ -66,6 +66,12 @@ PERMISSIONS: tuple[Permission, ...] = (
     _P("audit:view", "Audit", "Read the audit log"),
     _P("audit:export", "Audit", "Export the audit log and compliance reports"),
     _P("reviews:manage", "Audit", "Run access reviews: start campaigns, decide on members' access"),
+    _P(
+        "audit:stream",
+        "Audit",
+        "Stream the audit log to security tools (HTTPS, Splunk, Datadog): create, change and delete streams",
+        feature="audit_streaming",
+    ),
     _P("analytics:view", "Analytics", "See analytics dashboards and reports"),
     _P("analytics:export", "Analytics", "Export analytics data"),
     _P("apikeys:view", "API", "See API keys (never their secrets)"),
@@ -102,6 +108,9 @@ ADMINISTRATIVE: frozenset[str] = frozenset(
         "roles:manage",
         "apikeys:manage",
         "webhooks:manage",
+        # A stream sends the whole audit log (IPs, user agents) to a URL: as
+        # sensitive as the keys and hooks above.
+        "audit:stream",
     }
 )
 

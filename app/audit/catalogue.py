@@ -211,6 +211,12 @@ ACTIONS: tuple[Action, ...] = (
     _A("audit.exported", "Audit log", "Exported the audit log"),
     _A("audit.report_exported", "Audit log", "Exported a compliance report"),
     _A("audit.purged", "Audit log", "Removed events past the plan's retention"),
+    _A("audit_stream.created", "Audit log", "Created an audit stream"),
+    _A("audit_stream.updated", "Audit log", "Changed an audit stream"),
+    _A("audit_stream.deleted", "Audit log", "Deleted an audit stream"),
+    _A("audit_stream.enabled", "Audit log", "Enabled an audit stream"),
+    _A("audit_stream.disabled", "Audit log", "Disabled an audit stream"),
+    _A("audit_stream.test_sent", "Audit log", "Sent a test event to an audit stream"),
 )
 
 BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}

@@ -53,7 +53,18 @@ from app.web.downloads import csv_chunks
 PAGE_SIZE = 50
 DATE_SLACK = timedelta(seconds=2)
 PERSON_TARGET_TYPES = ("member", "user")
-TARGET_TYPES = ("organization", "member", "user", "invitation", "role", "project", "session", "api_key", "webhook")
+TARGET_TYPES = (
+    "organization",
+    "member",
+    "user",
+    "invitation",
+    "role",
+    "project",
+    "session",
+    "api_key",
+    "webhook",
+    "audit_stream",
+)
 MAX_SEARCH_WORDS = 8
 
 T = AuditEvent.__table__
@@ -690,3 +701,30 @@ def _json_value(col, value):
     if col == "ip" and value is not None:
         return str(value)
     return value
+
+
+def event_json(row) -> dict:
+    """One event as the JSON export and audit streams write it: the
+    ``EXPORT_COLUMNS`` of ``row`` (a mapping), JSON-ready. Never a secret:
+    the audit log holds none (redacted when recorded)."""
+    return {c: _json_value(c, row[c]) for c in EXPORT_COLUMNS}
+
+
+def sealed_events(org_id, after_seq: int, through_seq: int, session=None) -> list[dict]:
+    """The organization's sealed events with ``after_seq < seq <= through_seq``,
+    in seal order, each as ``event_json`` plus its ``seq``. The seal order
+    never changes and never gains an event below a visible seal (see
+    ``app.audit.rollups``), so a range read twice reads the same events."""
+    s = AuditSeal.__table__
+    cols = [T.c[c] for c in EXPORT_COLUMNS if c != "metadata"] + [T.c["metadata"]]
+    stmt = (
+        select(s.c.seq, *cols)
+        .select_from(s.join(T, and_(T.c.organization_id == s.c.organization_id, T.c.id == s.c.event_id)))
+        .where(s.c.organization_id == org_id, s.c.seq > after_seq, s.c.seq <= through_seq)
+        .order_by(s.c.seq)
+    )
+    out = []
+    for r in (session or db.session).execute(stmt):
+        m = r._mapping
+        out.append({"seq": m["seq"], **event_json(m)})
+    return out

@@ -44,6 +44,12 @@ KINDS: dict[str, Kind] = {
             "webhooks:manage",
         ),
         Kind(
+            "audit_stream_disabled",
+            "An audit stream was disabled",
+            "A stream of the audit log kept failing and was turned off.",
+            "audit:stream",
+        ),
+        Kind(
             "domain_unverified",
             "A domain became unverified",
             "A verified domain's DNS record went missing.",

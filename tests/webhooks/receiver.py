@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,6 +32,9 @@ class Receiver:
     location: str = "http://127.0.0.1:9/"
     delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
+    # Called with each request once it is kept, before the answer (tests
+    # that act at a given moment: kill the sender mid-request...).
+    on_request: Callable[[Received], None] | None = None
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -50,7 +54,10 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
-                receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                receiver.requests.append(got)
+                if receiver.on_request is not None:
+                    receiver.on_request(got)
                 mode = receiver.mode
                 if receiver.delay:
                     time.sleep(receiver.delay)
