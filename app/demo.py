@@ -28,6 +28,7 @@ from app.rbac.models import Role
 from app.scim import tokens as scim_tokens
 from app.scim.models import ScimGroup, ScimGroupMember, ScimToken, ScimUser
 from app.scoping import all_organizations, tenant_context
+from app.streaming.models import AuditStream
 from app.tenancy.models import EntitlementOverride, Membership, Organization
 from app.util import utcnow
 from app.webhooks.models import WebhookEndpoint
@@ -162,6 +163,7 @@ _SINGULAR = {
     "branded organizations": "branded organization",
     "webhook deliveries": "webhook delivery",
     "webhook endpoints": "webhook endpoint",
+    "audit streams": "audit stream",
     "API keys": "API key",
     "SSO connections": "SSO connection",
 }
@@ -246,9 +248,10 @@ def _load_demo() -> dict[str, int]:
             db.session.flush()
     created["generated members"], created["invitations"] = _demo_members(orgs["acme"], users["owner@acme.test"])
     created["webhook endpoints"] = _demo_webhook(orgs["acme"])
+    created["entitlement overrides"], created["audit streams"] = _demo_stream(orgs["acme"], users)
     created["API keys"] = _demo_api_key(orgs["acme"], users["owner@acme.test"])
     created["domains"] = _demo_domain(orgs["acme"])
-    created["entitlement overrides"] = _demo_override(orgs["globex"], users["super@tenantry.test"])
+    created["entitlement overrides"] += _demo_override(orgs["globex"], users["super@tenantry.test"])
     created["SSO connections"] = _demo_sso(orgs["globex"])
     created["entitlement overrides"] += _demo_scim(orgs["acme"], users)
     created["branded organizations"] = _demo_branding(orgs["acme"])
@@ -554,6 +557,53 @@ def _demo_webhook(acme) -> int:
         )
         db.session.flush()
     return 1
+
+
+# --------------------------------------------------------------------------- audit streaming (issue 20)
+DEMO_STREAM_URL = "http://localhost:9001/audit"
+DEMO_STREAM_NAME = "SIEM (demo receiver)"
+
+
+def _demo_stream(acme, users) -> tuple[int, int]:
+    """Acme (Pro) trials audit streaming (an override for 30 days) and has
+    one example stream: HTTPS to a receiver on this machine, **disabled**, so
+    nothing is sent until a developer starts a receiver on port 9001, runs
+    with ``WEBHOOKS_ALLOW_LOOPBACK=1`` and enables it (it then sends the whole
+    retained log from the start). Written directly (the SSRF guard refuses
+    loopback), once: an existing stream or override is left alone. Returns
+    ``(overrides created, streams created)``."""
+    added = 0
+    with all_organizations(reason="demo data loader: an entitlement override"):
+        if db.session.get(EntitlementOverride, (acme.id, "audit_streaming")) is None:
+            db.session.add(
+                EntitlementOverride(
+                    organization_id=acme.id,
+                    name="audit_streaming",
+                    kind="feature",
+                    enabled=True,
+                    until=utcnow() + timedelta(days=30),
+                    reason="Demo: a 30-day audit streaming trial.",
+                    created_by=users["super@tenantry.test"].id,
+                )
+            )
+            db.session.flush()
+            added = 1
+    with tenant_context(acme.id):
+        if db.session.execute(select(AuditStream.id).limit(1)).first() is None:
+            db.session.add(
+                AuditStream(
+                    name=DEMO_STREAM_NAME,
+                    kind="https",
+                    url=DEMO_STREAM_URL,
+                    secret_encrypted=crypto.encrypt(new_secret()),
+                    enabled=False,
+                    disabled_reason="manual",
+                    cursor_seq=0,
+                )
+            )
+            db.session.flush()
+            return added, 1
+    return added, 0
 
 
 # --------------------------------------------------------------------------- API keys (issue 17)
