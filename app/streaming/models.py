@@ -1,4 +1,4 @@
-"""Audit streams (tenant table, RLS: migration 0032).
+"""Audit streams (tenant table, RLS: migration 0035).
 
 A stream sends an organization's **sealed** audit events, in seal order, to
 one destination. Its cursor is the seal sequence of the last event the

@@ -183,6 +183,31 @@ class Ctx:
 
         return self.in_acme(go)
 
+    def stream(self, enabled=True):
+        """An acme audit stream on the enterprise plan (written without an
+        event). Its URL is a loopback port the SSRF guard refuses, so a test
+        event is refused before any connection (and still audited)."""
+        from app import crypto
+        from app.extensions import db
+        from app.streaming.models import AuditStream
+
+        self.enterprise()
+
+        def go():
+            s = AuditStream(
+                name="SIEM",
+                kind="https",
+                url="http://127.0.0.1:9/stream",
+                secret_encrypted=crypto.encrypt("whsec_" + "A" * 43 + "="),
+                enabled=enabled,
+                disabled_reason=None if enabled else "manual",
+            )
+            db.session.add(s)
+            db.session.flush()
+            return str(s.id)
+
+        return self.in_acme(go)
+
     def suggested_to(self):
         """A verified person at acme's verified domain, which suggests acme to them."""
         from sqlalchemy import text as sql
@@ -872,6 +897,42 @@ ROUTES: dict[str, Route] = {
     "webhooks.replay": Route(
         [(ACME, "webhook.replay_started")],
         lambda c: Call(f"/webhooks/{c.webhook()}/replay", data={"since": "2020-01-01T00:00"}),
+        refused_as="manager",
+    ),
+    # ------------------------------------------------------------------ audit streaming
+    "streaming.create": Route(
+        [(ACME, "audit_stream.created")],
+        lambda c: (
+            c.enterprise(),
+            Call(
+                "/audit-streams/",
+                data={"name": "SIEM", "kind": "https", "url": "https://93.184.215.14/s", "start": "new"},
+            ),
+        )[1],
+        refused_as="manager",
+        ok=(201,),
+    ),
+    "streaming.update": Route(
+        [(ACME, "audit_stream.updated")],
+        lambda c: Call(
+            f"/audit-streams/{c.stream()}", data={"name": "Renamed", "url": "https://93.184.215.14/s2", "version": "1"}
+        ),
+        refused_as="manager",
+    ),
+    "streaming.delete": Route(
+        [(ACME, "audit_stream.deleted")], lambda c: Call(f"/audit-streams/{c.stream()}/delete"), refused_as="manager"
+    ),
+    "streaming.disable": Route(
+        [(ACME, "audit_stream.disabled")], lambda c: Call(f"/audit-streams/{c.stream()}/disable"), refused_as="manager"
+    ),
+    "streaming.enable": Route(
+        [(ACME, "audit_stream.enabled")],
+        lambda c: Call(f"/audit-streams/{c.stream(enabled=False)}/enable"),
+        refused_as="manager",
+    ),
+    "streaming.send_test": Route(
+        [(ACME, "audit_stream.test_sent")],
+        lambda c: Call(f"/audit-streams/{c.stream()}/test"),
         refused_as="manager",
     ),
     # ------------------------------------------------------------------ domains

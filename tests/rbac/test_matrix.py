@@ -214,6 +214,32 @@ def _org_export(w):
     return e.id
 
 
+def _audit_stream(w):
+    """An acme audit stream (written directly), to a loopback port the SSRF
+    guard refuses: a test event sent by a matrix is refused before any connection."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from app import crypto
+    from app.extensions import db
+    from app.streaming.models import AuditStream
+
+    existing = db.session.execute(select(AuditStream.id)).scalar()
+    if existing:
+        return existing
+    s = AuditStream(
+        id=uuid.uuid4(),
+        name="Matrix SIEM",
+        kind="https",
+        url="http://127.0.0.1:9/stream",
+        secret_encrypted=crypto.encrypt("whsec_" + "A" * 43 + "="),
+    )
+    db.session.add(s)
+    db.session.commit()
+    return s.id
+
+
 # URL variable name → its value in the acme world (real ids of acme rows),
 # evaluated inside acme's tenant context.
 URL_ARGS = {
@@ -237,6 +263,7 @@ URL_ARGS = {
     "export_id": _org_export,
     "token_id": lambda w: _scim("token", w),
     "mapping_id": lambda w: _scim("mapping", w),
+    "stream_id": _audit_stream,
 }
 
 

@@ -70,6 +70,7 @@ GLOBEX_ID_SQL: dict[str, str] = {
     "export_id": "SELECT id::text FROM org_exports WHERE organization_id = :globex",
     "token_id": "SELECT id::text FROM scim_tokens WHERE organization_id = :globex",
     "mapping_id": "SELECT id::text FROM group_role_mappings WHERE organization_id = :globex",
+    "stream_id": "SELECT id::text FROM audit_streams WHERE organization_id = :globex",
 }
 
 # URL variables that do not name a database row, and why they are out of scope.
@@ -129,6 +130,21 @@ def seed_globex(app, world) -> None:
             world.globex, "https://93.184.215.14/globex", "Globex only", ["role.created"]
         )
         webhooks.send_test_event(endpoint)
+        # An audit stream (written directly: globex's plan lacks streaming,
+        # and nothing is ever sent to this address).
+        from app import crypto
+        from app.streaming.models import AuditStream
+
+        db.session.add(
+            AuditStream(
+                name="Globex SIEM",
+                kind="https",
+                url="https://93.184.215.14/globex-stream",
+                secret_encrypted=crypto.encrypt("whsec_globex"),
+                enabled=False,
+                disabled_reason="manual",
+            )
+        )
         # An API key and a (pending) domain of globex's own.
         from app.api import keys
         from app.domains.models import Domain

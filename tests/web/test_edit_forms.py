@@ -20,6 +20,17 @@ from tests.fresh_client import fresh_requests  # noqa: F401  (fixture)
 from tests.rbac.conftest import make_role
 
 
+def _enterprise(world) -> None:
+    """Acme on the enterprise plan (audit streaming), as the rbac matrix sets it."""
+    from app.extensions import db
+    from app.scoping import all_organizations
+    from app.tenancy.models import Organization
+
+    with all_organizations(reason="test: a plan with audit streaming"):
+        db.session.get(Organization, world.acme.id).plan_key = "enterprise"
+    db.session.commit()
+
+
 @dataclass
 class EditRoute:
     name: str
@@ -67,6 +78,24 @@ class EditRoute:
                 endpoint, _ = services.create_endpoint(world.acme, "https://93.184.215.14/e", "", ["role.created"])
                 db.session.commit()
                 return endpoint.id
+        if self.table == "audit_streams":
+            from app import crypto
+            from app.extensions import db
+            from app.streaming.models import AuditStream
+
+            _enterprise(world)
+            with tenant_context(world.acme.id):
+                stream = AuditStream(
+                    name="SIEM",
+                    kind="https",
+                    url="https://93.184.215.14/s",
+                    secret_encrypted=crypto.encrypt("whsec_x"),
+                    enabled=False,  # nothing is ever sent
+                    disabled_reason="manual",
+                )
+                db.session.add(stream)
+                db.session.commit()
+                return stream.id
         if self.table == "domains" or self.path_id == "domain":
             from app.domains.models import Domain
             from app.extensions import db
@@ -181,7 +210,7 @@ ROUTES = [
         NOTIFICATIONS,
         {"kinds": ["member_joined"]},
         column="muted",
-        saved=["domain_unverified", "role_changed", "security_changed", "webhook_disabled"],
+        saved=["audit_stream_disabled", "domain_unverified", "role_changed", "security_changed", "webhook_disabled"],
     ),
     EditRoute(
         "webhook",
@@ -189,6 +218,9 @@ ROUTES = [
         "webhook_endpoints",
         {"url": "https://93.184.215.14/e", "description": "Renamed", "event_types": ["role.created"]},
         column="description",
+    ),
+    EditRoute(
+        "audit stream", "/audit-streams/{id}", "audit_streams", {"name": "Renamed", "url": "https://93.184.215.14/s"}
     ),
     EditRoute(
         "domain settings",
@@ -323,6 +355,7 @@ def test_every_edit_form_has_a_route_in_this_test():
     import app.rbac.forms
     import app.reviews.forms
     import app.settings.forms
+    import app.streaming.forms  # noqa: F401
     import app.webhooks.forms
     from app.web.forms import EditForm
 
@@ -345,6 +378,7 @@ def test_every_edit_form_has_a_route_in_this_test():
         "EditProjectForm",
         "GeneralSettingsForm",
         "EditEndpointForm",
+        "EditStreamForm",
         "InvitationRoleForm",
         "PlanForm",
         "DomainSettingsForm",

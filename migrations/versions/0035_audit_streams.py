@@ -1,7 +1,7 @@
 """Audit streaming: an organization's streams of its sealed audit events to its security tools (tenant table, RLS)
 
-Revision ID: 0032_audit_streams
-Revises: 0031_scim
+Revision ID: 0035_audit_streams
+Revises: 0034_group_mapping_version
 
 * ``audit_streams``: one destination (generic HTTPS with NDJSON batches,
   Splunk HEC or Datadog logs), its URL, its secret or token encrypted with
@@ -15,7 +15,7 @@ Revises: 0031_scim
   when the next attempt is due, how many events were delivered, the last
   error. ``version`` for optimistic edits.
 
-Rollback: ``flask --app wsgi db downgrade 0031_scim`` drops the table
+Rollback: ``flask --app wsgi db downgrade 0034_group_mapping_version`` drops the table
 (streams stop; the audit log itself is untouched).
 """
 
@@ -24,8 +24,8 @@ from alembic import op
 
 from app import rls
 
-revision = "0032_audit_streams"
-down_revision = "0031_scim"
+revision = "0035_audit_streams"
+down_revision = "0034_group_mapping_version"
 branch_labels = None
 depends_on = None
 
