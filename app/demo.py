@@ -132,7 +132,73 @@ def load_demo() -> str:
     with all_organizations(reason="demo data loader: access reviews"):
         created["access reviews"] = _demo_reviews_of_acme()
         db.session.commit()
+    # Last: the organization export reads everything above (committed).
+    with all_organizations(reason="demo data loader: data exports"):
+        created["organization exports"] = _demo_org_export()
+        created["personal data exports"] = _demo_personal_export()
+        db.session.commit()
     return summary(created)
+
+
+# --------------------------------------------------------------------------- data exports (issue 20)
+DEMO_EXPORT_REQUESTER = "owner@acme.test"
+DEMO_PERSONAL_EXPORT_USER = "member@acme.test"
+
+
+def _demo_org_export() -> int:
+    """A finished export of Acme, built by the export job's own code
+    (``run_export``: the real archive, its manifest and checksums), so the
+    Data export page lists one and its archive downloads for 24 hours; then,
+    like any, it expires and the row stays as history. Once: an
+    organization with any export is left alone."""
+    from app import audit
+    from app.orgdata import services as orgdata
+    from app.orgdata.models import OrgExport
+
+    acme = db.session.execute(select(Organization).where(Organization.slug == "acme")).scalar_one()
+    owner = db.session.execute(select(User).where(User.email == DEMO_EXPORT_REQUESTER)).scalar_one()
+    with tenant_context(acme.id, owner.id):
+        if db.session.execute(select(OrgExport.id).limit(1)).first() is not None:
+            return 0
+        export = OrgExport(
+            id=uuid.uuid4(), requested_by=owner.id, requested_label=audit.user_label(owner), status="queued"
+        )
+        db.session.add(export)
+        db.session.flush()
+        audit.record(
+            "org.export_requested",
+            target=("export", str(export.id), "Organization export"),
+            actor=audit.Actor.of_user(owner),
+        )
+        db.session.commit()
+        status = orgdata.run_export(str(export.id))
+        db.session.commit()
+    return 1 if status == "ready" else 0
+
+
+def _demo_personal_export() -> int:
+    """Max Member has asked for an export of their personal data: pending,
+    its job queued, so the account's "Your data" page shows it being
+    prepared and a running worker builds it and mails the link (to the
+    development outbox). Once: a person with any export is left alone."""
+    from app import audit, jobs
+    from app.privacy.models import PersonalExport
+    from app.privacy.tasks import build_export
+
+    user = db.session.execute(select(User).where(User.email == DEMO_PERSONAL_EXPORT_USER)).scalar_one()
+    if db.session.execute(select(PersonalExport.id).where(PersonalExport.user_id == user.id)).first() is not None:
+        return 0
+    export = PersonalExport(id=uuid.uuid4(), user_id=user.id, status="pending")
+    db.session.add(export)
+    db.session.flush()
+    jobs.enqueue(build_export, export_id=str(export.id))
+    audit.record(
+        "privacy.export_requested",
+        target=user,
+        metadata={"export_id": str(export.id)},
+        actor=audit.Actor.of_user(user),
+    )
+    return 1
 
 
 def _demo_reviews_of_acme() -> int:
@@ -166,6 +232,8 @@ _SINGULAR = {
     "audit streams": "audit stream",
     "API keys": "API key",
     "SSO connections": "SSO connection",
+    "organization exports": "organization export",
+    "personal data exports": "personal data export",
 }
 
 
