@@ -13,7 +13,9 @@ What every operation gets from here, so no view repeats it:
 * query parameters validated the same way (unknown ones are 422 too);
 * ``Idempotency-Key`` on POST: the first answer is stored with the change,
   in the same transaction, for 24 hours; the same key and body replays it,
-  another body is 422, a concurrent twin is 409;
+  another body is 422, a concurrent twin is 409; an answer that carries a
+  secret (``Reply(secret=True)``: a webhook signing secret) is stored
+  encrypted with ``app.crypto``, as the secret itself is;
 * the commit: a view never commits; the answer and the change are stored
   together or not at all;
 * ``UserError`` from a service → 422 problem with the field (or the
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer, ValidationError, Wi
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from app import crypto
 from app.api.models import IDEMPOTENCY_KEY_MAX, ApiIdempotency
 from app.api.problems import Problem, field_error
 from app.errors import StaleEdit, UserError
@@ -44,6 +47,8 @@ from app.web.access import api_operation
 
 MAX_BODY = 64 * 1024
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# A stored answer that begins with this is app.crypto ciphertext (JSON never does).
+SEALED = "sealed:"
 
 
 # Every timestamp the API sends: RFC 3339, UTC, with "Z".
@@ -77,6 +82,8 @@ class Reply:
     # A streamed response (an export), sent as it is once the transaction
     # (with its audit event) is committed.
     stream: Any = None
+    # The answer shows a secret once: its idempotent replay copy is stored encrypted.
+    secret: bool = False
 
 
 @dataclass
@@ -244,7 +251,10 @@ def _replay(idem: str, req_hash: str):
         raise Problem(
             "idempotency-mismatch", "This Idempotency-Key was used with a different request in the last 24 hours."
         )
-    return json_response(json.loads(row.body), row.status, {"Location": row.location, "Idempotent-Replayed": "true"})
+    body = row.body
+    if body.startswith(SEALED):
+        body = crypto.decrypt(body[len(SEALED) :]).decode()
+    return json_response(json.loads(body), row.status, {"Location": row.location, "Idempotent-Replayed": "true"})
 
 
 # --------------------------------------------------------------------------- the decorator
@@ -313,13 +323,16 @@ def operation(
             payload = dump(reply.data)
             headers = {"ETag": reply.etag, "Location": reply.location, **reply.headers}
             if idem is not None and reply.status < 500:
+                stored = json.dumps(payload)
+                if reply.secret:
+                    stored = SEALED + crypto.encrypt(stored)
                 db.session.add(
                     ApiIdempotency(
                         api_key_id=g.api_key.id,
                         idempotency_key=idem,
                         request_hash=req_hash,
                         status=reply.status,
-                        body=json.dumps(payload),
+                        body=stored,
                         location=reply.location,
                     )
                 )

@@ -27,7 +27,7 @@ def test_every_api_write_records_its_events_as_the_key(app, world, api, make_key
     _, key = make_key(world.acme, world.users["owner"], sorted(ALL))
     done: dict[str, list[str]] = {}
 
-    def call(endpoint, expect, method, path, json=None, etag_of=None, status=(200, 201, 204)):
+    def call(endpoint, expect, method, path, json=None, etag_of=None, status=(200, 201, 202, 204)):
         headers = {}
         if etag_of:
             headers["If-Match"] = api.get("acme", etag_of, key).headers["ETag"]
@@ -93,6 +93,22 @@ def test_every_api_write_records_its_events_as_the_key(app, world, api, make_key
     ).get_json()["invited"][0]["id"]
     call("api.resend_invitation", ["member.invitation_resent"], "post", f"/invitations/{inv}/resend")
     call("api.revoke_invitation", ["member.invitation_revoked"], "delete", f"/invitations/{inv}")
+    hook = call(
+        "api.create_webhook",
+        ["webhook.created"],
+        "post",
+        "/webhooks",
+        {"url": "https://93.184.215.14/hook", "event_types": ["project.created"]},
+    ).get_json()["id"]
+    w = f"/webhooks/{hook}"
+    call("api.update_webhook", ["webhook.updated"], "patch", w, {"description": "CRM"}, w)
+    call("api.rotate_webhook_secret", ["webhook.secret_rotated"], "post", f"{w}/rotate-secret")
+    sent = call("api.send_test_event", ["webhook.test_sent"], "post", f"{w}/test").get_json()["delivery_id"]
+    call("api.redeliver", ["webhook.redelivered"], "post", f"{w}/deliveries/{sent}/redeliver")
+    call("api.replay_failed", ["webhook.replay_started"], "post", f"{w}/replay", {"since": "2026-01-01T00:00:00Z"})
+    call("api.disable_webhook", ["webhook.disabled"], "post", f"{w}/disable")
+    call("api.enable_webhook", ["webhook.enabled"], "post", f"{w}/enable")
+    call("api.delete_webhook", ["webhook.deleted"], "delete", w)
 
     writes = {
         r.endpoint
