@@ -515,6 +515,25 @@
     if (target) target.click();
   });
 
+  /* ------------------------------------------------------------------ */
+  /* Copy buttons: <button data-copy="#field" hidden> next to a secret     */
+  /* shown once. Hidden without JavaScript (the field stays selectable);  */
+  /* shown by init() where the Clipboard API exists.                      */
+  /* ------------------------------------------------------------------ */
+  doc.addEventListener('click', function (e) {
+    var button = closest(e.target, 'button[data-copy]');
+    if (!button) return;
+    var field = doc.querySelector(button.getAttribute('data-copy'));
+    if (!field || !navigator.clipboard) return;
+    var label = button.getAttribute('data-copied') || 'Copied';
+    navigator.clipboard.writeText(field.value).then(function () {
+      button.textContent = label;
+      button.setAttribute('data-state', 'copied');
+    }, function () {
+      field.select(); // the person copies it themselves
+    });
+  });
+
   /* Charts are drawn by static/js/charts.js (loaded only on pages with charts). */
 
   /* ------------------------------------------------------------------ */
@@ -538,6 +557,11 @@
     (root.querySelectorAll ? root : doc).querySelectorAll('[data-filter-list]').forEach(function (input) {
       if (input.value) applyFilter(input);
     });
+    if (navigator.clipboard && window.isSecureContext) {
+      (root.querySelectorAll ? root : doc).querySelectorAll('button[data-copy][hidden]').forEach(function (b) {
+        b.hidden = false;
+      });
+    }
   }
 
   onReady(function () { init(doc); });

@@ -1,5 +1,6 @@
 """Real Chromium on the API keys page, and a real HTTP client on the API: an
-admin creates a key with two scopes and copies it; the client lists members,
+admin creates a key with two scopes and copies it (the Copy button, through
+the clipboard); the client lists members,
 is refused a third scope's endpoint, hits the rate limit (429 with
 Retry-After); the admin revokes the key and the next call is 401."""
 
@@ -38,8 +39,11 @@ def test_admin_creates_a_key_a_client_uses_it_until_it_is_revoked(page, live_ser
     shot(page, "new-key")
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_role("heading", name="API key created")).to_be_visible()
-    key = page.locator("#api-key").input_value()
-    assert key.startswith("tnt_")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.org_url("acme", ""))
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    key = page.evaluate("navigator.clipboard.readText()")
+    assert key.startswith("tnt_") and key == page.locator("#api-key").input_value()
     shot(page, "created")
 
     r = _call(live_server, key, "/members")

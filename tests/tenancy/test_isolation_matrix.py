@@ -88,7 +88,7 @@ NOT_ROW_IDS: dict[str, str] = {
 }
 
 # The JSON API's writes that need a body to reach their id lookup.
-API_BODIES = {"api.change_role": {"role": "member"}}
+API_BODIES = {"api.change_role": {"role": "member"}, "api.replay_failed": {"since": "2026-01-01T00:00:00Z"}}
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Text columns whose values are globex's own words (names, addresses, labels).
