@@ -60,4 +60,8 @@ def time_tag(value: datetime | None) -> Markup:
 
 
 def init_app(app) -> None:
+    from app.web.jinja_buffer import BufferedCodeGenerator
+
+    # Before any template is compiled: see app/web/jinja_buffer.py.
+    app.jinja_env.code_generator_class = BufferedCodeGenerator
     app.add_template_filter(time_tag, "time_tag")
