@@ -12,6 +12,7 @@ pending invitation is in use.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import logging
@@ -664,5 +665,11 @@ def create_invited_account(inv: Invitation, name: str, password: str) -> User:
 def team_invited(_org=None):
     """For the getting-started checklist: a SQL boolean, true once anyone was
     invited (any invitation, whatever became of it) or the organization has
-    a second member."""
+    a second member. The same expression object every time (it names no
+    organization: the ORM adds the current one's filter)."""
+    return _team_invited()
+
+
+@functools.cache
+def _team_invited():
     return or_(select(Invitation.id).exists(), select(Membership.user_id).offset(1).limit(1).exists())

@@ -10,6 +10,7 @@ view commits, so a change and its audit event land together or not at all.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, text
@@ -23,7 +24,7 @@ from app.members.models import Invitation
 from app.rbac import services as rbac
 from app.tenancy.entitlements import limit
 from app.tenancy.models import Membership
-from app.util import parse_uuid, utcnow
+from app.util import parse_uuid
 
 
 # --------------------------------------------------------------------------- look-ups
@@ -130,14 +131,24 @@ def seats(org, lock: bool = False, count_unlimited: bool = False) -> Seats:
     return Seats(used, allowed, org.plan.name)
 
 
+@functools.cache
 def seats_used_column():
     """The seats in use (``SEAT_DEFINITION``) as one SQL expression, so that a
-    page can ask it in the same statement as its other counts."""
+    page can ask it in the same statement as its other counts.
+
+    Built once per process, the same object every time (building it cost
+    more than PostgreSQL's answer): it names no organization (the ORM adds
+    the current one's filter when it runs) and no instant (an invitation is
+    pending until ``statement_timestamp()``, the database's clock)."""
     members = select(func.count()).select_from(Membership).where(Membership.status == "active")
     pending = (
         select(func.count())
         .select_from(Invitation)
-        .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
+        .where(
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > func.statement_timestamp(),
+        )
     )
     return members.scalar_subquery() + pending.scalar_subquery()
 

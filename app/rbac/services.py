@@ -21,6 +21,7 @@ Guardrails, in one place:
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -682,7 +683,13 @@ def delete_role(role: Role, actor: Membership | None = None) -> None:
 def roles_reviewed(_org=None):
     """For the getting-started checklist: a SQL boolean, true once roles were
     put to use beyond the defaults: a custom role exists, or a member holds a
-    role other than Owner and Member."""
+    role other than Owner and Member. The same expression object every time
+    (it names no organization: the ORM adds the current one's filter)."""
+    return _roles_reviewed()
+
+
+@functools.cache
+def _roles_reviewed():
     return or_(
         select(Role.id).exists(),
         select(Membership.user_id)

@@ -214,6 +214,28 @@ def _may_act(endpoint: str, requires: str | None) -> bool:
     return may_open(current_app.view_functions[endpoint], held) and (requires is None or requires in held)
 
 
+_FIGURE_STATEMENTS: dict[tuple, tuple] = {}
+
+
+def _figures_statement(asked: dict[str, ColumnElement]):
+    """``SELECT <each expression> AS <its name>``, built once per set of
+    expression objects. The areas hand out the same objects every time (they
+    name neither an organization nor an instant), so the dashboard stops
+    rebuilding a statement whose building cost more than its answer; an
+    area that builds new ones each time still works, it just gains nothing
+    (the cache is bounded)."""
+    key = tuple((name, id(expr)) for name, expr in asked.items())
+    hit = _FIGURE_STATEMENTS.get(key)
+    # The entry keeps its expressions alive, so their ids cannot be reused
+    # by other objects while the entry exists.
+    if hit is None or any(a is not b for a, b in zip(hit[0], asked.values(), strict=True)):
+        if len(_FIGURE_STATEMENTS) >= 64:
+            _FIGURE_STATEMENTS.clear()
+        hit = (tuple(asked.values()), select(*[expr.label(k) for k, expr in asked.items()]))
+        _FIGURE_STATEMENTS[key] = hit
+    return hit[1]
+
+
 def dashboard(org, with_checklist: bool = True) -> tuple[list[tuple[str, object, str | None]], list]:
     """The dashboard's figures, ``(label, value, hint)`` in order, and its
     getting-started checklist, ``(step, done, url)`` of every step the
@@ -236,7 +258,7 @@ def dashboard(org, with_checklist: bool = True) -> tuple[list[tuple[str, object,
     asked.update({f"step_{i}": done[s.key] for i, s in enumerate(steps) if isinstance(done[s.key], ColumnElement)})
     answers = {}
     if asked:
-        answers = db.session.execute(select(*[expr.label(k) for k, expr in asked.items()])).one()._asdict()
+        answers = db.session.execute(_figures_statement(asked)).one()._asdict()
     figures = [(label, answers.get(f"figure_{i}", value), hint) for i, (label, value, hint) in enumerate(figures)]
     checklist = [(s, bool(answers.get(f"step_{i}", done[s.key])), url_for(s.endpoint)) for i, s in enumerate(steps)]
     return figures, checklist
