@@ -29,15 +29,30 @@ Every query is index-backed for an organization of millions of events
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ARRAY, String, Text, and_, cast, func, literal_column, or_, select, true, union_all
+from sqlalchemy import (
+    ARRAY,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
-from sqlalchemy.orm import aliased, defer
+from sqlalchemy.orm import defer
 
 from app.audit import catalogue, integrity
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditLabelWord, AuditSeal, Xid8
@@ -517,35 +532,49 @@ class LogState:
     sealed_through: int | None
 
 
+@functools.cache
+def _log_state_statement():
+    """One round trip for ``log_state``, built once per process (the
+    organization is a parameter): the oldest event and the last seal as
+    scalar subqueries, beside the last purge and verify checkpoints (a UNION
+    of two one-row selects, outer-joined to one row so that the figures come
+    back when there is no checkpoint yet)."""
+    org = bindparam("org_id", type_=PGUUID(as_uuid=True))
+    cp = AuditCheckpoint.__table__
+    last = union_all(
+        *[
+            select(cp).where(cp.c.organization_id == org, cp.c.kind == kind).order_by(cp.c.id.desc()).limit(1)
+            for kind in ("purge", "verify")
+        ]
+    ).subquery("cp")
+    one = select(literal(1).label("one")).subquery("one")
+    return select(
+        select(T.c.occurred_at)
+        .where(T.c.organization_id == org)
+        .order_by(T.c.id)
+        .limit(1)
+        .scalar_subquery()
+        .label("oldest"),
+        select(AuditSeal.seq)
+        .where(AuditSeal.organization_id == org)
+        .order_by(AuditSeal.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("sealed"),
+        *last.c,
+    ).select_from(one.outerjoin(last, true()))
+
+
 def log_state(org_id, session=None) -> LogState:
     """How far back the log goes and how its last verification went."""
     session = session or db.session
     org = session.get(Organization, org_id)
-    # Two round trips, not four: the oldest event and the last seal as
-    # scalar subqueries of one SELECT; the last purge and verify checkpoints
-    # as one UNION of two one-row selects.
-    oldest, sealed = session.execute(
-        select(
-            select(T.c.occurred_at).where(T.c.organization_id == org_id).order_by(T.c.id).limit(1).scalar_subquery(),
-            select(AuditSeal.seq)
-            .where(AuditSeal.organization_id == org_id)
-            .order_by(AuditSeal.seq.desc())
-            .limit(1)
-            .scalar_subquery(),
-        )
-    ).one()
-    last = union_all(
-        *[
-            select(AuditCheckpoint.__table__)
-            .where(AuditCheckpoint.organization_id == org_id, AuditCheckpoint.kind == kind)
-            .order_by(AuditCheckpoint.id.desc())
-            .limit(1)
-            for kind in ("purge", "verify")
-        ]
-    ).subquery()
     cps = dict.fromkeys(("purge", "verify"))
-    for cp in session.execute(select(aliased(AuditCheckpoint, last))).scalars():
-        cps[cp.kind] = cp
+    oldest = sealed = None
+    for row in session.execute(_log_state_statement(), {"org_id": org_id}):
+        oldest, sealed = row.oldest, row.sealed
+        if row.kind is not None:
+            cps[row.kind] = row  # the checkpoint's columns, by name (what checkpoint_mac reads)
     verify_ok = False
     if cps["verify"] is not None:
         k = integrity.keyring().get(cps["verify"].key_id)

@@ -15,7 +15,8 @@ from markupsafe import Markup, escape
 
 from app.members import invitations, listing, memberships
 from app.rbac import services as rbac
-from app.web import hosts, nav
+from app.web import hosts, nav, templating
+from app.web.fragments import FragmentCache
 from app.web.htmx import render
 
 bp = Blueprint("members", __name__)
@@ -116,6 +117,58 @@ def row_context(**extra) -> dict:
         **row_permissions(),
         **extra,
     }
+
+
+_ROWS = FragmentCache("members/_row.html")
+
+
+def rows_html(rows: list[listing.Row], ctx: dict) -> Markup:
+    """The list's rows, each rendered once per process and kept until the
+    member (or invitation) changes. The key holds every input of
+    ``members/_row.html`` in a list page (``ctx``: ``_list_context``): the
+    row's values and whether it has expired; the viewer (``me``) and what
+    they may do (the three ``may_*``, whether the row's role is one they
+    may touch or give); the role's options and badge; the action URLs; the
+    page's time zone. The one-row renders of HTMX actions (with an error, a
+    note, a confirmation) do not come here."""
+    page_key = (
+        ctx["me"],
+        ctx["may_update_role"],
+        ctx["may_remove"],
+        ctx["may_invite"],
+        tuple(ctx["urls"].values()),
+        templating.page_zone(),
+    )
+    options, badges, choice_keys, touchable = (
+        ctx["role_options"],
+        ctx["role_badges"],
+        ctx["choice_keys"],
+        ctx["touchable"],
+    )
+    out = []
+    for row in rows:
+        rk = row.role_key
+        key = (
+            page_key,
+            row.kind,
+            row.id,
+            row.name,
+            row.email,
+            rk,
+            row.status,
+            row.created_at,
+            row.last_seen_at,
+            row.expires_at,
+            row.is_expired,
+            row.invited_by,
+            row.role_source,
+            rk in choice_keys,
+            rk in touchable,
+            options.get(rk),
+            badges[rk],
+        )
+        out.append(_ROWS.render(key, **{**ctx, "rows": (row,)}))
+    return Markup("").join(out)
 
 
 def render_row(row: listing.Row, status: int = 200, **extra):

@@ -16,6 +16,7 @@ import itertools
 
 from flask import abort, flash, g, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from sqlalchemy import select
 
 from app import audit
@@ -42,6 +43,7 @@ from app.members.blueprint import (
     row_context,
     row_permissions,
     row_urls,
+    rows_html,
 )
 from app.rbac import services as rbac
 from app.rbac.decorators import require, require_all, require_any
@@ -115,6 +117,7 @@ def _list_page(f: listing.Filters, status: int = 200, **extra):
     elif page is not None:
         page.total, page.total_capped = len(page.rows), False  # everything is on this page
     ctx = _list_context(f, page, list_error=error, seats=seats, **extra)
+    ctx["rows_html"] = rows_html(page.rows, ctx) if page is not None else Markup("")
     return render("members/index.html", "members/_table.html", status=status, **ctx)
 
 

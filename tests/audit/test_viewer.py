@@ -494,3 +494,42 @@ def test_date_range_is_exact_at_the_edges_despite_reordering(app, world, login):
     assert listed(f"to={day}") == expected(lambda s: s < 86400)
     assert listed(f"to={day - timedelta(days=1)}") == expected(lambda s: s < 0)
     assert listed(f"from={day + timedelta(days=1)}") == expected(lambda s: s >= 86400)
+
+
+def test_cached_audit_rows_equal_a_fresh_render(world, login, acme_log):
+    """The rows come from ``FragmentCache``: a second page view (all hits)
+    and a view after the cache is emptied (all misses) are the same HTML."""
+    from app.auditlog import views
+
+    c = login(world.users["admin"], "acme")
+    views._ROWS.clear()
+    first = _tbody(get(c, "acme", "/audit/").get_data(as_text=True))
+    hits = views._ROWS.hits
+    again = _tbody(get(c, "acme", "/audit/").get_data(as_text=True))
+    assert views._ROWS.hits == hits + 3
+    views._ROWS.clear()
+    fresh = _tbody(get(c, "acme", "/audit/").get_data(as_text=True))
+    assert first == again == fresh and first.count("<tr id=") == 3
+
+
+def test_cached_audit_rows_follow_the_time_zone_and_the_filters(world, login, acme_log, owner_sql):
+    """Every input of a row is in its key: a new time zone or a filter in the
+    row links gives new rows, never a kept one."""
+    c = login(world.users["admin"], "acme")
+    utc = _tbody(get(c, "acme", "/audit/").get_data(as_text=True))
+    assert "UTC</time>" in utc
+    owner_sql(
+        'UPDATE organizations SET settings = settings || \'{"timezone": "Asia/Tokyo"}\'::jsonb WHERE id = :o',
+        o=world.acme.id,
+    )
+    from app.extensions import db
+
+    db.session.expire_all()  # a served request loads the organization afresh; the tests' session kept it
+    tokyo = _tbody(get(c, "acme", "/audit/").get_data(as_text=True))
+    assert "JST</time>" in tokyo and "UTC</time>" not in tokyo
+    filtered = _tbody(get(c, "acme", "/audit/?target_type=project").get_data(as_text=True))
+    assert "target_type=project" in filtered.split('title="Events by this actor"')[0]
+
+
+def _tbody(html: str) -> str:
+    return html[html.index("<tbody>") : html.index("</tbody>")]

@@ -296,3 +296,42 @@ def test_export_neutralises_spreadsheet_formulas(world, login):
 def test_export_needs_data_export(world, login):
     c = login(world.users["member"], "acme")  # members:view but not data:export
     assert c.get(url("acme", "/members/export.csv")).status_code == 403
+
+
+def _tbody(data: bytes) -> bytes:
+    return data[data.index(b'<tbody hx-target="closest tr"') : data.index(b"</tbody>")]
+
+
+def test_cached_member_rows_equal_a_fresh_render(world, login):
+    """Rows come from ``FragmentCache`` (app/members/blueprint.py rows_html):
+    a repeated view (all hits) and a view after emptying it (all misses) give
+    the same rows."""
+    from app.members import blueprint
+
+    invite_row(world.acme, "cached@example.test")
+    c = login(world.users["admin"], "acme")
+    blueprint._ROWS.clear()
+    first = _tbody(c.get(url("acme", "/members")).data)
+    hits = blueprint._ROWS.hits
+    again = _tbody(c.get(url("acme", "/members")).data)
+    assert blueprint._ROWS.hits > hits
+    blueprint._ROWS.clear()
+    assert first == again == _tbody(c.get(url("acme", "/members")).data)
+    assert b"cached@example.test" in first and b"/deactivate" in first
+
+
+def test_cached_member_rows_follow_the_viewer_and_the_member(world, login):
+    """A row's key holds the viewer's rights and the member's values: an
+    admin's rows (with controls) are never served to a viewer, and a renamed
+    member shows at once."""
+    admin = login(world.users["admin"], "acme")
+    assert b"/deactivate" in _tbody(admin.get(url("acme", "/members")).data)
+    viewer = login(world.users["viewer"], "acme")
+    rows = _tbody(viewer.get(url("acme", "/members")).data)
+    assert b"/deactivate" not in rows and b'name="role" hx-post' not in rows
+    member = world.users["member"]
+    before = _tbody(viewer.get(url("acme", "/members")).data)
+    db.session.execute(update(User).where(User.id == member.id).values(name="Renamed Rowena"))
+    db.session.commit()
+    after = _tbody(viewer.get(url("acme", "/members")).data)
+    assert before != after and b"Renamed Rowena" in after

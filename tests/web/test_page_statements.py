@@ -35,8 +35,8 @@ PAGES = {
     "/projects/": 2,  # entry; the page with its capped count
     "/settings/general": 1,  # entry
     "/settings/security": 2,  # entry (the policy is on the organization row); the Owners (break-glass choices)
-    "/audit/": 4,  # entry; the page (its ids joined to their events); oldest kept + last seal;
-    # last purge + verify (members: a picker)
+    "/audit/": 3,  # entry; the page (its ids joined to their events); the log's state (oldest kept,
+    # last seal, last purge and verify in one statement) (members: a picker)
     "/members": 4,  # entry; roles; the page; its count (members, invitations) and the seats in one statement
     "/members?two_factor=off": 4,  # the same: "without 2FA" is a condition inside the page and count statements
     "/switcher": 3,  # entry; then every membership of the user, on the cross-organization connection
