@@ -448,9 +448,57 @@ def fetch(
     limit = limit or f.per_page
     if descending is None:
         descending = f.dir == "desc"
+    stmt = _kept(("page", _shape(f), after, descending, limit), lambda: _page_statement(f, after, descending, limit))
+    if stmt is None:
+        return []
+    return [
+        Row(
+            r.kind,
+            r.id,
+            r.name,
+            r.email,
+            r.role,
+            r.custom_role_id,
+            r.status,
+            r.created_at,
+            r.last_seen_at,
+            r.expires_at,
+            r.k_text,
+            r.invited_by,
+            r.role_source,
+        )
+        for r in db.session.execute(stmt)
+    ]
+
+
+# Statements kept by everything they are built from (the organization, the
+# filters, the cursor, the direction, the size): a memo, so a kept statement
+# is the one a fresh build would give. Building the list's UNION cost more
+# than PostgreSQL's answer (a third of the page); the first page of an
+# organization's list, the one opened most, is built once per process.
+_KEPT: dict = {}
+_KEPT_MAX = 512
+
+
+def _kept(key, build):
+    stmt = _KEPT.get(key, _KEPT)
+    if stmt is _KEPT:
+        if len(_KEPT) >= _KEPT_MAX:
+            _KEPT.clear()
+        stmt = _KEPT[key] = build()
+    return stmt
+
+
+def _shape(f: Filters) -> tuple:
+    """Every input of ``_member_where``/``_invitation_where``/``_branches``
+    besides the cursor: the organization and the filters that reach SQL."""
+    return (current_org_id(), f.q, f.role, f.status, f.sort, f.per_page, f.invitations, f.via_index, f.two_factor)
+
+
+def _page_statement(f: Filters, after: tuple | None, descending: bool, limit: int):
     branches = _branches(f, after, descending, limit)
     if not branches:
-        return []
+        return None
     u = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("rows")
     stmt = (
         select(
@@ -471,24 +519,7 @@ def fetch(
         .order_by(*((u.c.k.desc(), u.c.id.desc()) if descending else (u.c.k.asc(), u.c.id.asc())))
         .limit(limit)
     )
-    return [
-        Row(
-            r.kind,
-            r.id,
-            r.name,
-            r.email,
-            r.role,
-            r.custom_role_id,
-            r.status,
-            r.created_at,
-            r.last_seen_at,
-            r.expires_at,
-            r.k_text,
-            r.invited_by,
-            r.role_source,
-        )
-        for r in db.session.execute(stmt)
-    ]
+    return stmt
 
 
 @dataclass
@@ -538,11 +569,16 @@ def page(f: Filters, after: str | None = None, before: str | None = None, last: 
     return p
 
 
-def count_columns(f: Filters, cap: int | None = None) -> list:
+def count_columns(f: Filters, cap: int | None = None) -> tuple:
     """One SQL expression per wanted branch (members, invitations): how many
     rows it matches, each counted up to ``cap + 1`` at most; ``totals()``
     turns their values into ``count()``'s answer. Selected beside other
-    counts, a page pays one statement for all of them."""
+    counts, a page pays one statement for all of them. Kept like the page's
+    statement (``_kept``)."""
+    return _kept(("count", _shape(f), cap), lambda: _count_columns(f, cap))
+
+
+def _count_columns(f: Filters, cap: int | None) -> tuple:
     columns = []
     for branch_where, model, wanted in (
         (_member_where, Membership, _wants_members(f)),
@@ -554,7 +590,7 @@ def count_columns(f: Filters, cap: int | None = None) -> list:
         if cap is not None:
             inner = inner.limit(cap + 1)
         columns.append(select(func.count()).select_from(inner.subquery()).scalar_subquery())
-    return columns
+    return tuple(columns)  # kept and shared: nobody may append to it
 
 
 def totals(values, cap: int | None = None) -> tuple[int, bool]:
