@@ -170,7 +170,8 @@ def seed_globex(app, world) -> None:
             "Globex only review",
             "all",
             [],
-            [str(world.users["globex_owner"].id)],
+            # Two reviewers: nobody decides on their own access (app.reviews).
+            [str(world.users["globex_owner"].id), str(world.users["consultant"].id)],
             reviews.today() + timedelta(days=7),
             "none",
         )
@@ -180,7 +181,12 @@ def seed_globex(app, world) -> None:
     # organizations share are then acme's own words, not globex's secrets.
     with tenant_context(world.acme.id, world.users["owner"].id):
         plan = reviews.check_plan(
-            "Acme review", "all", [], [str(world.users["owner"].id)], reviews.today() + timedelta(days=7), "none"
+            "Acme review",
+            "all",
+            [],
+            [str(world.users["owner"].id), str(world.users["admin"].id)],
+            reviews.today() + timedelta(days=7),
+            "none",
         )
         reviews.start_review(plan, get_membership(world.users["owner"].id))
         db.session.commit()
