@@ -361,7 +361,9 @@ def main() -> int:
         mark = "" if not goal or ratio >= goal else "  <"
         if goal and ratio < goal:
             missed.append(label)
-        print(f"   {label:<32} {r['rps']:8.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {ratio:6.2f} {goal or 0:5.2f}{mark}")
+        print(
+            f"   {label:<32} {r['rps']:8.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {ratio:6.2f} {goal or 0:5.2f}{mark}"
+        )
     print("\n   every page at its goal" if not missed else f"\n   below the goal: {', '.join(missed)}")
     return 0
 
