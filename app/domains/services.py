@@ -333,19 +333,15 @@ def recheck(domain: Domain, org: Organization, now: datetime | None = None) -> s
 def _mail_admins(org: Organization, domain: Domain) -> None:
     """Tell the members who may manage domains, and did not turn this mail off
     (``app.tenancy.notify``: ``domain_unverified``), that ``domain`` was unverified."""
-    with current_app.test_request_context(base_url=hosts.apex_url("/")):
-        link = hosts.org_url(org, url_for("domains.show", domain_id=domain.id))
-    for m in notify.recipients(org, "domain_unverified"):
-        queue_mail(
-            m.user.email,
-            f"{domain.name} is no longer verified for {org.name}",
-            "domain_unverified",
-            user=m.user,
-            org=org,
-            domain=domain,
-            link=link,
-            days=GRACE.days,
-        )
+    notify.mail_recipients(
+        org,
+        "domain_unverified",
+        f"{domain.name} is no longer verified for {org.name}",
+        "domain_unverified",
+        ("domains.show", {"domain_id": domain.id}),
+        domain=domain,
+        days=GRACE.days,
+    )
 
 
 def recheck_all(now: datetime | None = None) -> dict[str, int]:

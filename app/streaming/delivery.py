@@ -45,14 +45,13 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import select, text, update
 
 from app import audit, crypto, jobs
 from app.auditlog.services import sealed_events
 from app.errors import UserError
 from app.extensions import db
-from app.mail import queue_mail
 from app.scoping import current_org_id
 from app.streaming import formats
 from app.streaming.models import AuditStream
@@ -264,19 +263,15 @@ def _disable_failing(stream: AuditStream, failing_since: datetime) -> None:
         actor="streaming",
     )
     org = db.session.get(Organization, current_org_id())
-    with current_app.test_request_context(base_url=hosts.apex_url("/")):
-        link = hosts.org_url(org, url_for("streaming.show", stream_id=stream.id))
-    for m in notify.recipients(org, "audit_stream_disabled"):
-        queue_mail(
-            m.user.email,
-            f"An audit stream of {org.name} was disabled",
-            "audit_stream_disabled",
-            user=m.user,
-            org=org,
-            stream=stream,
-            link=link,
-            days=AUTO_DISABLE_AFTER.days,
-        )
+    notify.mail_recipients(
+        org,
+        "audit_stream_disabled",
+        f"An audit stream of {org.name} was disabled",
+        "audit_stream_disabled",
+        ("streaming.show", {"stream_id": stream.id}),
+        stream=stream,
+        days=AUTO_DISABLE_AFTER.days,
+    )
     log.warning("audit stream %s disabled after five days of failures", stream.id)
 
 

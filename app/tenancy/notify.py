@@ -14,14 +14,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app, url_for
 from sqlalchemy import ARRAY, DateTime, ForeignKeyConstraint, String, func, select
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.concurrency import versioned
 from app.extensions import db
+from app.mail import queue_mail
 from app.scoping import TenantScoped
 from app.tenancy.models import Membership
+from app.web import hosts
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,17 @@ def preference_of(user_id) -> NotificationPreference | None:
     return db.session.execute(
         select(NotificationPreference).where(NotificationPreference.user_id == user_id)
     ).scalar_one_or_none()
+
+
+def mail_recipients(org, kind: str, subject: str, template: str, page: tuple[str, dict], **context) -> int:
+    """E-mail ``template`` with ``subject`` to every ``recipients(org, kind)``,
+    each with ``user``, ``org``, ``context`` and ``link``: the absolute
+    address, on the organization's host, of the page ``page`` (an endpoint and
+    its values). Works outside a request (jobs). Returns how many were queued."""
+    with current_app.test_request_context(base_url=hosts.apex_url("/")):
+        link = hosts.org_url(org, url_for(page[0], **page[1]))
+    sent = 0
+    for m in recipients(org, kind):
+        queue_mail(m.user.email, subject, template, user=m.user, org=org, link=link, **context)
+        sent += 1
+    return sent

@@ -56,19 +56,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import requests
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import func, insert, select, text, update
 from standardwebhooks import Webhook
 
 from app import audit, crypto, jobs
 from app.errors import UserError
 from app.extensions import db
-from app.mail import queue_mail
 from app.scoping import current_org_id
 from app.tenancy import notify
 from app.tenancy.models import Organization
 from app.util import parse_uuid, utcnow
-from app.web import hosts
 from app.webhooks import guard
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -523,16 +521,12 @@ def _mail_admins(endpoint: WebhookEndpoint) -> None:
     """Tell the members who may manage webhooks, and did not turn this mail
     off (``app.tenancy.notify``: ``webhook_disabled``), that the endpoint was disabled."""
     org = db.session.get(Organization, current_org_id())
-    with current_app.test_request_context(base_url=hosts.apex_url("/")):
-        link = hosts.org_url(org, url_for("webhooks.show", endpoint_id=endpoint.id))
-    for m in notify.recipients(org, "webhook_disabled"):
-        queue_mail(
-            m.user.email,
-            f"A webhook endpoint of {org.name} was disabled",
-            "webhook_disabled",
-            user=m.user,
-            org=org,
-            endpoint=endpoint,
-            link=link,
-            days=AUTO_DISABLE_AFTER.days,
-        )
+    notify.mail_recipients(
+        org,
+        "webhook_disabled",
+        f"A webhook endpoint of {org.name} was disabled",
+        "webhook_disabled",
+        ("webhooks.show", {"endpoint_id": endpoint.id}),
+        endpoint=endpoint,
+        days=AUTO_DISABLE_AFTER.days,
+    )
