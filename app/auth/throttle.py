@@ -158,6 +158,24 @@ def call_item(method: str, item, *ids: str):
     return getattr(guard.memory, method)(item, *ids)
 
 
+def with_shared_storage(fn):
+    """``fn(strategy)`` against the configured (shared) strategy, under the
+    same breaker as ``call_item``; ``None`` while the breaker keeps the
+    storage out or when the call fails (counted as a storage failure). The
+    caller then counts through ``call_item``, which falls back to memory."""
+    guard = _current_guard()
+    if not guard.breaker.should_try():
+        return None
+    try:
+        result = fn(guard.primary)
+    except Exception as exc:  # any storage failure: the caller counts in memory, never fail the request
+        cfg = current_app.config
+        guard.breaker.failed(exc, cfg.get("REDIS_FAILURES_BEFORE_FALLBACK", 3), cfg.get("REDIS_RETRY_SECONDS", 10))
+        return None
+    guard.breaker.succeeded()
+    return result
+
+
 def _active() -> bool:
     return bool(limiter.enabled and getattr(limiter, "initialized", True) and limiter._limiter is not None)
 

@@ -113,3 +113,47 @@ def test_redis_unreachable_keeps_answering_with_a_per_process_limit(world, make_
     finally:
         limiter._limiter = real
         throttle._guard = None
+
+
+def _shared_redis_storage():
+    from limits.storage import RedisStorage
+
+    from app.extensions import limiter
+
+    storage = limiter._limiter.storage
+    return storage if isinstance(storage, RedisStorage) else None
+
+
+def test_one_round_trip_counts_both_budgets_as_the_strategy_would(app):
+    """With Redis, ``hit`` counts the organization's and the key's budgets in
+    one script call (one round trip), and its states equal the strategy's
+    own ``hit`` + ``get_window_stats`` over the same sequence, across the limit."""
+    import uuid
+
+    from app.api import ratelimit
+
+    with app.test_request_context():
+        storage = _shared_redis_storage()
+        if storage is None:
+            pytest.skip("the limiter's storage is memory here (set REDIS_URL to run this against Redis)")
+        a, b = (str(uuid.uuid4()) for _ in range(2))
+        client = storage.get_connection()
+        sent = []
+        original = client.execute_command
+
+        def counting(*args, **kw):
+            sent.append(args[0])
+            return original(*args, **kw)
+
+        client.execute_command = counting
+        try:
+            fast = [ratelimit._hit_all([(4, ("api-org", a)), (6, ("api-key", a))]) for _ in range(7)]
+        finally:
+            del client.execute_command
+        assert 7 <= len(sent) <= 7 + 1  # one EVALSHA a request (plus one SCRIPT LOAD, once)
+        slow = [[ratelimit._count(4, "api-org", b), ratelimit._count(6, "api-key", b)] for _ in range(7)]
+        assert [[(s.limit, s.remaining, s.allowed) for s in pair] for pair in fast] == [
+            [(s.limit, s.remaining, s.allowed) for s in pair] for pair in slow
+        ]
+        assert [s.allowed for s, _ in fast] == [True] * 4 + [False] * 3
+        assert all(0 <= s.reset <= 60 for pair in fast for s in pair)
