@@ -433,12 +433,12 @@ class Page:
     older: int | None  # cursor for the "Older" link (before=...)
 
 
-def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None, columns=LIST_COLUMNS) -> Page:
-    """One page of events matching ``f``, newest first, by keyset: rows of
-    ``columns`` (``LIST_COLUMNS``, or ``DETAIL_COLUMNS``), by their names."""
-    session = session or db.session
+_KEPT_PAGES: dict = {}
+
+
+def _page_statement(session, org_id, f: Filters, size: int, columns, ascending: bool, order):
+    """The statement of one page (``page``); a date range or words probe the data first (``_bounds``, ``text_refs``)."""
     bounds = _bounds(session, org_id, f)
-    ascending = f.after is not None and f.before is None
     refs = text_refs(session, org_id, f.q) if (f.q and not f.person) else None
     use_refs = refs is not None and not refs.common
 
@@ -450,7 +450,6 @@ def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None, columns=LIST_C
             conds.append(t.c.id > f.after)
         return conds
 
-    order = T.c.id.asc() if ascending else T.c.id.desc()
     if use_refs:
         branches = _text_branches(org_id, f, refs, conds_for, not ascending, size + 1)
     else:
@@ -467,14 +466,36 @@ def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None, columns=LIST_C
     # table, joined back to the events for the columns a list shows. Plain
     # rows, not ORM entities: a page of entities cost a third of its time.
     ids = ids_q.subquery("page_ids")
-    rows = list(
-        session.execute(
-            select(*columns)
-            .select_from(T.join(ids, T.c.id == ids.c.id))
-            .where(T.c.organization_id == org_id)
-            .order_by(order)
-        )
+    return (
+        select(*columns)
+        .select_from(T.join(ids, T.c.id == ids.c.id))
+        .where(T.c.organization_id == org_id)
+        .order_by(order)
     )
+
+
+def page(org_id, f: Filters, size: int = PAGE_SIZE, session=None, columns=LIST_COLUMNS) -> Page:
+    """One page of events matching ``f``, newest first, by keyset: rows of
+    ``columns`` (``LIST_COLUMNS``, or ``DETAIL_COLUMNS``), by their names."""
+    session = session or db.session
+    ascending = f.after is not None and f.before is None
+    order = T.c.id.asc() if ascending else T.c.id.desc()
+    # Without a date range or words, the statement depends only on the
+    # values below (no probe of the data shapes it): kept, not rebuilt - the
+    # log's first page and the dashboard's recent activity are opened most,
+    # and building the statement cost more than PostgreSQL's answer.
+    key = None
+    if not (f.date_from or f.date_to or f.q):
+        key = (org_id, size, id(columns), f.actor, f.person, f.person_as, f.action, f.target_type, f.target_id)
+        key += (f.before, f.after)
+    stmt = _KEPT_PAGES.get(key) if key is not None else None
+    if stmt is None:
+        stmt = _page_statement(session, org_id, f, size, columns, ascending, order)
+        if key is not None:
+            if len(_KEPT_PAGES) >= 512:
+                _KEPT_PAGES.clear()
+            _KEPT_PAGES[key] = stmt
+    rows = list(session.execute(stmt))
     more = len(rows) > size
     rows = rows[:size]
     if ascending:
