@@ -361,8 +361,10 @@ def _valid_values(app, world, endpoint: str, rule: str) -> dict:
 ALLOWED_ON_REFUSAL = {
     # A failed password check is a security record, kept on purpose (app/account/views.py).
     # So is a failed step-up or passkey check, and a refusal for want of a recent sign-in (app.auth.stepup).
+    # A manual domain check that finds no record is recorded too (app.domains.verify_domain):
+    # its time, message and "failed" state on the domain (REFUSAL_COLUMNS), and this event.
     "audit_events": "action NOT IN ('auth.login_failed', 'auth.step_up_failed', 'auth.passkey_failed', "
-    "'auth.second_factor_failed', 'auth.step_up_required')",
+    "'auth.second_factor_failed', 'auth.step_up_required', 'org.domain_check_failed')",
     # A passkey response that is refused still spends its challenge (single use, app.auth.passkeys).
     "webauthn_challenges": "false",
     # A session's first request to an organization's host records that it reached it, whatever
@@ -372,17 +374,21 @@ ALLOWED_ON_REFUSAL = {
     "organizations": "id <> '00000000-0000-0000-0000-000000000001'",
 }
 VOLATILE_COLUMNS = ("last_seen_at",)  # activity timestamps refreshed by any signed-in request
+# Columns a refusal may write on purpose, per table: a failed manual domain
+# check records itself (app.domains.verify_domain). Every other column of
+# the table, and its row count, still may not change.
+REFUSAL_COLUMNS = {"domains": ("status", "last_checked_at", "last_check_error", "version")}
 
 
 def _fingerprint_sql(conn) -> str:
     """One statement: row count and md5 of every tenant table, the organizations
     and the users (owner connection: RLS filters nothing), minus
-    ``ALLOWED_ON_REFUSAL`` and ``VOLATILE_COLUMNS``."""
+    ``ALLOWED_ON_REFUSAL``, ``VOLATILE_COLUMNS`` and ``REFUSAL_COLUMNS``."""
     from app.rls import tenant_tables
 
-    strip = "".join(f" - '{c}'" for c in VOLATILE_COLUMNS)
     parts = []
     for table in [*tenant_tables(conn), "organizations", "users"]:
+        strip = "".join(f" - '{c}'" for c in (*VOLATILE_COLUMNS, *REFUSAL_COLUMNS.get(table, ())))
         where = ALLOWED_ON_REFUSAL.get(table, "true")
         parts.append(
             f"SELECT '{table}' AS t, count(*) || ':' || md5(coalesce(string_agg(r, '|' ORDER BY r), '')) AS f "

@@ -19,6 +19,7 @@ from app.rbac.decorators import require, requires_feature
 from app.streaming import services
 from app.streaming.forms import EditStreamForm, NewStreamForm
 from app.streaming.models import KINDS
+from app.tenancy.entitlements import entitled
 from app.web import nav
 from app.web.forms import with_error
 from app.web.htmx import render
@@ -26,7 +27,14 @@ from app.web.htmx import render
 FEATURE = services.FEATURE
 
 bp = Blueprint("streaming", __name__, url_prefix="/audit-streams")
-nav.link(bp, "index", "Audit streaming", section="admin", order=31)
+nav.link(
+    bp,
+    "index",
+    "Audit streaming",
+    section="admin",
+    order=31,
+    when=lambda: g.get("org") is not None and entitled(g.org, FEATURE),
+)
 nav.entity_page(bp, "audit_stream", "show", lambda stream_id: {"stream_id": stream_id})
 
 

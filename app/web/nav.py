@@ -43,6 +43,7 @@ class Link:
     label: str
     section: str
     order: int
+    when: Callable[[], bool] | None = None  # shown only while this holds (e.g. the plan has the feature)
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,16 @@ def _registry(app: Flask) -> _Registry:
 
 
 # --------------------------------------------------------------------------- declaring (each area)
-def link(bp: Blueprint, view: str, label: str, *, section: str, order: int) -> None:
-    """A side-navigation link to ``bp``'s ``view`` (an endpoint without arguments)."""
+def link(
+    bp: Blueprint, view: str, label: str, *, section: str, order: int, when: Callable[[], bool] | None = None
+) -> None:
+    """A side-navigation link to ``bp``'s ``view`` (an endpoint without
+    arguments), shown to members who may open it and, with ``when``, only
+    while ``when()`` holds (an area whose plan feature the organization lacks
+    answers "not on your plan": no link leads there)."""
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}; known: {sorted(SECTIONS)}")
-    entry = Link(f"{bp.name}.{view}", label, section, order)
+    entry = Link(f"{bp.name}.{view}", label, section, order, when)
     bp.record_once(lambda state: _registry(state.app).links.append(entry))
 
 
@@ -175,7 +181,9 @@ def links() -> list[Link]:
     held = g.get("permissions", frozenset())
     order = list(SECTIONS)
     views = current_app.view_functions
-    shown = [x for x in _registry(current_app).links if may_open(views[x.endpoint], held)]
+    shown = [
+        x for x in _registry(current_app).links if may_open(views[x.endpoint], held) and (x.when is None or x.when())
+    ]
     return sorted(shown, key=lambda x: (order.index(x.section), x.order, x.label))
 
 

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import text
 from standardwebhooks import Webhook
 
+from app.streaming.delivery import JOB_SECONDS
 from tests.conftest import APEX
 from tests.streaming.conftest import make_stream, record_events, stream_row
 
@@ -111,7 +112,10 @@ def _drill(enterprise, receiver, seal, owner_engine, worker_process, stop: signa
                 stopped.wait(30)  # answer only once the sender is dead: its cursor never moves for this batch
 
     receiver.on_request = on_request
-    receiver.delay = 0.05
+    # A job sends for at most JOB_SECONDS, and a gracefully stopped worker
+    # finishes its job: the whole stream must take longer than two jobs, or a
+    # fast machine sends it all before the first worker stops.
+    receiver.delay = max(0.05, 2 * JOB_SECONDS * BATCH / len(expected))
     started = time.monotonic()
     first = worker_process("first")
     _wait(reached.is_set, 60, lambda: f"the first batches; worker log:\n{first.log_path.read_text()}")
